@@ -1,0 +1,487 @@
+//! The pipeline: runs the registered plugins over each record, in a fixed order, and turns
+//! whatever happens into one [`Outcome`] per record. Nothing here panics on bad input: a
+//! plugin's error or panic fails that one record, with the plugin's name in the reason.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::plugin::Plugin;
+use crate::shell::{Event, Origin, RecordKind};
+
+/// One record as framing found it: its text, whether it is JSON or a raw line, and where it was.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub text: &'a str,
+    pub kind: RecordKind,
+    pub origin: Origin<'a>,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The finished event, ready for the lake.
+    Ok(Event),
+    /// A plugin dropped the event on purpose.
+    Dropped {
+        plugin: &'static str,
+        reason: String,
+    },
+    /// The record could not be processed; the reason says why and, for plugins, which one.
+    Failed { reason: String },
+}
+
+/// The ordered plugins. Build it once (at Lambda init, at CLI start) and share it.
+pub struct Pipeline {
+    plugins: Vec<(Box<dyn Plugin>, crate::plugin::Registration)>,
+}
+
+impl Pipeline {
+    /// Orders the plugins: normalization before enrichment, then by priority, then by name, so
+    /// the output never depends on the order of the list.
+    pub fn new(plugins: Vec<Box<dyn Plugin>>) -> Self {
+        let mut plugins: Vec<_> = plugins
+            .into_iter()
+            .map(|plugin| {
+                let registration = plugin.registration();
+                (plugin, registration)
+            })
+            .collect();
+        plugins.sort_by(|(a, ra), (b, rb)| {
+            (ra.stage, ra.priority, a.name()).cmp(&(rb.stage, rb.priority, b.name()))
+        });
+        Pipeline { plugins }
+    }
+
+    /// The plugins' names in the order they run.
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.plugins.iter().map(|(p, _)| p.name()).collect()
+    }
+
+    /// Builds the shell for one record and runs the plugins on it.
+    pub fn process(&self, record: Record<'_>, received: DateTime<Utc>) -> Outcome {
+        let event = match record.kind {
+            RecordKind::Line => Event::from_line(record.text, record.origin, received),
+            RecordKind::Json => match serde_json::from_str::<Value>(record.text) {
+                Ok(Value::Object(map)) => {
+                    Event::from_json(map, record.text, record.origin, received)
+                }
+                Ok(other) => {
+                    return Outcome::Failed {
+                        reason: format!(
+                            "record is JSON but not an object (found {}); send one object per record",
+                            json_type_name(&other)
+                        ),
+                    };
+                }
+                Err(error) => {
+                    return Outcome::Failed {
+                        reason: format!("record is not valid JSON: {error}"),
+                    };
+                }
+            },
+        };
+        self.run(event)
+    }
+
+    /// Runs the plugins on an event that is already in the shell.
+    pub fn run(&self, mut event: Event) -> Outcome {
+        for (plugin, registration) in &self.plugins {
+            if !registration.matches(&event) {
+                continue;
+            }
+            let verdict = catch_unwind(AssertUnwindSafe(|| plugin.process(&mut event)));
+            match verdict {
+                Ok(Ok(crate::plugin::Verdict::Unchanged)) => {}
+                Ok(Ok(crate::plugin::Verdict::Changed)) => {
+                    let name = plugin.name();
+                    if !event.plugins.iter().any(|p| p == name) {
+                        event.plugins.push(name.to_string());
+                    }
+                }
+                Ok(Ok(crate::plugin::Verdict::Drop(reason))) => {
+                    return Outcome::Dropped {
+                        plugin: plugin.name(),
+                        reason,
+                    };
+                }
+                Ok(Err(error)) => {
+                    return Outcome::Failed {
+                        reason: format!("plugin {} failed: {error}", plugin.name()),
+                    };
+                }
+                Err(panic) => {
+                    return Outcome::Failed {
+                        reason: format!(
+                            "plugin {} panicked: {}",
+                            plugin.name(),
+                            panic_message(panic.as_ref())
+                        ),
+                    };
+                }
+            }
+        }
+        if event.utctimestamp.is_none() {
+            event.fall_back_to_received_time();
+        }
+        Outcome::Ok(event)
+    }
+}
+
+/// Counts of outcomes, per source, that always add up: `records = ok + dropped + failed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub ok: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    /// Per event source (`unknown` for records that failed before a source was known).
+    pub by_source: BTreeMap<String, SourceTally>,
+}
+
+/// Outcome counts of one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceTally {
+    pub ok: u64,
+    pub dropped: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Counts one outcome. Dropped and failed records count under `unknown` source.
+    pub fn count(&mut self, outcome: &Outcome) {
+        let (source, field): (&str, fn(&mut SourceTally) -> &mut u64) = match outcome {
+            Outcome::Ok(event) => (&event.source, |t| &mut t.ok),
+            Outcome::Dropped { .. } => (crate::shell::UNKNOWN, |t| &mut t.dropped),
+            Outcome::Failed { .. } => (crate::shell::UNKNOWN, |t| &mut t.failed),
+        };
+        match outcome {
+            Outcome::Ok(_) => self.ok += 1,
+            Outcome::Dropped { .. } => self.dropped += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+        }
+        *field(self.by_source.entry(source.to_string()).or_default()) += 1;
+    }
+
+    /// Counts a record that failed before it reached the pipeline (framing, encoding).
+    pub fn count_failed(&mut self) {
+        self.count(&Outcome::Failed {
+            reason: String::new(),
+        });
+    }
+
+    /// Adds another tally to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.ok += other.ok;
+        self.dropped += other.dropped;
+        self.failed += other.failed;
+        for (source, counts) in &other.by_source {
+            let mine = self.by_source.entry(source.clone()).or_default();
+            mine.ok += counts.ok;
+            mine.dropped += counts.dropped;
+            mine.failed += counts.failed;
+        }
+    }
+
+    /// Every record counted.
+    pub fn records(&self) -> u64 {
+        self.ok + self.dropped + self.failed
+    }
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{PluginError, Registration, Stage, Trigger, Verdict};
+    use std::sync::Mutex;
+
+    /// A plugin for tests: records that it ran, then does what it was told.
+    struct Probe {
+        name: &'static str,
+        registration: Registration,
+        action: fn(&mut Event) -> Result<Verdict, PluginError>,
+        log: &'static Mutex<Vec<&'static str>>,
+    }
+
+    impl Plugin for Probe {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn registration(&self) -> Registration {
+            self.registration.clone()
+        }
+        fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
+            self.log.lock().unwrap().push(self.name);
+            (self.action)(event)
+        }
+    }
+
+    fn probe(
+        name: &'static str,
+        stage: Stage,
+        priority: i32,
+        triggers: Vec<Trigger>,
+        action: fn(&mut Event) -> Result<Verdict, PluginError>,
+        log: &'static Mutex<Vec<&'static str>>,
+    ) -> Box<dyn Plugin> {
+        Box::new(Probe {
+            name,
+            registration: Registration::new(stage, priority, triggers),
+            action,
+            log,
+        })
+    }
+
+    fn received() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn json(text: &str) -> Record<'_> {
+        Record {
+            text,
+            kind: RecordKind::Json,
+            origin: Origin {
+                container: "test",
+                position: 0,
+            },
+        }
+    }
+
+    fn changed(_: &mut Event) -> Result<Verdict, PluginError> {
+        Ok(Verdict::Changed)
+    }
+
+    #[test]
+    fn runs_normalization_before_enrichment_then_by_priority_then_name() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let pipeline = Pipeline::new(vec![
+            probe(
+                "enrich",
+                Stage::Enrich,
+                -10,
+                vec![Trigger::Always],
+                changed,
+                &LOG,
+            ),
+            probe(
+                "b",
+                Stage::Normalize,
+                5,
+                vec![Trigger::Always],
+                changed,
+                &LOG,
+            ),
+            probe(
+                "a",
+                Stage::Normalize,
+                5,
+                vec![Trigger::Always],
+                changed,
+                &LOG,
+            ),
+            probe(
+                "first",
+                Stage::Normalize,
+                1,
+                vec![Trigger::Always],
+                changed,
+                &LOG,
+            ),
+        ]);
+        assert_eq!(pipeline.plugin_names(), ["first", "a", "b", "enrich"]);
+        let Outcome::Ok(event) = pipeline.process(json("{}"), received()) else {
+            panic!("expected an event")
+        };
+        assert_eq!(*LOG.lock().unwrap(), ["first", "a", "b", "enrich"]);
+        assert_eq!(event.plugins, ["first", "a", "b", "enrich"]);
+    }
+
+    #[test]
+    fn triggers_see_changes_made_by_earlier_plugins() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let pipeline = Pipeline::new(vec![
+            probe(
+                "set-source",
+                Stage::Normalize,
+                0,
+                vec![Trigger::Field("kind".into())],
+                |e| {
+                    e.source = "gsuite".into();
+                    Ok(Verdict::Changed)
+                },
+                &LOG,
+            ),
+            probe(
+                "on-gsuite",
+                Stage::Enrich,
+                0,
+                vec![Trigger::Source("gsuite".into())],
+                changed,
+                &LOG,
+            ),
+            probe(
+                "on-tag",
+                Stage::Enrich,
+                0,
+                vec![Trigger::Tag("never".into())],
+                changed,
+                &LOG,
+            ),
+            probe(
+                "on-line",
+                Stage::Enrich,
+                0,
+                vec![Trigger::RawLine],
+                changed,
+                &LOG,
+            ),
+        ]);
+        let Outcome::Ok(event) = pipeline.process(json(r#"{"kind":"x"}"#), received()) else {
+            panic!("expected an event")
+        };
+        assert_eq!(event.plugins, ["set-source", "on-gsuite"]);
+    }
+
+    #[test]
+    fn unchanged_plugins_are_not_listed() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let pipeline = Pipeline::new(vec![probe(
+            "looker",
+            Stage::Normalize,
+            0,
+            vec![Trigger::Always],
+            |_| Ok(Verdict::Unchanged),
+            &LOG,
+        )]);
+        let Outcome::Ok(event) = pipeline.process(json("{}"), received()) else {
+            panic!("expected an event")
+        };
+        assert!(event.plugins.is_empty());
+        assert_eq!(*LOG.lock().unwrap(), ["looker"]);
+    }
+
+    #[test]
+    fn a_drop_stops_the_pipeline_with_the_reason() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let pipeline = Pipeline::new(vec![
+            probe(
+                "dropper",
+                Stage::Normalize,
+                0,
+                vec![Trigger::Always],
+                |_| Ok(Verdict::Drop("noise".into())),
+                &LOG,
+            ),
+            probe(
+                "after",
+                Stage::Enrich,
+                0,
+                vec![Trigger::Always],
+                changed,
+                &LOG,
+            ),
+        ]);
+        assert_eq!(
+            pipeline.process(json("{}"), received()),
+            Outcome::Dropped {
+                plugin: "dropper",
+                reason: "noise".into()
+            }
+        );
+        assert_eq!(*LOG.lock().unwrap(), ["dropper"]);
+    }
+
+    #[test]
+    fn plugin_errors_and_panics_fail_only_that_record_and_name_the_plugin() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let failing = Pipeline::new(vec![probe(
+            "broken",
+            Stage::Normalize,
+            0,
+            vec![Trigger::Always],
+            |_| Err("bad field".into()),
+            &LOG,
+        )]);
+        assert_eq!(
+            failing.process(json("{}"), received()),
+            Outcome::Failed {
+                reason: "plugin broken failed: bad field".into()
+            }
+        );
+        let panicking = Pipeline::new(vec![probe(
+            "boom",
+            Stage::Normalize,
+            0,
+            vec![Trigger::Field("explode".into())],
+            |_| panic!("kaboom"),
+            &LOG,
+        )]);
+        assert_eq!(
+            panicking.process(json(r#"{"explode":1}"#), received()),
+            Outcome::Failed {
+                reason: "plugin boom panicked: kaboom".into()
+            }
+        );
+        assert!(matches!(
+            panicking.process(json("{}"), received()),
+            Outcome::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn invalid_and_non_object_json_fail_with_a_reason() {
+        let pipeline = Pipeline::new(vec![]);
+        let Outcome::Failed { reason } = pipeline.process(json("{oops"), received()) else {
+            panic!("expected a failure")
+        };
+        assert!(reason.starts_with("record is not valid JSON"), "{reason}");
+        let Outcome::Failed { reason } = pipeline.process(json("[1]"), received()) else {
+            panic!("expected a failure")
+        };
+        assert!(reason.contains("not an object"), "{reason}");
+    }
+
+    #[test]
+    fn without_an_event_time_the_received_time_is_used_and_tagged() {
+        let Outcome::Ok(event) = Pipeline::new(vec![]).process(json("{}"), received()) else {
+            panic!("expected an event")
+        };
+        assert_eq!(event.utctimestamp, Some(received()));
+        assert_eq!(event.tags, [crate::shell::TIMESTAMP_FALLBACK_TAG]);
+    }
+
+    #[test]
+    fn tally_adds_up_per_source() {
+        let mut tally = Tally::default();
+        let pipeline = Pipeline::new(vec![]);
+        tally.count(&pipeline.process(json(r#"{"source":"a"}"#), received()));
+        tally.count(&pipeline.process(json("nope"), received()));
+        tally.count_failed();
+        assert_eq!((tally.ok, tally.dropped, tally.failed), (1, 0, 2));
+        assert_eq!(tally.records(), 3);
+        assert_eq!(tally.by_source["a"].ok, 1);
+        assert_eq!(tally.by_source["unknown"].failed, 2);
+    }
+}

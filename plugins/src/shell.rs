@@ -1,0 +1,540 @@
+//! The event shell: the fixed set of columns every event in the lake has.
+//!
+//! Producers send whatever JSON they have; the shell is what makes it queryable with the same
+//! SQL whatever the source. A record becomes an [`Event`] with [`Event::from_json`] or
+//! [`Event::from_line`]; plugins then fill in the shell fields; [`Event::to_json_line`] writes
+//! the line the lake stores.
+//!
+//! Nothing a producer sent is lost on the way in: top-level keys that are not shell fields move
+//! under `details`, and shell fields of the wrong type are coerced (scalars become strings) or,
+//! when they cannot be, kept under `details` with their original value.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+/// The shell's field names, in the order they are written to the lake.
+pub const SHELL_FIELDS: [&str; 11] = [
+    "utctimestamp",
+    "receivedtimestamp",
+    "eventid",
+    "summary",
+    "category",
+    "source",
+    "hostname",
+    "severity",
+    "tags",
+    "plugins",
+    "details",
+];
+
+/// Severity of an event that did not say.
+pub const DEFAULT_SEVERITY: &str = "INFO";
+/// Category and source of an event no plugin recognised.
+pub const UNKNOWN: &str = "unknown";
+/// Tag of an event whose own time could not be used, so its received time stands in.
+pub const TIMESTAMP_FALLBACK_TAG: &str = "timestamp_fallback";
+
+/// How a record reached the pipeline: as JSON, or as a raw text line (syslog and the like).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Json,
+    Line,
+}
+
+/// Where a record came from, so that its derived `eventid` is the same each time the same
+/// record is processed (a Lambda retry, an object ingested twice) and different for two
+/// identical records at different places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// The container of the record: `s3://bucket/key#etag`, a Firehose record id, a file path.
+    pub container: &'a str,
+    /// The record's position in its container (line number or record index).
+    pub position: u64,
+}
+
+/// One event: the shell fields plus the source's own fields under `details`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub eventid: String,
+    /// Event time. `None` until the timestamp plugin decides; the pipeline falls back to the
+    /// received time (tagged [`TIMESTAMP_FALLBACK_TAG`]) when nothing set it.
+    pub utctimestamp: Option<DateTime<Utc>>,
+    pub receivedtimestamp: DateTime<Utc>,
+    pub summary: String,
+    pub category: String,
+    pub source: String,
+    pub hostname: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+    pub plugins: Vec<String>,
+    pub details: Map<String, Value>,
+    /// Whether the record was a raw text line rather than JSON. Not written to the lake.
+    pub kind: RecordKind,
+}
+
+impl Event {
+    /// An empty shell with defaults, as a record with no fields at all would give.
+    pub fn empty(received: DateTime<Utc>, kind: RecordKind) -> Self {
+        Event {
+            eventid: String::new(),
+            utctimestamp: None,
+            receivedtimestamp: received,
+            summary: String::new(),
+            category: UNKNOWN.to_string(),
+            source: UNKNOWN.to_string(),
+            hostname: String::new(),
+            severity: DEFAULT_SEVERITY.to_string(),
+            tags: Vec::new(),
+            plugins: Vec::new(),
+            details: Map::new(),
+            kind,
+        }
+    }
+
+    /// Builds the shell from a JSON object.
+    ///
+    /// `raw` is the record's text as it arrived; with `origin` it derives the `eventid` when
+    /// the record has no string `eventid` of its own.
+    pub fn from_json(
+        record: Map<String, Value>,
+        raw: &str,
+        origin: Origin<'_>,
+        received: DateTime<Utc>,
+    ) -> Self {
+        let mut event = Event::empty(received, RecordKind::Json);
+        let mut record = record;
+        // `details` first, so that top-level keys moved below it never overwrite its keys.
+        match record.remove("details") {
+            Some(Value::Object(details)) => event.details = details,
+            Some(Value::Null) | None => {}
+            Some(other) => {
+                insert_keeping_both(&mut event.details, "details".to_string(), other);
+            }
+        }
+        for (key, value) in record {
+            event.take_top_level(key, value);
+        }
+        if event.eventid.is_empty() {
+            event.eventid = derive_eventid(raw, origin);
+        }
+        event
+    }
+
+    /// Builds the shell from a raw text line: the line goes to `details.message`.
+    pub fn from_line(line: &str, origin: Origin<'_>, received: DateTime<Utc>) -> Self {
+        let mut event = Event::empty(received, RecordKind::Line);
+        event
+            .details
+            .insert("message".to_string(), Value::String(line.to_string()));
+        event.eventid = derive_eventid(line, origin);
+        event
+    }
+
+    /// Places one top-level key of the incoming record: a shell field if the value fits,
+    /// otherwise under `details`.
+    fn take_top_level(&mut self, key: String, value: Value) {
+        let slot = match key.as_str() {
+            "eventid" => Some(&mut self.eventid),
+            "summary" => Some(&mut self.summary),
+            "category" => Some(&mut self.category),
+            "source" => Some(&mut self.source),
+            "hostname" => Some(&mut self.hostname),
+            "severity" => Some(&mut self.severity),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            // eventid must be a string to be kept: a number could collide with derived ids.
+            let coerced = match (&value, key.as_str()) {
+                (Value::String(s), _) => Some(s.clone()),
+                (_, "eventid") => None,
+                _ => scalar_to_string(&value),
+            };
+            match coerced {
+                Some(text) if !text.is_empty() => {
+                    *slot = if key == "severity" {
+                        text.to_uppercase()
+                    } else {
+                        text
+                    };
+                    if !matches!(value, Value::String(_)) {
+                        // Keep the original typed value too: coercion must not lose it.
+                        insert_keeping_both(&mut self.details, key, value);
+                    }
+                }
+                Some(_) => {}
+                None if value.is_null() => {}
+                None => insert_keeping_both(&mut self.details, key, value),
+            }
+            return;
+        }
+        match key.as_str() {
+            "tags" | "plugins" => match string_list(&value) {
+                Some(list) => {
+                    for item in list {
+                        if key == "tags" {
+                            self.add_tag(&item);
+                        } else if !self.plugins.contains(&item) {
+                            self.plugins.push(item);
+                        }
+                    }
+                }
+                None => insert_keeping_both(&mut self.details, key, value),
+            },
+            "utctimestamp" | "receivedtimestamp" => {
+                // Times are decided by the timestamp plugin (which reads `details`) and the
+                // pipeline; the producer's value is kept for it under `details`.
+                insert_keeping_both(&mut self.details, key, value);
+            }
+            _ => insert_keeping_both(&mut self.details, key, value),
+        }
+    }
+
+    /// Adds a tag unless the event has it already.
+    pub fn add_tag(&mut self, tag: &str) {
+        if !self.tags.iter().any(|t| t == tag) {
+            self.tags.push(tag.to_string());
+        }
+    }
+
+    /// Uses the received time as event time and says so with a tag.
+    pub fn fall_back_to_received_time(&mut self) {
+        self.utctimestamp = Some(self.receivedtimestamp);
+        self.add_tag(TIMESTAMP_FALLBACK_TAG);
+    }
+
+    /// The event time, or the received time when no event time was set.
+    pub fn event_time(&self) -> DateTime<Utc> {
+        self.utctimestamp.unwrap_or(self.receivedtimestamp)
+    }
+
+    /// The value at a dotted path below `details` (`"id.time"`), if present.
+    pub fn detail(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut current = self.details.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    }
+
+    /// The string at a dotted path below `details`, if it is a string.
+    pub fn detail_str(&self, path: &str) -> Option<&str> {
+        self.detail(path)?.as_str()
+    }
+
+    /// Whether a field is present: a shell field name, or a dotted path below `details`.
+    /// A shell field counts as present when it holds something other than its default.
+    pub fn has_field(&self, path: &str) -> bool {
+        match path {
+            "eventid" => !self.eventid.is_empty(),
+            "utctimestamp" => self.utctimestamp.is_some(),
+            "receivedtimestamp" => true,
+            "summary" => !self.summary.is_empty(),
+            "category" => self.category != UNKNOWN,
+            "source" => self.source != UNKNOWN,
+            "hostname" => !self.hostname.is_empty(),
+            "severity" => true,
+            "tags" => !self.tags.is_empty(),
+            "plugins" => !self.plugins.is_empty(),
+            _ => self.detail(path).is_some(),
+        }
+    }
+
+    /// The Hive-style hour partition of the event time (`year=…/month=…/day=…/hour=…`).
+    pub fn partition(&self) -> HourPartition {
+        HourPartition::of(self.event_time())
+    }
+
+    /// The line the lake stores: one JSON object, no trailing newline.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an event always serializes: its map keys are strings")
+    }
+
+    /// Appends the lake line and a newline to `out`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self)
+            .expect("an event always serializes: its map keys are strings");
+        out.push(b'\n');
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(SHELL_FIELDS.len()))?;
+        map.serialize_entry("utctimestamp", &format_timestamp(self.event_time()))?;
+        map.serialize_entry(
+            "receivedtimestamp",
+            &format_timestamp(self.receivedtimestamp),
+        )?;
+        map.serialize_entry("eventid", &self.eventid)?;
+        let summary = if self.summary.is_empty() {
+            fallback_summary(self)
+        } else {
+            self.summary.clone()
+        };
+        map.serialize_entry("summary", &summary)?;
+        map.serialize_entry("category", &self.category)?;
+        map.serialize_entry("source", &self.source)?;
+        map.serialize_entry("hostname", &self.hostname)?;
+        map.serialize_entry("severity", &self.severity)?;
+        map.serialize_entry("tags", &self.tags)?;
+        map.serialize_entry("plugins", &self.plugins)?;
+        map.serialize_entry("details", &self.details)?;
+        map.end()
+    }
+}
+
+/// A summary for an event that no plugin described: never empty, and says what little we know.
+fn fallback_summary(event: &Event) -> String {
+    if let Some(message) = event.detail_str("message").filter(|m| !m.is_empty()) {
+        let mut summary: String = message.chars().take(200).collect();
+        if summary.len() < message.len() {
+            summary.push('…');
+        }
+        return summary;
+    }
+    format!("{} event from {}", event.category, event.source)
+}
+
+/// The lake's timestamp format: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always UTC with six digits.
+pub fn format_timestamp(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The hour partition an event time falls in, as the lake's directory names spell it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HourPartition {
+    pub year: String,
+    pub month: String,
+    pub day: String,
+    pub hour: String,
+}
+
+impl HourPartition {
+    pub fn of(time: DateTime<Utc>) -> Self {
+        HourPartition {
+            year: format!("{:04}", time.year()),
+            month: format!("{:02}", time.month()),
+            day: format!("{:02}", time.day()),
+            hour: format!("{:02}", time.hour()),
+        }
+    }
+
+    /// `year=YYYY/month=MM/day=DD/hour=HH`, the path below a table's prefix.
+    pub fn path(&self) -> String {
+        format!(
+            "year={}/month={}/day={}/hour={}",
+            self.year, self.month, self.day, self.hour
+        )
+    }
+}
+
+/// Derives a deterministic event id from where a record came from and its text.
+///
+/// The same record at the same place always gets the same id, so a retried Lambda or a
+/// re-ingested object writes the same ids; two identical records at different positions
+/// get different ids.
+pub fn derive_eventid(raw: &str, origin: Origin<'_>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(origin.container.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&origin.position.to_le_bytes());
+    hasher.update(raw.as_bytes());
+    let hash = hasher.finalize();
+    let hex = hash.to_hex();
+    // 128 bits, laid out like a UUID so it reads as an id in consoles and SQL.
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Inserts `value` under `key`, or under `key_2`, `key_3`… when `key` is taken, so that a
+/// collision (two keys that lower-case alike, a top-level key that exists under `details`)
+/// keeps both values.
+pub fn insert_keeping_both(map: &mut Map<String, Value>, key: String, value: Value) {
+    if !map.contains_key(&key) {
+        map.insert(key, value);
+        return;
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{key}_{n}");
+        if !map.contains_key(&candidate) {
+            map.insert(candidate, value);
+            return;
+        }
+        n += 1;
+    }
+}
+
+/// A JSON scalar as text; `None` for null, arrays and objects.
+fn scalar_to_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A string, or an array of scalars, as a list of strings; `None` for anything else.
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items.iter().map(scalar_to_string).collect(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn received() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-04-17T06:10:54.5Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            container: "test",
+            position: 1,
+        }
+    }
+
+    fn shell(value: Value) -> Event {
+        let raw = value.to_string();
+        let Value::Object(map) = value else {
+            panic!("test records are objects")
+        };
+        Event::from_json(map, &raw, origin(), received())
+    }
+
+    #[test]
+    fn moves_unknown_top_level_keys_under_details() {
+        let event = shell(json!({"eventName": "ConsoleLogin", "nested": {"a": 1}}));
+        assert_eq!(event.details["eventName"], "ConsoleLogin");
+        assert_eq!(event.details["nested"]["a"], 1);
+    }
+
+    #[test]
+    fn top_level_key_never_overwrites_a_details_key() {
+        let event = shell(json!({"user": "top", "details": {"user": "nested"}}));
+        assert_eq!(event.details["user"], "nested");
+        assert_eq!(event.details["user_2"], "top");
+    }
+
+    #[test]
+    fn keeps_a_string_eventid_and_derives_one_otherwise() {
+        assert_eq!(shell(json!({"eventid": "abc"})).eventid, "abc");
+        let derived = shell(json!({"a": 1})).eventid;
+        assert_eq!(derived.len(), 36);
+        assert_eq!(derived, shell(json!({"a": 1})).eventid, "deterministic");
+        assert_ne!(derived, shell(json!({"a": 2})).eventid);
+    }
+
+    #[test]
+    fn numeric_eventid_is_kept_under_details_and_an_id_is_derived() {
+        let event = shell(json!({"eventid": 42}));
+        assert_eq!(event.details["eventid"], 42);
+        assert_eq!(event.eventid.len(), 36);
+    }
+
+    #[test]
+    fn identical_records_at_different_positions_get_different_ids() {
+        let a = Event::from_line("same", origin(), received());
+        let b = Event::from_line(
+            "same",
+            Origin {
+                position: 2,
+                ..origin()
+            },
+            received(),
+        );
+        assert_ne!(a.eventid, b.eventid);
+    }
+
+    #[test]
+    fn coerces_scalar_shell_fields_and_keeps_the_typed_original() {
+        let event = shell(json!({"severity": 5, "hostname": true, "summary": "x"}));
+        assert_eq!(event.severity, "5");
+        assert_eq!(event.hostname, "true");
+        assert_eq!(event.details["severity"], 5);
+        assert_eq!(event.details["hostname"], true);
+        assert_eq!(event.summary, "x");
+    }
+
+    #[test]
+    fn shell_field_holding_an_object_is_kept_under_details() {
+        let event = shell(json!({"source": {"ip": "10.0.0.1"}}));
+        assert_eq!(event.source, UNKNOWN);
+        assert_eq!(event.details["source"]["ip"], "10.0.0.1");
+    }
+
+    #[test]
+    fn severity_is_upper_case_and_defaults_to_info() {
+        assert_eq!(shell(json!({"severity": "warning"})).severity, "WARNING");
+        assert_eq!(shell(json!({})).severity, "INFO");
+    }
+
+    #[test]
+    fn tags_are_deduplicated_and_a_single_string_is_a_tag() {
+        assert_eq!(shell(json!({"tags": ["a", "b", "a"]})).tags, ["a", "b"]);
+        assert_eq!(shell(json!({"tags": "solo"})).tags, ["solo"]);
+        let bad = shell(json!({"tags": {"not": "a list"}}));
+        assert!(bad.tags.is_empty());
+        assert_eq!(bad.details["tags"]["not"], "a list");
+    }
+
+    #[test]
+    fn non_object_details_is_kept() {
+        let event = shell(json!({"details": "text"}));
+        assert_eq!(event.details["details"], "text");
+    }
+
+    #[test]
+    fn serializes_the_shell_in_order_with_six_digit_utc_times() {
+        let mut event = shell(json!({"summary": "s", "eventid": "e"}));
+        event.utctimestamp = Some(received());
+        let line = event.to_json_line();
+        assert!(line.starts_with(
+            r#"{"utctimestamp":"2026-04-17T06:10:54.500000Z","receivedtimestamp":"2026-04-17T06:10:54.500000Z","eventid":"e","summary":"s","category":"unknown","source":"unknown","hostname":"","severity":"INFO","tags":[],"plugins":[],"details":{"#
+        ));
+    }
+
+    #[test]
+    fn summary_is_never_empty() {
+        let line = Event::from_line("hello world", origin(), received()).to_json_line();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["summary"], "hello world");
+        let value: Value = serde_json::from_str(&shell(json!({})).to_json_line()).unwrap();
+        assert_eq!(value["summary"], "unknown event from unknown");
+    }
+
+    #[test]
+    fn partition_follows_event_time() {
+        let mut event = shell(json!({}));
+        event.utctimestamp = Some(received());
+        assert_eq!(
+            event.partition().path(),
+            "year=2026/month=04/day=17/hour=06"
+        );
+    }
+
+    #[test]
+    fn finds_fields_by_dotted_path() {
+        let event = shell(json!({"id": {"time": "t"}, "summary": "s"}));
+        assert!(event.has_field("id.time"));
+        assert!(event.has_field("summary"));
+        assert!(!event.has_field("id.other"));
+        assert_eq!(event.detail_str("id.time"), Some("t"));
+    }
+}
