@@ -1,0 +1,1 @@
+//! Detection: rules, their compilation to SQL over time windows, watermarks and alerts.

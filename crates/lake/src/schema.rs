@@ -1,0 +1,120 @@
+//! The tables' columns, defined once. The Glue table input, the Athena DDL, the local SQL
+//! engine's tables and the Terraform table definition all derive from (or are tested against)
+//! these lists, so they cannot drift apart.
+
+/// A column's type, in the few kinds the lake uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Athena `string`. `details` is one too: the JSON text of the nested object, as Athena's
+    /// JSON SerDe returns an object for a string column.
+    String,
+    /// Athena `array<string>`.
+    ArrayOfString,
+}
+
+impl ColumnType {
+    /// The type as Glue and Athena DDL spell it.
+    pub fn hive_name(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::ArrayOfString => "array<string>",
+        }
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: ColumnType,
+    pub comment: &'static str,
+}
+
+/// A table of the lake: its columns, and the Hive-style partitions under its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// Table name in Glue and in the local engine.
+    pub name: &'static str,
+    /// Key prefix in the lake bucket (and directory in a local lake).
+    pub prefix: &'static str,
+    pub columns: &'static [Column],
+    /// Partition columns, all strings, in path order: `year=YYYY/month=MM/day=DD/hour=HH`.
+    pub partition_keys: &'static [&'static str],
+}
+
+const fn string(name: &'static str, comment: &'static str) -> Column {
+    Column {
+        name,
+        kind: ColumnType::String,
+        comment,
+    }
+}
+
+const fn strings(name: &'static str, comment: &'static str) -> Column {
+    Column {
+        name,
+        kind: ColumnType::ArrayOfString,
+        comment,
+    }
+}
+
+/// Hour partitions of both tables.
+pub const PARTITION_KEYS: &[&str] = &["year", "month", "day", "hour"];
+
+/// Events: one row per event shell.
+pub const EVENTS: Table = Table {
+    name: "events",
+    prefix: "events",
+    columns: &[
+        string("utctimestamp", "event time, YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+        string("receivedtimestamp", "when the pipeline processed the event"),
+        string("eventid", "unique, deterministic event id"),
+        string("summary", "human-readable one-line summary"),
+        string("category", "e.g. authentication, network, syslog"),
+        string("source", "e.g. cloudtrail, gsuite, syslog, vpcflow"),
+        string("hostname", "host the event is about, may be empty"),
+        string("severity", "upper case, INFO by default"),
+        strings("tags", "de-duplicated tags"),
+        strings("plugins", "plugins that changed the event, in run order"),
+        string("details", "the source's own fields as JSON text"),
+    ],
+    partition_keys: PARTITION_KEYS,
+};
+
+/// Alerts written by the detector: one row per alert.
+pub const ALERTS: Table = Table {
+    name: "alerts",
+    prefix: "alerts",
+    columns: &[
+        string(
+            "utctimestamp",
+            "time of the alert, YYYY-MM-DDTHH:MM:SS.ffffffZ",
+        ),
+        string(
+            "alertid",
+            "deterministic from rule, de-duplication key and window",
+        ),
+        string("rule", "id of the rule that fired"),
+        string("severity", "upper case"),
+        string("summary", "human-readable one-line summary"),
+        string("windowstart", "start of the evaluated window"),
+        string("windowend", "end of the evaluated window"),
+        strings("eventids", "ids of the events behind the alert"),
+        string("details", "the rule's output row as JSON text"),
+    ],
+    partition_keys: PARTITION_KEYS,
+};
+
+/// Every table of the lake.
+pub const TABLES: &[Table] = &[EVENTS, ALERTS];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_columns_are_the_shell_fields_in_lake_order() {
+        let names: Vec<_> = EVENTS.columns.iter().map(|c| c.name).collect();
+        assert_eq!(names, lakewatch_plugins::shell::SHELL_FIELDS);
+    }
+}

@@ -1,0 +1,2 @@
+//! Helpers for tests that run real components: servers started on free ports, waited for,
+//! and always stopped.
