@@ -1,0 +1,213 @@
+# Least privilege, one policy per function: named actions only (no "*" and no "s3:*"), on the
+# resources of this deployment only.
+
+locals {
+  lake_arn           = module.lake_bucket.arn
+  input_arn          = module.input_bucket.arn
+  athena_results_arn = module.athena_results_bucket.arn
+  glue_catalog_arn   = "arn:${local.partition}:glue:${local.region}:${local.account_id}:catalog"
+  glue_database_arn  = "arn:${local.partition}:glue:${local.region}:${local.account_id}:database/${aws_glue_catalog_database.this.name}"
+  glue_tables_arn    = "arn:${local.partition}:glue:${local.region}:${local.account_id}:table/${aws_glue_catalog_database.this.name}/*"
+
+  function_policies = {
+    firehose-transform = data.aws_iam_policy_document.firehose_transform.json
+    s3-ingest          = data.aws_iam_policy_document.s3_ingest.json
+    partitions         = data.aws_iam_policy_document.partitions.json
+    detector           = data.aws_iam_policy_document.detector.json
+  }
+}
+
+data "aws_iam_policy_document" "firehose_transform" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["firehose-transform"].arn}:*"]
+  }
+}
+
+data "aws_iam_policy_document" "s3_ingest" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["s3-ingest"].arn}:*"]
+  }
+  statement {
+    sid       = "ReadInputObjects"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${local.input_arn}/*"]
+  }
+  statement {
+    sid       = "SendRecordsToFirehose"
+    actions   = ["firehose:PutRecordBatch", "firehose:PutRecord"]
+    resources = [aws_kinesis_firehose_delivery_stream.events.arn]
+  }
+  statement {
+    sid     = "WriteUnframeableRecordsAndCursor"
+    actions = ["s3:PutObject", "s3:GetObject"]
+    resources = [
+      "${local.lake_arn}/${local.errors_prefix}s3-ingest/*",
+      "${local.lake_arn}/${local.state_prefix}s3-ingest/*",
+    ]
+  }
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+  dynamic "statement" {
+    for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) != null ? [var.s3_pull.secret_arn] : []
+    content {
+      sid       = "ReadPullCredentials"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "partitions" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-partitions:*"]
+  }
+  statement {
+    sid       = "ListLakePartitions"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.events_prefix}*", "${local.alerts_prefix}*", "events", "alerts"]
+    }
+  }
+  statement {
+    sid       = "AddGluePartitions"
+    actions   = ["glue:GetTable", "glue:GetPartition", "glue:GetPartitions", "glue:BatchCreatePartition"]
+    resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_tables_arn]
+  }
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+}
+
+data "aws_iam_policy_document" "detector" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-detector:*"]
+  }
+  statement {
+    sid       = "RunQueriesInTheWorkgroup"
+    actions   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"]
+    resources = [aws_athena_workgroup.this.arn]
+  }
+  statement {
+    sid       = "ReadTableDefinitions"
+    actions   = ["glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"]
+    resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_tables_arn]
+  }
+  statement {
+    sid       = "ListTheLake"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [local.lake_arn, local.athena_results_arn]
+  }
+  statement {
+    sid       = "ReadEventsAndAlerts"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_arn}/${local.events_prefix}*", "${local.lake_arn}/${local.alerts_prefix}*"]
+  }
+  statement {
+    sid     = "WriteAlertsAndWatermarks"
+    actions = ["s3:PutObject", "s3:GetObject"]
+    resources = [
+      "${local.lake_arn}/${local.alerts_prefix}*",
+      "${local.lake_arn}/${local.state_prefix}detector/*",
+    ]
+  }
+  statement {
+    sid       = "WriteQueryResults"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.athena_results_arn}/*"]
+  }
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+}
+
+# Firehose's own role: deliver to the lake, invoke the transform's alias, log delivery errors.
+resource "aws_iam_role" "firehose" {
+  name               = "${var.name}-firehose"
+  assume_role_policy = data.aws_iam_policy_document.firehose_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "firehose_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["firehose.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "firehose" {
+  statement {
+    sid = "DeliverToTheLake"
+    actions = [
+      "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
+      "s3:ListBucketMultipartUploads", "s3:PutObject",
+    ]
+    resources = [local.lake_arn, "${local.lake_arn}/*"]
+  }
+  statement {
+    sid       = "InvokeTheTransform"
+    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
+    resources = [aws_lambda_alias.live["firehose-transform"].arn]
+  }
+  statement {
+    sid       = "LogDeliveryErrors"
+    actions   = ["logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.firehose.arn}:*"]
+  }
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "firehose" {
+  name   = "${var.name}-firehose"
+  role   = aws_iam_role.firehose.id
+  policy = data.aws_iam_policy_document.firehose.json
+}

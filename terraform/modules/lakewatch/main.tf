@@ -1,0 +1,32 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  tags = merge({ "lakewatch:deployment" = var.name }, var.tags)
+
+  # The Lambda functions this module deploys. The detector is opt-in until its package exists;
+  # the partition generator is left out when partition projection replaces it.
+  functions = merge(
+    {
+      firehose-transform = { description = "Runs the lakewatch pipeline on each Firehose record" }
+      s3-ingest          = { description = "Sends every record of new input objects to Firehose" }
+    },
+    var.enable_partition_projection ? {} : {
+      partitions = { description = "Keeps the Glue partitions of events and alerts complete" }
+    },
+    var.enable_detector ? {
+      detector = { description = "Runs the detection rules over time windows and writes alerts" }
+    } : {},
+  )
+
+  events_prefix      = "events/"
+  alerts_prefix      = "alerts/"
+  errors_prefix      = "errors/"
+  state_prefix       = "state/"
+  glue_database_name = replace(var.name, "-", "_")
+}

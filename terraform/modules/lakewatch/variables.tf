@@ -1,0 +1,307 @@
+variable "name" {
+  description = "Name of this deployment: prefixes every resource (buckets also get the account and region)."
+  type        = string
+  default     = "lakewatch"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,24}[a-z0-9]$", var.name))
+    error_message = "name must be 3-26 characters of lower-case letters, digits and dashes, starting with a letter (it becomes part of bucket names)."
+  }
+}
+
+variable "lambda_dist_dir" {
+  description = "Directory holding the Lambda packages as <function>/bootstrap.zip, as written by scripts/build-lambdas (default dist/lambda at the repository root)."
+  type        = string
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set the Lambda packages were built for: arm64 (default, cheaper) or x86_64."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64, matching how scripts/build-lambdas built the packages."
+  }
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory of each function in MB. The transform handles 6 MB batches; the ingest streams objects of any size in flat memory."
+  type = object({
+    firehose_transform = optional(number, 512)
+    s3_ingest          = optional(number, 256)
+    partitions         = optional(number, 128)
+    detector           = optional(number, 256)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for memory in values(var.lambda_memory_mb) : memory >= 128 && memory <= 10240])
+    error_message = "Lambda memory must be between 128 and 10240 MB."
+  }
+}
+
+variable "lambda_timeout_seconds" {
+  description = "Timeout of each function in seconds. Firehose allows its transform at most 300 s."
+  type = object({
+    firehose_transform = optional(number, 120)
+    s3_ingest          = optional(number, 900)
+    partitions         = optional(number, 300)
+    detector           = optional(number, 900)
+  })
+  default = {}
+
+  validation {
+    condition     = var.lambda_timeout_seconds.firehose_transform <= 300 && alltrue([for timeout in values(var.lambda_timeout_seconds) : timeout >= 3 && timeout <= 900])
+    error_message = "Timeouts must be 3-900 s, and at most 300 s for the Firehose transform."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function: caps cost and protects the account's other functions. The detector and partition generator need only one at a time."
+  type = object({
+    firehose_transform = optional(number, 50)
+    s3_ingest          = optional(number, 20)
+    partitions         = optional(number, 1)
+    detector           = optional(number, 1)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for concurrency in values(var.reserved_concurrency) : concurrency >= 1])
+    error_message = "Reserved concurrency must be at least 1 (0 would disable the function)."
+  }
+}
+
+variable "log_level" {
+  description = "RUST_LOG filter of the functions (error, warn, info, debug)."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["error", "warn", "info", "debug"], var.log_level)
+    error_message = "log_level must be one of error, warn, info, debug (trace would log record contents)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and Firehose's log groups, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)."
+  }
+}
+
+variable "firehose_buffering_size_mb" {
+  description = "Firehose buffer size before writing an object to the lake, in MB. Dynamic partitioning needs at least 64."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.firehose_buffering_size_mb >= 64 && var.firehose_buffering_size_mb <= 128
+    error_message = "With dynamic partitioning Firehose accepts buffer sizes of 64-128 MB."
+  }
+}
+
+variable "firehose_buffering_interval_seconds" {
+  description = "Longest time Firehose buffers before writing, in seconds: the delay before events are queryable."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.firehose_buffering_interval_seconds >= 0 && var.firehose_buffering_interval_seconds <= 900
+    error_message = "firehose_buffering_interval_seconds must be 0-900."
+  }
+}
+
+variable "transform_buffering_size_mb" {
+  description = "Size of the batches Firehose hands to the transform Lambda, in MB (at most 3; the Lambda's 6 MB response limit is handled in any case)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.transform_buffering_size_mb >= 0.2 && var.transform_buffering_size_mb <= 3
+    error_message = "transform_buffering_size_mb must be 0.2-3."
+  }
+}
+
+variable "transform_buffering_interval_seconds" {
+  description = "Longest time Firehose buffers records before invoking the transform, in seconds."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.transform_buffering_interval_seconds >= 0 && var.transform_buffering_interval_seconds <= 900
+    error_message = "transform_buffering_interval_seconds must be 0-900."
+  }
+}
+
+variable "lake_retention_days" {
+  description = "Days events, alerts and error records are kept in the lake bucket."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.lake_retention_days >= 1
+    error_message = "lake_retention_days must be at least 1."
+  }
+}
+
+variable "input_retention_days" {
+  description = "Days objects are kept in the input bucket after they arrive (they are in the lake once ingested)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.input_retention_days >= 1
+    error_message = "input_retention_days must be at least 1."
+  }
+}
+
+variable "athena_results_retention_days" {
+  description = "Days Athena query results are kept."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.athena_results_retention_days >= 1
+    error_message = "athena_results_retention_days must be at least 1."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days overwritten or deleted object versions are kept in every bucket."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1
+    error_message = "noncurrent_version_retention_days must be at least 1."
+  }
+}
+
+variable "access_logging_bucket" {
+  description = "Name of an existing bucket that receives S3 server access logs of the three buckets (null: no access logging)."
+  type        = string
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete non-empty buckets and the Athena workgroup. Keep false outside test deployments."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_deletion_window_days" {
+  description = "Days before a deleted KMS key is gone for good (7-30)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_key_deletion_window_days >= 7 && var.kms_key_deletion_window_days <= 30
+    error_message = "kms_key_deletion_window_days must be 7-30."
+  }
+}
+
+variable "enable_partition_projection" {
+  description = "Use Athena partition projection instead of the partition generator function (no Glue partitions to keep up to date)."
+  type        = bool
+  default     = false
+}
+
+variable "partition_schedule" {
+  description = "EventBridge schedule of the partition generator. It creates the current and next hour, so run it at least every 30 minutes."
+  type        = string
+  default     = "rate(15 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.partition_schedule))
+    error_message = "partition_schedule must be an EventBridge rate(...) or cron(...) expression."
+  }
+}
+
+variable "partition_lookback_hours" {
+  description = "How many past hours the partition generator checks for late or back-filled data."
+  type        = number
+  default     = 48
+
+  validation {
+    condition     = var.partition_lookback_hours >= 1 && var.partition_lookback_hours <= 24 * 90
+    error_message = "partition_lookback_hours must be 1-2160."
+  }
+}
+
+variable "enable_detector" {
+  description = "Deploy the detector function (needs <lambda_dist_dir>/detector/bootstrap.zip)."
+  type        = bool
+  default     = false
+}
+
+variable "detector_schedule" {
+  description = "EventBridge schedule of the detector."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.detector_schedule))
+    error_message = "detector_schedule must be an EventBridge rate(...) or cron(...) expression."
+  }
+}
+
+variable "s3_pull" {
+  description = "Scheduled pull of objects from an S3-compatible store by the s3-ingest function (null: no pull). Credentials come from the Secrets Manager secret, or the function's role when secret_arn is null."
+  type = object({
+    schedule      = optional(string, "rate(1 hour)")
+    endpoint_url  = optional(string)
+    bucket        = string
+    prefix        = optional(string, "")
+    secret_arn    = optional(string)
+    lookback_days = optional(number, 30)
+  })
+  default = null
+
+  validation {
+    condition     = var.s3_pull == null || try(can(regex("^(rate|cron)\\(.+\\)$", var.s3_pull.schedule)) && var.s3_pull.lookback_days >= 1, false)
+    error_message = "s3_pull.schedule must be a rate(...) or cron(...) expression and lookback_days at least 1."
+  }
+}
+
+variable "athena_bytes_scanned_cutoff_per_query" {
+  description = "Athena cancels a query of this workgroup that scans more bytes than this (at least 10 MB)."
+  type        = number
+  default     = 10 * 1024 * 1024 * 1024
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff_per_query >= 10485760
+    error_message = "Athena needs a cutoff of at least 10485760 bytes (10 MB)."
+  }
+}
+
+variable "alert_subscriptions" {
+  description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"soc@example.com\" }]."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for subscription in var.alert_subscriptions : contains(["email", "email-json", "https", "sqs", "lambda", "firehose"], subscription.protocol)])
+    error_message = "Subscription protocols must be email, email-json, https, sqs, lambda or firehose (plain http would send alerts unencrypted)."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an operational alarm fires (e.g. an SNS topic of the operations team)."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
