@@ -8,9 +8,14 @@
 //! Adding a plugin is one file (a type implementing [`Plugin`], with its tests beside it) and
 //! one line in [`builtin_plugins`].
 
+pub mod envelope;
+pub mod framing;
+pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
 pub mod shell;
+pub mod sources;
+pub mod syslog;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -27,7 +32,10 @@ pub struct ConfigError(pub String);
 
 /// Every built-in plugin, in one list: the registry.
 pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, ConfigError> {
-    Ok(vec![])
+    Ok(vec![
+        Box::new(lowercase_keys::LowercaseKeys),
+        Box::new(syslog::Syslog),
+    ])
 }
 
 /// The pipeline of every built-in plugin.
