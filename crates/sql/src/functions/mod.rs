@@ -1,0 +1,39 @@
+//! Athena's (Trino's) scalar functions on DataFusion, with Trino's semantics, so queries and
+//! rules written for Athena run unmodified in local mode.
+//!
+//! One module per function or tight family; [`all`] lists each function once. Where DataFusion
+//! has a function of the same name and the same semantics (`regexp_like`, `date_trunc`,
+//! `cardinality`) we keep DataFusion's and prove it in `tests/conformance.rs`; where the name
+//! exists with other semantics (`contains`, `date_format`, `from_unixtime`, `to_unixtime`,
+//! `current_timestamp`/`now`) ours replaces it. See `docs/sql-functions.md`.
+
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionContext;
+
+mod args;
+mod json_array;
+mod json_extract;
+mod json_parse;
+mod json_path;
+
+pub use json_path::JsonPath;
+
+/// Every function of ours, each listed once.
+pub fn all() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(json_extract::JsonExtractScalar::default()),
+        ScalarUDF::from(json_extract::JsonExtract::default()),
+        ScalarUDF::from(json_array::JsonArrayContains::default()),
+        ScalarUDF::from(json_array::JsonArrayLength::default()),
+        ScalarUDF::from(json_parse::JsonParse::default()),
+        ScalarUDF::from(json_parse::JsonFormat::default()),
+    ]
+}
+
+/// Registers every function of [`all`] on `ctx`, replacing DataFusion's built-in of the same
+/// name (or alias) where Athena's semantics differ.
+pub fn register_all(ctx: &SessionContext) {
+    for udf in all() {
+        ctx.register_udf(udf);
+    }
+}
