@@ -1,0 +1,227 @@
+//! What the source parsers (`gsuite`, `cloudtrail`, `vpcflow`, `cloudfront`, `syslog`,
+//! `s3_audit`) share, so each of them is only the knowledge of its own format.
+//!
+//! Every parser runs at [`Stage::Normalize`] with [`PARSER_PRIORITY`]: after the key
+//! lower-casing plugin (so it reads lower-case keys) and before the timestamp plugin (so the
+//! time fields it leaves, or puts, under `details` are parsed in one place).
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::plugin::{Registration, Stage, Trigger};
+use crate::shell::{Event, UNKNOWN, insert_keeping_both};
+
+/// Where the source parsers run within [`Stage::Normalize`]: after `lowercase_keys` (-100),
+/// before `timestamp` (0).
+pub const PARSER_PRIORITY: i32 = -50;
+
+/// Longest summary a parser writes, in characters; longer text is cut with `…`.
+pub const SUMMARY_MAX_CHARS: usize = 200;
+
+/// The registration every source parser uses: normalization, at [`PARSER_PRIORITY`].
+pub fn parser_registration(triggers: Vec<Trigger>) -> Registration {
+    Registration::new(Stage::Normalize, PARSER_PRIORITY, triggers)
+}
+
+/// Marks the event as coming from `source`, in `category`.
+///
+/// A record may carry its own `source`/`category` (a shipper's name, a sample's label): when it
+/// differs from ours it is kept under `details` (beside anything already there), never lost.
+pub fn claim(event: &mut Event, source: &str, category: &str) {
+    let theirs = [
+        ("source", replace_field(&mut event.source, source)),
+        ("category", replace_field(&mut event.category, category)),
+    ];
+    for (key, value) in theirs {
+        if let Some(value) = value {
+            insert_keeping_both(&mut event.details, key.to_string(), Value::String(value));
+        }
+    }
+}
+
+/// Puts `ours` in a shell field; returns the record's own value when it said something else.
+fn replace_field(slot: &mut String, ours: &str) -> Option<String> {
+    if slot == ours {
+        return None;
+    }
+    let theirs = std::mem::replace(slot, ours.to_string());
+    (theirs != UNKNOWN && !theirs.is_empty()).then_some(theirs)
+}
+
+/// A scalar as text, whatever JSON type the producer used (`443` and `"443"` read alike).
+/// `None` for null, empty strings, arrays and objects.
+pub fn text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// The scalar at a dotted path below `details`, as text (see [`text`]).
+pub fn detail_text<'a>(event: &'a Event, path: &str) -> Option<Cow<'a, str>> {
+    text(event.detail(path)?)
+}
+
+/// The first of several paths below `details` that holds a scalar, as text.
+pub fn first_detail_text<'a>(event: &'a Event, paths: &[&str]) -> Option<Cow<'a, str>> {
+    paths.iter().find_map(|path| detail_text(event, path))
+}
+
+/// Text fit for a one-line summary: whitespace runs (newlines included) become one space,
+/// the ends are trimmed, and text longer than `max_chars` is cut with `…`.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        if chars > 0 {
+            if chars >= max_chars {
+                out.push('…');
+                return out;
+            }
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= max_chars {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
+/// Rank of the shell's severities, lowest first; unknown names rank with `INFO`.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "DEBUG" => 0,
+        "WARNING" => 2,
+        "ERROR" => 3,
+        "CRITICAL" => 4,
+        _ => 1,
+    }
+}
+
+/// Raises the event's severity to `severity`; never lowers what the producer or an earlier
+/// plugin decided.
+pub fn raise_severity(event: &mut Event, severity: &str) {
+    if severity_rank(severity) > severity_rank(&event.severity) {
+        event.severity = severity.to_string();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builds events the way the pipeline hands them to a source parser.
+
+    use chrono::{DateTime, Utc};
+    use serde_json::Value;
+
+    use crate::lowercase_keys::lowercase_map;
+    use crate::shell::{Event, Origin};
+
+    pub fn received() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-04-17T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            container: "test",
+            position: 0,
+        }
+    }
+
+    /// The shell of one JSON object, with its keys lower-cased by `lowercase_keys` as the
+    /// pipeline does before any source parser runs.
+    pub fn json_event(text: &str) -> Event {
+        let Value::Object(map) = serde_json::from_str::<Value>(text).expect("test JSON") else {
+            panic!("test records are objects")
+        };
+        let mut event = Event::from_json(map, text, origin(), received());
+        lowercase_map(&mut event.details);
+        event
+    }
+
+    /// The shell of one raw text line.
+    pub fn line_event(line: &str) -> Event {
+        Event::from_line(line, origin(), received())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::json_event;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claim_keeps_a_different_own_source_and_category_under_details() {
+        let mut event = json_event(r#"{"source": "shipper-7", "category": "monitoring"}"#);
+        claim(&mut event, "syslog", "syslog");
+        assert_eq!(
+            (event.source.as_str(), event.category.as_str()),
+            ("syslog", "syslog")
+        );
+        assert_eq!(event.details["source"], "shipper-7");
+        assert_eq!(event.details["category"], "monitoring");
+    }
+
+    #[test]
+    fn claim_keeps_an_earlier_details_source_beside_the_moved_one() {
+        let mut event = json_event(r#"{"source": "a", "details": {"source": "b"}}"#);
+        claim(&mut event, "gsuite", "authentication");
+        assert_eq!(event.details["source"], "b");
+        assert_eq!(event.details["source_2"], "a");
+    }
+
+    #[test]
+    fn claim_adds_nothing_when_the_record_said_the_same_or_nothing() {
+        let mut event = json_event(r#"{"source": "cloudtrail"}"#);
+        claim(&mut event, "cloudtrail", "authentication");
+        assert!(event.details.is_empty(), "{:?}", event.details);
+    }
+
+    #[test]
+    fn text_reads_strings_numbers_and_booleans_but_not_empty_or_nested_values() {
+        let cases = [
+            (json!("x"), Some("x")),
+            (json!(443), Some("443")),
+            (json!(1.5), Some("1.5")),
+            (json!(true), Some("true")),
+            (json!(""), None),
+            (json!(null), None),
+            (json!([1]), None),
+            (json!({"a": 1}), None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(text(&value).as_deref(), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn one_line_collapses_whitespace_and_cuts_long_text_on_a_char_boundary() {
+        assert_eq!(one_line("  a\n b\t\tc \n", 10), "a b c");
+        assert_eq!(one_line("ééééé", 3), "ééé…");
+        assert_eq!(one_line("abc def", 3), "abc…");
+        assert_eq!(one_line("abc", 3), "abc");
+        assert_eq!(one_line("", 3), "");
+    }
+
+    #[test]
+    fn severity_is_only_ever_raised() {
+        let mut event = json_event("{}");
+        raise_severity(&mut event, "WARNING");
+        assert_eq!(event.severity, "WARNING");
+        raise_severity(&mut event, "INFO");
+        assert_eq!(event.severity, "WARNING");
+        raise_severity(&mut event, "CRITICAL");
+        assert_eq!(event.severity, "CRITICAL");
+    }
+}
