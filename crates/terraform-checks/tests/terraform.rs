@@ -1,0 +1,331 @@
+//! Properties of terraform/ that a deployment relies on, checked on the HCL itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use lakewatch_terraform_checks::{
+    TerraformFile, as_str, attribute, block_name, blocks, nested, object_entries, parse_tree,
+    render, string_list,
+};
+
+fn terraform_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../terraform")
+}
+
+fn tree() -> Vec<TerraformFile> {
+    parse_tree(&terraform_root()).unwrap_or_else(|e| panic!("terraform/ does not parse: {e}"))
+}
+
+fn module_files(files: &[TerraformFile], module: &str) -> Vec<TerraformFile> {
+    let dir = terraform_root().join(module).canonicalize().unwrap();
+    parse_tree(&dir)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.path.parent().map(|p| p.canonicalize().unwrap()) == Some(dir.clone()))
+        .filter(|f| {
+            files
+                .iter()
+                .any(|g| g.path.ends_with(f.path.file_name().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_terraform_file_parses() {
+    let files = tree();
+    let names: BTreeSet<_> = files
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in ["main.tf", "variables.tf", "outputs.tf", "versions.tf"] {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from terraform/"
+        );
+    }
+    assert!(files.len() >= 15, "only {} .tf files found", files.len());
+}
+
+/// Whether an IAM action is a wildcard over a whole service (`*`, `s3:*`).
+fn is_service_wildcard(action: &str) -> bool {
+    action == "*" || action.ends_with(":*")
+}
+
+#[test]
+fn no_iam_statement_allows_wildcard_actions_or_s3_star() {
+    let files = tree();
+    let mut statements = 0;
+    for (file, document) in blocks(&files, "data", "aws_iam_policy_document") {
+        for statement in nested(document.body(), "statement") {
+            statements += 1;
+            let effect = attribute(statement, "effect")
+                .and_then(as_str)
+                .unwrap_or("Allow");
+            let actions = attribute(statement, "actions")
+                .map(string_list)
+                .unwrap_or_default();
+            assert!(
+                attribute(statement, "not_actions").is_none(),
+                "{}: {} uses not_actions",
+                file.path.display(),
+                block_name(document)
+            );
+            if effect == "Allow" {
+                for action in &actions {
+                    assert!(
+                        !is_service_wildcard(action),
+                        "{}: policy {} allows the wildcard action {action}",
+                        file.path.display(),
+                        block_name(document)
+                    );
+                }
+            }
+        }
+    }
+    assert!(statements > 20, "found only {statements} IAM statements");
+    // Policies are only ever written as policy documents, and no managed policy is attached.
+    assert_eq!(
+        blocks(&files, "resource", "aws_iam_role_policy_attachment").count(),
+        0
+    );
+    assert_eq!(blocks(&files, "resource", "aws_iam_policy").count(), 0);
+}
+
+#[test]
+fn wildcard_check_catches_service_wildcards() {
+    assert!(is_service_wildcard("*"));
+    assert!(is_service_wildcard("s3:*"));
+    assert!(!is_service_wildcard("s3:GetObject"));
+    assert!(!is_service_wildcard("kms:Describe*"));
+}
+
+#[test]
+fn each_function_has_its_own_role_and_policy() {
+    let files = tree();
+    let (_, function) = blocks(&files, "resource", "aws_lambda_function")
+        .find(|(_, b)| block_name(b) == "this")
+        .expect("aws_lambda_function.this");
+    let role = render(attribute(function.body(), "role").unwrap());
+    assert_eq!(role, "aws_iam_role.function[each.key].arn");
+    let (_, roles) = blocks(&files, "resource", "aws_iam_role")
+        .find(|(_, b)| block_name(b) == "function")
+        .expect("aws_iam_role.function");
+    let for_each = |body| render(attribute(body, "for_each").unwrap());
+    assert_eq!(for_each(function.body()), "local.functions");
+    assert_eq!(for_each(roles.body()), "local.functions");
+
+    let locals: Vec<_> = files
+        .iter()
+        .flat_map(|f| f.body.blocks().filter(|b| b.identifier() == "locals"))
+        .collect();
+    let policies = locals
+        .iter()
+        .find_map(|b| attribute(b.body(), "function_policies"))
+        .expect("local.function_policies");
+    let policies: BTreeMap<_, _> = object_entries(policies)
+        .into_iter()
+        .map(|(k, v)| (k, render(v)))
+        .collect();
+    assert_eq!(
+        policies.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["detector", "firehose-transform", "partitions", "s3-ingest"]
+    );
+    let distinct: BTreeSet<_> = policies.values().collect();
+    assert_eq!(
+        distinct.len(),
+        policies.len(),
+        "two functions share a policy"
+    );
+    let functions = locals
+        .iter()
+        .find_map(|b| attribute(b.body(), "functions"))
+        .map(render)
+        .expect("local.functions");
+    for name in policies.keys() {
+        assert!(
+            functions.contains(&format!("{name} ")),
+            "{name} missing from local.functions"
+        );
+    }
+}
+
+#[test]
+fn firehose_invokes_the_transform_through_its_alias() {
+    let files = tree();
+    let (_, stream) = blocks(&files, "resource", "aws_kinesis_firehose_delivery_stream")
+        .next()
+        .expect("a Firehose delivery stream");
+    let s3 = &nested(stream.body(), "extended_s3_configuration")[0];
+    let processing = &nested(s3, "processing_configuration")[0];
+    let processor = &nested(processing, "processors")[0];
+    let lambda_arn = nested(processor, "parameters")
+        .into_iter()
+        .find(|p| attribute(p, "parameter_name").and_then(as_str) == Some("LambdaArn"))
+        .map(|p| render(attribute(p, "parameter_value").unwrap()))
+        .expect("a LambdaArn parameter");
+    assert!(
+        lambda_arn.starts_with("aws_lambda_alias."),
+        "Firehose must invoke a published alias, not {lambda_arn}"
+    );
+    let prefix = render(attribute(s3, "prefix").unwrap());
+    assert!(prefix.contains(
+        "year=!{partitionKeyFromLambda:year}/month=!{partitionKeyFromLambda:month}/day=!{partitionKeyFromLambda:day}/hour=!{partitionKeyFromLambda:hour}/"
+    ));
+    let errors = render(attribute(s3, "error_output_prefix").unwrap());
+    assert!(errors.contains("!{firehose:error-output-type}"));
+    assert_eq!(
+        attribute(s3, "compression_format").and_then(as_str),
+        Some("GZIP")
+    );
+    // The alias points at the published version, never $LATEST.
+    let (_, alias) = blocks(&files, "resource", "aws_lambda_alias")
+        .next()
+        .unwrap();
+    assert_eq!(
+        render(attribute(alias.body(), "function_version").unwrap()),
+        "aws_lambda_function.this[each.key].version"
+    );
+}
+
+#[test]
+fn every_bucket_is_kms_encrypted_tls_only_and_private() {
+    let files = tree();
+    let buckets: Vec<_> = blocks(&files, "resource", "aws_s3_bucket").collect();
+    assert_eq!(
+        buckets.len(),
+        1,
+        "every bucket must come from modules/bucket, which holds the only aws_s3_bucket"
+    );
+    assert!(
+        buckets[0]
+            .0
+            .path
+            .to_string_lossy()
+            .contains("modules/bucket")
+    );
+    let module = module_files(&files, "modules/lakewatch/modules/bucket");
+
+    let (_, encryption) = blocks(
+        &module,
+        "resource",
+        "aws_s3_bucket_server_side_encryption_configuration",
+    )
+    .next()
+    .expect("server-side encryption");
+    let rule = &nested(encryption.body(), "rule")[0];
+    let default = &nested(rule, "apply_server_side_encryption_by_default")[0];
+    assert_eq!(
+        attribute(default, "sse_algorithm").and_then(as_str),
+        Some("aws:kms")
+    );
+    assert_eq!(
+        render(attribute(default, "kms_master_key_id").unwrap()),
+        "var.kms_key_arn"
+    );
+
+    let (_, policy) = blocks(&module, "data", "aws_iam_policy_document")
+        .next()
+        .expect("a bucket policy");
+    let denies_plain_http = nested(policy.body(), "statement").iter().any(|s| {
+        attribute(s, "effect").and_then(as_str) == Some("Deny")
+            && nested(s, "condition").iter().any(|c| {
+                attribute(c, "variable").and_then(as_str) == Some("aws:SecureTransport")
+                    && string_list(attribute(c, "values").unwrap()) == ["false"]
+            })
+    });
+    assert!(
+        denies_plain_http,
+        "bucket policy must deny non-TLS requests"
+    );
+
+    let (_, public) = blocks(&module, "resource", "aws_s3_bucket_public_access_block")
+        .next()
+        .expect("public access block");
+    for setting in [
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(
+            render(attribute(public.body(), setting).unwrap()),
+            "true",
+            "{setting}"
+        );
+    }
+
+    // The parent module passes its customer key to every bucket.
+    let parent = module_files(&files, "modules/lakewatch");
+    let calls: Vec<_> = parent
+        .iter()
+        .flat_map(|f| f.body.blocks().filter(|b| b.identifier() == "module"))
+        .filter(|b| attribute(b.body(), "source").and_then(as_str) == Some("./modules/bucket"))
+        .collect();
+    assert_eq!(calls.len(), 3, "lake, input and athena-results buckets");
+    for call in calls {
+        assert_eq!(
+            render(attribute(call.body(), "kms_key_arn").unwrap()),
+            "aws_kms_key.this.arn"
+        );
+    }
+}
+
+#[test]
+fn glue_tables_match_the_rust_schema() {
+    let files = tree();
+    let locals = files
+        .iter()
+        .flat_map(|f| f.body.blocks().filter(|b| b.identifier() == "locals"))
+        .find(|b| attribute(b.body(), "table_columns").is_some())
+        .expect("local.table_columns in glue.tf");
+    let tables = object_entries(attribute(locals.body(), "table_columns").unwrap());
+    let terraform: BTreeMap<String, Vec<(String, String, String)>> = tables
+        .into_iter()
+        .map(|(table, columns)| {
+            let hcl::Expression::Array(columns) = columns else {
+                panic!("columns of {table} must be a list")
+            };
+            let columns = columns
+                .iter()
+                .map(|column| {
+                    let fields: BTreeMap<_, _> = object_entries(column)
+                        .into_iter()
+                        .map(|(k, v)| (k, render(v)))
+                        .collect();
+                    (
+                        fields["name"].clone(),
+                        fields["type"].clone(),
+                        fields["comment"].clone(),
+                    )
+                })
+                .collect();
+            (table, columns)
+        })
+        .collect();
+    let rust: BTreeMap<String, Vec<(String, String, String)>> = lakewatch_lake::schema::TABLES
+        .iter()
+        .map(|table| {
+            let columns = table
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.kind.hive_name().to_string(),
+                        c.comment.to_string(),
+                    )
+                })
+                .collect();
+            (table.name.to_string(), columns)
+        })
+        .collect();
+    assert_eq!(
+        terraform, rust,
+        "terraform/modules/lakewatch/glue.tf drifted from crates/lake/src/schema.rs"
+    );
+
+    let partition_keys = attribute(locals.body(), "partition_keys")
+        .map(string_list)
+        .unwrap();
+    assert_eq!(partition_keys, lakewatch_lake::schema::PARTITION_KEYS);
+}
