@@ -1,2 +1,4 @@
 //! lakewatch's AWS adapters: everything that calls an AWS API goes through here, with a
 //! configurable endpoint so tests run the same code against a local server.
+
+pub mod config;

@@ -2,3 +2,4 @@
 //! and always stopped.
 
 pub mod runtime_api;
+pub mod moto;
