@@ -10,6 +10,7 @@
 
 pub mod envelope;
 pub mod framing;
+pub mod gsuite;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
@@ -35,6 +36,7 @@ pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, C
     Ok(vec![
         Box::new(lowercase_keys::LowercaseKeys),
         Box::new(syslog::Syslog),
+        Box::new(gsuite::Gsuite),
     ])
 }
 
