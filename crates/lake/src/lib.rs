@@ -1,4 +1,5 @@
 //! The lake's layout, shared by the Lambdas and the local mode: where events and alerts live,
 //! how partitions are named, and what the tables' columns are.
 
+pub mod partitions;
 pub mod schema;
