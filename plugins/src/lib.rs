@@ -15,6 +15,7 @@ pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
 pub mod shell;
+pub mod timestamp;
 pub mod sources;
 pub mod syslog;
 
@@ -35,6 +36,7 @@ pub struct ConfigError(pub String);
 pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, ConfigError> {
     Ok(vec![
         Box::new(lowercase_keys::LowercaseKeys),
+        Box::new(timestamp::Timestamp),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
     ])
