@@ -11,10 +11,20 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
 mod args;
+mod contains;
+mod current_timestamp;
+mod date_arith;
+mod date_format;
+mod great_circle_distance;
+mod iso8601;
 mod json_array;
 mod json_extract;
 mod json_parse;
 mod json_path;
+mod regexp_extract;
+mod split;
+mod time;
+mod unixtime;
 
 pub use json_path::JsonPath;
 
@@ -27,6 +37,18 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(json_array::JsonArrayLength::default()),
         ScalarUDF::from(json_parse::JsonParse::default()),
         ScalarUDF::from(json_parse::JsonFormat::default()),
+        ScalarUDF::from(iso8601::FromIso8601Timestamp::default()),
+        ScalarUDF::from(iso8601::ToIso8601::default()),
+        ScalarUDF::from(unixtime::FromUnixtime::default()),
+        ScalarUDF::from(unixtime::ToUnixtime::default()),
+        ScalarUDF::from(current_timestamp::CurrentTimestamp::default()),
+        ScalarUDF::from(date_arith::DateDiff::default()),
+        ScalarUDF::from(date_arith::DateAdd::default()),
+        ScalarUDF::from(date_format::DateFormat::default()),
+        ScalarUDF::from(regexp_extract::RegexpExtract::default()),
+        ScalarUDF::from(split::Split::default()),
+        ScalarUDF::from(contains::Contains::default()),
+        ScalarUDF::from(great_circle_distance::GreatCircleDistance::default()),
     ]
 }
 
