@@ -2,3 +2,4 @@
 //! configurable endpoint so tests run the same code against a local server.
 
 pub mod config;
+pub mod firehose;
