@@ -108,6 +108,34 @@ pub const ALERTS: Table = Table {
 /// Every table of the lake.
 pub const TABLES: &[Table] = &[EVENTS, ALERTS];
 
+impl Table {
+    /// The table's location in the lake bucket, as Glue and Athena want it (trailing slash):
+    /// `s3://bucket/events/`.
+    pub fn location(&self, bucket: &str) -> String {
+        format!("s3://{bucket}/{}/", self.prefix)
+    }
+}
+
+/// How both tables are stored: gzip NDJSON, one shell object per line, read by the OpenX JSON
+/// SerDe (the one that hands a nested object to a `string` column as its JSON text). The Glue
+/// table input and the Athena DDL both come from these, and match terraform/modules/lakewatch/glue.tf.
+pub mod storage {
+    /// The SerDe that reads one JSON object per line.
+    pub const SERDE: &str = "org.openx.data.jsonserde.JsonSerDe";
+    /// Lines of text; Hadoop decompresses `.gz` objects by their extension.
+    pub const INPUT_FORMAT: &str = "org.apache.hadoop.mapred.TextInputFormat";
+    pub const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
+    /// A malformed line becomes a row of NULLs instead of failing the whole query; keys are
+    /// matched as written (the shell's are lower case).
+    pub const SERDE_PARAMETERS: &[(&str, &str)] = &[
+        ("ignore.malformed.json", "true"),
+        ("case.insensitive", "false"),
+    ];
+    /// Table properties (Glue's `EXTERNAL` comes with the table type, not from here).
+    pub const TABLE_PARAMETERS: &[(&str, &str)] =
+        &[("classification", "json"), ("compressionType", "gzip")];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
