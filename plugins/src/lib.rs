@@ -8,6 +8,7 @@
 //! Adding a plugin is one file (a type implementing [`Plugin`], with its tests beside it) and
 //! one line in [`builtin_plugins`].
 
+pub mod cloudtrail;
 pub mod envelope;
 pub mod framing;
 pub mod gsuite;
@@ -39,6 +40,7 @@ pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, C
         Box::new(timestamp::Timestamp),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
+        Box::new(cloudtrail::CloudTrail),
     ])
 }
 
