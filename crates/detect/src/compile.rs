@@ -1,0 +1,458 @@
+//! Compiles a rule into the SQL of one window, in the subset of Athena's dialect that the local
+//! engine speaks too, so a rule is tested on a laptop and runs unchanged on Athena.
+//!
+//! Placeholders: `{{window}}`, `{{history}}` (the `history` before the window) and `{{span}}`
+//! (history and window) expand into partition predicates plus a `utctimestamp` range;
+//! `{{window:e}}` qualifies the columns with alias `e`. `${name}` is a setting of the rule.
+
+use chrono::TimeDelta;
+
+use crate::rule::{Key, Query, Rule};
+use crate::window::Window;
+use lakewatch_plugins::shell::format_timestamp;
+
+/// The time ranges a rule's query may refer to for one evaluated window.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranges {
+    pub window: Window,
+    pub history: Window,
+    pub span: Window,
+}
+
+impl Ranges {
+    pub fn for_window(rule: &Rule, window: Window) -> Self {
+        let history_start = window.start - rule.history;
+        Ranges {
+            window,
+            history: Window::new(history_start, window.start),
+            span: Window::new(history_start, window.end),
+        }
+    }
+}
+
+/// A rule's SQL could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {rule}: {message}")]
+pub struct CompileError {
+    pub rule: String,
+    pub message: String,
+}
+
+/// The SQL of one window of a rule.
+pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let ranges = Ranges::for_window(rule, window);
+    let template = match &rule.query {
+        Query::Sql { sql } => sql.clone(),
+        Query::Threshold {
+            filter,
+            group,
+            min_count,
+        } => threshold_sql(filter, group, &count_text(min_count).map_err(error)?),
+        Query::FirstSeen {
+            filter,
+            entity,
+            value,
+            learning,
+            not_seen_for,
+        } => first_seen_sql(filter, entity, value, *learning, *not_seen_for, &ranges),
+        Query::Sequence {
+            first,
+            then,
+            key,
+            within,
+            min_count,
+        } => {
+            let min_count = match min_count {
+                Some(value) => count_text(value).map_err(error)?,
+                None => "1".to_string(),
+            };
+            sequence_sql(first, then, key, *within, &min_count)
+        }
+    };
+    let sql = expand_settings(&template, rule).map_err(error)?;
+    let sql = expand_ranges(&sql, &ranges).map_err(error)?;
+    Ok(apply_ignores(sql, rule))
+}
+
+fn key_columns(keys: &[Key], alias: &str) -> String {
+    keys.iter()
+        .map(|k| format!("{alias}.{}", k.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_selects(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|k| format!("{} AS {}", k.expr, k.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_exprs(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|k| k.expr.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn keys_present(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|k| format!("({}) IS NOT NULL", k.expr))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn keys_equal(keys: &[Key], left: &str, right: &str) -> String {
+    keys.iter()
+        .map(|k| format!("{left}.{name} = {right}.{name}", name = k.name))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Columns every compiled kind returns about the events behind a row.
+const EVIDENCE: &str = "count(*) AS event_count, min(utctimestamp) AS first_seen, \
+     max(utctimestamp) AS last_seen, array_join(array_agg(eventid), ',') AS eventids";
+
+fn threshold_sql(filter: &str, group: &[Key], min_count: &str) -> String {
+    format!(
+        "SELECT {selects}, {EVIDENCE} FROM events \
+         WHERE {{{{window}}}} AND ({filter}) AND {present} \
+         GROUP BY {exprs} HAVING count(*) >= {min_count}",
+        selects = key_selects(group),
+        present = keys_present(group),
+        exprs = key_exprs(group),
+    )
+}
+
+fn first_seen_sql(
+    filter: &str,
+    entity: &[Key],
+    value: &[Key],
+    learning: Option<TimeDelta>,
+    not_seen_for: Option<TimeDelta>,
+    ranges: &Ranges,
+) -> String {
+    let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
+    let current = format!(
+        "SELECT {selects}, {EVIDENCE} FROM events WHERE {{{{window}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
+        selects = key_selects(&both),
+        present = keys_present(&both),
+        exprs = key_exprs(&both),
+    );
+    let known_in = |range: &str, extra: &str| {
+        format!(
+            "SELECT DISTINCT {selects} FROM events WHERE {range} AND ({filter}) AND {present}{extra}",
+            selects = key_selects(&both),
+            present = keys_present(&both),
+        )
+    };
+    let entities = format!(
+        "SELECT {selects}, min(utctimestamp) AS entity_first_seen FROM events \
+         WHERE {{{{history}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
+        selects = key_selects(entity),
+        present = keys_present(entity),
+        exprs = key_exprs(entity),
+    );
+    let learned = match learning {
+        Some(learning) => format!(
+            " AND n.entity_first_seen <= '{}'",
+            format_timestamp(ranges.window.start - learning)
+        ),
+        None => String::new(),
+    };
+    let first_value = &value[0].name;
+    match not_seen_for {
+        None => format!(
+            "WITH current AS ({current}), known AS ({known}), entities AS ({entities}) \
+             SELECT c.* FROM current c JOIN entities n ON {entity_join} \
+             LEFT JOIN known k ON {both_join} WHERE k.{first_value} IS NULL{learned}",
+            known = known_in("{{history}}", ""),
+            entity_join = keys_equal(entity, "c", "n"),
+            both_join = keys_equal(&both, "c", "k"),
+        ),
+        Some(recent) => {
+            let cutoff = format!(
+                " AND utctimestamp < '{}'",
+                format_timestamp(ranges.window.start - recent)
+            );
+            let recent_start = format_timestamp(ranges.window.start - recent);
+            format!(
+                "WITH current AS ({current}), older AS ({older}), recent AS ({recent_known}), entities AS ({entities}) \
+                 SELECT c.* FROM current c JOIN entities n ON {entity_join} \
+                 JOIN older o ON {older_join} \
+                 LEFT JOIN recent r ON {recent_join} WHERE r.{first_value} IS NULL{learned}",
+                older = known_in("{{history}}", &cutoff),
+                recent_known = known_in(
+                    "{{history}}",
+                    &format!(" AND utctimestamp >= '{recent_start}'")
+                ),
+                entity_join = keys_equal(entity, "c", "n"),
+                older_join = keys_equal(&both, "c", "o"),
+                recent_join = keys_equal(&both, "c", "r"),
+            )
+        }
+    }
+}
+
+fn sequence_sql(
+    first: &str,
+    then: &str,
+    key: &[Key],
+    within: TimeDelta,
+    min_count: &str,
+) -> String {
+    let selects = key_selects(key);
+    let present = keys_present(key);
+    format!(
+        "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
+         b AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}) \
+         SELECT {b_keys}, b.t AS last_seen, min(a.t) AS first_seen, count(a.eventid) AS first_count, \
+         b.eventid AS then_eventid, concat(array_join(array_agg(a.eventid), ','), ',', b.eventid) AS eventids \
+         FROM b JOIN a ON {join} AND a.t < b.t \
+         AND from_iso8601_timestamp(a.t) >= from_iso8601_timestamp(b.t) - INTERVAL '{seconds}' SECOND \
+         GROUP BY {b_keys}, b.t, b.eventid HAVING count(a.eventid) >= {min_count}",
+        b_keys = key_columns(key, "b"),
+        join = keys_equal(key, "a", "b"),
+        seconds = within.num_seconds(),
+    )
+}
+
+/// Replaces `${name}` with the rule's setting as an SQL literal.
+fn expand_settings(sql: &str, rule: &Rule) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or("an unclosed ${ in the query: write ${setting_name}")?;
+        let name = &after[..end];
+        let value = rule
+            .settings
+            .get(name)
+            .ok_or_else(|| format!("the query uses ${{{name}}} but [settings] has no {name}"))?;
+        out.push_str(&setting_literal(value)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A count in a rule: a whole number, or `${setting}` resolved with the other settings.
+fn count_text(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::Integer(n) if *n >= 1 => Ok(n.to_string()),
+        toml::Value::String(s) if s.starts_with("${") && s.ends_with('}') => Ok(s.clone()),
+        other => Err(format!(
+            "min_count {other} must be a whole number of at least 1, or \"${{setting}}\""
+        )),
+    }
+}
+
+/// A setting as an SQL literal: numbers as they are, strings quoted with `'` doubled.
+fn setting_literal(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::Integer(n) => Ok(n.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        toml::Value::String(s) => Ok(quote(s)),
+        other => Err(format!(
+            "setting {other} must be a number, boolean or string (lists belong in [ignore])"
+        )),
+    }
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Expands `{{window}}`, `{{history}}`, `{{span}}` (with an optional `:alias`).
+fn expand_ranges(sql: &str, ranges: &Ranges) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len() * 2);
+    let mut rest = sql;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or("an unclosed {{ in the query: write {{window}}")?;
+        let (name, alias) = match after[..end].split_once(':') {
+            Some((name, alias)) => (name.trim(), Some(alias.trim())),
+            None => (after[..end].trim(), None),
+        };
+        let range = match name {
+            "window" => ranges.window,
+            "history" => ranges.history,
+            "span" => ranges.span,
+            other => {
+                return Err(format!(
+                    "unknown placeholder {{{{{other}}}}}: use {{{{window}}}}, {{{{history}}}} or {{{{span}}}}"
+                ));
+            }
+        };
+        out.push_str(&format!("({})", range.predicate(alias)));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    if !sql.contains("{{") {
+        return Err(
+            "the query has no {{window}} (or {{span}}): without it every run scans the whole lake"
+                .into(),
+        );
+    }
+    Ok(out)
+}
+
+/// Wraps the query so that rows whose column holds an ignored value are left out.
+fn apply_ignores(sql: String, rule: &Rule) -> String {
+    let conditions: Vec<String> = rule
+        .ignore
+        .iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(column, values)| {
+            let list: Vec<String> = values.iter().map(|v| quote(v)).collect();
+            format!(
+                "(r.{column} IS NULL OR r.{column} NOT IN ({}))",
+                list.join(", ")
+            )
+        })
+        .collect();
+    if conditions.is_empty() {
+        return sql;
+    }
+    format!(
+        "SELECT r.* FROM ({sql}) r WHERE {}",
+        conditions.join(" AND ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn rule(query: &str, extra: &str) -> Rule {
+        let text = format!(
+            "id = \"r\"\ntitle = \"t\"\ndescription = \"d\"\nseverity = \"high\"\ninterval = \"5m\"\n\
+             window = \"15m\"\nhistory = \"1d\"\nsummary = \"s\"\n{extra}\n[query]\n{query}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn window() -> Window {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        Window::new(t("2026-11-23T10:00:00Z"), t("2026-11-23T10:15:00Z"))
+    }
+
+    #[test]
+    fn plain_sql_gets_its_window_and_settings() {
+        let rule = rule(
+            "kind = \"sql\"\nsql = \"SELECT * FROM events e WHERE {{window:e}} AND e.source = ${src} AND n > ${n}\"",
+            "[settings]\nsrc = \"it's\"\nn = 3",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.contains("e.year = '2026'"), "{sql}");
+        assert!(sql.contains("e.utctimestamp < '2026-11-23T10:15:00.000000Z'"));
+        assert!(sql.ends_with("AND e.source = 'it''s' AND n > 3"));
+    }
+
+    #[test]
+    fn a_query_without_a_window_is_refused() {
+        let rule = rule("kind = \"sql\"\nsql = \"SELECT * FROM events\"", "");
+        assert!(
+            compile(&rule, window())
+                .unwrap_err()
+                .message
+                .contains("no {{window}}")
+        );
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let rule = rule(
+            "kind = \"sql\"\nsql = \"SELECT 1 FROM events WHERE {{window}} AND x > ${limit}\"",
+            "",
+        );
+        let error = compile(&rule, window()).unwrap_err();
+        assert!(error.message.contains("${limit}"), "{error}");
+    }
+
+    #[test]
+    fn threshold_groups_filters_and_counts() {
+        let rule = rule(
+            "kind = \"threshold\"\nwhere = \"category = 'authentication'\"\nmin_count = \"${threshold}\"\n\
+             group = [{ name = \"user\", expr = \"json_extract_scalar(details, '$.user')\" }]",
+            "[settings]\nthreshold = 5",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.starts_with(
+            "SELECT json_extract_scalar(details, '$.user') AS user, count(*) AS event_count"
+        ));
+        assert!(sql.contains("(json_extract_scalar(details, '$.user')) IS NOT NULL"));
+        assert!(
+            sql.ends_with("GROUP BY json_extract_scalar(details, '$.user') HAVING count(*) >= 5")
+        );
+    }
+
+    #[test]
+    fn first_seen_compares_the_window_with_the_history_before_it() {
+        let rule = rule(
+            "kind = \"first-seen\"\nwhere = \"category = 'authentication'\"\nlearning = \"1d\"\n\
+             entity = [{ name = \"user\", expr = \"u\" }]\nvalue = [{ name = \"country\", expr = \"c\" }]",
+            "",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.contains("LEFT JOIN known k ON c.user = k.user AND c.country = k.country"));
+        assert!(sql.contains(
+            "WHERE k.country IS NULL AND n.entity_first_seen <= '2026-11-22T10:00:00.000000Z'"
+        ));
+        // The history ends where the window starts.
+        assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:00:00.000000Z'"));
+    }
+
+    #[test]
+    fn dormant_values_need_an_older_sighting_and_none_recent() {
+        let rule = rule(
+            "kind = \"first-seen\"\nwhere = \"true\"\nnot_seen_for = \"6h\"\n\
+             entity = [{ name = \"user\", expr = \"u\" }]\nvalue = [{ name = \"country\", expr = \"c\" }]",
+            "",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.contains("JOIN older o ON"));
+        assert!(sql.contains("LEFT JOIN recent r ON"));
+        assert!(sql.contains("utctimestamp < '2026-11-23T04:00:00.000000Z'"));
+    }
+
+    #[test]
+    fn sequence_joins_earlier_first_events_within_the_interval() {
+        let rule = rule(
+            "kind = \"sequence\"\nfirst = \"a = 1\"\nthen = \"b = 1\"\nwithin = \"10m\"\nmin_count = 3\n\
+             key = [{ name = \"user\", expr = \"u\" }]",
+            "",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.contains("INTERVAL '600' SECOND"));
+        assert!(sql.contains("HAVING count(a.eventid) >= 3"));
+        assert!(sql.contains("FROM b JOIN a ON a.user = b.user AND a.t < b.t"));
+    }
+
+    #[test]
+    fn ignored_values_wrap_the_query() {
+        let rule = rule(
+            "kind = \"sql\"\nsql = \"SELECT user FROM events WHERE {{window}}\"",
+            "[ignore]\nuser = [\"svc@example.com\", \"o'brien\"]\nip = []",
+        );
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.starts_with("SELECT r.* FROM (SELECT user FROM events WHERE"));
+        assert!(
+            sql.ends_with(
+                "WHERE (r.user IS NULL OR r.user NOT IN ('svc@example.com', 'o''brien'))"
+            )
+        );
+    }
+}

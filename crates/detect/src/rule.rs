@@ -1,0 +1,270 @@
+//! Detection rules: one TOML file each under `rules/`, with metadata, the query (plain SQL or a
+//! kind that compiles to SQL), settings, and test cases that must pass offline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::TimeDelta;
+use serde::Deserialize;
+
+use crate::duration;
+
+/// One detection rule, as written in `rules/<id>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id: names the watermark, alert ids and files. Lower case, digits and dashes.
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// Severity of its alerts (upper-cased).
+    pub severity: String,
+    /// How often the rule runs: windows end on multiples of this.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub interval: TimeDelta,
+    /// Length of the evaluated window (may exceed the interval: windows then overlap).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub window: TimeDelta,
+    /// How long to wait for late events before a window is evaluated.
+    #[serde(default = "zero", deserialize_with = "duration::deserialize")]
+    pub lateness: TimeDelta,
+    /// How far back before the window `{{history}}` reaches (first-seen, sequences, lookups).
+    #[serde(default = "zero", deserialize_with = "duration::deserialize")]
+    pub history: TimeDelta,
+    /// Result columns that identify "the same alert" (e.g. the user): alerts with the same
+    /// values are written and published once per suppression period.
+    #[serde(default)]
+    pub dedup: Vec<String>,
+    /// How long an alert suppresses another with the same de-duplication key.
+    #[serde(default = "one_hour", deserialize_with = "duration::deserialize")]
+    pub suppress: TimeDelta,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// One-line summary with `{column}` placeholders filled from the result row.
+    pub summary: String,
+    /// Values substituted into the SQL as `${name}` (numbers as they are, strings quoted).
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Result rows whose column holds one of these values are ignored (users, IPs, countries…).
+    #[serde(default)]
+    pub ignore: BTreeMap<String, Vec<String>>,
+    pub query: Query,
+    /// Test cases run by `lakewatch test-rules`.
+    #[serde(default)]
+    pub tests: Vec<RuleTest>,
+}
+
+fn zero() -> TimeDelta {
+    TimeDelta::zero()
+}
+
+fn one_hour() -> TimeDelta {
+    TimeDelta::hours(1)
+}
+
+/// A named SQL expression over the `events` table, used as a key column of the result.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub name: String,
+    pub expr: String,
+}
+
+/// What the rule looks for. Every kind compiles to one SQL query per window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Query {
+    /// Plain SQL: each result row is an alert. Mark the time range with `{{window}}`,
+    /// `{{history}}` (before the window) or `{{span}}` (history and window), optionally with a
+    /// table alias: `{{window:e}}`.
+    Sql { sql: String },
+    /// At least `min_count` matching events per group within the window.
+    Threshold {
+        #[serde(rename = "where")]
+        filter: String,
+        group: Vec<Key>,
+        /// A number, or `${setting}`.
+        min_count: toml::Value,
+    },
+    /// A value (or combination) not seen for its entity during the history before the window
+    /// ("new terms"); with `not_seen_for`, a value seen before but not within that period.
+    FirstSeen {
+        #[serde(rename = "where")]
+        filter: String,
+        entity: Vec<Key>,
+        value: Vec<Key>,
+        /// Entities first seen less than this long before the window are still learning.
+        #[serde(default, deserialize_with = "duration::deserialize_option")]
+        learning: Option<TimeDelta>,
+        #[serde(default, deserialize_with = "duration::deserialize_option")]
+        not_seen_for: Option<TimeDelta>,
+    },
+    /// `first` events followed by a `then` event for the same key within `within`.
+    Sequence {
+        first: String,
+        then: String,
+        key: Vec<Key>,
+        #[serde(deserialize_with = "duration::deserialize")]
+        within: TimeDelta,
+        /// How many `first` events must precede the `then` event (default 1).
+        #[serde(default)]
+        min_count: Option<toml::Value>,
+    },
+}
+
+/// A test case: events to ingest, the range to evaluate, and the alerts expected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTest {
+    pub name: String,
+    /// Events file (any framing `lakewatch ingest` reads), relative to the rule file.
+    pub events: PathBuf,
+    /// Range to evaluate, RFC 3339.
+    pub from: String,
+    pub to: String,
+    /// Each expected alert: columns of the result row that must have these values.
+    #[serde(default)]
+    pub expect: Vec<BTreeMap<String, String>>,
+}
+
+/// A rule file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct RuleError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Rule {
+    /// Reads and checks one rule file.
+    pub fn from_file(path: &Path) -> Result<Rule, RuleError> {
+        let error = |message: String| RuleError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let mut rule: Rule = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
+        rule.severity = rule.severity.to_uppercase();
+        rule.validate().map_err(error)?;
+        // Test event files are relative to the rule file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for test in &mut rule.tests {
+            test.events = base.join(&test.events);
+        }
+        Ok(rule)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "id {:?} must be lower-case letters, digits and dashes",
+                self.id
+            ));
+        }
+        if self.interval <= TimeDelta::zero() || self.window <= TimeDelta::zero() {
+            return Err("interval and window must be longer than zero".into());
+        }
+        if TimeDelta::days(1).num_seconds() % self.interval.num_seconds() != 0 {
+            return Err(format!(
+                "interval {}s must divide a day evenly (e.g. 5m, 15m, 1h) so windows align",
+                self.interval.num_seconds()
+            ));
+        }
+        for column in &self.dedup {
+            if column.is_empty() {
+                return Err("dedup columns must be named".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every `*.toml` rule in a directory, sorted by id; ids must be unique.
+pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, RuleError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| RuleError {
+        path: dir.to_path_buf(),
+        message: format!("{e}: pass the rules directory with --rules"),
+    })?;
+    let mut rules = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| RuleError {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            rules.push(Rule::from_file(&path)?);
+        }
+    }
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = rules.windows(2).find(|pair| pair[0].id == pair[1].id) {
+        return Err(RuleError {
+            path: dir.to_path_buf(),
+            message: format!("two rules have the id {:?}", pair[0].id),
+        });
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Rule, String> {
+        let dir = std::env::temp_dir().join(format!("lakewatch-rule-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", blake3::hash(text.as_bytes()).to_hex()));
+        std::fs::write(&path, text).unwrap();
+        Rule::from_file(&path).map_err(|e| e.message)
+    }
+
+    const MINIMAL: &str = r#"
+id = "x"
+title = "t"
+description = "d"
+severity = "high"
+interval = "5m"
+window = "15m"
+summary = "s"
+[query]
+kind = "sql"
+sql = "SELECT 1 FROM events WHERE {{window}}"
+"#;
+
+    #[test]
+    fn reads_a_rule_with_defaults() {
+        let rule = parse(MINIMAL).unwrap();
+        assert_eq!(rule.severity, "HIGH");
+        assert_eq!(rule.window, TimeDelta::minutes(15));
+        assert_eq!(rule.lateness, TimeDelta::zero());
+        assert_eq!(rule.suppress, TimeDelta::hours(1));
+        assert!(matches!(rule.query, Query::Sql { .. }));
+    }
+
+    #[test]
+    fn rejects_bad_ids_intervals_and_unknown_fields() {
+        assert!(
+            parse(&MINIMAL.replace("id = \"x\"", "id = \"Bad Id\""))
+                .unwrap_err()
+                .contains("lower-case")
+        );
+        assert!(
+            parse(&MINIMAL.replace("interval = \"5m\"", "interval = \"7m\""))
+                .unwrap_err()
+                .contains("divide a day")
+        );
+        assert!(
+            parse(&MINIMAL.replace("summary = \"s\"", "summary = \"s\"\nsumary = 1"))
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
+}
