@@ -1,1 +1,41 @@
-fn main() {}
+//! The Firehose transform Lambda: adapts Firehose's batch to [`firehose_transform::transform`].
+//!
+//! The pipeline is built once, at init, and shared by every invocation.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
+use firehose_transform::{RESPONSE_LIMIT_BYTES, transform};
+use lakewatch_plugins::{PluginConfig, builtin_pipeline};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        // CloudWatch stamps every line itself; module paths mean nothing to an operator.
+        .without_time()
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let pipeline = Arc::new(builtin_pipeline(&PluginConfig::default())?);
+    tracing::info!(plugins = ?pipeline.plugin_names(), "pipeline ready");
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KinesisFirehoseEvent>| {
+            let pipeline = Arc::clone(&pipeline);
+            async move {
+                let transformed = transform(
+                    &pipeline,
+                    &event.payload,
+                    chrono::Utc::now(),
+                    RESPONSE_LIMIT_BYTES,
+                );
+                Ok::<KinesisFirehoseResponse, Error>(transformed.response)
+            }
+        },
+    ))
+    .await
+}

@@ -1,0 +1,874 @@
+//! The Firehose transform: turns one Firehose batch into the per-record answers Firehose
+//! expects, by running every event of every record through the lakewatch pipeline.
+//!
+//! This is plain library code, tested without the Lambda runtime; `main.rs` only adapts it.
+//!
+//! # Records, events and results
+//! A Firehose record's data may hold one JSON object, several NDJSON objects, a JSON array of
+//! objects (or CloudTrail's `{"Records": […]}`), raw text lines, gzip of any of those, or one
+//! record in a lakewatch envelope from the S3-ingest Lambda ([`lakewatch_plugins::envelope`]).
+//! Framing ([`lakewatch_plugins::framing`]) cuts it into events; each event that the plugins
+//! keep is written as one newline-terminated JSON line into the record's output data.
+//!
+//! Each record gets exactly one result:
+//! - `Ok`: at least one event was kept; the data is the events' lines and the metadata carries
+//!   the partition keys `year`, `month`, `day`, `hour` of the **first** event's time. Firehose
+//!   cannot split one record across partitions, so a record whose events fall in different
+//!   hours is stored under the first event's hour (the events keep their own `utctimestamp`;
+//!   queries filter on it, partitions only prune).
+//! - `Dropped`: no event was kept: the plugins dropped every event, or the record held none
+//!   (empty, only blank lines). Nothing is lost: there was nothing to keep.
+//! - `ProcessingFailed`: the data is not valid UTF-8, cannot be framed (truncated JSON…), a
+//!   plugin failed on one of its events, or the response had no room left for it. **One
+//!   failed event fails its whole record**: Firehose then writes the record's original data,
+//!   intact, to the bucket's error prefix, so it can be fixed and replayed without losing or
+//!   duplicating the events that did succeed. The reason is logged (with the record id and a
+//!   short excerpt, never the record).
+//!
+//! Dropped and failed records are answered with empty data: Firehose keeps the original data
+//! of a failed record itself, and the bytes are better spent on the response budget.
+//!
+//! # The 6 MB response limit
+//! Lambda refuses a response larger than 6 MB (6,291,456 bytes), which would fail the whole
+//! batch and make Firehose retry it forever. The response size is counted exactly as it will
+//! be serialized (JSON with base64 data), room is reserved up front for every record's
+//! smallest answer, and records are admitted in order; a record whose events do not fit any
+//! more comes back `ProcessingFailed` ("response would exceed…") and goes to the error prefix.
+//!
+//! # Event ids
+//! An event without an `eventid` of its own gets one derived from its origin: for a plain
+//! record, the Firehose `recordId` (the same on every Firehose retry of the record) and the
+//! event's byte offset inside the record's data; for an enveloped record, the S3 object
+//! (`s3://bucket/key#version`) and the record's byte offset in it, the same ids local
+//! ingestion of that object gives. Enveloped events keep their provenance under
+//! `details._origin`.
+
+use chrono::{DateTime, Utc};
+use lakewatch_plugins::envelope;
+use lakewatch_plugins::framing::frame_bytes;
+use lakewatch_plugins::shell::insert_keeping_both;
+use lakewatch_plugins::{HourPartition, Outcome, Pipeline, Tally};
+
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::event::firehose::{
+    KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
+    KinesisFirehoseResponseRecordMetadata,
+};
+use serde_json::Value;
+
+/// Lambda's limit on a synchronous response payload: 6 MB.
+pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
+/// Characters of a record's data shown in a log line about it.
+pub const LOG_EXCERPT_CHARS: usize = 60;
+/// Where an enveloped event keeps the object and position it came from.
+pub const ORIGIN_DETAIL: &str = "_origin";
+
+/// Firehose's name for each per-record result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordResult {
+    Ok,
+    Dropped,
+    ProcessingFailed,
+}
+
+impl RecordResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordResult::Ok => "Ok",
+            RecordResult::Dropped => "Dropped",
+            RecordResult::ProcessingFailed => "ProcessingFailed",
+        }
+    }
+}
+
+/// What one invocation did, in counts that add up:
+/// `records_in = records_ok + records_dropped + records_failed`, and
+/// `events.records() = events.ok + events.dropped + events.failed`.
+///
+/// Events are the units framing found. Every event of a failed record counts as failed (none
+/// of them reaches the lake), including a span that could not be framed, which counts as one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub records_in: u64,
+    pub records_ok: u64,
+    pub records_dropped: u64,
+    pub records_failed: u64,
+    /// Of the failed records, those failed only because the response was full.
+    pub records_over_limit: u64,
+    /// Per-event outcomes, per source.
+    pub events: Tally,
+    /// Events stored under another hour's partition than their own (see the module docs).
+    pub events_outside_partition: u64,
+    /// Size of the serialized response, in bytes.
+    pub response_bytes: usize,
+}
+
+/// The answer to Firehose and what it took.
+#[derive(Debug, Clone)]
+pub struct Transformed {
+    pub response: KinesisFirehoseResponse,
+    pub summary: Summary,
+    /// Why each `ProcessingFailed` record failed (also logged): Firehose's answer has no
+    /// field for a reason.
+    pub failures: Vec<Failure>,
+}
+
+/// One failed record and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub record_id: Option<String>,
+    pub reason: String,
+}
+
+/// Transforms one Firehose batch. Never fails and never panics: every input record gets
+/// exactly one result, in input order, carrying its `recordId`.
+///
+/// `received` is the processing time stamped on every event; `limit` the largest response
+/// allowed ([`RESPONSE_LIMIT_BYTES`] in the Lambda).
+pub fn transform(
+    pipeline: &Pipeline,
+    event: &KinesisFirehoseEvent,
+    received: DateTime<Utc>,
+    limit: usize,
+) -> Transformed {
+    let mut summary = Summary {
+        records_in: event.records.len() as u64,
+        ..Summary::default()
+    };
+    // Room every record's smallest answer needs, reserved before any record is admitted.
+    let mut reserved: usize = event
+        .records
+        .iter()
+        .map(|record| minimal_entry_size(record.record_id.as_deref()))
+        .sum();
+    let mut used = response_overhead(event.records.len());
+    if used + reserved > limit {
+        tracing::error!(
+            records = event.records.len(),
+            needed = used + reserved,
+            limit,
+            "even empty answers to this batch exceed the response limit; lower the Firehose \
+             processing buffer size"
+        );
+    }
+    let mut records = Vec::with_capacity(event.records.len());
+    let mut failures = Vec::new();
+    for record in &event.records {
+        let record_id = record.record_id.as_deref();
+        reserved -= minimal_entry_size(record_id);
+        let processed = transform_record(
+            pipeline,
+            record_id.unwrap_or_default(),
+            &record.data,
+            received,
+        );
+        let fits = |size: usize| {
+            if used + size + reserved <= limit {
+                return Ok(());
+            }
+            Err(format!(
+                "response would exceed Lambda's {limit}-byte limit: this record's {size} bytes \
+                 would follow {used} bytes already answered (lower the Firehose processing \
+                 buffer size)"
+            ))
+        };
+        let mut entry = answer(
+            record_id,
+            processed,
+            &record.data,
+            (&mut summary, &mut failures),
+            fits,
+        );
+        used += entry_size(&mut entry);
+        records.push(entry);
+    }
+    summary.response_bytes = used;
+    let mut response = KinesisFirehoseResponse::default();
+    response.records = records;
+    log_summary(event.invocation_id.as_deref(), &summary);
+    Transformed {
+        response,
+        summary,
+        failures,
+    }
+}
+
+/// What became of one record before the response budget is applied.
+#[derive(Debug)]
+enum Processed {
+    /// Event lines, the first event's partition, and the event counts.
+    Ok {
+        data: Vec<u8>,
+        partition: HourPartition,
+        events: Tally,
+        outside_partition: u64,
+    },
+    Dropped {
+        events: Tally,
+        reason: String,
+    },
+    Failed {
+        /// Units framed before (and including) the failure: all count as failed events.
+        events: u64,
+        reason: String,
+    },
+}
+
+/// The events of one record as they are processed.
+struct RecordOutput {
+    data: Vec<u8>,
+    events: Tally,
+    first_hour: Option<(i64, HourPartition)>,
+    outside_partition: u64,
+    last_drop: Option<String>,
+}
+
+impl RecordOutput {
+    fn new(capacity: usize) -> Self {
+        RecordOutput {
+            data: Vec::with_capacity(capacity),
+            events: Tally::default(),
+            first_hour: None,
+            outside_partition: 0,
+            last_drop: None,
+        }
+    }
+
+    /// Takes one pipeline outcome; an `Err` fails the whole record with that reason.
+    fn take(&mut self, outcome: Outcome, origin: Option<Value>) -> Result<(), String> {
+        self.events.count(&outcome);
+        match outcome {
+            Outcome::Ok(mut event) => {
+                if let Some(origin) = origin {
+                    // Ours is authoritative; a producer's own `_origin` is kept beside it.
+                    if let Some(theirs) = event.details.insert(ORIGIN_DETAIL.into(), origin) {
+                        insert_keeping_both(&mut event.details, ORIGIN_DETAIL.into(), theirs);
+                    }
+                }
+                let hour = event.event_time().timestamp().div_euclid(3600);
+                match &self.first_hour {
+                    None => self.first_hour = Some((hour, event.partition())),
+                    Some((first, _)) if *first != hour => self.outside_partition += 1,
+                    Some(_) => {}
+                }
+                event.write_json_line(&mut self.data);
+                Ok(())
+            }
+            Outcome::Dropped { plugin, reason } => {
+                self.last_drop = Some(format!("plugin {plugin} dropped it: {reason}"));
+                Ok(())
+            }
+            Outcome::Failed { reason } => Err(reason),
+        }
+    }
+
+    fn fail(self, reason: String) -> Processed {
+        Processed::Failed {
+            // The failing unit was counted as a failed event already when it was an outcome;
+            // a framing or envelope failure is one more unit.
+            events: self.events.records().max(1),
+            reason,
+        }
+    }
+
+    fn finish(self) -> Processed {
+        match self.first_hour {
+            Some((_, partition)) => Processed::Ok {
+                data: self.data,
+                partition,
+                events: self.events,
+                outside_partition: self.outside_partition,
+            },
+            None => Processed::Dropped {
+                reason: self.last_drop.unwrap_or_else(|| {
+                    "the record holds no events (empty or only blank lines)".into()
+                }),
+                events: self.events,
+            },
+        }
+    }
+}
+
+/// Runs one record's data through envelope, framing and the pipeline.
+fn transform_record(
+    pipeline: &Pipeline,
+    record_id: &str,
+    data: &[u8],
+    received: DateTime<Utc>,
+) -> Processed {
+    // The output is usually a bit larger than the input (the shell adds fields).
+    let mut output = RecordOutput::new(data.len() + data.len() / 2 + 512);
+    match envelope::unwrap(data) {
+        Some(Err(error)) => return output.fail(error.to_string()),
+        Some(Ok(enveloped)) => {
+            let outcome = pipeline.process(enveloped.record(), received);
+            if let Err(reason) = output.take(outcome, Some(enveloped.provenance_json())) {
+                return output.fail(reason);
+            }
+        }
+        None => {
+            for framed in frame_bytes(data) {
+                let result = match framed {
+                    Ok(framed) => {
+                        output.take(pipeline.process(framed.record(record_id), received), None)
+                    }
+                    Err(error) => {
+                        output.events.count_failed();
+                        Err(format!(
+                            "cannot frame the data at line {} (byte {}): {}",
+                            error.line, error.offset, error.reason
+                        ))
+                    }
+                };
+                if let Err(reason) = result {
+                    return output.fail(reason);
+                }
+            }
+        }
+    }
+    output.finish()
+}
+
+/// Turns a processed record into its response entry and counts it in the summary. `admit`
+/// says whether an `Ok` entry of that many bytes still fits the response, or why not.
+fn answer(
+    record_id: Option<&str>,
+    processed: Processed,
+    data: &[u8],
+    (summary, failures): (&mut Summary, &mut Vec<Failure>),
+    admit: impl FnOnce(usize) -> Result<(), String>,
+) -> KinesisFirehoseResponseRecord {
+    let (events, reason) = match processed {
+        Processed::Ok {
+            data,
+            partition,
+            events,
+            outside_partition,
+        } => {
+            let mut entry = empty_entry(record_id, RecordResult::Ok);
+            entry.metadata.partition_keys = [
+                ("year", partition.year),
+                ("month", partition.month),
+                ("day", partition.day),
+                ("hour", partition.hour),
+            ]
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect();
+            entry.data.0 = data;
+            match admit(entry_size(&mut entry)) {
+                Ok(()) => {
+                    summary.records_ok += 1;
+                    summary.events.merge(&events);
+                    summary.events_outside_partition += outside_partition;
+                    return entry;
+                }
+                Err(reason) => {
+                    summary.records_over_limit += 1;
+                    (events.records(), reason)
+                }
+            }
+        }
+        Processed::Dropped { events, reason } => {
+            summary.records_dropped += 1;
+            summary.events.merge(&events);
+            tracing::debug!(record_id, reason, "record dropped");
+            return empty_entry(record_id, RecordResult::Dropped);
+        }
+        Processed::Failed { events, reason } => (events, reason),
+    };
+    summary.records_failed += 1;
+    for _ in 0..events {
+        summary.events.count_failed();
+    }
+    tracing::warn!(
+        record_id,
+        reason,
+        excerpt = %excerpt(data),
+        "record failed; Firehose writes its original data to the error prefix"
+    );
+    failures.push(Failure {
+        record_id: record_id.map(str::to_string),
+        reason,
+    });
+    empty_entry(record_id, RecordResult::ProcessingFailed)
+}
+
+/// The first [`LOG_EXCERPT_CHARS`] characters of a record's data, for a log line.
+pub fn excerpt(data: &[u8]) -> String {
+    let head = &data[..data.len().min(LOG_EXCERPT_CHARS * 4)];
+    let text = String::from_utf8_lossy(head);
+    let mut shown: String = text.chars().take(LOG_EXCERPT_CHARS).collect();
+    if shown.len() < data.len() {
+        shown.push('…');
+    }
+    shown
+}
+
+fn empty_entry(record_id: Option<&str>, result: RecordResult) -> KinesisFirehoseResponseRecord {
+    let mut entry = KinesisFirehoseResponseRecord::default();
+    entry.record_id = record_id.map(str::to_string);
+    entry.result = Some(result.as_str().to_string());
+    entry.data = Base64Data::default();
+    entry.metadata = KinesisFirehoseResponseRecordMetadata::default();
+    entry
+}
+
+/// Bytes of `{"records":[` … `]}` and the commas between `records` entries.
+fn response_overhead(records: usize) -> usize {
+    r#"{"records":[]}"#.len() + records.saturating_sub(1)
+}
+
+/// Bytes the entry takes in the serialized response: its JSON with the data as base64.
+fn entry_size(entry: &mut KinesisFirehoseResponseRecord) -> usize {
+    // Serialize without the data: base64 needs no escaping, so its size is exact by formula.
+    let data = std::mem::take(&mut entry.data.0);
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, &*entry).expect("a response entry serializes");
+    let size = counter.0 + base64_len(data.len());
+    entry.data.0 = data;
+    size
+}
+
+/// Bytes of the smallest answer a record can get (`ProcessingFailed`, no data).
+fn minimal_entry_size(record_id: Option<&str>) -> usize {
+    entry_size(&mut empty_entry(record_id, RecordResult::ProcessingFailed))
+}
+
+/// Length of standard padded base64 for `n` bytes.
+pub fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_summary(invocation_id: Option<&str>, summary: &Summary) {
+    let sources: Vec<String> = summary
+        .events
+        .by_source
+        .iter()
+        .map(|(source, t)| format!("{source}={}/{}/{}", t.ok, t.dropped, t.failed))
+        .collect();
+    tracing::info!(
+        invocation_id,
+        records_in = summary.records_in,
+        records_ok = summary.records_ok,
+        records_dropped = summary.records_dropped,
+        records_failed = summary.records_failed,
+        records_over_limit = summary.records_over_limit,
+        events_ok = summary.events.ok,
+        events_dropped = summary.events.dropped,
+        events_failed = summary.events.failed,
+        events_outside_partition = summary.events_outside_partition,
+        response_bytes = summary.response_bytes,
+        sources_ok_dropped_failed = %sources.join(" "),
+        "batch transformed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::firehose::KinesisFirehoseEventRecord;
+    use lakewatch_plugins::envelope::{Provenance, wrap};
+    use lakewatch_plugins::framing::FramedRecord;
+    use lakewatch_plugins::shell::derive_eventid;
+    use lakewatch_plugins::{
+        Event, Origin, Plugin, PluginError, RecordKind, Registration, Stage, Trigger, Verdict,
+    };
+
+    /// A test plugin with behaviour keyed on fields, so these tests do not depend on what the
+    /// built-in plugins do: `t` (RFC 3339) sets the event time, `drop` drops, `fail` fails.
+    struct Steer;
+
+    impl Plugin for Steer {
+        fn name(&self) -> &'static str {
+            "steer"
+        }
+        fn registration(&self) -> Registration {
+            Registration::new(Stage::Normalize, 0, vec![Trigger::Always])
+        }
+        fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
+            if event.has_field("fail") {
+                return Err("told to fail".into());
+            }
+            if event.has_field("drop") {
+                return Ok(Verdict::Drop("told to drop".into()));
+            }
+            if let Some(time) = event.detail_str("t") {
+                event.utctimestamp = Some(DateTime::parse_from_rfc3339(time).unwrap().into());
+                return Ok(Verdict::Changed);
+            }
+            Ok(Verdict::Unchanged)
+        }
+    }
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(vec![Box::new(Steer)])
+    }
+
+    fn received() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-04-17T06:10:54Z")
+            .unwrap()
+            .into()
+    }
+
+    fn batch(records: &[(&str, &[u8])]) -> KinesisFirehoseEvent {
+        let mut event = KinesisFirehoseEvent::default();
+        event.invocation_id = Some("invocation-1".into());
+        event.records = records
+            .iter()
+            .map(|(id, data)| {
+                let mut record = KinesisFirehoseEventRecord::default();
+                record.record_id = Some(id.to_string());
+                record.data.0 = data.to_vec();
+                record
+            })
+            .collect();
+        event
+    }
+
+    fn run(records: &[(&str, &[u8])]) -> Transformed {
+        transform(
+            &pipeline(),
+            &batch(records),
+            received(),
+            RESPONSE_LIMIT_BYTES,
+        )
+    }
+
+    fn lines(entry: &KinesisFirehoseResponseRecord) -> Vec<Value> {
+        std::str::from_utf8(&entry.data)
+            .unwrap()
+            .split_terminator('\n')
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    fn result(entry: &KinesisFirehoseResponseRecord) -> &str {
+        entry.result.as_deref().unwrap()
+    }
+
+    fn assert_adds_up(summary: &Summary) {
+        assert_eq!(
+            summary.records_in,
+            summary.records_ok + summary.records_dropped + summary.records_failed
+        );
+        let by_source: u64 = summary
+            .events
+            .by_source
+            .values()
+            .map(|t| t.ok + t.dropped + t.failed)
+            .sum();
+        assert_eq!(summary.events.records(), by_source);
+    }
+
+    #[test]
+    fn object_ndjson_array_and_raw_lines_each_become_newline_terminated_events() {
+        let out = run(&[
+            ("object", br#"{"a":1}"#),
+            ("ndjson", b"{\"a\":1}\n{\"a\":2}\n\n{\"a\":3}\n"),
+            ("array", br#"[{"a":1},{"a":2}]"#),
+            (
+                "raw",
+                b"Apr 17 06:10:54 host sshd[1]: Accepted\nsecond line",
+            ),
+        ]);
+        let records = &out.response.records;
+        let counts: Vec<usize> = records.iter().map(|r| lines(r).len()).collect();
+        assert_eq!(counts, [1, 3, 2, 2]);
+        for record in records {
+            assert_eq!(result(record), "Ok");
+            assert!(record.data.ends_with(b"\n"));
+        }
+        assert_eq!(lines(&records[1])[2]["details"]["a"], 3);
+        assert_eq!(lines(&records[3])[1]["details"]["message"], "second line");
+        assert_eq!(out.summary.records_ok, 4);
+        assert_eq!(out.summary.events.ok, 8);
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn ok_records_carry_the_hour_partition_of_their_first_event() {
+        let out = run(&[
+            ("timed", br#"{"t":"2024-02-29T23:59:59Z"}"#),
+            ("untimed", br#"{"a":1}"#),
+        ]);
+        let keys = |i: usize| {
+            let mut keys: Vec<(String, String)> = out.response.records[i]
+                .metadata
+                .partition_keys
+                .clone()
+                .into_iter()
+                .collect();
+            keys.sort();
+            keys
+        };
+        let expected = |y: &str, m: &str, d: &str, h: &str| {
+            vec![
+                ("day".to_string(), d.to_string()),
+                ("hour".to_string(), h.to_string()),
+                ("month".to_string(), m.to_string()),
+                ("year".to_string(), y.to_string()),
+            ]
+        };
+        assert_eq!(keys(0), expected("2024", "02", "29", "23"));
+        // No event time: the received time stands in (and is tagged by the pipeline).
+        assert_eq!(keys(1), expected("2026", "04", "17", "06"));
+    }
+
+    #[test]
+    fn events_of_one_record_in_different_hours_go_under_the_first_events_hour() {
+        let out = run(&[(
+            "mixed",
+            b"{\"t\":\"2026-01-01T10:00:00Z\"}\n{\"t\":\"2026-01-01T11:30:00Z\"}\n{\"t\":\"2026-01-01T10:59:59Z\"}",
+        )]);
+        let record = &out.response.records[0];
+        assert_eq!(record.metadata.partition_keys["hour"], "10");
+        let events = lines(record);
+        assert_eq!(events[1]["utctimestamp"], "2026-01-01T11:30:00.000000Z");
+        assert_eq!(out.summary.events_outside_partition, 1);
+    }
+
+    #[test]
+    fn invalid_utf8_and_truncated_json_fail_only_their_own_record() {
+        let out = run(&[
+            ("good", br#"{"a":1}"#),
+            ("latin1", b"caf\xe9 au lait"),
+            ("truncated", br#"{"a": {"b": 1"#),
+            ("good2", br#"{"a":2}"#),
+        ]);
+        let results: Vec<&str> = out.response.records.iter().map(result).collect();
+        assert_eq!(
+            results,
+            ["Ok", "ProcessingFailed", "ProcessingFailed", "Ok"]
+        );
+        for failed in &out.response.records[1..3] {
+            assert!(failed.data.is_empty(), "failed records carry no data");
+            assert!(failed.metadata.partition_keys.is_empty());
+        }
+        assert_eq!(
+            (out.summary.records_failed, out.summary.events.failed),
+            (2, 2)
+        );
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn one_failing_event_fails_the_whole_record_and_counts_its_events_as_failed() {
+        let out = run(&[("multi", b"{\"a\":1}\n{\"fail\":true}\n{\"a\":3}\n")]);
+        assert_eq!(result(&out.response.records[0]), "ProcessingFailed");
+        assert!(out.response.records[0].data.is_empty());
+        assert_eq!(out.failures[0].reason, "plugin steer failed: told to fail");
+        // Processing stops at the failure: the two events seen are failed, none is ok.
+        assert_eq!((out.summary.events.ok, out.summary.events.failed), (0, 2));
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn empty_records_and_records_whose_events_are_all_dropped_are_dropped() {
+        let out = run(&[
+            ("empty", b""),
+            ("blank", b"\n  \n"),
+            ("dropped", b"{\"drop\":1}\n{\"drop\":2}"),
+            ("partly", b"{\"drop\":1}\n{\"a\":2}"),
+        ]);
+        let results: Vec<&str> = out.response.records.iter().map(result).collect();
+        assert_eq!(results, ["Dropped", "Dropped", "Dropped", "Ok"]);
+        assert_eq!(lines(&out.response.records[3]).len(), 1);
+        assert_eq!((out.summary.events.ok, out.summary.events.dropped), (1, 3));
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn every_record_gets_one_result_with_its_record_id_in_input_order() {
+        let out = run(&[("b", b"x"), ("a", b""), ("c", b"\xff")]);
+        let ids: Vec<&str> = out
+            .response
+            .records
+            .iter()
+            .map(|r| r.record_id.as_deref().unwrap())
+            .collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn eventids_are_stable_across_retries_and_differ_between_records() {
+        let first = run(&[("rec-1", b"same\nsame"), ("rec-2", b"same")]);
+        let retry = run(&[("rec-1", b"same\nsame"), ("rec-2", b"same")]);
+        let ids = |out: &Transformed| -> Vec<String> {
+            out.response
+                .records
+                .iter()
+                .flat_map(lines)
+                .map(|e| e["eventid"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&first), ids(&retry));
+        let all = ids(&first);
+        assert_eq!(all.len(), 3);
+        assert_ne!(all[0], all[1], "same text, different position");
+        assert_ne!(all[0], all[2], "same text, different record id");
+        assert_eq!(
+            all[0],
+            derive_eventid(
+                "same",
+                Origin {
+                    container: "rec-1",
+                    position: 0
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn enveloped_records_keep_their_s3_origin_and_local_eventid() {
+        let provenance = Provenance {
+            bucket: "input".into(),
+            key: "app/log.json".into(),
+            version: "v1".into(),
+        };
+        let framed = FramedRecord {
+            text: r#"{"a":1,"_origin":"mine"}"#.into(),
+            kind: RecordKind::Json,
+            line: 3,
+            offset: 120,
+            index: 2,
+        };
+        let data = wrap(&provenance, &framed);
+        let out = run(&[("firehose-id", &data)]);
+        let event = &lines(&out.response.records[0])[0];
+        assert_eq!(event["details"]["_origin"]["key"], "app/log.json");
+        assert_eq!(event["details"]["_origin"]["offset"], 120);
+        assert_eq!(event["details"]["_origin_2"], "mine");
+        assert_eq!(
+            event["eventid"],
+            derive_eventid(&framed.text, framed.record(&provenance.container()).origin)
+        );
+        let mut corrupt = data.clone();
+        // Recognisable as an envelope, cut before the end of its header line.
+        corrupt.truncate(20);
+        let out = run(&[("broken", &corrupt)]);
+        assert_eq!(result(&out.response.records[0]), "ProcessingFailed");
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn counted_response_size_is_the_serialized_size() {
+        let out = run(&[
+            ("a", br#"{"a":"\u00e9\"quoted\""}"#),
+            ("b", b"\xff"),
+            ("c", b""),
+            ("quote\"id", b"line"),
+        ]);
+        let serialized = serde_json::to_vec(&out.response).unwrap();
+        assert_eq!(out.summary.response_bytes, serialized.len());
+        let empty = transform(&pipeline(), &batch(&[]), received(), 1000);
+        assert_eq!(
+            empty.summary.response_bytes,
+            serde_json::to_vec(&empty.response).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn records_past_the_limit_fail_with_the_reason_and_the_response_fits() {
+        let record = br#"{"payload":"0123456789012345678901234567890123456789"}"#;
+        let records: Vec<(String, &[u8])> =
+            (0..20).map(|i| (format!("r{i}"), &record[..])).collect();
+        let records: Vec<(&str, &[u8])> = records.iter().map(|(i, d)| (i.as_str(), *d)).collect();
+        let limit = 3000;
+        let out = transform(&pipeline(), &batch(&records), received(), limit);
+        let results: Vec<&str> = out.response.records.iter().map(result).collect();
+        let ok = results.iter().take_while(|r| **r == "Ok").count();
+        assert!(ok > 0 && ok < 20, "{results:?}");
+        assert!(results[ok..].iter().all(|r| *r == "ProcessingFailed"));
+        assert_eq!(out.summary.records_over_limit, 20 - ok as u64);
+        assert_eq!(out.failures.len(), 20 - ok);
+        assert_eq!(
+            out.failures[0].record_id.as_deref(),
+            Some(format!("r{ok}").as_str())
+        );
+        assert!(
+            out.failures[0]
+                .reason
+                .starts_with("response would exceed Lambda's 3000-byte limit"),
+            "{}",
+            out.failures[0].reason
+        );
+        let serialized = serde_json::to_vec(&out.response).unwrap();
+        assert!(serialized.len() <= limit, "{} > {limit}", serialized.len());
+        assert_eq!(serialized.len(), out.summary.response_bytes);
+        assert_adds_up(&out.summary);
+        assert_eq!(out.summary.events.failed, 20 - ok as u64);
+    }
+
+    #[test]
+    fn a_batch_whose_output_exceeds_6_mb_answers_under_6_mb() {
+        // Eight records of about 900 KB of NDJSON each (Firehose allows up to 1,000 KiB per
+        // record): their events alone, base64-encoded, are far above 6 MB.
+        let line = format!(r#"{{"message":"{}"}}"#, "x".repeat(880));
+        let data = std::iter::repeat_n(line.as_str(), 1000)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ids: Vec<String> = (0..8).map(|i| format!("big-{i}")).collect();
+        let records: Vec<(&str, &[u8])> = ids
+            .iter()
+            .map(|id| (id.as_str(), data.as_bytes()))
+            .collect();
+        let out = transform(
+            &pipeline(),
+            &batch(&records),
+            received(),
+            RESPONSE_LIMIT_BYTES,
+        );
+        let results: Vec<&str> = out.response.records.iter().map(result).collect();
+        assert_eq!(results.len(), 8);
+        let ok = results.iter().filter(|r| **r == "Ok").count();
+        assert!((1..8).contains(&ok), "{results:?}");
+        assert_eq!(out.summary.records_over_limit, (8 - ok) as u64);
+        let serialized = serde_json::to_vec(&out.response).unwrap();
+        assert!(serialized.len() <= RESPONSE_LIMIT_BYTES);
+        assert_eq!(serialized.len(), out.summary.response_bytes);
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn a_record_that_alone_exceeds_the_limit_fails_and_later_small_ones_still_fit() {
+        let big = format!(r#"{{"message":"{}"}}"#, "y".repeat(5000));
+        let out = transform(
+            &pipeline(),
+            &batch(&[("big", big.as_bytes()), ("small", b"{}")]),
+            received(),
+            2000,
+        );
+        let results: Vec<&str> = out.response.records.iter().map(result).collect();
+        assert_eq!(results, ["ProcessingFailed", "Ok"]);
+    }
+
+    #[test]
+    fn excerpt_is_short_and_marks_a_cut() {
+        assert_eq!(excerpt(b"short"), "short");
+        let long = "z".repeat(500);
+        let shown = excerpt(long.as_bytes());
+        assert_eq!(shown.chars().count(), LOG_EXCERPT_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(excerpt(b"\xff\xfe"), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn base64_length_matches_padded_encoding() {
+        for (n, len) in [(0, 0), (1, 4), (2, 4), (3, 4), (4, 8), (6, 8), (7, 12)] {
+            assert_eq!(base64_len(n), len, "{n}");
+        }
+    }
+}
