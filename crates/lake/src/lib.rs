@@ -2,5 +2,10 @@
 //! how partitions are named, and what the tables' columns are.
 
 pub mod ddl;
+pub mod layout;
+pub mod local;
 pub mod partitions;
 pub mod schema;
+
+pub use layout::{events_key, object_key};
+pub use local::{FailedRecord, LakeError, LakeWriter, LocalLake, WriteSummary};
