@@ -12,6 +12,7 @@ pub mod cloudtrail;
 pub mod envelope;
 pub mod framing;
 pub mod gsuite;
+pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
@@ -38,6 +39,7 @@ pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, C
     Ok(vec![
         Box::new(lowercase_keys::LowercaseKeys),
         Box::new(timestamp::Timestamp),
+        Box::new(ipaddress::IpAddress),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),
