@@ -3,3 +3,4 @@
 
 pub mod config;
 pub mod firehose;
+pub mod s3_objects;
