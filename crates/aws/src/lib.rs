@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod firehose;
+pub mod glue;
 pub mod s3_objects;
