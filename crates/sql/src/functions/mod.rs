@@ -7,10 +7,13 @@
 //! exists with other semantics (`contains`, `date_format`, `from_unixtime`, `to_unixtime`,
 //! `current_timestamp`/`now`) ours replaces it. See `docs/sql-functions.md`.
 
+use std::sync::Arc;
+
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
 mod args;
+mod cast;
 mod contains;
 mod current_timestamp;
 mod date_arith;
@@ -26,6 +29,7 @@ mod split;
 mod time;
 mod unixtime;
 
+pub use cast::AthenaCasts;
 pub use json_path::JsonPath;
 
 /// Every function of ours, each listed once.
@@ -53,9 +57,11 @@ pub fn all() -> Vec<ScalarUDF> {
 }
 
 /// Registers every function of [`all`] on `ctx`, replacing DataFusion's built-in of the same
-/// name (or alias) where Athena's semantics differ.
+/// name (or alias) where Athena's semantics differ, and adds the [`AthenaCasts`] rule that
+/// makes `CAST` round and print as Athena.
 pub fn register_all(ctx: &SessionContext) {
     for udf in all() {
         ctx.register_udf(udf);
     }
+    ctx.add_analyzer_rule(Arc::new(AthenaCasts));
 }

@@ -119,8 +119,13 @@ impl ScalarUDFImpl for FromUnixtime {
         match arg_types.len() {
             2 => out.push(coerce_string(self.name(), "zone", &arg_types[1])?),
             3 => {
-                out.push(as_f64("hours", &arg_types[1])?);
-                out.push(as_f64("minutes", &arg_types[2])?);
+                // bigint, as Trino: an integer literal then stays a constant we can read.
+                for (what, t) in [("hours", &arg_types[1]), ("minutes", &arg_types[2])] {
+                    if !(t.is_integer() || t.is_null()) {
+                        return plan_err!("from_unixtime: {what} must be an integer, got {t}");
+                    }
+                    out.push(DataType::Int64);
+                }
             }
             _ => {}
         }
