@@ -2,6 +2,9 @@
 //! configurable endpoint so tests run the same code against a local server.
 
 pub mod config;
+pub mod cursor;
 pub mod firehose;
 pub mod glue;
+pub mod pull;
 pub mod s3_objects;
+pub mod secrets;

@@ -1,0 +1,264 @@
+//! The cursor of a scheduled pull: which objects of a bucket/prefix have been ingested.
+//!
+//! S3 cannot list "objects modified since T", so each run lists the prefix and keeps the
+//! objects the cursor has not seen. The cursor is a small JSON document:
+//!
+//! - `since`: the newest `LastModified` ingested so far (or, on a first run, now minus the
+//!   look-back);
+//! - `done`: the keys already ingested whose `LastModified` is within `overlap` of `since`,
+//!   with that time.
+//!
+//! An object is new when its `LastModified` is at or after `since - overlap` and `done` does
+//! not hold it with the same time. So objects sharing the cursor's timestamp are neither
+//! skipped nor ingested twice, and an object that becomes visible late with a slightly older
+//! time (a multipart upload is stamped when it started) is still picked up within the overlap.
+//! A key written again later has a new time and is ingested again.
+//!
+//! The cursor advances one object at a time, only after that object's records were accepted
+//! ([`Cursor::advance`]), and is saved after each, so a run that fails half way leaves the
+//! cursor just before the object that failed, and the next run resumes there.
+//!
+//! It is stored in S3 on AWS ([`S3CursorStore`]) and in a file locally ([`FileCursorStore`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a pull stands. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub since: DateTime<Utc>,
+    #[serde(default)]
+    pub done: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Cursor {
+    /// The cursor of a first run: everything modified in the look-back window is new.
+    pub fn first_run(now: DateTime<Utc>, lookback: Duration) -> Self {
+        Cursor {
+            since: now - lookback,
+            done: BTreeMap::new(),
+        }
+    }
+
+    /// Whether an object with this key and `LastModified` still has to be ingested.
+    pub fn is_new(&self, key: &str, modified: DateTime<Utc>, overlap: Duration) -> bool {
+        modified >= self.since - overlap && self.done.get(key) != Some(&modified)
+    }
+
+    /// Records that an object was ingested, and forgets keys that fell out of the overlap.
+    pub fn advance(&mut self, key: &str, modified: DateTime<Utc>, overlap: Duration) {
+        self.since = self.since.max(modified);
+        self.done.insert(key.to_string(), modified);
+        let floor = self.since - overlap;
+        self.done.retain(|_, time| *time >= floor);
+    }
+}
+
+/// A cursor could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cursor {location}: {reason}")]
+pub struct CursorError {
+    pub location: String,
+    pub reason: String,
+}
+
+/// Where cursors are kept.
+pub trait CursorStore {
+    /// A name for logs and errors (`s3://bucket/key`, a file path).
+    fn location(&self) -> String;
+    /// The saved cursor; `None` before the first run.
+    fn load(&self) -> impl Future<Output = Result<Option<Cursor>, CursorError>> + Send;
+    fn save(&self, cursor: &Cursor) -> impl Future<Output = Result<(), CursorError>> + Send;
+}
+
+fn parse(location: &str, bytes: &[u8]) -> Result<Cursor, CursorError> {
+    serde_json::from_slice(bytes).map_err(|error| CursorError {
+        location: location.to_string(),
+        reason: format!(
+            "not a valid cursor ({error}); delete it to start again from the look-back window"
+        ),
+    })
+}
+
+/// A cursor in an S3 object (the lake's state prefix).
+#[derive(Debug, Clone)]
+pub struct S3CursorStore {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub key: String,
+}
+
+impl CursorStore for S3CursorStore {
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    async fn load(&self) -> Result<Option<Cursor>, CursorError> {
+        let fail = |reason: String| CursorError {
+            location: self.location(),
+            reason,
+        };
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(fail(DisplayErrorContext(&error).to_string())),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|error| fail(error.to_string()))?
+            .into_bytes();
+        parse(&self.location(), &bytes).map(Some)
+    }
+
+    async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
+        let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|error| CursorError {
+                location: self.location(),
+                reason: DisplayErrorContext(&error).to_string(),
+            })?;
+        Ok(())
+    }
+}
+
+/// A cursor in a local file (the local lake's `state/` directory).
+#[derive(Debug, Clone)]
+pub struct FileCursorStore {
+    pub path: PathBuf,
+}
+
+impl CursorStore for FileCursorStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn load(&self) -> Result<Option<Cursor>, CursorError> {
+        match tokio::fs::read(&self.path).await {
+            Ok(bytes) => parse(&self.location(), &bytes).map(Some),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(CursorError {
+                location: self.location(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
+        let fail = |error: std::io::Error| CursorError {
+            location: self.location(),
+            reason: error.to_string(),
+        };
+        if let Some(parent) = self.path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(fail)?;
+        }
+        // Write then rename, so a crash never leaves half a cursor.
+        let temporary = self.path.with_extension("json.tmp");
+        let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
+        tokio::fs::write(&temporary, body).await.map_err(fail)?;
+        tokio::fs::rename(&temporary, &self.path)
+            .await
+            .map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    const NONE: Duration = Duration::zero();
+
+    #[test]
+    fn a_first_run_takes_the_look_back_window() {
+        let cursor = Cursor::first_run(at(0), Duration::days(30));
+        assert!(cursor.is_new("a", at(-29 * 86_400), NONE));
+        assert!(!cursor.is_new("a", at(-31 * 86_400), NONE));
+    }
+
+    #[test]
+    fn objects_at_the_cursor_time_are_neither_skipped_nor_repeated() {
+        let mut cursor = Cursor::first_run(at(0), Duration::hours(1));
+        cursor.advance("a", at(10), NONE);
+        // "b" has the same LastModified as the cursor and was not ingested yet.
+        assert!(!cursor.is_new("a", at(10), NONE));
+        assert!(cursor.is_new("b", at(10), NONE));
+        cursor.advance("b", at(10), NONE);
+        assert!(!cursor.is_new("b", at(10), NONE));
+        assert_eq!(cursor.done.len(), 2);
+        // A newer time forgets the keys of the older one (overlap 0).
+        cursor.advance("c", at(11), NONE);
+        assert_eq!(cursor.done.keys().collect::<Vec<_>>(), ["c"]);
+        assert!(!cursor.is_new("a", at(10), NONE));
+        assert!(!cursor.is_new("z", at(9), NONE));
+    }
+
+    #[test]
+    fn the_overlap_catches_objects_that_appear_late_with_an_older_time() {
+        let overlap = Duration::minutes(15);
+        let mut cursor = Cursor::first_run(at(0), Duration::hours(1));
+        cursor.advance("late-writer-done", at(600), overlap);
+        cursor.advance("b", at(1200), overlap);
+        assert!(cursor.is_new("late", at(500), overlap));
+        assert!(!cursor.is_new("late-writer-done", at(600), overlap));
+        assert!(!cursor.is_new("older", at(1200 - 901), overlap));
+    }
+
+    #[test]
+    fn a_key_written_again_is_new_again() {
+        let mut cursor = Cursor::first_run(at(0), Duration::hours(1));
+        cursor.advance("a", at(10), NONE);
+        assert!(cursor.is_new("a", at(20), NONE));
+    }
+
+    #[test]
+    fn the_cursor_round_trips_through_json() {
+        let mut cursor = Cursor::first_run(at(0), Duration::hours(1));
+        cursor.advance("a b/c.json", at(5), Duration::minutes(1));
+        let text = serde_json::to_string(&cursor).unwrap();
+        assert_eq!(parse("x", text.as_bytes()).unwrap(), cursor);
+        let error = parse("s3://b/k", b"{").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cursor s3://b/k: not a valid cursor")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_store_starts_empty_and_keeps_what_was_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCursorStore {
+            path: dir.path().join("state/s3-ingest/x.json"),
+        };
+        assert_eq!(store.load().await.unwrap(), None);
+        let cursor = Cursor::first_run(at(0), Duration::hours(1));
+        store.save(&cursor).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(cursor));
+    }
+}

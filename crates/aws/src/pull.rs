@@ -1,0 +1,312 @@
+//! A scheduled pull: ingest the objects of a bucket/prefix in any S3-compatible store that are
+//! new since the last run, then advance the cursor ([`crate::cursor`]).
+//!
+//! One run lists the prefix, keeps the objects the cursor has not seen, and ingests them oldest
+//! first (by `LastModified`, then key). The cursor is saved after each object, once its records
+//! were accepted; the first object that fails stops the run with an error, leaving the cursor
+//! just before it, so the next run starts again from that object: nothing is skipped, and
+//! objects already done are not ingested twice. A run cut short by the Lambda timeout is caught
+//! up the same way.
+//!
+//! The same code pulls into Firehose in the Lambda and into a local lake from the CLI: the
+//! caller passes what to do with each object.
+
+use std::fmt;
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::cursor::{Cursor, CursorError, CursorStore};
+use crate::s3_objects::ObjectRef;
+
+/// The pull section of a scheduled invocation (`{"pull": {...}}`), and of the CLI's options.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The store's endpoint, e.g. `https://s3.example.net`; none for AWS S3 itself.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    pub bucket: String,
+    /// Only keys under this prefix are pulled.
+    #[serde(default)]
+    pub prefix: String,
+    /// A Secrets Manager secret holding the store's keys (see [`crate::secrets`]); without it
+    /// the function's own role is used.
+    #[serde(default)]
+    pub secret_arn: Option<String>,
+    /// How far back a first run looks, in days.
+    #[serde(default = "default_lookback_days")]
+    pub lookback_days: u32,
+    /// The store's region, when it cares (most S3-compatible stores accept any).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How far below the cursor objects are still looked for, in minutes (see
+    /// [`crate::cursor`]): covers objects that become visible late with an older time.
+    #[serde(default = "default_overlap_minutes")]
+    pub overlap_minutes: u32,
+}
+
+fn default_lookback_days() -> u32 {
+    30
+}
+
+fn default_overlap_minutes() -> u32 {
+    15
+}
+
+impl PullConfig {
+    /// A pull of `bucket`/`prefix` with the defaults.
+    pub fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        PullConfig {
+            endpoint_url: None,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            secret_arn: None,
+            lookback_days: default_lookback_days(),
+            region: None,
+            overlap_minutes: default_overlap_minutes(),
+        }
+    }
+
+    fn overlap(&self) -> Duration {
+        Duration::minutes(i64::from(self.overlap_minutes))
+    }
+
+    /// The cursor's name under the state prefix: one cursor per store, bucket and prefix, so
+    /// two pulls never share one. E.g. `s3.example.net/audit/logs/cursor.json`.
+    pub fn cursor_name(&self) -> String {
+        let store = self
+            .endpoint_url
+            .as_deref()
+            .map(|url| {
+                let host = url.split("://").nth(1).unwrap_or(url);
+                host.trim_end_matches('/').replace('/', "_")
+            })
+            .unwrap_or_else(|| "aws".to_string());
+        let prefix = self.prefix.trim_matches('/');
+        if prefix.is_empty() {
+            format!("{store}/{}/cursor.json", self.bucket)
+        } else {
+            format!("{store}/{}/{prefix}/cursor.json", self.bucket)
+        }
+    }
+}
+
+/// An S3 client for the store a pull reads: its endpoint (path-style addressing, which every
+/// S3-compatible store accepts), its region and the given credentials, else the function's.
+pub fn store_client(
+    base: &SdkConfig,
+    config: &PullConfig,
+    credentials: Option<Credentials>,
+) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(base);
+    if let Some(url) = &config.endpoint_url {
+        builder = builder.endpoint_url(url).force_path_style(true);
+    } else if base.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    if let Some(region) = &config.region {
+        builder = builder.region(Region::new(region.clone()));
+    } else if base.region().is_none() {
+        builder = builder.region(Region::new("us-east-1"));
+    }
+    if let Some(credentials) = credentials {
+        builder = builder.credentials_provider(credentials);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// An object the listing found new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub last_modified: DateTime<Utc>,
+    pub size: i64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullSummary {
+    /// Objects under the prefix.
+    pub listed: u64,
+    /// Objects the cursor had not seen.
+    pub new: u64,
+    /// New objects ingested (all of them when the run succeeded).
+    pub ingested: u64,
+    /// The cursor after the run.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Why a run stopped. The cursor stays before the object that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(
+        "cannot list s3://{bucket}/{prefix}: {reason}; check the endpoint, bucket and credentials"
+    )]
+    List {
+        bucket: String,
+        prefix: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error(
+        "{object}: {reason}; {ingested} of {new} new object(s) were ingested before it; the \
+         cursor stays before this object and the next run resumes from it"
+    )]
+    Object {
+        object: ObjectRef,
+        reason: String,
+        ingested: u64,
+        new: u64,
+    },
+}
+
+/// The objects under the prefix that the cursor has not seen, oldest first.
+pub async fn list_new(
+    s3: &aws_sdk_s3::Client,
+    config: &PullConfig,
+    cursor: &Cursor,
+) -> Result<(u64, Vec<Listed>), PullError> {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&config.bucket)
+        .prefix(&config.prefix)
+        .into_paginator()
+        .send();
+    let mut listed = 0;
+    let mut new = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| PullError::List {
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.clone(),
+            reason: DisplayErrorContext(&error).to_string(),
+        })?;
+        for object in page.contents() {
+            listed += 1;
+            let (Some(key), Some(modified)) = (object.key(), object.last_modified()) else {
+                continue;
+            };
+            let Some(modified) = DateTime::from_timestamp(modified.secs(), modified.subsec_nanos())
+            else {
+                continue;
+            };
+            if cursor.is_new(key, modified, config.overlap()) {
+                new.push(Listed {
+                    key: key.to_string(),
+                    last_modified: modified,
+                    size: object.size().unwrap_or(0),
+                });
+            }
+        }
+    }
+    new.sort_by(|a, b| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key)));
+    Ok((listed, new))
+}
+
+/// One run of a pull; `ingest` does what the caller wants with each new object (send it to
+/// Firehose, write it to a local lake) and must return `Ok` only when all its records are safe.
+pub async fn pull<S, F, E>(
+    s3: &aws_sdk_s3::Client,
+    config: &PullConfig,
+    store: &S,
+    now: DateTime<Utc>,
+    mut ingest: F,
+) -> Result<PullSummary, PullError>
+where
+    S: CursorStore,
+    F: AsyncFnMut(&ObjectRef) -> Result<(), E>,
+    E: fmt::Display,
+{
+    let mut cursor = match store.load().await? {
+        Some(cursor) => cursor,
+        None => Cursor::first_run(now, Duration::days(i64::from(config.lookback_days))),
+    };
+    let (listed, new) = list_new(s3, config, &cursor).await?;
+    let mut summary = PullSummary {
+        listed,
+        new: new.len() as u64,
+        ..PullSummary::default()
+    };
+    tracing::info!(
+        bucket = %config.bucket,
+        prefix = %config.prefix,
+        cursor = %store.location(),
+        since = %cursor.since,
+        listed,
+        new = summary.new,
+        "pull: objects listed"
+    );
+    for object in new {
+        let object_ref = ObjectRef {
+            bucket: config.bucket.clone(),
+            key: object.key.clone(),
+            version_id: None,
+        };
+        if let Err(error) = ingest(&object_ref).await {
+            return Err(PullError::Object {
+                object: object_ref,
+                reason: error.to_string(),
+                ingested: summary.ingested,
+                new: summary.new,
+            });
+        }
+        cursor.advance(&object.key, object.last_modified, config.overlap());
+        store.save(&cursor).await?;
+        summary.ingested += 1;
+    }
+    summary.since = Some(cursor.since);
+    tracing::info!(
+        bucket = %config.bucket,
+        prefix = %config.prefix,
+        listed,
+        new = summary.new,
+        ingested = summary.ingested,
+        since = %cursor.since,
+        "pull: run complete"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheduled_input_reads_with_defaults() {
+        let config: PullConfig = serde_json::from_str(
+            r#"{"endpoint_url": null, "bucket": "audit", "prefix": "logs/", "secret_arn": null, "lookback_days": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(config.bucket, "audit");
+        assert_eq!(config.lookback_days, 7);
+        assert_eq!(config.overlap_minutes, 15);
+        let minimal: PullConfig = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
+        assert_eq!(minimal, PullConfig::new("b", ""));
+        let typo = serde_json::from_str::<PullConfig>(r#"{"bucket": "b", "prefx": "x"}"#);
+        assert!(
+            typo.unwrap_err()
+                .to_string()
+                .contains("unknown field `prefx`")
+        );
+    }
+
+    #[test]
+    fn each_store_bucket_and_prefix_has_its_own_cursor() {
+        let mut config = PullConfig::new("audit", "logs/");
+        assert_eq!(config.cursor_name(), "aws/audit/logs/cursor.json");
+        config.endpoint_url = Some("https://s3.example.net:9000/".into());
+        assert_eq!(
+            config.cursor_name(),
+            "s3.example.net:9000/audit/logs/cursor.json"
+        );
+        config.prefix = String::new();
+        assert_eq!(
+            config.cursor_name(),
+            "s3.example.net:9000/audit/cursor.json"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! The S3-ingest Lambda's entry point: settings and clients once at init, then
+//! [`s3_ingest::handle`] for every invocation.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use s3_ingest::{Function, Settings};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        // CloudWatch stamps every line itself; module paths mean nothing to an operator.
+        .without_time()
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let settings = Settings::from_env(|name| std::env::var(name).ok())?;
+    tracing::info!(%settings, "s3-ingest ready");
+    let sdk = lakewatch_aws::config::load(None).await;
+    let function = Arc::new(Function::new(settings, sdk));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let function = Arc::clone(&function);
+        async move {
+            Ok::<Value, Error>(
+                s3_ingest::handle(&function, &event.payload, chrono::Utc::now()).await?,
+            )
+        }
+    }))
+    .await
+}
