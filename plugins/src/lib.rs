@@ -8,6 +8,7 @@
 //! Adding a plugin is one file (a type implementing [`Plugin`], with its tests beside it) and
 //! one line in [`builtin_plugins`].
 
+pub mod cloudfront;
 pub mod cloudtrail;
 pub mod envelope;
 pub mod framing;
@@ -20,6 +21,7 @@ pub mod shell;
 pub mod timestamp;
 pub mod sources;
 pub mod syslog;
+pub mod vpcflow;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -43,6 +45,8 @@ pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, C
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),
+        Box::new(vpcflow::VpcFlow),
+        Box::new(cloudfront::CloudFront),
     ])
 }
 

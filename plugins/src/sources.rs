@@ -70,6 +70,20 @@ pub fn first_detail_text<'a>(event: &'a Event, paths: &[&str]) -> Option<Cow<'a,
     paths.iter().find_map(|path| detail_text(event, path))
 }
 
+/// `None` for `-`, the "no value" that CloudFront, VPC flow logs and RFC 5424 all write.
+pub fn not_dash<T: AsRef<str>>(text: T) -> Option<T> {
+    (text.as_ref() != "-").then_some(text)
+}
+
+/// The first of several paths below `details` with a value, as owned text, for formats that
+/// write `-` for "no value" (see [`not_dash`]).
+pub fn first_logged_value(event: &Event, paths: &[&str]) -> Option<String> {
+    paths
+        .iter()
+        .find_map(|path| detail_text(event, path).and_then(not_dash))
+        .map(Cow::into_owned)
+}
+
 /// Text fit for a one-line summary: whitespace runs (newlines included) become one space,
 /// the ends are trimmed, and text longer than `max_chars` is cut with `…`.
 pub fn one_line(text: &str, max_chars: usize) -> String {
@@ -203,6 +217,13 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(text(&value).as_deref(), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn a_dash_means_no_value() {
+        assert_eq!(not_dash("-"), None);
+        assert_eq!(not_dash("--"), Some("--"));
+        assert_eq!(not_dash(String::from("x")).as_deref(), Some("x"));
     }
 
     #[test]

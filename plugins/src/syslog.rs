@@ -26,7 +26,9 @@ use serde_json::{Map, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Trigger, Verdict};
 use crate::shell::{Event, RecordKind, insert_keeping_both};
-use crate::sources::{SUMMARY_MAX_CHARS, claim, detail_text, one_line, parser_registration};
+use crate::sources::{
+    SUMMARY_MAX_CHARS, claim, detail_text, not_dash, one_line, parser_registration,
+};
 
 /// RFC 3164 header: optional `<PRI>`, a BSD (`Oct  1 22:14:15`) or RFC 3339 time, the host,
 /// then the tag and message (split by [`TAG`]).
@@ -197,11 +199,6 @@ fn priority(text: &str) -> Option<u8> {
     text.parse::<u8>().ok().filter(|p| *p <= 191)
 }
 
-/// RFC 5424's nil value `-` means "no value".
-fn non_nil(text: &str) -> Option<&str> {
-    (text != "-").then_some(text)
-}
-
 fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
     let caps = RFC3164.captures(line)?;
     let priority = match caps.name("pri") {
@@ -244,7 +241,7 @@ fn parse_rfc5424(line: &str) -> Option<Parsed<'_>> {
     };
     let message = message.strip_prefix(' ').unwrap_or(message);
     let message = message.strip_prefix('\u{feff}').unwrap_or(message);
-    let field = |name: &str| caps.name(name).and_then(|m| non_nil(m.as_str()));
+    let field = |name: &str| caps.name(name).and_then(|m| not_dash(m.as_str()));
     Some(Parsed {
         priority: Some(priority),
         time: field("time"),
