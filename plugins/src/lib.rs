@@ -17,6 +17,7 @@ pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
+pub mod s3_audit;
 pub mod shell;
 pub mod timestamp;
 pub mod sources;
@@ -47,6 +48,7 @@ pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, C
         Box::new(cloudtrail::CloudTrail),
         Box::new(vpcflow::VpcFlow),
         Box::new(cloudfront::CloudFront),
+        Box::new(s3_audit::S3Audit),
     ])
 }
 
