@@ -145,10 +145,18 @@ impl Plugin for IpAddress {
         }
         let mut changed = false;
         if let Some(best) = found.source {
-            changed |= set_address(&mut event.details, SOURCE_KEY, best.address);
+            changed |= set_keeping_original(
+                &mut event.details,
+                SOURCE_KEY,
+                best.address.to_string().into(),
+            );
         }
         if let Some(best) = found.destination {
-            changed |= set_address(&mut event.details, DESTINATION_KEY, best.address);
+            changed |= set_keeping_original(
+                &mut event.details,
+                DESTINATION_KEY,
+                best.address.to_string().into(),
+            );
         }
         let all = Value::Array(
             found
@@ -299,19 +307,20 @@ fn parent_role(name: &str) -> Option<(Role, usize)> {
     Some((Role::Destination, DESTINATION_FIELDS.len() + i))
 }
 
-/// Writes `address` under `key` unless it holds exactly that already; a different value is
-/// kept under `<key>_original`. Says whether anything changed.
-fn set_address(details: &mut Map<String, Value>, key: &str, address: IpAddr) -> bool {
-    let text = address.to_string();
-    match details.get(key) {
-        Some(Value::String(existing)) if *existing == text => false,
-        _ => {
-            if let Some(original) = details.insert(key.to_string(), Value::String(text)) {
-                insert_keeping_both(details, format!("{key}_original"), original);
-            }
-            true
-        }
+/// Writes `value` under `key` unless it holds exactly that already; a different value that
+/// was there is kept under `<key>_original`. Says whether anything changed.
+pub(crate) fn set_keeping_original(
+    details: &mut Map<String, Value>,
+    key: &str,
+    value: Value,
+) -> bool {
+    if details.get(key) == Some(&value) {
+        return false;
     }
+    if let Some(original) = details.insert(key.to_string(), value) {
+        insert_keeping_both(details, format!("{key}_original"), original);
+    }
+    true
 }
 
 /// The valid addresses in a field's text: one address, or a comma-separated list.

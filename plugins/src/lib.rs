@@ -8,21 +8,19 @@
 //! Adding a plugin is one file (a type implementing [`Plugin`], with its tests beside it) and
 //! one line in [`builtin_plugins`].
 
-pub mod cloudfront;
 pub mod cloudtrail;
 pub mod envelope;
 pub mod framing;
+pub mod geoip;
 pub mod gsuite;
 pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
-pub mod s3_audit;
 pub mod shell;
 pub mod timestamp;
 pub mod sources;
 pub mod syslog;
-pub mod vpcflow;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -30,7 +28,20 @@ pub use shell::{Event, HourPartition, Origin, RecordKind};
 
 /// Settings of the built-in plugins that depend on the deployment.
 #[derive(Debug, Clone, Default)]
-pub struct PluginConfig {}
+pub struct PluginConfig {
+    /// A MaxMind-format City database (GeoLite2-City.mmdb or the like): events get
+    /// `details.sourcegeo` (city, country, coordinates). Without it and without
+    /// `geoip_asn_database` the `geoip` plugin is left out. See [`geoip`].
+    pub geoip_city_database: Option<std::path::PathBuf>,
+    /// A MaxMind-format ASN database (GeoLite2-ASN.mmdb): adds `asn` and `asorg` to
+    /// `details.sourcegeo`.
+    pub geoip_asn_database: Option<std::path::PathBuf>,
+}
+
+/// What setting up the built-in plugins has to tell the operator once, at start (a plugin left
+/// out because it is not configured, and how to enable it). Log each at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigNotes(pub Vec<String>);
 
 /// Why the built-in plugins could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +49,28 @@ pub struct PluginConfig {}
 pub struct ConfigError(pub String);
 
 /// Every built-in plugin, in one list: the registry.
-pub fn builtin_plugins(_config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, ConfigError> {
-    Ok(vec![
+pub fn builtin_plugins(config: &PluginConfig) -> Result<Vec<Box<dyn Plugin>>, ConfigError> {
+    builtin_plugins_with_notes(config).map(|(plugins, _)| plugins)
+}
+
+/// [`builtin_plugins`], with what the operator should be told about the configuration.
+pub fn builtin_plugins_with_notes(
+    config: &PluginConfig,
+) -> Result<(Vec<Box<dyn Plugin>>, ConfigNotes), ConfigError> {
+    let mut notes = ConfigNotes::default();
+    let mut plugins: Vec<Box<dyn Plugin>> = vec![
         Box::new(lowercase_keys::LowercaseKeys),
         Box::new(timestamp::Timestamp),
         Box::new(ipaddress::IpAddress),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),
-        Box::new(vpcflow::VpcFlow),
-        Box::new(cloudfront::CloudFront),
-        Box::new(s3_audit::S3Audit),
-    ])
+    ];
+    // Plugins that depend on the deployment's configuration.
+    if let Some(geoip) = geoip::GeoIp::from_config(config, &mut notes)? {
+        plugins.push(Box::new(geoip));
+    }
+    Ok((plugins, notes))
 }
 
 /// The pipeline of every built-in plugin.
