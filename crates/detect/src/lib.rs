@@ -4,10 +4,16 @@
 //! (the embedded engine, state in a file): only the [`engine::QueryEngine`], the
 //! [`state::StateStore`] and the [`alert::AlertSink`] differ.
 
+pub mod alert;
 pub mod compile;
 pub mod duration;
 pub mod rule;
+pub mod runner;
+pub mod state;
 pub mod window;
 
+pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules};
+pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
+pub use state::{FileStateStore, RuleState, StateStore};
 pub use window::Window;

@@ -219,9 +219,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Rule, String> {
-        let dir = std::env::temp_dir().join(format!("lakewatch-rule-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", blake3::hash(text.as_bytes()).to_hex()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rule.toml");
         std::fs::write(&path, text).unwrap();
         Rule::from_file(&path).map_err(|e| e.message)
     }

@@ -1,0 +1,251 @@
+//! Alerts: a shell like events, built from one result row of a rule, with a deterministic id so
+//! that a retried, caught-up or replayed window produces the same alert again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::rule::Rule;
+use crate::window::Window;
+use lakewatch_plugins::shell::format_timestamp;
+
+/// One result row of a rule's query: column name → value as text (NULL as `None`), the shape
+/// Athena's GetQueryResults and the local engine both give.
+pub type Row = BTreeMap<String, Option<String>>;
+
+/// Columns the compiled rule kinds add about the events behind a row; they describe the
+/// evidence, not the alert, so they are not part of the default de-duplication key.
+const EVIDENCE_COLUMNS: [&str; 6] = [
+    "eventids",
+    "eventid",
+    "event_count",
+    "first_seen",
+    "last_seen",
+    "first_count",
+];
+
+/// How many event ids an alert lists at most (the query's count columns say how many there were).
+pub const MAX_EVENTIDS: usize = 1000;
+
+/// An alert, in the column order of the `alerts` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub utctimestamp: String,
+    pub alertid: String,
+    pub rule: String,
+    pub severity: String,
+    pub summary: String,
+    pub windowstart: String,
+    pub windowend: String,
+    pub eventids: Vec<String>,
+    pub details: Map<String, Value>,
+    /// Identifies "the same alert" for suppression. Not written to the table.
+    #[serde(skip)]
+    pub dedup_key: String,
+}
+
+impl Alert {
+    /// Builds the alert of one result row.
+    pub fn from_row(rule: &Rule, window: Window, row: &Row) -> Alert {
+        let dedup_key = dedup_key(rule, row);
+        let mut eventids: Vec<String> = row
+            .get("eventids")
+            .or_else(|| row.get("eventid"))
+            .and_then(|v| v.as_deref())
+            .map(|ids| {
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        eventids.sort();
+        eventids.dedup();
+        eventids.truncate(MAX_EVENTIDS);
+        let details = row
+            .iter()
+            .filter(|(column, _)| column.as_str() != "eventids")
+            .map(|(column, value)| {
+                let value = value.clone().map(Value::String).unwrap_or(Value::Null);
+                (column.clone(), value)
+            })
+            .collect();
+        Alert {
+            utctimestamp: format_timestamp(window.end),
+            alertid: alert_id(&rule.id, &dedup_key, window),
+            rule: rule.id.clone(),
+            severity: rule.severity.clone(),
+            summary: fill_summary(&rule.summary, row),
+            windowstart: format_timestamp(window.start),
+            windowend: format_timestamp(window.end),
+            eventids,
+            details,
+            dedup_key,
+        }
+    }
+
+    /// The line the alerts table stores.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an alert always serializes")
+    }
+}
+
+/// The values of the rule's de-duplication columns (all non-evidence columns when it names none).
+fn dedup_key(rule: &Rule, row: &Row) -> String {
+    let value = |column: &str| {
+        row.get(column)
+            .and_then(|v| v.clone())
+            .unwrap_or_else(|| "\u{0}null".to_string())
+    };
+    let parts: Vec<String> = if rule.dedup.is_empty() {
+        row.keys()
+            .filter(|c| !EVIDENCE_COLUMNS.contains(&c.as_str()))
+            .map(|c| format!("{c}={}", value(c)))
+            .collect()
+    } else {
+        rule.dedup
+            .iter()
+            .map(|c| format!("{c}={}", value(c)))
+            .collect()
+    };
+    parts.join("\u{1f}")
+}
+
+/// Deterministic from rule, de-duplication key and window.
+fn alert_id(rule: &str, dedup_key: &str, window: Window) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in [
+        rule,
+        dedup_key,
+        &format_timestamp(window.start),
+        &format_timestamp(window.end),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    let hex = hasher.finalize().to_hex();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Replaces `{column}` with the row's value (`?` for NULL or an unknown column).
+fn fill_summary(template: &str, row: &Row) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                let column = &after[..end];
+                out.push_str(row.get(column).and_then(|v| v.as_deref()).unwrap_or("?"));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn rule(dedup: &str) -> Rule {
+        toml::from_str(&format!(
+            "id = \"r\"\ntitle = \"t\"\ndescription = \"d\"\nseverity = \"HIGH\"\ninterval = \"5m\"\n\
+             window = \"15m\"\nsummary = \"{{user}} failed {{event_count}} times from {{nope}}\"\n{dedup}\n\
+             [query]\nkind = \"sql\"\nsql = \"x\""
+        ))
+        .unwrap()
+    }
+
+    fn window(minute: u32) -> Window {
+        let end = DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00Z"))
+            .unwrap()
+            .with_timezone(&Utc);
+        Window::new(end - chrono::TimeDelta::minutes(15), end)
+    }
+
+    fn row(user: &str, count: &str, ids: &str) -> Row {
+        [
+            ("user", Some(user)),
+            ("event_count", Some(count)),
+            ("eventids", Some(ids)),
+            ("ip", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map(String::from)))
+        .collect()
+    }
+
+    #[test]
+    fn builds_the_alert_shell_from_a_row() {
+        let alert = Alert::from_row(&rule(""), window(15), &row("alice", "7", "b,a,a"));
+        assert_eq!(alert.summary, "alice failed 7 times from ?");
+        assert_eq!(alert.eventids, ["a", "b"]);
+        assert_eq!(alert.windowend, "2026-11-23T10:15:00.000000Z");
+        assert_eq!(alert.utctimestamp, alert.windowend);
+        assert_eq!(alert.details["user"], "alice");
+        assert_eq!(alert.details["ip"], Value::Null);
+        assert!(!alert.details.contains_key("eventids"));
+    }
+
+    #[test]
+    fn alert_ids_are_deterministic_and_depend_on_key_and_window() {
+        let a = Alert::from_row(&rule(""), window(15), &row("alice", "7", "a"));
+        let again = Alert::from_row(&rule(""), window(15), &row("alice", "7", "a"));
+        assert_eq!(a.alertid, again.alertid);
+        // The evidence (counts, ids) is not part of the key.
+        let more = Alert::from_row(&rule(""), window(15), &row("alice", "9", "a,c"));
+        assert_eq!(a.alertid, more.alertid);
+        let other_user = Alert::from_row(&rule(""), window(15), &row("bob", "7", "a"));
+        assert_ne!(a.alertid, other_user.alertid);
+        let later = Alert::from_row(&rule(""), window(20), &row("alice", "7", "a"));
+        assert_ne!(a.alertid, later.alertid);
+        assert_eq!(a.dedup_key, later.dedup_key);
+    }
+
+    #[test]
+    fn named_dedup_columns_define_the_key() {
+        let rule = rule("dedup = [\"user\"]");
+        let mut with_ip = row("alice", "1", "a");
+        with_ip.insert("ip".into(), Some("192.0.2.1".into()));
+        let a = Alert::from_row(&rule, window(15), &row("alice", "1", "a"));
+        let b = Alert::from_row(&rule, window(15), &with_ip);
+        assert_eq!(a.dedup_key, b.dedup_key);
+    }
+
+    #[test]
+    fn serializes_in_the_alerts_table_column_order() {
+        let line = Alert::from_row(&rule(""), window(15), &row("alice", "7", "a")).to_json_line();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        let columns: Vec<&str> = lakewatch_lake::schema::ALERTS
+            .columns
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(value.as_object().unwrap().len(), columns.len());
+        let positions: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                line.find(&format!("\"{c}\":"))
+                    .unwrap_or_else(|| panic!("{c} missing"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|p| p[0] < p[1]), "{line}");
+    }
+}

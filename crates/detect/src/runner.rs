@@ -1,0 +1,207 @@
+//! Runs rules: for each rule, every due window from its watermark (or a replay range), through
+//! the engine, into alerts that are de-duplicated, durably written, then published; the
+//! watermark moves only after a window's alerts are written. One failing rule never stops the
+//! others.
+
+use std::future::Future;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Alert, Row};
+use crate::compile::compile;
+use crate::rule::Rule;
+use crate::state::{RuleState, StateError, StateStore, UnpublishedAlert};
+use crate::window::{Window, due_window_ends, replay_window_ends};
+
+/// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
+pub trait QueryEngine {
+    fn query(&self, sql: &str) -> impl Future<Output = Result<Vec<Row>, String>>;
+}
+
+/// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, when configured, a topic.
+pub trait AlertSink {
+    /// Writes a window's alerts durably; writing the same rule and window again replaces them,
+    /// so a retried window never duplicates rows.
+    fn write(
+        &self,
+        rule: &Rule,
+        window: Window,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Result<(), String>>;
+    /// Publishes one alert (a line of the alerts table).
+    fn publish(&self, alert_line: &str) -> impl Future<Output = Result<(), String>>;
+}
+
+/// Which windows a run evaluates.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Every due window after the watermark, at most `max_windows` per rule.
+    Scheduled { max_windows: usize },
+    /// Every window ending in `(from, to]`: alerts are written (replacing earlier output of
+    /// the same windows), never published; the watermark moves only if asked.
+    Replay {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        advance_watermark: bool,
+    },
+}
+
+/// What happened to one rule in a run.
+#[derive(Debug, Clone, Default)]
+pub struct RuleReport {
+    pub rule: String,
+    pub windows: Vec<Window>,
+    pub rows: usize,
+    pub alerts: Vec<Alert>,
+    pub suppressed: usize,
+    pub published: usize,
+    pub publish_failures: usize,
+    pub duration_ms: u128,
+    pub error: Option<String>,
+}
+
+/// Runs every rule; each gets its own report.
+pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
+    rules: &[Rule],
+    engine: &E,
+    state: &S,
+    sink: &A,
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> Vec<RuleReport> {
+    let mut reports = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let started = Instant::now();
+        let mut report = RuleReport {
+            rule: rule.id.clone(),
+            ..RuleReport::default()
+        };
+        if let Err(error) = run_rule(rule, engine, state, sink, now, mode, &mut report).await {
+            report.error = Some(error);
+        }
+        report.duration_ms = started.elapsed().as_millis();
+        reports.push(report);
+    }
+    reports
+}
+
+async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
+    rule: &Rule,
+    engine: &E,
+    store: &S,
+    sink: &A,
+    now: DateTime<Utc>,
+    mode: Mode,
+    report: &mut RuleReport,
+) -> Result<(), String> {
+    let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
+    let mut state = stored.state;
+    let mut version = stored.version;
+    let (ends, saves_state, publishes) = match mode {
+        Mode::Scheduled { max_windows } => (
+            due_window_ends(
+                state.watermark,
+                now,
+                rule.interval,
+                rule.lateness,
+                max_windows,
+            ),
+            true,
+            true,
+        ),
+        Mode::Replay {
+            from,
+            to,
+            advance_watermark,
+        } => (
+            replay_window_ends(from, to, rule.interval),
+            advance_watermark,
+            false,
+        ),
+    };
+
+    for end in ends {
+        let window = Window::new(end - rule.window, end);
+        let sql = compile(rule, window).map_err(|e| e.to_string())?;
+        let rows = engine
+            .query(&sql)
+            .await
+            .map_err(|e| format!("window {window:?}: query failed: {e}"))?;
+        report.rows += rows.len();
+        let mut alerts = Vec::new();
+        for row in &rows {
+            let alert = Alert::from_row(rule, window, row);
+            if state.is_suppressed(&alert.dedup_key, window.end)
+                || alerts
+                    .iter()
+                    .any(|a: &Alert| a.dedup_key == alert.dedup_key)
+            {
+                report.suppressed += 1;
+                continue;
+            }
+            state.suppress(&alert.dedup_key, window.end, rule.suppress);
+            alerts.push(alert);
+        }
+        sink.write(rule, window, &alerts)
+            .await
+            .map_err(|e| format!("window {window:?}: writing alerts failed: {e}"))?;
+        report.windows.push(window);
+        if saves_state {
+            if state.watermark.is_none_or(|w| w < window.end) {
+                state.watermark = Some(window.end);
+            }
+            version = Some(save(store, rule, &state, version.as_deref()).await?);
+        }
+        report.alerts.extend(alerts);
+    }
+
+    if publishes {
+        publish_alerts(rule, store, sink, &mut state, version, report).await?;
+    }
+    Ok(())
+}
+
+/// Publishes the run's alerts and those left over from failed publications. An alert is
+/// published at most once: the state is saved before publishing, and only a failure the topic
+/// reported puts it back for the next run.
+async fn publish_alerts<S: StateStore, A: AlertSink>(
+    rule: &Rule,
+    store: &S,
+    sink: &A,
+    state: &mut RuleState,
+    mut version: Option<String>,
+    report: &mut RuleReport,
+) -> Result<(), String> {
+    let mut pending: Vec<UnpublishedAlert> = std::mem::take(&mut state.unpublished);
+    pending.extend(report.alerts.iter().map(UnpublishedAlert::of));
+    if pending.is_empty() {
+        return Ok(());
+    }
+    version = Some(save(store, rule, state, version.as_deref()).await?);
+    let mut failed = Vec::new();
+    for alert in pending {
+        match sink.publish(&alert.line).await {
+            Ok(()) => report.published += 1,
+            Err(_) => failed.push(alert),
+        }
+    }
+    report.publish_failures = failed.len();
+    if !failed.is_empty() {
+        state.unpublished = failed;
+        save(store, rule, state, version.as_deref()).await?;
+    }
+    Ok(())
+}
+
+async fn save<S: StateStore>(
+    store: &S,
+    rule: &Rule,
+    state: &RuleState,
+    expected: Option<&str>,
+) -> Result<String, String> {
+    store
+        .save(&rule.id, state, expected)
+        .await
+        .map_err(|e: StateError| e.to_string())
+}

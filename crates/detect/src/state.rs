@@ -1,0 +1,268 @@
+//! Per-rule state: the watermark (end of the last completed window), what is suppressed, and
+//! alerts still to publish. Saved with compare-and-swap, so two overlapping runs cannot both
+//! advance a watermark: the second save is refused as stale.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+
+/// What a rule remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// End of the last window whose alerts were durably written.
+    pub watermark: Option<DateTime<Utc>>,
+    /// De-duplication key → the period in which an alert with that key was already raised.
+    #[serde(default)]
+    pub suppressed: BTreeMap<String, Suppression>,
+    /// Alerts written to the table whose publication failed: retried by the next run.
+    #[serde(default)]
+    pub unpublished: Vec<UnpublishedAlert>,
+}
+
+/// `[since, until)`: an alert with the same key whose window ends in this period is a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// An alert kept in the state until its publication succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnpublishedAlert {
+    pub line: String,
+}
+
+impl UnpublishedAlert {
+    pub fn of(alert: &Alert) -> Self {
+        UnpublishedAlert {
+            line: alert.to_json_line(),
+        }
+    }
+}
+
+impl RuleState {
+    /// Whether an alert with this key and window end duplicates one already raised.
+    pub fn is_suppressed(&self, key: &str, window_end: DateTime<Utc>) -> bool {
+        self.suppressed
+            .get(key)
+            .is_some_and(|s| s.since <= window_end && window_end < s.until)
+    }
+
+    /// Records an alert raised at `window_end`, and forgets suppressions that ended before it.
+    pub fn suppress(&mut self, key: &str, window_end: DateTime<Utc>, period: chrono::TimeDelta) {
+        self.suppressed.retain(|_, s| s.until > window_end);
+        self.suppressed.insert(
+            key.to_string(),
+            Suppression {
+                since: window_end,
+                until: window_end + period,
+            },
+        );
+    }
+}
+
+/// A rule's state with the version it was read at (`None`: never saved).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    pub state: RuleState,
+    pub version: Option<String>,
+}
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "the state of rule {rule} changed since it was read: another detector run is active; this run stops for the rule"
+    )]
+    Conflict { rule: String },
+    #[error("state of rule {rule}: {message}")]
+    Storage { rule: String, message: String },
+}
+
+/// Where rule state lives: an S3 object on AWS, a file locally.
+pub trait StateStore {
+    fn load(&self, rule: &str) -> impl Future<Output = Result<Stored, StateError>>;
+    /// Saves if the stored version is still `expected` (`None`: nothing stored yet); returns
+    /// the new version.
+    fn save(
+        &self,
+        rule: &str,
+        state: &RuleState,
+        expected: Option<&str>,
+    ) -> impl Future<Output = Result<String, StateError>>;
+}
+
+/// State in a directory: one JSON file per rule, versioned by a hash of its content.
+pub struct FileStateStore {
+    dir: PathBuf,
+}
+
+impl FileStateStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileStateStore { dir: dir.into() }
+    }
+
+    fn path(&self, rule: &str) -> PathBuf {
+        self.dir.join(format!("{rule}.json"))
+    }
+
+    fn storage_error(rule: &str, error: impl std::fmt::Display) -> StateError {
+        StateError::Storage {
+            rule: rule.to_string(),
+            message: error.to_string(),
+        }
+    }
+
+    fn read(&self, rule: &str) -> Result<Option<(RuleState, String)>, StateError> {
+        match std::fs::read(self.path(rule)) {
+            Ok(bytes) => {
+                let state = serde_json::from_slice(&bytes).map_err(|e| {
+                    Self::storage_error(
+                        rule,
+                        format!("{}: {e}; fix or delete the file", self.path(rule).display()),
+                    )
+                })?;
+                Ok(Some((state, version_of(&bytes))))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::storage_error(rule, e)),
+        }
+    }
+}
+
+fn version_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..16].to_string()
+}
+
+impl StateStore for FileStateStore {
+    async fn load(&self, rule: &str) -> Result<Stored, StateError> {
+        Ok(match self.read(rule)? {
+            Some((state, version)) => Stored {
+                state,
+                version: Some(version),
+            },
+            None => Stored::default(),
+        })
+    }
+
+    async fn save(
+        &self,
+        rule: &str,
+        state: &RuleState,
+        expected: Option<&str>,
+    ) -> Result<String, StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Self::storage_error(rule, e))?;
+        // A lock file makes check-and-write atomic between processes on this machine.
+        let lock = self.dir.join(format!("{rule}.lock"));
+        let _guard = LockFile::acquire(&lock).map_err(|e| Self::storage_error(rule, e))?;
+        let current = self.read(rule)?.map(|(_, version)| version);
+        if current.as_deref() != expected {
+            return Err(StateError::Conflict {
+                rule: rule.to_string(),
+            });
+        }
+        let bytes = serde_json::to_vec_pretty(state).expect("state always serializes");
+        let temporary = self.dir.join(format!("{rule}.json.tmp"));
+        std::fs::write(&temporary, &bytes).map_err(|e| Self::storage_error(rule, e))?;
+        std::fs::rename(&temporary, self.path(rule)).map_err(|e| Self::storage_error(rule, e))?;
+        Ok(version_of(&bytes))
+    }
+}
+
+/// A file created exclusively and removed on drop.
+struct LockFile(PathBuf);
+
+impl LockFile {
+    fn acquire(path: &std::path::Path) -> std::io::Result<LockFile> {
+        for _ in 0..200 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(LockFile(path.to_path_buf())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "{} is held by another run; delete it if no detector is running",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        // The file store never awaits anything: poll once with a no-op waker.
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("the file store does not suspend"),
+        }
+    }
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-11-23T{hour:02}:00:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_stale_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        let first = block_on(store.load("r")).unwrap();
+        assert_eq!(first.version, None);
+        let mut advanced = first.state.clone();
+        advanced.watermark = Some(at(10));
+        let version = block_on(store.save("r", &advanced, None)).unwrap();
+        // A second run that read the state before the first saved cannot overwrite it.
+        let mut stale = first.state.clone();
+        stale.watermark = Some(at(9));
+        assert!(matches!(
+            block_on(store.save("r", &stale, None)),
+            Err(StateError::Conflict { .. })
+        ));
+        let reloaded = block_on(store.load("r")).unwrap();
+        assert_eq!(reloaded.state.watermark, Some(at(10)));
+        assert_eq!(reloaded.version.as_deref(), Some(version.as_str()));
+        advanced.watermark = Some(at(11));
+        block_on(store.save("r", &advanced, Some(&version))).unwrap();
+    }
+
+    #[test]
+    fn suppression_covers_its_period_only() {
+        let mut state = RuleState::default();
+        state.suppress("k", at(10), TimeDelta::hours(2));
+        assert!(state.is_suppressed("k", at(10)));
+        assert!(state.is_suppressed("k", at(11)));
+        assert!(!state.is_suppressed("k", at(12)));
+        assert!(
+            !state.is_suppressed("k", at(9)),
+            "an earlier window is not a duplicate"
+        );
+        assert!(!state.is_suppressed("other", at(11)));
+        // Expired entries are forgotten, so the state stays small.
+        state.suppress("later", at(13), TimeDelta::hours(1));
+        assert!(!state.suppressed.contains_key("k"));
+    }
+}
