@@ -8,6 +8,8 @@
 //! Adding a plugin is one file (a type implementing [`Plugin`], with its tests beside it) and
 //! one line in [`builtin_plugins`].
 
+pub mod authentication;
+pub mod cloudfront;
 pub mod cloudtrail;
 pub mod envelope;
 pub mod framing;
@@ -17,10 +19,12 @@ pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
+pub mod s3_audit;
 pub mod shell;
 pub mod timestamp;
 pub mod sources;
 pub mod syslog;
+pub mod vpcflow;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -65,6 +69,10 @@ pub fn builtin_plugins_with_notes(
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),
+        Box::new(vpcflow::VpcFlow),
+        Box::new(cloudfront::CloudFront),
+        Box::new(authentication::Authentication),
+        Box::new(s3_audit::S3Audit),
     ];
     // Plugins that depend on the deployment's configuration.
     if let Some(geoip) = geoip::GeoIp::from_config(config, &mut notes)? {
