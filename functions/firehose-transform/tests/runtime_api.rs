@@ -1,0 +1,290 @@
+//! The built Lambda binary, driven through the Lambda Runtime API protocol exactly as Lambda
+//! drives it: the fixture batch in `events/lambda/` goes in, Firehose's answer comes out.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
+use firehose_transform::RESPONSE_LIMIT_BYTES;
+use lakewatch_testkit::runtime_api::LambdaProcess;
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_firehose-transform");
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/lambda")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The decoded answer of one record: result, partition keys and the events of its data.
+struct Answer {
+    result: String,
+    keys: HashMap<String, String>,
+    events: Vec<Value>,
+}
+
+fn answers(body: &[u8]) -> Vec<(String, Answer)> {
+    let response: KinesisFirehoseResponse =
+        serde_json::from_slice(body).expect("the response is Firehose's format");
+    response
+        .records
+        .into_iter()
+        .map(|record| {
+            let text = String::from_utf8(record.data.0).expect("output data is UTF-8");
+            let events = text
+                .split_terminator('\n')
+                .map(|line| serde_json::from_str(line).expect("each output line is JSON"))
+                .collect();
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "newline-terminated"
+            );
+            let answer = Answer {
+                result: record.result.unwrap(),
+                keys: record.metadata.partition_keys,
+                events,
+            };
+            (record.record_id.unwrap(), answer)
+        })
+        .collect()
+}
+
+/// The shell: every field present with its type, times in the lake's format.
+fn assert_shell(event: &Value) {
+    let object = event.as_object().expect("an event is an object");
+    let mut fields: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut shell = lakewatch_plugins::shell::SHELL_FIELDS.to_vec();
+    fields.sort();
+    shell.sort();
+    assert_eq!(fields, shell, "exactly the shell fields");
+    for time in ["utctimestamp", "receivedtimestamp"] {
+        let text = event[time].as_str().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.6fZ").is_ok()
+                && text.len() == 27,
+            "{time} {text}"
+        );
+    }
+    for field in ["eventid", "summary", "category", "source", "severity"] {
+        assert!(
+            !event[field].as_str().unwrap().is_empty(),
+            "{field} empty in {event}"
+        );
+    }
+    assert!(event["hostname"].is_string());
+    assert_eq!(
+        event["severity"].as_str().unwrap(),
+        event["severity"].as_str().unwrap().to_uppercase()
+    );
+    for list in ["tags", "plugins"] {
+        assert!(event[list].as_array().unwrap().iter().all(Value::is_string));
+    }
+    assert!(event["details"].is_object());
+}
+
+/// `year`…`hour` of an event's `utctimestamp`.
+fn hour_keys(event: &Value) -> HashMap<String, String> {
+    let time = event["utctimestamp"].as_str().unwrap();
+    [
+        ("year", &time[0..4]),
+        ("month", &time[5..7]),
+        ("day", &time[8..10]),
+        ("hour", &time[11..13]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn log_lines(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_answers_the_fixture_batch_record_by_record() {
+    let batch = fixture("firehose-batch.json");
+    let input: KinesisFirehoseEvent = serde_json::from_slice(&batch).unwrap();
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = lambda
+        .invoke(batch.clone())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    let answers = answers(&body);
+
+    // One answer per record, in order, with the record's id; the id says the expected result.
+    let ids: Vec<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+    let input_ids: Vec<&str> = input
+        .records
+        .iter()
+        .map(|r| r.record_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(ids, input_ids);
+    for (id, answer) in &answers {
+        let expected = match id.split('-').next().unwrap() {
+            "ok" => "Ok",
+            "dropped" => "Dropped",
+            _ => "ProcessingFailed",
+        };
+        assert_eq!(answer.result, expected, "{id}");
+        if expected == "Ok" {
+            assert!(!answer.events.is_empty(), "{id}");
+            answer.events.iter().for_each(assert_shell);
+            assert_eq!(answer.keys, hour_keys(&answer.events[0]), "{id}");
+        } else {
+            assert!(answer.events.is_empty(), "{id} carries no data");
+            assert!(answer.keys.is_empty(), "{id} has no partition keys");
+        }
+    }
+    let by_id: HashMap<&str, &Answer> = answers.iter().map(|(id, a)| (id.as_str(), a)).collect();
+
+    let gsuite = &by_id["ok-json-object"].events;
+    assert_eq!(gsuite.len(), 1);
+    assert_eq!(gsuite[0]["source"], "gsuite");
+    assert_eq!(gsuite[0]["utctimestamp"], "2020-03-02T17:54:33.253000Z");
+    assert_eq!(
+        by_id["ok-json-object"].keys["year"].as_str(),
+        "2020",
+        "partition from the event time, not the arrival time"
+    );
+
+    let cloudtrail = &by_id["ok-cloudtrail-records"].events;
+    assert_eq!(cloudtrail.len(), 9, "each element of Records is an event");
+    assert!(cloudtrail.iter().all(|e| e["source"] == "cloudtrail"));
+    assert_eq!(cloudtrail[0]["details"]["eventname"], "ConsoleLogin");
+
+    assert_eq!(by_id["ok-ndjson"].events.len(), 3);
+
+    let array = &by_id["ok-json-array"].events;
+    assert_eq!(array.len(), 2);
+    assert_eq!(
+        array[0]["eventid"], "producer-id-1",
+        "a producer's eventid is kept"
+    );
+    assert_eq!(
+        array[0]["details"]["service"], "api",
+        "keys are lower-cased"
+    );
+    assert_eq!(by_id["ok-json-array"].keys["hour"].as_str(), "07");
+
+    let syslog = &by_id["ok-syslog-lines"].events;
+    assert_eq!(syslog.len(), 2);
+    assert!(syslog.iter().all(|e| e["source"] == "syslog"));
+    assert_eq!(syslog[0]["hostname"], "fw-01.example.com");
+    assert_eq!(syslog[0]["utctimestamp"], "2026-04-17T06:20:00.003000Z");
+
+    let enveloped = &by_id["ok-enveloped"].events[0];
+    assert_eq!(enveloped["source"], "syslog");
+    assert_eq!(enveloped["details"]["_origin"]["bucket"], "lakewatch-input");
+    assert_eq!(
+        enveloped["details"]["_origin"]["key"],
+        "hosts/bastion/auth.log"
+    );
+    assert_eq!(enveloped["details"]["_origin"]["offset"], 312);
+
+    // A retry of the same batch writes the same event ids.
+    let retry = lambda.invoke(batch).await.unwrap().into_response().unwrap();
+    let ids_of = |answers: &[(String, Answer)]| -> Vec<Value> {
+        answers
+            .iter()
+            .flat_map(|(_, a)| a.events.iter().map(|e| e["eventid"].clone()))
+            .collect()
+    };
+    let first_ids = ids_of(&answers);
+    assert_eq!(ids_of(&self::answers(&retry)), first_ids);
+    let mut unique = first_ids.clone();
+    unique.sort_by_key(|v| v.to_string());
+    unique.dedup();
+    assert_eq!(unique.len(), first_ids.len(), "every event has its own id");
+
+    // One summary line per invocation, with counts that add up; a warning per failed record.
+    let logs = lambda.stop();
+    let lines = log_lines(&logs);
+    let summaries: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "batch transformed")
+        .map(|l| &l["fields"])
+        .collect();
+    assert_eq!(summaries.len(), 2, "{logs}");
+    let summary = summaries[0];
+    let count = |name: &str| summary[name].as_u64().unwrap();
+    assert_eq!(count("records_in"), 11);
+    assert_eq!(
+        (
+            count("records_ok"),
+            count("records_dropped"),
+            count("records_failed")
+        ),
+        (6, 1, 4)
+    );
+    let events_ok: usize = answers.iter().map(|(_, a)| a.events.len()).sum();
+    assert_eq!(count("events_ok"), events_ok as u64);
+    let failed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN")
+        .filter_map(|l| l["fields"]["record_id"].as_str())
+        .collect();
+    assert_eq!(
+        failed[..4],
+        [
+            "failed-invalid-utf8",
+            "failed-truncated-json",
+            "failed-not-objects",
+            "failed-one-bad-event"
+        ]
+    );
+    assert!(
+        lines.iter().all(|l| l.get("timestamp").is_none()),
+        "no timestamps: CloudWatch adds them"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_keeps_its_response_under_6_mb() {
+    // Seven records of about 900 KB of NDJSON: about 6.3 MB in, far more than 6 MB out.
+    let line = format!(r#"{{"source":"bulk","message":"{}"}}"#, "m".repeat(870));
+    let data = std::iter::repeat_n(line.as_str(), 1000)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut batch = KinesisFirehoseEvent::default();
+    batch.records = (0..7)
+        .map(|i| {
+            let mut record =
+                aws_lambda_events::event::firehose::KinesisFirehoseEventRecord::default();
+            record.record_id = Some(format!("bulk-{i}"));
+            record.data.0 = data.clone().into_bytes();
+            record
+        })
+        .collect();
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = lambda
+        .invoke(serde_json::to_vec(&batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    assert!(
+        body.len() <= RESPONSE_LIMIT_BYTES,
+        "{} bytes answered",
+        body.len()
+    );
+    let answers = answers(&body);
+    assert_eq!(answers.len(), 7);
+    let ok = answers.iter().filter(|(_, a)| a.result == "Ok").count();
+    assert!((1..7).contains(&ok), "some fit, some do not: {ok} ok");
+    assert!(
+        answers[ok..]
+            .iter()
+            .all(|(_, a)| a.result == "ProcessingFailed")
+    );
+    let logs = lambda.stop();
+    assert!(
+        logs.contains("response would exceed Lambda's 6291456-byte limit"),
+        "{logs}"
+    );
+}
