@@ -19,9 +19,12 @@
 //! - Any other non-blank line is one raw text record ([`RecordKind::Line`]). Blank lines are
 //!   skipped; CRLF line ends are handled; a UTF-8 byte-order mark at the start is skipped.
 //! - A JSON value that is not well formed (a truncated line, a missing comma) becomes a
-//!   [`FramingError`] with its position and reason, and framing resumes: at the line where a new
-//!   value visibly starts (a `{` or `[` at column 0 inside a value, or a key/colon/comma out of
-//!   place at the start of a line), otherwise at the line after the fault. The rest still flows.
+//!   [`FramingError`] with its position and reason, and framing resumes: at the line where the
+//!   next record visibly starts (pretty printers indent everything inside a value except its
+//!   last bracket, so a line starting at column 0 inside a value, or a token out of place at
+//!   the start of a line, begins the next record), otherwise at the line after the fault. The
+//!   rest still flows. (A file printed with no indentation at all, e.g. `indent=0`, therefore
+//!   frames only when each nested value opens on its key's line.)
 //! - A record that is not valid UTF-8 becomes a [`FramingError`]; the rest still flows.
 //! - A record longer than the framing limit ([`DEFAULT_MAX_RECORD_BYTES`]) is skipped without
 //!   being held in memory and reported as a [`FramingError`].
@@ -711,9 +714,14 @@ impl<'a> Framer<'a> {
                 self.pos += 1;
                 continue;
             }
-            let column_zero = std::mem::take(&mut self.json.at_line_start);
+            if std::mem::take(&mut self.json.at_line_start) && !self.column_zero_allowed(b) {
+                // Pretty printers indent everything inside a value but its last bracket: a
+                // line starting at column 0 inside a value is a new record (or raw line), so
+                // the one in progress was cut short.
+                return Ok(self.violation(b, "an indented line"));
+            }
             let result = match self.json.expect {
-                Expect::Value | Expect::ValueOrClose => self.value_start(b, column_zero),
+                Expect::Value | Expect::ValueOrClose => self.value_start(b),
                 Expect::Key | Expect::KeyOrClose => self.key_start(b),
                 Expect::Colon => {
                     if b == b':' {
@@ -737,14 +745,18 @@ impl<'a> Framer<'a> {
         }
     }
 
-    fn value_start(&mut self, b: u8, column_zero: bool) -> Result<Option<Framed>, &'static str> {
+    /// Whether `b`, first on its line, fits a value in progress: the value's last closing
+    /// bracket, or (in a streamed array) an element, a comma or the array's end.
+    fn column_zero_allowed(&self, b: u8) -> bool {
+        let json = &self.json;
+        let depth = json.stack.len();
+        (matches!(b, b'}' | b']') && depth == 1)
+            || (json.stream_depth > 0 && depth == json.stream_depth && !self.in_record)
+    }
+
+    fn value_start(&mut self, b: u8) -> Result<Option<Framed>, &'static str> {
         let json = &self.json;
         let at_stream_depth = json.stream_depth > 0 && json.stack.len() == json.stream_depth;
-        if column_zero && matches!(b, b'{' | b'[') && !(at_stream_depth && !self.in_record) {
-            // Pretty printers indent nested values: a bracket at column 0 inside a value is
-            // a new record, so the one in progress was cut short.
-            return Err("a value on the same line");
-        }
         let records = std::mem::take(&mut self.json.records_key) == RecordsKey::Colon;
         let starts_element = at_stream_depth && !self.in_record && !self.json.wrapper_extra;
         match b {
@@ -1244,6 +1256,19 @@ mod tests {
             })
             .collect();
         assert_eq!(indexes, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_truncated_record_before_a_raw_line_keeps_the_line() {
+        let items = frame(b"{\"b\":\ntext line\n{\"c\": [1,\n  2]}\n");
+        assert_eq!(texts(&items), ["text line", "{\"c\": [1,\n  2]}"]);
+        let error = errors(&items)[0];
+        assert_eq!(error.raw, b"{\"b\":\n");
+        assert_eq!(
+            error.reason,
+            "truncated JSON: the object that starts on line 1 is not closed before line 2, \
+             which begins with 't'"
+        );
     }
 
     #[test]
