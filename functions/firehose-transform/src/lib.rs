@@ -872,3 +872,171 @@ mod tests {
         }
     }
 }
+
+/// Properties over arbitrary input, through the built-in pipeline as the Lambda runs it.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use aws_lambda_events::event::firehose::KinesisFirehoseEventRecord;
+    use lakewatch_plugins::{PluginConfig, builtin_pipeline};
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    static PIPELINE: LazyLock<Pipeline> =
+        LazyLock::new(|| builtin_pipeline(&PluginConfig::default()).unwrap());
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+            // Values the plugins look at: times, addresses, syslog-ish text.
+            prop_oneof![
+                Just("2026-04-17T06:10:54Z"),
+                Just("Apr 17 06:10:54"),
+                Just("1713334254000"),
+                Just("10.0.0.1:443"),
+                Just("123.456.253.226"),
+                Just("<34>1 2026-04-17T06:10:54Z h a - - - m"),
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let key = prop_oneof![
+                ".{0,8}",
+                prop_oneof![
+                    Just("timestamp"),
+                    Just("eventid"),
+                    Just("details"),
+                    Just("source"),
+                    Just("Tags"),
+                    Just("kind"),
+                    Just("Records"),
+                    Just("sourceIPAddress"),
+                    Just("id"),
+                    Just("severity"),
+                ]
+                .prop_map(String::from),
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..6)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Record data: raw bytes, bytes built from JSON's own punctuation, or JSON values
+    /// written compact, pretty, as NDJSON or as an array.
+    fn record_data() -> impl Strategy<Value = Vec<u8>> {
+        let pieces = prop::collection::vec(
+            prop_oneof![
+                Just(&b"{"[..]),
+                Just(&b"}"[..]),
+                Just(&b"["[..]),
+                Just(&b"]"[..]),
+                Just(&b"\""[..]),
+                Just(&b"\\"[..]),
+                Just(&b","[..]),
+                Just(&b":"[..]),
+                Just(&b"\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"\x1elakewatch/1 "[..]),
+                Just(&b"\x1f\x8b"[..]),
+                Just(&b"\xef\xbb\xbf"[..]),
+                Just(&b"\xff"[..]),
+                Just(&b"a b"[..]),
+                Just(&b"42"[..]),
+            ],
+            0..40,
+        )
+        .prop_map(|pieces| pieces.concat());
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            pieces,
+            json_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            json_value().prop_map(|v| serde_json::to_vec_pretty(&v).unwrap()),
+            prop::collection::vec(json_value(), 0..4).prop_map(|values| {
+                let lines: Vec<String> = values.iter().map(Value::to_string).collect();
+                lines.join("\n").into_bytes()
+            }),
+            prop::collection::vec(json_value(), 0..4)
+                .prop_map(|values| serde_json::to_vec(&values).unwrap()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_batch_gets_one_answer_per_record_and_counts_add_up(
+            datas in prop::collection::vec(record_data(), 0..8),
+            limit in prop_oneof![Just(RESPONSE_LIMIT_BYTES), 600usize..4000],
+        ) {
+            let mut event = KinesisFirehoseEvent::default();
+            event.records = datas
+                .iter()
+                .enumerate()
+                .map(|(i, data)| {
+                    let mut record = KinesisFirehoseEventRecord::default();
+                    record.record_id = Some(format!("record-{i}"));
+                    record.data.0 = data.clone();
+                    record
+                })
+                .collect();
+            let received = DateTime::parse_from_rfc3339("2026-04-17T06:10:54Z").unwrap().into();
+            let out = transform(&PIPELINE, &event, received, limit);
+            let summary = &out.summary;
+
+            let ids: Vec<Option<String>> =
+                out.response.records.iter().map(|r| r.record_id.clone()).collect();
+            let input_ids: Vec<Option<String>> =
+                event.records.iter().map(|r| r.record_id.clone()).collect();
+            prop_assert_eq!(ids, input_ids);
+            prop_assert_eq!(
+                summary.records_in,
+                summary.records_ok + summary.records_dropped + summary.records_failed
+            );
+            prop_assert_eq!(out.failures.len() as u64, summary.records_failed);
+            let by_source: u64 =
+                summary.events.by_source.values().map(|t| t.ok + t.dropped + t.failed).sum();
+            prop_assert_eq!(summary.events.records(), by_source);
+
+            let mut ok_records = 0;
+            let mut ok_events = 0;
+            for record in &out.response.records {
+                match record.result.as_deref() {
+                    Some("Ok") => {
+                        ok_records += 1;
+                        let text = std::str::from_utf8(&record.data).unwrap();
+                        prop_assert!(text.ends_with('\n'));
+                        for line in text.split_terminator('\n') {
+                            let event: Value = serde_json::from_str(line).unwrap();
+                            prop_assert!(event["eventid"].as_str().is_some_and(|s| !s.is_empty()));
+                            prop_assert!(event["details"].is_object());
+                            ok_events += 1;
+                        }
+                        let mut keys: Vec<&str> =
+                            record.metadata.partition_keys.keys().map(String::as_str).collect();
+                        keys.sort();
+                        prop_assert_eq!(keys, ["day", "hour", "month", "year"]);
+                    }
+                    Some("Dropped") | Some("ProcessingFailed") => {
+                        prop_assert!(record.data.is_empty());
+                    }
+                    other => prop_assert!(false, "unexpected result {:?}", other),
+                }
+            }
+            prop_assert_eq!(ok_records, summary.records_ok);
+            prop_assert_eq!(ok_events, summary.events.ok);
+
+            let serialized = serde_json::to_vec(&out.response).unwrap();
+            prop_assert_eq!(serialized.len(), summary.response_bytes);
+            let floor = response_overhead(datas.len())
+                + event.records.iter().map(|r| minimal_entry_size(r.record_id.as_deref())).sum::<usize>();
+            prop_assert!(serialized.len() <= limit.max(floor));
+        }
+    }
+}
