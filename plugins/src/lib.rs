@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod s3_audit;
 pub mod shell;
 pub mod timestamp;
+pub mod useragent;
 pub mod sources;
 pub mod syslog;
 pub mod vpcflow;
@@ -66,6 +67,7 @@ pub fn builtin_plugins_with_notes(
         Box::new(lowercase_keys::LowercaseKeys),
         Box::new(timestamp::Timestamp),
         Box::new(ipaddress::IpAddress),
+        Box::new(useragent::UserAgent),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),
