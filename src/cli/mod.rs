@@ -1,21 +1,37 @@
 //! Command-line interface: one module per subcommand.
+//!
+//! Adding a subcommand: a module with an `Args` struct (its doc comment is the `--help` text)
+//! and a `run(args) -> anyhow::Result<ExitCode>`, one variant below and one match arm.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
+pub mod ingest;
+
 /// lakewatch: a serverless security data lake and detection engine, run locally.
+///
+/// The same pipeline, lake layout and rules as the AWS deployment, on one machine: ingest logs
+/// into a lake directory, then query it and run detections.
 #[derive(Debug, Parser)]
-#[command(name = "lakewatch", version, about, long_about = None)]
+#[command(name = "lakewatch", version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    // Each subcommand's help is the doc comment of its Args struct.
+    Demo(demo::DemoArgs),
+    Ingest(ingest::IngestArgs),
+}
 
 /// Runs one subcommand and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Ingest(args) => ingest::run(args),
+    }
 }

@@ -1,0 +1,172 @@
+//! `lakewatch demo`: the whole local flow on the bundled sample events, one numbered step at a
+//! time. Each step is one function over [`Demo`]; later steps (queries, alerts) are added the
+//! same way and called from [`run`].
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use lakewatch_lake::LocalLake;
+use lakewatch_lake::schema::EVENTS;
+use serde_json::Value;
+
+use super::ingest::{IngestOutcome, InputPath, expand_paths, ingest_paths, render_report};
+
+/// The sample events shipped with the source, found where the binary was built from.
+pub const BUNDLED_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+/// Lambda invocation fixtures under the events directory: test inputs, not source events.
+const LAMBDA_FIXTURES: &str = "lambda";
+/// Sample events printed in the last step.
+const SAMPLES: usize = 6;
+
+/// Run lakewatch end to end on the bundled sample events (start here).
+///
+/// Ingests events/ (CloudTrail, G Suite, syslog, VPC flow, CloudFront… as JSON, NDJSON, arrays,
+/// gzip and raw lines) through the same pipeline as the Lambdas into a lake directory laid out
+/// like the S3 bucket, then shows what landed where.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Write the lake here (created if missing) and keep it; by default a temporary lake is
+    /// used and removed at exit.
+    #[arg(long, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
+
+    /// The sample events to ingest (every file below it, except Lambda fixtures in lambda/).
+    #[arg(long, value_name = "DIR", default_value = BUNDLED_EVENTS)]
+    pub events: PathBuf,
+}
+
+/// The state the steps share.
+pub struct Demo {
+    pub lake: LocalLake,
+    pub events: PathBuf,
+    pub out: Box<dyn Write>,
+    step: usize,
+}
+
+impl Demo {
+    /// Prints a numbered step heading.
+    pub fn step(&mut self, title: &str) -> io::Result<()> {
+        self.step += 1;
+        writeln!(self.out, "\n== {}. {title}\n", self.step)
+    }
+}
+
+/// Runs `lakewatch demo`.
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !args.events.is_dir() {
+        bail!(
+            "{}: the sample events directory is missing; pass --events DIR",
+            args.events.display()
+        );
+    }
+    let temporary = match &args.lake {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("cannot create a temporary lake directory")?),
+    };
+    let root = match (&args.lake, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().join("lake"),
+        (None, None) => unreachable!("a temporary directory exists when no lake is given"),
+    };
+    let mut demo = Demo {
+        lake: LocalLake::open(root)?,
+        events: args.events,
+        out: Box::new(io::stdout()),
+        step: 0,
+    };
+    let outcome = ingest_samples(&mut demo)?;
+    show_lake(&mut demo, &outcome)?;
+    show_samples(&mut demo)?;
+    writeln!(demo.out)?;
+    if temporary.is_some() {
+        writeln!(
+            demo.out,
+            "The lake was temporary and is removed now; run `lakewatch demo --lake DIR` to keep it."
+        )?;
+    }
+    writeln!(
+        demo.out,
+        "Your own logs: lakewatch ingest PATH… --lake DIR (see lakewatch ingest --help)."
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The files of the events directory that are source events.
+fn sample_inputs(events: &Path) -> anyhow::Result<Vec<InputPath>> {
+    let fixtures = events.join(LAMBDA_FIXTURES);
+    Ok(expand_paths(&[events.to_path_buf()])?
+        .into_iter()
+        .filter(|input| !matches!(input, InputPath::File(path) if path.starts_with(&fixtures)))
+        .collect())
+}
+
+/// Step: ingest every sample file, as `lakewatch ingest` would.
+fn ingest_samples(demo: &mut Demo) -> anyhow::Result<IngestOutcome> {
+    let inputs = sample_inputs(&demo.events)?;
+    demo.step(&format!(
+        "Ingest {} sample files from {} into the lake at {}",
+        inputs.len(),
+        demo.events.display(),
+        demo.lake.root().display()
+    ))?;
+    demo.out.flush()?;
+    let outcome = ingest_paths(&demo.lake, &inputs, false)?;
+    write!(demo.out, "{}", render_report(&demo.lake, &outcome))?;
+    Ok(outcome)
+}
+
+/// Step: the partitions written, as Athena would see them.
+fn show_lake(demo: &mut Demo, outcome: &IngestOutcome) -> anyhow::Result<()> {
+    demo.step("The lake: gzip NDJSON per hour of event time, as Firehose writes the bucket")?;
+    let mut per_partition = BTreeMap::new();
+    for file in &outcome.written.files {
+        *per_partition.entry(file.partition.path()).or_insert(0) += file.lines;
+    }
+    for (partition, lines) in &per_partition {
+        writeln!(demo.out, "  events/{partition}/  {lines} events")?;
+    }
+    if let Some((path, count)) = &outcome.written.errors {
+        let shown = path.strip_prefix(demo.lake.root()).unwrap_or(path);
+        writeln!(demo.out, "  {}  {count} failed records", shown.display())?;
+    }
+    Ok(())
+}
+
+/// Step: one event of each source, then one whole event.
+fn show_samples(demo: &mut Demo) -> anyhow::Result<()> {
+    demo.step("A few events, one per source")?;
+    let events = demo.lake.read_events()?;
+    let mut seen = BTreeMap::new();
+    for event in &events {
+        let source = event["source"].as_str().unwrap_or_default();
+        if seen.len() < SAMPLES && !seen.contains_key(source) {
+            seen.insert(source.to_string(), event);
+        }
+    }
+    for event in seen.values() {
+        writeln!(
+            demo.out,
+            "  {}  {:<10} {:<15} {}",
+            text(event, "utctimestamp"),
+            text(event, "source"),
+            text(event, "category"),
+            text(event, "summary")
+        )?;
+    }
+    if let Some(event) = seen.values().next() {
+        writeln!(
+            demo.out,
+            "\nOne whole event, as stored in {}:\n{}",
+            demo.lake.table_dir(&EVENTS).display(),
+            serde_json::to_string_pretty(event)?
+        )?;
+    }
+    Ok(())
+}
+
+fn text<'a>(event: &'a Value, field: &str) -> &'a str {
+    event[field].as_str().unwrap_or_default()
+}

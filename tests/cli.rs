@@ -1,0 +1,273 @@
+//! The `lakewatch` binary, run as a user runs it, on temporary directories.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use lakewatch_lake::LocalLake;
+use serde_json::Value;
+
+fn lakewatch(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakewatch"))
+        .args(args)
+        .env_remove("LAKEWATCH_LAKE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the lakewatch binary runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ingest(paths: &[&Path], lake: &Path, stdin: Option<&[u8]>) -> (String, String) {
+    let mut args = vec!["ingest"];
+    let paths: Vec<_> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+    args.extend(paths);
+    args.extend(["--lake", lake.to_str().unwrap()]);
+    let output = lakewatch(&args, stdin);
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The totals line: `total: N records = OK ok + D dropped + F failed`.
+fn totals(stdout: &str) -> [u64; 4] {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .unwrap_or_else(|| panic!("no totals in {stdout}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    numbers.try_into().expect("four numbers")
+}
+
+fn events(lake: &Path) -> Vec<Value> {
+    LocalLake::open(lake).unwrap().read_events().unwrap()
+}
+
+/// The event without what differs between two ingests of the same record elsewhere.
+fn content(event: &Value) -> Value {
+    let mut event = event.clone();
+    let object = event.as_object_mut().unwrap();
+    object.remove("eventid");
+    object.remove("receivedtimestamp");
+    if object["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "timestamp_fallback")
+    {
+        object.remove("utctimestamp");
+    }
+    event
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+const NDJSON: &str = r#"{"eventid":"kept-1","source":"myapp","utctimestamp":"2026-01-31T09:10:00Z","msg":"a"}
+{"source":"myapp","time":"2026-01-31T10:20:00Z","msg":"b"}
+
+{"source":"myapp","time":"2026-01-31T10:30:00Z","msg":"c"}
+"#;
+
+#[test]
+fn counts_add_up_and_events_land_in_hour_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("nested")).unwrap();
+    std::fs::write(logs.join("app.ndjson"), NDJSON).unwrap();
+    std::fs::write(
+        logs.join("nested/array.json"),
+        r#"[{"a":1},{"b":2},"not an object"]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("nested/auth.log"),
+        "Apr 17 06:10:54 bastion sshd[2101]: Accepted publickey for alice\n",
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let (stdout, _) = ingest(&[&logs], &lake, None);
+    let [records, ok, dropped, failed] = totals(&stdout);
+    assert_eq!(records, 7, "{stdout}");
+    assert_eq!(records, ok + dropped + failed);
+    assert_eq!(failed, 1, "the string element fails: {stdout}");
+    let events = events(&lake);
+    assert_eq!(events.len() as u64, ok);
+    for name in ["app.ndjson", "array.json", "auth.log"] {
+        assert!(
+            stdout.contains(name),
+            "per-input counts name {name}: {stdout}"
+        );
+    }
+    assert!(events.iter().any(|e| e["eventid"] == "kept-1"));
+    let hours: Vec<_> = LocalLake::open(&lake)
+        .unwrap()
+        .data_files(&lakewatch_lake::schema::EVENTS)
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            p.to_str()
+                .unwrap()
+                .split('/')
+                .find(|s| s.starts_with("hour="))
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(hours.contains(&"hour=09".to_string()), "{hours:?}");
+    assert!(hours.contains(&"hour=10".to_string()), "{hours:?}");
+}
+
+#[test]
+fn gzip_and_plain_give_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("app.ndjson");
+    // A gzip file whose name says nothing about it: detected by its bytes.
+    let compressed = dir.path().join("app-copy.log");
+    std::fs::write(&plain, NDJSON).unwrap();
+    std::fs::write(&compressed, gzip(NDJSON.as_bytes())).unwrap();
+    let (plain_lake, gzip_lake) = (dir.path().join("plain"), dir.path().join("gz"));
+    ingest(&[&plain], &plain_lake, None);
+    let (stdout, _) = ingest(&[&compressed], &gzip_lake, None);
+    assert!(stdout.contains("app-copy.log (gzip)"), "{stdout}");
+    let mut a: Vec<_> = events(&plain_lake).iter().map(content).collect();
+    let mut b: Vec<_> = events(&gzip_lake).iter().map(content).collect();
+    a.sort_by_key(|v| v.to_string());
+    b.sort_by_key(|v| v.to_string());
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn failed_records_land_in_errors_with_reasons_and_the_rest_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(
+        &file,
+        "{\"ok\":1}\n{\"cut\": \"off\n{\"ok\":2}\n\u{1}\u{ff}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad-utf8.log"), b"fine\n\xc3\x28\n").unwrap();
+    let lake = dir.path().join("lake");
+    let (stdout, stderr) = ingest(&[&file, &dir.path().join("bad-utf8.log")], &lake, None);
+    let [records, ok, _, failed] = totals(&stdout);
+    assert_eq!((records, ok, failed), (6, 4, 2), "{stdout}");
+    assert!(
+        stderr.contains("broken.json:2: truncated JSON: line 2 ends inside a string"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("; the record was written to "), "{stderr}");
+    assert!(stderr.contains("bad-utf8.log:2: invalid UTF-8"), "{stderr}");
+    let errors = LocalLake::open(&lake).unwrap().read_errors().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["line"], 2);
+    assert_eq!(errors[0]["record"], "{\"cut\": \"off\n");
+    assert!(
+        errors[0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.json")
+    );
+    assert_eq!(errors[1]["record_hex"], "c328");
+    assert!(stdout.contains("kept 2 failed records"), "{stdout}");
+}
+
+#[test]
+fn re_ingesting_the_same_file_gives_the_same_eventids() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth.log");
+    // Two identical lines: different positions, so different ids.
+    std::fs::write(&file, "same line\nsame line\n{\"a\":1}\n").unwrap();
+    let ids = |lake: &Path| {
+        let mut ids: Vec<_> = events(lake)
+            .iter()
+            .map(|e| e["eventid"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    ingest(&[&file], &first, None);
+    // Through a different spelling of the same path.
+    let respelled = dir.path().join(".").join("auth.log");
+    ingest(&[&respelled], &second, None);
+    let first_ids = ids(&first);
+    assert_eq!(first_ids.len(), 3);
+    assert_ne!(first_ids[0], first_ids[1]);
+    assert_eq!(first_ids, ids(&second));
+}
+
+#[test]
+fn stdin_works_with_a_dash_and_with_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (stdout, _) = ingest(&[Path::new("-")], &lake, Some(&gzip(NDJSON.as_bytes())));
+    assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
+    assert!(stdout.contains("<stdin> (gzip)"), "{stdout}");
+    let (stdout, _) = ingest(&[], &lake, Some(b"a raw line\n"));
+    assert_eq!(totals(&stdout), [1, 1, 0, 0], "{stdout}");
+    assert_eq!(events(&lake).len(), 4);
+}
+
+#[test]
+fn a_missing_path_is_an_error_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let output = lakewatch(
+        &[
+            "ingest",
+            dir.path().join("nope.json").to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("nope.json: no such file or directory"),
+        "{stderr}"
+    );
+    assert!(!lake.exists());
+}
+
+#[test]
+fn demo_ingests_the_bundled_events_and_shows_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let output = lakewatch(&["demo", "--lake", lake.to_str().unwrap()], None);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let [records, ok, dropped, failed] = totals(&stdout);
+    assert_eq!(records, ok + dropped + failed);
+    assert!(ok > 20, "{stdout}");
+    assert_eq!(events(&lake).len() as u64, ok);
+    assert!(stdout.contains("== 1. Ingest"), "{stdout}");
+    assert!(stdout.contains("events/year="), "{stdout}");
+    assert!(stdout.contains("One whole event"), "{stdout}");
+    assert!(
+        !stdout.contains("NOTICE.md"),
+        "documentation is not ingested: {stdout}"
+    );
+}
+
+#[test]
+fn help_explains_ingest() {
+    let output = lakewatch(&["ingest", "--help"], None);
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("--lake <DIR>"), "{help}");
+    assert!(help.contains("gzip is detected by content"), "{help}");
+}
