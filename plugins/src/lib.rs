@@ -67,7 +67,7 @@ pub fn builtin_plugins_with_notes(
         Box::new(lowercase_keys::LowercaseKeys),
         Box::new(timestamp::Timestamp),
         Box::new(ipaddress::IpAddress),
-        Box::new(useragent::UserAgent),
+        Box::new(useragent::UserAgent::default()),
         Box::new(syslog::Syslog),
         Box::new(gsuite::Gsuite),
         Box::new(cloudtrail::CloudTrail),

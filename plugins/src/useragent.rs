@@ -24,6 +24,9 @@
 //! Android without `Mobile` in the string, as Google's convention says), `bot` (`crawler`),
 //! `appliance` (game consoles, TVs), `other` (`misc`: HTTP libraries such as curl).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use serde_json::{Map, Value};
 use woothee::parser::{Parser, WootheeResult};
 
@@ -54,9 +57,35 @@ pub const INFO_KEY: &str = "useragentinfo";
 /// What woothee says when it does not know.
 const UNKNOWN: &str = "UNKNOWN";
 
-/// The plugin; it has no settings.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UserAgent;
+/// How many distinct user agents the plugin remembers. Parsing one costs microseconds, more
+/// than the rest of the pipeline; a few distinct agents make up nearly all events of a
+/// deployment, so remembering them keeps the plugin off the profile. When full, the memory is
+/// emptied and refilled.
+pub const CACHE_CAPACITY: usize = 4096;
+
+/// The plugin, with its memory of agents already parsed.
+#[derive(Debug, Default)]
+pub struct UserAgent {
+    cache: Mutex<HashMap<String, Option<Value>>>,
+}
+
+impl UserAgent {
+    /// [`describe`], remembered.
+    fn describe_cached(&self, agent: &str) -> Option<Value> {
+        let cache = || self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = cache().get(agent) {
+            return known.clone();
+        }
+        // Parsed without holding the lock, so a panic in the parser cannot poison it.
+        let info = describe(agent).map(Value::Object);
+        let mut cache = cache();
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(agent.to_string(), info.clone());
+        info
+    }
+}
 
 impl Plugin for UserAgent {
     fn name(&self) -> &'static str {
@@ -82,11 +111,11 @@ impl Plugin for UserAgent {
         else {
             return Ok(Verdict::Unchanged);
         };
-        let Some(info) = describe(agent) else {
+        let Some(info) = self.describe_cached(agent) else {
             return Ok(Verdict::Unchanged);
         };
         Ok(
-            if set_keeping_original(&mut event.details, INFO_KEY, Value::Object(info)) {
+            if set_keeping_original(&mut event.details, INFO_KEY, info) {
                 Verdict::Changed
             } else {
                 Verdict::Unchanged
@@ -200,7 +229,7 @@ mod tests {
             panic!("details are an object")
         };
         event.details = map;
-        let verdict = UserAgent.process(&mut event).unwrap();
+        let verdict = UserAgent::default().process(&mut event).unwrap();
         (verdict, Value::Object(event.details))
     }
 
@@ -330,7 +359,7 @@ mod tests {
 
     #[test]
     fn registers_on_each_user_agent_field() {
-        let registration = UserAgent.registration();
+        let registration = UserAgent::default().registration();
         assert_eq!(registration.stage, Stage::Enrich);
         assert_eq!(registration.triggers.len(), USER_AGENT_FIELDS.len());
         let mut event = Event::empty(Utc::now(), RecordKind::Json);
@@ -339,6 +368,26 @@ mod tests {
             .details
             .insert("cs(user-agent)".into(), json!("curl/8"));
         assert!(registration.matches(&event));
+    }
+
+    #[test]
+    fn remembered_agents_give_the_same_answer_and_the_memory_stays_bounded() {
+        let plugin = UserAgent::default();
+        assert_eq!(
+            plugin.describe_cached(CHROME_WINDOWS),
+            Some(info(CHROME_WINDOWS))
+        );
+        assert_eq!(
+            plugin.describe_cached(CHROME_WINDOWS),
+            Some(info(CHROME_WINDOWS))
+        );
+        assert_eq!(plugin.describe_cached("awslambda-worker"), None);
+        assert_eq!(plugin.describe_cached("awslambda-worker"), None);
+        for n in 0..CACHE_CAPACITY + 10 {
+            plugin.describe_cached(&format!("curl/{n}"));
+        }
+        assert!(plugin.cache.lock().unwrap().len() <= CACHE_CAPACITY);
+        assert_eq!(plugin.describe_cached(SAFARI_IOS), Some(info(SAFARI_IOS)));
     }
 
     #[test]
