@@ -313,8 +313,8 @@ impl Elements {
         !self.ended
     }
 
-    /// Moves past the current element (which the caller may have partly read from
-    /// `value_start`) to the next one; `None` if the array is malformed.
+    /// Moves past the current (unread) element to the next one; `None` if the array is
+    /// malformed or already ended.
     pub fn skip_current(&mut self, s: &mut Scanner) -> Option<()> {
         if self.ended {
             return None;
