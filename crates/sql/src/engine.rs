@@ -1,0 +1,176 @@
+//! [`LocalEngine`]: Athena SQL over a local lake directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use lakewatch_lake::schema::TABLES;
+
+use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
+use crate::error::{QueryError, unsupported_function};
+use crate::reader::{ScanCounters, ScanStats};
+use crate::table::LakeTable;
+
+/// The embedded engine of local mode: the lake's tables (`events`, `alerts`) and Athena's
+/// functions, on DataFusion. Cheap to clone the results of, safe to share between tasks;
+/// queries must run inside a Tokio runtime.
+pub struct LocalEngine {
+    ctx: SessionContext,
+    lake: PathBuf,
+}
+
+/// A query's answer: the rows as Arrow batches, and what the scans read.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub stats: ScanStats,
+}
+
+impl LocalEngine {
+    /// The engine over the lake in `lake` (the directory holding `events/` and `alerts/`).
+    pub fn open(lake: impl AsRef<Path>) -> Result<Self, QueryError> {
+        let lake = lake.as_ref().to_path_buf();
+        let lake_error = |reason: String| QueryError::Lake {
+            path: lake.clone(),
+            reason,
+        };
+        match std::fs::metadata(&lake) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(lake_error("not a directory".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(lake_error(
+                    "does not exist (create a lake with `lakewatch ingest --lake DIR FILES`)"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(lake_error(e.to_string())),
+        }
+        let tables = TABLES
+            .iter()
+            .map(|t| {
+                (
+                    t.name,
+                    Arc::new(LakeTable::new(*t, &lake)) as Arc<dyn TableProvider>,
+                )
+            })
+            .collect();
+        let catalog = AnyCatalog::new(Arc::new(LakeSchema::new(tables)));
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, DATABASE);
+        let parser = &mut config.options_mut().sql_parser;
+        // `CAST(x AS VARCHAR)` stays `Utf8`, the one string type of the lake's columns.
+        parser.map_string_types_to_utf8view = false;
+        // Positions of planning errors (unknown column, unknown function) for the messages.
+        parser.collect_spans = true;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_catalog_list(Arc::new(catalog))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::functions::register_all(&ctx);
+        Ok(LocalEngine { ctx, lake })
+    }
+
+    /// The lake directory.
+    pub fn lake(&self) -> &Path {
+        &self.lake
+    }
+
+    /// The DataFusion context, e.g. to register more functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs one SQL statement (Athena's dialect) and collects its rows.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        let counters = Arc::new(ScanCounters::default());
+        let mut state = self.ctx.state();
+        // Each query counts its own scans: the tables find the counters in the session.
+        state.config_mut().set_extension(counters.clone());
+
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| QueryError::syntax(&e, sql))?;
+
+        for reference in state
+            .resolve_table_references(&statement)
+            .map_err(|e| QueryError::plan(e, sql))?
+        {
+            let system = reference
+                .schema()
+                .is_some_and(|s| s.eq_ignore_ascii_case("information_schema"));
+            if !system
+                && !TABLES
+                    .iter()
+                    .any(|t| t.name.eq_ignore_ascii_case(reference.table()))
+            {
+                return Err(QueryError::UnknownTable {
+                    name: reference.to_string(),
+                    tables: TABLES.iter().map(|t| t.name.to_string()).collect(),
+                });
+            }
+        }
+
+        let known = |name: &str| {
+            state.scalar_functions().contains_key(name)
+                || state.aggregate_functions().contains_key(name)
+                || state.window_functions().contains_key(name)
+                || state.higher_order_functions().contains_key(name)
+        };
+        if let Some(error) = unsupported_function(&statement, &known, sql) {
+            return Err(error);
+        }
+
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| QueryError::plan(e, sql))?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::NotAllowed {
+                what: without_prefix(&e),
+            })?;
+
+        let frame = DataFrame::new(state, plan);
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame
+            .collect()
+            .await
+            .map_err(|e| QueryError::Execution(without_prefix(&e)))?;
+        Ok(QueryResult {
+            schema,
+            batches,
+            stats: counters.snapshot(),
+        })
+    }
+}
+
+/// DataFusion's message without its category prefix ("Execution error: ").
+fn without_prefix(error: &DataFusionError) -> String {
+    let text = error.find_root().strip_backtrace();
+    for prefix in [
+        "Execution error: ",
+        "Error during planning: ",
+        "External error: ",
+        "This feature is not implemented: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    text
+}

@@ -1,0 +1,12 @@
+-- Storage audit: errors (HTTP status other than 200) per bucket per day.
+-- param from = 0000-00-00T00: first hour partition to read, YYYY-MM-DDTHH (UTC)
+-- param to = 9999-99-99T99: last hour partition to read, YYYY-MM-DDTHH (UTC)
+SELECT year || '-' || month || '-' || day AS date,
+       json_extract_scalar(details, '$.api.bucket') AS bucket,
+       count(*) AS errors
+FROM events
+WHERE source = 's3-audit'
+  AND json_extract_scalar(details, '$.api.statuscode') <> '200'
+  AND year || '-' || month || '-' || day || 'T' || hour BETWEEN '${from}' AND '${to}'
+GROUP BY 1, 2
+ORDER BY 1, 2
