@@ -76,16 +76,14 @@ impl Plugin for CloudFront {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testing::json_event;
+    use crate::sources::testing::process_json;
 
     const DEFENDA: &str =
         include_str!("../../events/defenda/sample_cloudfront_wordpress_probe.json");
     const ACCESS: &str = include_str!("../../events/cloudfront/access.ndjson");
 
     fn run(text: &str) -> (Verdict, Event) {
-        let mut event = json_event(text);
-        let verdict = CloudFront.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&CloudFront, text)
     }
 
     #[test]

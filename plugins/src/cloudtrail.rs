@@ -243,7 +243,7 @@ fn is_access_denied(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testing::json_event;
+    use crate::sources::testing::process_json;
     use serde_json::Value;
 
     const DEFENDA: &str =
@@ -251,9 +251,7 @@ mod tests {
     const CONSOLE_LOGINS: &str = include_str!("../../events/cloudtrail/console-logins.json");
 
     fn run(text: &str) -> (Verdict, Event) {
-        let mut event = json_event(text);
-        let verdict = CloudTrail.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&CloudTrail, text)
     }
 
     fn sample_events() -> Vec<Event> {

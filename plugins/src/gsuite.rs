@@ -179,16 +179,14 @@ fn is_true(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testing::json_event;
+    use crate::sources::testing::process_json;
     use serde_json::json;
 
     const DEFENDA: &str = include_str!("../../events/defenda/sample_gsuite_login_event.json");
     const LOGINS: &str = include_str!("../../events/gsuite/logins.json");
 
     fn run(text: &str) -> (Verdict, Event) {
-        let mut event = json_event(text);
-        let verdict = Gsuite.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&Gsuite, text)
     }
 
     fn logins() -> Vec<Event> {

@@ -121,16 +121,14 @@ pub fn duration_ms(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testing::json_event;
+    use crate::sources::testing::process_json;
     use serde_json::json;
     use std::io::Read;
 
     const AUDIT_GZ: &[u8] = include_bytes!("../../events/s3-audit/audit.json.gz");
 
     fn run(text: &str) -> (Verdict, Event) {
-        let mut event = json_event(text);
-        let verdict = S3Audit.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&S3Audit, text)
     }
 
     fn sample_events() -> Vec<Event> {

@@ -137,6 +137,7 @@ pub(crate) mod testing {
     use serde_json::Value;
 
     use crate::lowercase_keys::lowercase_map;
+    use crate::plugin::{Plugin, Verdict};
     use crate::shell::{Event, Origin};
 
     pub fn received() -> DateTime<Utc> {
@@ -166,6 +167,15 @@ pub(crate) mod testing {
     /// The shell of one raw text line.
     pub fn line_event(line: &str) -> Event {
         Event::from_line(line, origin(), received())
+    }
+
+    /// Runs one plugin on the shell of one JSON object (see [`json_event`]).
+    pub fn process_json(plugin: &dyn Plugin, text: &str) -> (Verdict, Event) {
+        let mut event = json_event(text);
+        let verdict = plugin
+            .process(&mut event)
+            .expect("source parsers never fail");
+        (verdict, event)
     }
 }
 

@@ -109,15 +109,13 @@ impl Plugin for VpcFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::testing::json_event;
+    use crate::sources::testing::process_json;
 
     const DEFENDA: &str = include_str!("../../events/defenda/sample_vpc_flow_log.json");
     const FLOWS: &str = include_str!("../../events/vpcflow/flows.ndjson");
 
     fn run(text: &str) -> (Verdict, Event) {
-        let mut event = json_event(text);
-        let verdict = VpcFlow.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&VpcFlow, text)
     }
 
     #[test]
