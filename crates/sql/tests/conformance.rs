@@ -407,6 +407,15 @@ async fn current_timestamp_is_a_utc_millisecond_timestamp_without_parentheses() 
             "current_timestamp > from_iso8601_timestamp('2024-01-01')",
             Some("true"),
         ),
+        // Athena's usual recency filter: interval arithmetic keeps the type.
+        (
+            "date_diff('minute', current_timestamp - INTERVAL '1' HOUR, current_timestamp)",
+            Some("60"),
+        ),
+        (
+            "arrow_typeof(current_timestamp - INTERVAL '1' DAY)",
+            Some("Timestamp(ms, \"UTC\")"),
+        ),
         (
             "date_diff('second', current_timestamp, from_unixtime(to_unixtime(current_timestamp)))",
             Some("0"),
