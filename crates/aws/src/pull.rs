@@ -12,6 +12,8 @@
 //! caller passes what to do with each object.
 
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::{Credentials, Region};
@@ -19,8 +21,10 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use crate::cursor::{Cursor, CursorError, CursorStore};
-use crate::s3_objects::ObjectRef;
+use lakewatch_plugins::envelope::Provenance;
+
+use crate::cursor::{Cursor, CursorError, CursorStore, FileCursorStore};
+use crate::s3_objects::{ObjectRef, open};
 
 /// The pull section of a scheduled invocation (`{"pull": {...}}`), and of the CLI's options.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -73,6 +77,18 @@ impl PullConfig {
 
     fn overlap(&self) -> Duration {
         Duration::minutes(i64::from(self.overlap_minutes))
+    }
+
+    /// A pull of `s3://bucket/prefix` (the CLI's argument), from `endpoint_url` if given.
+    pub fn from_url(url: &str, endpoint_url: Option<&str>) -> Option<Self> {
+        let rest = url.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return None;
+        }
+        let mut config = PullConfig::new(bucket, prefix);
+        config.endpoint_url = endpoint_url.map(str::to_string);
+        Some(config)
     }
 
     /// The cursor's name under the state prefix: one cursor per store, bucket and prefix, so
@@ -153,6 +169,8 @@ pub enum PullError {
     },
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    #[error("cannot start the pull: {0}")]
+    Setup(String),
     #[error(
         "{object}: {reason}; {ingested} of {new} new object(s) were ingested before it; the \
          cursor stays before this object and the next run resumes from it"
@@ -271,6 +289,58 @@ where
     Ok(summary)
 }
 
+/// Where a local lake keeps the cursor of a pull: `<lake>/state/s3-ingest/<cursor name>`.
+pub fn local_cursor(lake_root: &Path, config: &PullConfig) -> FileCursorStore {
+    FileCursorStore {
+        path: lake_root.join("state/s3-ingest").join(config.cursor_name()),
+    }
+}
+
+/// A pull into a local lake, for `lakewatch ingest s3://bucket/prefix`: the same listing,
+/// cursor rules and object reading as the Lambda, with the cursor in a file under the lake.
+///
+/// Blocking (it runs its own runtime). `ingest` gets each new object's provenance (its
+/// [`Provenance::container`] gives the same event ids as on AWS) and body (gzip or plain, to
+/// be framed), and must return `Ok` only once the object's records are safely written: the
+/// cursor advances right after. `sdk` is the SDK configuration to use; `None` reads the
+/// standard environment (credentials chain, region) as the AWS CLI does.
+pub fn pull_into_lake<F, E>(
+    config: &PullConfig,
+    lake_root: &Path,
+    now: DateTime<Utc>,
+    sdk: Option<SdkConfig>,
+    mut ingest: F,
+) -> Result<PullSummary, PullError>
+where
+    F: FnMut(&Provenance, &mut (dyn Read + Send)) -> Result<(), E>,
+    E: fmt::Display,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| PullError::Setup(error.to_string()))?;
+    runtime.block_on(async {
+        let sdk = match sdk {
+            Some(sdk) => sdk,
+            None => crate::config::load(config.endpoint_url.as_deref()).await,
+        };
+        let s3 = store_client(&sdk, config, None);
+        let store = local_cursor(lake_root, config);
+        pull(&s3, config, &store, now, async |object: &ObjectRef| {
+            let mut opened = open(&s3, object).await.map_err(|e| e.to_string())?;
+            // The body is read on this thread while the runtime's other worker downloads it.
+            tokio::task::block_in_place(|| ingest(&opened.provenance, &mut opened.reader))
+                .map_err(|e| e.to_string())?;
+            match opened.download.failure() {
+                Some(reason) => Err(format!("the download broke off: {reason}")),
+                None => Ok(()),
+            }
+        })
+        .await
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +365,19 @@ mod tests {
     }
 
     #[test]
+    fn s3_urls_give_bucket_and_prefix() {
+        let config = PullConfig::from_url("s3://audit/logs/2026/", Some("http://x:9000")).unwrap();
+        assert_eq!(
+            (config.bucket.as_str(), config.prefix.as_str()),
+            ("audit", "logs/2026/")
+        );
+        assert_eq!(config.endpoint_url.as_deref(), Some("http://x:9000"));
+        assert_eq!(PullConfig::from_url("s3://audit", None).unwrap().prefix, "");
+        assert_eq!(PullConfig::from_url("s3:///x", None), None);
+        assert_eq!(PullConfig::from_url("/var/log/x", None), None);
+    }
+
+    #[test]
     fn each_store_bucket_and_prefix_has_its_own_cursor() {
         let mut config = PullConfig::new("audit", "logs/");
         assert_eq!(config.cursor_name(), "aws/audit/logs/cursor.json");
@@ -307,6 +390,82 @@ mod tests {
         assert_eq!(
             config.cursor_name(),
             "s3.example.net:9000/audit/cursor.json"
+        );
+    }
+}
+
+/// The local pull against moto: the same cursor rules, the cursor in the lake directory.
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+    use aws_sdk_s3::primitives::ByteStream;
+    use lakewatch_plugins::framing::frame_reader;
+    use lakewatch_testkit::moto::MotoServer;
+
+    /// Each object ingested: (key, record texts, container).
+    type Seen = Vec<(String, Vec<String>, String)>;
+
+    fn run(config: &PullConfig, lake: &Path, sdk: &SdkConfig) -> (PullSummary, Seen) {
+        let mut seen = Seen::new();
+        let summary = pull_into_lake(
+            config,
+            lake,
+            Utc::now(),
+            Some(sdk.clone()),
+            |provenance, body| {
+                let texts = frame_reader(body)
+                    .map(|r| r.map(|r| r.text))
+                    .collect::<Result<Vec<_>, _>>();
+                let texts = texts.map_err(|e| e.to_string())?;
+                seen.push((provenance.key.clone(), texts, provenance.container()));
+                Ok::<(), String>(())
+            },
+        )
+        .unwrap();
+        (summary, seen)
+    }
+
+    #[test]
+    fn a_local_pull_reads_new_objects_once_and_keeps_its_cursor_in_the_lake() {
+        let moto = MotoServer::start();
+        let setup = tokio::runtime::Runtime::new().unwrap();
+        let sdk = setup.block_on(moto.sdk_config());
+        let s3 = crate::config::s3_client(&sdk);
+        let put = |key: &'static str, body: &'static [u8]| {
+            setup.block_on(async {
+                s3.put_object()
+                    .bucket("store")
+                    .key(key)
+                    .body(ByteStream::from_static(body))
+                    .send()
+                    .await
+                    .unwrap();
+            })
+        };
+        setup.block_on(async { s3.create_bucket().bucket("store").send().await.unwrap() });
+        put("logs/a.json", b"{\"a\":1}\n{\"a\":2}\n");
+        put("other/b.json", b"{\"b\":1}\n");
+        let lake = tempfile::tempdir().unwrap();
+        let config = PullConfig::from_url("s3://store/logs/", moto.endpoint().into()).unwrap();
+
+        let (summary, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!((summary.listed, summary.new, summary.ingested), (1, 1, 1));
+        assert_eq!(seen[0].0, "logs/a.json");
+        assert_eq!(seen[0].1, ["{\"a\":1}", "{\"a\":2}"]);
+        assert!(
+            seen[0].2.starts_with("s3://store/logs/a.json#"),
+            "{}",
+            seen[0].2
+        );
+        assert!(local_cursor(lake.path(), &config).path.is_file());
+
+        let (summary, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!((summary.new, seen.len()), (0, 0));
+        put("logs/c.json", b"line\n");
+        let (_, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!(
+            seen.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["logs/c.json"]
         );
     }
 }

@@ -207,39 +207,17 @@ enum Item {
 impl ObjectIngester {
     /// Ingests one object; see the module docs. Logs the object's summary line either way.
     pub async fn ingest(&self, object: &ObjectRef) -> Result<ObjectSummary, IngestError> {
-        let read_error = |reason: String| IngestError::Read {
-            object: object.clone(),
-            reason,
-        };
-        let output = self
-            .s3
-            .get_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .set_version_id(object.version_id.clone())
-            .send()
-            .await
-            .map_err(|e| read_error(DisplayErrorContext(&e).to_string()))?;
-        let version = match output.version_id() {
-            Some(id) if !id.is_empty() && id != "null" => id.to_string(),
-            _ => output
-                .e_tag()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string(),
-        };
-        let provenance = Provenance {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            version,
-        };
+        let OpenedObject {
+            provenance,
+            reader,
+            download,
+        } = open(&self.s3, object).await?;
         let mut summary = ObjectSummary {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
             version: provenance.version.clone(),
             ..ObjectSummary::default()
         };
-        let (reader, download) = ChannelReader::spawn(output.body);
         let (items_tx, mut items_rx) = mpsc::channel::<Item>(RECORDS_BUFFERED);
         let framing = {
             let provenance = provenance.clone();
@@ -312,7 +290,10 @@ impl ObjectIngester {
         if let Some(reason) = download.failure() {
             // A network failure is not the object's fault: fail so it is read again, rather
             // than filing the rest of the object as a framing error.
-            return Err(read_error(format!("the download broke off: {reason}")));
+            return Err(IngestError::Read {
+                object: object.clone(),
+                reason: format!("the download broke off: {reason}"),
+            });
         }
         summary.log();
         Ok(summary)
@@ -335,6 +316,51 @@ impl ObjectIngester {
         let firehose = self.firehose.clone();
         sends.spawn(async move { firehose.send(batch).await });
     }
+}
+
+/// An object opened for reading: where it came from, and its body as a blocking reader that
+/// a task fills from the network a few chunks ahead (read it on a blocking thread).
+pub struct OpenedObject {
+    pub provenance: Provenance,
+    pub reader: ObjectReader,
+    pub download: Download,
+}
+
+/// Starts reading an object (the given version, or the latest). Its provenance carries the
+/// version id, or the ETag when the bucket is not versioned.
+pub async fn open(
+    s3: &aws_sdk_s3::Client,
+    object: &ObjectRef,
+) -> Result<OpenedObject, IngestError> {
+    let output = s3
+        .get_object()
+        .bucket(&object.bucket)
+        .key(&object.key)
+        .set_version_id(object.version_id.clone())
+        .send()
+        .await
+        .map_err(|e| IngestError::Read {
+            object: object.clone(),
+            reason: DisplayErrorContext(&e).to_string(),
+        })?;
+    let version = match output.version_id() {
+        Some(id) if !id.is_empty() && id != "null" => id.to_string(),
+        _ => output
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string(),
+    };
+    let (reader, download) = ObjectReader::spawn(output.body);
+    Ok(OpenedObject {
+        provenance: Provenance {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version,
+        },
+        reader,
+        download,
+    })
 }
 
 /// Adds one finished send to the summary; keeps every record that was not accepted.
@@ -367,7 +393,7 @@ fn collect(
 /// Frames the object on a blocking thread and wraps each record; stops when the receiver is
 /// gone. Returns the bytes read from S3 and whether the object was gzip.
 fn frame_object(
-    reader: ChannelReader,
+    reader: ObjectReader,
     provenance: &Provenance,
     items: mpsc::Sender<Item>,
 ) -> (u64, bool) {
@@ -392,18 +418,21 @@ fn frame_object(
 }
 
 /// A blocking [`Read`] over an S3 body that a task pulls from the network, a few chunks ahead.
-struct ChannelReader {
+pub struct ObjectReader {
     chunks: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
-/// What became of the download behind a [`ChannelReader`].
-struct Download {
+/// What became of the download behind an [`ObjectReader`].
+pub struct Download {
     failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Download {
-    fn failure(&self) -> Option<String> {
+    /// Why the download broke off, if it did. A reader whose download failed reports a read
+    /// error; this tells it apart from a damaged object (e.g. a truncated gzip), which is not
+    /// worth retrying.
+    pub fn failure(&self) -> Option<String> {
         self.failure
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -411,8 +440,8 @@ impl Download {
     }
 }
 
-impl ChannelReader {
-    fn spawn(mut body: ByteStream) -> (ChannelReader, Download) {
+impl ObjectReader {
+    fn spawn(mut body: ByteStream) -> (ObjectReader, Download) {
         let (tx, rx) = mpsc::channel(BODY_CHUNKS_BUFFERED);
         let failure = Arc::new(Mutex::new(None));
         let download = Download {
@@ -435,7 +464,7 @@ impl ChannelReader {
                 }
             }
         });
-        let reader = ChannelReader {
+        let reader = ObjectReader {
             chunks: rx,
             current: Bytes::new(),
         };
@@ -443,7 +472,7 @@ impl ChannelReader {
     }
 }
 
-impl Read for ChannelReader {
+impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
             match self.chunks.blocking_recv() {
@@ -644,7 +673,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn channel_reader_yields_the_body_across_chunk_boundaries() {
         let body = ByteStream::from(b"hello world".repeat(10_000));
-        let (mut reader, download) = ChannelReader::spawn(body);
+        let (mut reader, download) = ObjectReader::spawn(body);
         let read = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             let mut buf = [0u8; 7];
