@@ -39,7 +39,9 @@
 //! `requestParameters.ipAddress`) is collected into `_ipaddresses` but never taken as the
 //! source: it describes the request, not who made it.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -233,8 +235,9 @@ fn walk(map: &Map<String, Value>, parent: Option<(Role, usize)>, depth: usize, f
         }
         let mut buffer = [0u8; 32];
         let name = normalize(key, &mut buffer);
-        let field = name.and_then(|name| classify(name, parent));
-        let child_parent = name.and_then(parent_role);
+        let meaning = name.and_then(meaning);
+        let field = meaning.and_then(|m| m.field_role(parent));
+        let child_parent = meaning.and_then(|m| m.parent);
         visit(value, field, child_parent, depth, found);
     }
 }
@@ -280,31 +283,61 @@ fn normalize<'b>(key: &str, buffer: &'b mut [u8; 32]) -> Option<&'b str> {
     std::str::from_utf8(&buffer[..len]).ok()
 }
 
-/// The role and rank of an address field name, given the role its parent object gives.
-fn classify(name: &str, parent: Option<(Role, usize)>) -> Option<(Role, usize)> {
-    if let Some(rank) = SOURCE_FIELDS.iter().position(|f| *f == name) {
-        return Some((Role::Source, rank));
-    }
-    if let Some(rank) = DESTINATION_FIELDS.iter().position(|f| *f == name) {
-        return Some((Role::Destination, rank));
-    }
-    let generic = GENERIC_FIELDS.iter().position(|f| *f == name)?;
-    Some(match parent {
-        Some((role, rank)) => (role, rank),
-        None => (
-            Role::Generic,
-            SOURCE_FIELDS.len() + SOURCE_PARENTS.len() + generic,
-        ),
-    })
+/// What a normalized name means in the tables above.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meaning {
+    /// A named source or destination field, with its rank.
+    field: Option<(Role, usize)>,
+    /// A generic address field, with its place in [`GENERIC_FIELDS`].
+    generic: Option<usize>,
+    /// The role (and rank) this name gives to generic fields of an object it names.
+    parent: Option<(Role, usize)>,
 }
 
-/// The role an object's name gives to the generic address fields inside it.
-fn parent_role(name: &str) -> Option<(Role, usize)> {
-    if let Some(i) = SOURCE_PARENTS.iter().position(|p| *p == name) {
-        return Some((Role::Source, SOURCE_FIELDS.len() + i));
+impl Meaning {
+    /// The role and rank of a field of this name, given the role its parent object gives.
+    fn field_role(self, parent: Option<(Role, usize)>) -> Option<(Role, usize)> {
+        if self.field.is_some() {
+            return self.field;
+        }
+        let generic = self.generic?;
+        Some(parent.unwrap_or((
+            Role::Generic,
+            SOURCE_FIELDS.len() + SOURCE_PARENTS.len() + generic,
+        )))
     }
-    let i = DESTINATION_PARENTS.iter().position(|p| *p == name)?;
-    Some((Role::Destination, DESTINATION_FIELDS.len() + i))
+}
+
+/// Every name of the tables, sorted once, so that each key of each event costs one binary
+/// search (this plugin looks at every key of every event).
+static MEANINGS: LazyLock<Vec<(&'static str, Meaning)>> = LazyLock::new(|| {
+    let mut meanings: BTreeMap<&'static str, Meaning> = BTreeMap::new();
+    for (rank, name) in SOURCE_FIELDS.iter().enumerate() {
+        meanings.entry(name).or_default().field = Some((Role::Source, rank));
+    }
+    for (rank, name) in DESTINATION_FIELDS.iter().enumerate() {
+        meanings.entry(name).or_default().field = Some((Role::Destination, rank));
+    }
+    for (i, name) in GENERIC_FIELDS.iter().enumerate() {
+        meanings.entry(name).or_default().generic = Some(i);
+    }
+    for (i, name) in SOURCE_PARENTS.iter().enumerate() {
+        meanings.entry(name).or_default().parent = Some((Role::Source, SOURCE_FIELDS.len() + i));
+    }
+    for (i, name) in DESTINATION_PARENTS.iter().enumerate() {
+        meanings.entry(name).or_default().parent =
+            Some((Role::Destination, DESTINATION_FIELDS.len() + i));
+    }
+    meanings.into_iter().collect()
+});
+
+/// What a normalized name means, if anything.
+fn meaning(name: &str) -> Option<Meaning> {
+    let meanings = &*MEANINGS;
+    meanings
+        .binary_search_by(|(known, _)| (*known).cmp(name))
+        .ok()
+        .map(|i| meanings[i].1)
 }
 
 /// Writes `value` under `key` unless it holds exactly that already; a different value that
@@ -473,9 +506,35 @@ mod tests {
             ("a_very_long_field_name_that_is_no_address_field", None),
         ] {
             let role = normalize(key, &mut buffer)
-                .and_then(|n| classify(n, None))
+                .and_then(meaning)
+                .and_then(|m| m.field_role(None))
                 .map(|(role, _)| role);
             assert_eq!(role, expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn each_field_name_has_one_meaning_and_is_normalized() {
+        let fields: Vec<&str> = [SOURCE_FIELDS, DESTINATION_FIELDS, GENERIC_FIELDS].concat();
+        let parents: Vec<&str> = [SOURCE_PARENTS, DESTINATION_PARENTS].concat();
+        for names in [&fields, &parents] {
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(
+                sorted.len(),
+                names.len(),
+                "a name is listed twice: {names:?}"
+            );
+        }
+        for name in fields.iter().chain(&parents) {
+            let mut buffer = [0u8; 32];
+            assert_eq!(
+                normalize(name, &mut buffer),
+                Some(*name),
+                "{name} is not normalized"
+            );
+            assert!(meaning(name).is_some(), "{name}");
         }
     }
 
