@@ -45,6 +45,8 @@ pub const USER_AGENT_FIELDS: &[&str] = &[
     "http_user_agent",
     // CloudFront and W3C extended logs.
     "cs(user-agent)",
+    // A CloudTrail record wrapped in an EventBridge event.
+    "detail.useragent",
     // Elastic Common Schema.
     "user_agent.original",
     // Okta System Log.
@@ -355,6 +357,9 @@ mod tests {
 
         let (_, details) = run(json!({"client": {"useragent": {"rawuseragent": FIREFOX_LINUX}}}));
         assert_eq!(details["useragentinfo"]["browser"], "Firefox");
+
+        let (_, details) = run(json!({"detail": {"useragent": SAFARI_IOS}}));
+        assert_eq!(details["useragentinfo"]["browser"], "Safari");
     }
 
     #[test]
