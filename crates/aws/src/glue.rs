@@ -16,7 +16,7 @@
 use aws_sdk_glue::error::DisplayErrorContext;
 use aws_sdk_glue::operation::get_table::GetTableError;
 use aws_sdk_glue::types::{
-    Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
+    Column, DatabaseInput, PartitionError, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
 use chrono::{DateTime, Utc};
 use lakewatch_lake::partitions::{Hour, TablePlan, Window};
@@ -416,30 +416,36 @@ async fn create_batch(
             };
         }
     };
+    sort_entry_errors(database, table, partitions.len(), output.errors())
+}
+
+/// Sorts the per-entry errors of a batch of `sent` partitions: an existing partition is
+/// "already there", anything else failed and is logged with the partition; the rest were added.
+fn sort_entry_errors(
+    database: &str,
+    table: &str,
+    sent: usize,
+    errors: &[PartitionError],
+) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
-    for entry in output.errors() {
-        let code = entry
-            .error_detail()
-            .and_then(|d| d.error_code())
-            .unwrap_or("unknown");
+    for entry in errors {
+        let detail = entry.error_detail();
+        let code = detail.and_then(|d| d.error_code()).unwrap_or("unknown");
         if code == ALREADY_EXISTS {
             outcome.already_there += 1;
         } else {
             outcome.failed += 1;
-            let message = entry
-                .error_detail()
-                .and_then(|d| d.error_message())
-                .unwrap_or("");
             tracing::error!(
                 database,
                 table,
                 partition = entry.partition_values().join("/"),
                 code,
-                "Glue refused the partition: {message}"
+                "Glue refused the partition: {}",
+                detail.and_then(|d| d.error_message()).unwrap_or("")
             );
         }
     }
-    outcome.added = partitions.len() - outcome.already_there - outcome.failed;
+    outcome.added = sent.saturating_sub(outcome.already_there + outcome.failed);
     outcome
 }
 
@@ -519,6 +525,46 @@ mod tests {
         );
         assert_eq!(copied.serde_info(), descriptor.serde_info());
         assert_eq!(copied.columns(), descriptor.columns());
+    }
+
+    #[test]
+    fn batch_entry_errors_split_into_already_there_and_failed() {
+        let entry = |hour: &str, code: Option<&str>| {
+            let mut detail = aws_sdk_glue::types::ErrorDetail::builder().error_message("why");
+            if let Some(code) = code {
+                detail = detail.error_code(code);
+            }
+            PartitionError::builder()
+                .set_partition_values(Some(vec![
+                    "2026".into(),
+                    "11".into(),
+                    "23".into(),
+                    hour.into(),
+                ]))
+                .error_detail(detail.build())
+                .build()
+        };
+        let errors = [
+            entry("01", Some("AlreadyExistsException")),
+            entry("02", Some("InvalidInputException")),
+            entry("03", Some("AlreadyExistsException")),
+            entry("04", None),
+        ];
+        assert_eq!(
+            sort_entry_errors("lakewatch", "events", 10, &errors),
+            BatchOutcome {
+                added: 6,
+                already_there: 2,
+                failed: 2
+            }
+        );
+        assert_eq!(
+            sort_entry_errors("lakewatch", "events", 3, &[]),
+            BatchOutcome {
+                added: 3,
+                ..BatchOutcome::default()
+            }
+        );
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<GeneratorSettings, SettingsError> {
