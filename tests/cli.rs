@@ -165,11 +165,14 @@ fn failed_records_land_in_errors_with_reasons_and_the_rest_flows() {
     let [records, ok, _, failed] = totals(&stdout);
     assert_eq!((records, ok, failed), (6, 4, 2), "{stdout}");
     assert!(
-        stderr.contains("broken.json:2: truncated JSON: line 2 ends inside a string"),
+        stderr.contains("broken.json:2 (byte 9): truncated JSON: line 2 ends inside a string"),
         "{stderr}"
     );
     assert!(stderr.contains("; the record was written to "), "{stderr}");
-    assert!(stderr.contains("bad-utf8.log:2: invalid UTF-8"), "{stderr}");
+    assert!(
+        stderr.contains("bad-utf8.log:2 (byte 5): invalid UTF-8"),
+        "{stderr}"
+    );
     let errors = LocalLake::open(&lake).unwrap().read_errors().unwrap();
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[0]["line"], 2);

@@ -18,6 +18,8 @@ use super::ingest::{IngestOutcome, InputPath, expand_paths, ingest_paths, render
 pub const BUNDLED_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 /// Lambda invocation fixtures under the events directory: test inputs, not source events.
 const LAMBDA_FIXTURES: &str = "lambda";
+/// Extensions of sample event files.
+const SAMPLE_EXTENSIONS: &[&str] = &["json", "ndjson", "jsonl", "log", "gz"];
 /// Sample events printed in the last step.
 const SAMPLES: usize = 6;
 
@@ -94,12 +96,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The files of the events directory that are source events.
+/// The files of the events directory that are source events: data files by extension
+/// (the directory also holds scripts that generate samples, test databases and notices),
+/// without the Lambda fixtures.
 fn sample_inputs(events: &Path) -> anyhow::Result<Vec<InputPath>> {
     let fixtures = events.join(LAMBDA_FIXTURES);
     Ok(expand_paths(&[events.to_path_buf()])?
         .into_iter()
-        .filter(|input| !matches!(input, InputPath::File(path) if path.starts_with(&fixtures)))
+        .filter(|input| match input {
+            InputPath::File(path) => {
+                !path.starts_with(&fixtures)
+                    && path
+                        .extension()
+                        .is_some_and(|e| SAMPLE_EXTENSIONS.iter().any(|x| e == *x))
+            }
+            InputPath::Stdin => false,
+        })
         .collect())
 }
 
@@ -113,7 +125,7 @@ fn ingest_samples(demo: &mut Demo) -> anyhow::Result<IngestOutcome> {
         demo.lake.root().display()
     ))?;
     demo.out.flush()?;
-    let outcome = ingest_paths(&demo.lake, &inputs, false)?;
+    let outcome = ingest_paths(&demo.lake, &inputs, demo.events.parent(), false)?;
     write!(demo.out, "{}", render_report(&demo.lake, &outcome))?;
     Ok(outcome)
 }

@@ -66,11 +66,15 @@ pub enum InputPath {
 }
 
 impl InputPath {
-    /// How messages name it: the path as given or found.
-    pub fn name(&self) -> String {
+    /// How messages name it: the path as given or found, relative to `base` when below it.
+    pub fn name(&self, base: Option<&Path>) -> String {
         match self {
             InputPath::Stdin => STDIN.to_string(),
-            InputPath::File(path) => path.display().to_string(),
+            InputPath::File(path) => base
+                .and_then(|base| path.strip_prefix(base).ok())
+                .unwrap_or(path)
+                .display()
+                .to_string(),
         }
     }
 }
@@ -202,7 +206,7 @@ impl<'a> Ingest<'a> {
             let file = self.writer.write_error(&failed)?;
             self.failures += 1;
             (self.on_failure)(&format!(
-                "{name}:{line}: {reason} (byte {offset}); the record was written to {}",
+                "{name}:{line} (byte {offset}): {reason}; the record was written to {}",
                 file.display()
             ));
         }
@@ -232,9 +236,11 @@ impl<'a> Ingest<'a> {
 
 /// Ingests `inputs` into `lake` with the built-in pipeline, showing progress on stderr for
 /// large inputs (only when stderr is a terminal) and failures as they happen (unless quiet).
+/// Inputs below `base` are named relative to it.
 pub fn ingest_paths(
     lake: &LocalLake,
     inputs: &[InputPath],
+    base: Option<&Path>,
     quiet: bool,
 ) -> anyhow::Result<IngestOutcome> {
     let pipeline = builtin_pipeline(&PluginConfig::default())?;
@@ -248,7 +254,7 @@ pub fn ingest_paths(
         }
     });
     for input in inputs {
-        let name = input.name();
+        let name = input.name(base);
         progress.set_message(name.clone());
         match input {
             InputPath::Stdin => {
@@ -391,7 +397,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         bail!("the given directories hold no files to ingest");
     }
     let lake = LocalLake::open(&args.lake)?;
-    let outcome = ingest_paths(&lake, &inputs, args.quiet)?;
+    let outcome = ingest_paths(&lake, &inputs, None, args.quiet)?;
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -443,11 +449,11 @@ mod tests {
         assert_eq!(errors[0]["line"], 2);
         assert_eq!(errors[1]["record"], "1");
         assert!(
-            messages[0].starts_with("x.json:2: truncated JSON"),
+            messages[0].starts_with("x.json:2 (byte 8): truncated JSON"),
             "{}",
             messages[0]
         );
-        assert!(messages[1].starts_with("x.json:4: record is JSON but not an object"));
+        assert!(messages[1].starts_with("x.json:4 (byte 25): record is JSON but not an object"));
         assert!(messages[1].contains("; the record was written to "));
     }
 }
