@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::ColumnarValue;
@@ -116,4 +116,65 @@ impl<T> Compiled<T> {
         self.last = Some((text.to_string(), Arc::clone(&v)));
         Ok(v)
     }
+}
+
+/// Coerces an argument that must be an integer to `Int64` (Trino's bigint).
+pub(crate) fn coerce_integer(function: &str, what: &str, t: &DataType) -> Result<DataType> {
+    if t.is_integer() || t.is_null() {
+        Ok(DataType::Int64)
+    } else {
+        plan_err!("{function}: {what} must be an integer, got {t}")
+    }
+}
+
+/// Row `i` of an optional integer argument: `default` when the argument was not given,
+/// `None` when it is NULL.
+pub(crate) fn optional_int(arg: Option<&Int64Array>, i: usize, default: i64) -> Option<i64> {
+    match arg {
+        None => Some(default),
+        Some(a) if a.is_null(i) => None,
+        Some(a) => Some(a.value(i)),
+    }
+}
+
+/// Declares a function's struct: its signature (by default `user_defined`, checked by its
+/// own `coerce_types`) and a `Default` that builds it.
+macro_rules! udf_struct {
+    ($(#[$doc:meta])* $name:ident) => {
+        udf_struct!($(#[$doc])* $name, Signature::user_defined(Volatility::Immutable));
+    };
+    ($(#[$doc:meta])* $name:ident, $signature:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        pub struct $name {
+            signature: Signature,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { signature: $signature }
+            }
+        }
+    };
+}
+pub(crate) use udf_struct;
+
+/// Coerces a call whose arguments are all text, named by `names` (for the arity check and
+/// the errors), to `Utf8` each.
+pub(crate) fn coerce_strings(
+    function: &str,
+    names: &[&str],
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    check_arity(
+        function,
+        &format!("({})", names.join(", ")),
+        arg_types.len(),
+        &[names.len()],
+    )?;
+    names
+        .iter()
+        .zip(arg_types)
+        .map(|(name, t)| coerce_string(function, name, t))
+        .collect()
 }

@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use super::args::Batch;
+use super::args::{Batch, udf_struct};
 use super::time::{Instants, iso_offset};
 
 /// The analyzer rule; `register_all` adds it to the session.
@@ -110,19 +110,11 @@ fn rewrite(
     })
 }
 
-/// Rounds a float half away from zero (Rust's `round`, Guava's `HALF_UP` in Trino).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RoundForCast {
-    signature: Signature,
-}
-
-impl Default for RoundForCast {
-    fn default() -> Self {
-        Self {
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// Rounds a float half away from zero (Rust's `round`, Guava's `HALF_UP` in Trino).
+    RoundForCast,
+    Signature::any(1, Volatility::Immutable)
+);
 
 impl ScalarUDFImpl for RoundForCast {
     fn name(&self) -> &str {
@@ -153,19 +145,11 @@ impl ScalarUDFImpl for RoundForCast {
     }
 }
 
-/// Prints a timestamp as Trino casts it to varchar.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct TimestampText {
-    signature: Signature,
-}
-
-impl Default for TimestampText {
-    fn default() -> Self {
-        Self {
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// Prints a timestamp as Trino casts it to varchar.
+    TimestampText,
+    Signature::any(1, Volatility::Immutable)
+);
 
 impl ScalarUDFImpl for TimestampText {
     fn name(&self) -> &str {

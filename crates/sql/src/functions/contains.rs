@@ -16,21 +16,12 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity, is_string};
+use super::args::{Batch, check_arity, is_string, udf_struct};
 
-/// `contains(array, element) -> boolean`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Contains {
-    signature: Signature,
-}
-
-impl Default for Contains {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `contains(array, element) -> boolean`
+    Contains
+);
 
 impl ScalarUDFImpl for Contains {
     fn name(&self) -> &str {

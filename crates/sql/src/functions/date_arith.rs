@@ -16,41 +16,23 @@ use chrono::{Datelike, Duration, Months, NaiveDateTime};
 use datafusion::arrow::array::{Array, AsArray, Int64Builder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, Compiled, check_arity, coerce_string};
+use super::args::{Batch, Compiled, check_arity, coerce_integer, coerce_string, udf_struct};
 use super::time::{Instants, coerce_timestamp, from_local, instant_from_nanos, to_unit};
 
-/// `date_diff(unit, timestamp1, timestamp2) -> bigint`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DateDiff {
-    signature: Signature,
-}
+udf_struct!(
+    /// `date_diff(unit, timestamp1, timestamp2) -> bigint`
+    DateDiff
+);
 
-/// `date_add(unit, value, timestamp) -> [same as timestamp]`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DateAdd {
-    signature: Signature,
-}
-
-impl Default for DateDiff {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for DateAdd {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `date_add(unit, value, timestamp) -> [same as timestamp]`
+    DateAdd
+);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Unit {
@@ -230,12 +212,9 @@ impl ScalarUDFImpl for DateAdd {
             arg_types.len(),
             &[3],
         )?;
-        if !(arg_types[1].is_integer() || arg_types[1].is_null()) {
-            return plan_err!("date_add: value must be an integer, got {}", arg_types[1]);
-        }
         Ok(vec![
             coerce_string(self.name(), "unit", &arg_types[0])?,
-            DataType::Int64,
+            coerce_integer(self.name(), "value", &arg_types[1])?,
             coerce_timestamp(self.name(), "timestamp", &arg_types[2])?,
         ])
     }

@@ -18,22 +18,13 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, Compiled, check_arity, coerce_string};
+use super::args::{Batch, Compiled, check_arity, coerce_string, udf_struct};
 use super::time::{Instants, coerce_timestamp};
 
-/// `date_format(timestamp, format) -> varchar`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DateFormat {
-    signature: Signature,
-}
-
-impl Default for DateFormat {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `date_format(timestamp, format) -> varchar`
+    DateFormat
+);
 
 #[derive(Debug, PartialEq)]
 enum Piece {

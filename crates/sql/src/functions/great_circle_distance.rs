@@ -14,24 +14,15 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity};
+use super::args::{Batch, check_arity, udf_struct};
 
 /// Trino's `EARTH_RADIUS_KM`.
 const EARTH_RADIUS_KM: f64 = 6371.01;
 
-/// `great_circle_distance(latitude1, longitude1, latitude2, longitude2) -> double`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct GreatCircleDistance {
-    signature: Signature,
-}
-
-impl Default for GreatCircleDistance {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `great_circle_distance(latitude1, longitude1, latitude2, longitude2) -> double`
+    GreatCircleDistance
+);
 
 /// The distance in km; an error names the coordinate out of range.
 pub(crate) fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> Result<f64> {

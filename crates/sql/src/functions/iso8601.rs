@@ -22,36 +22,18 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity, coerce_string};
+use super::args::{Batch, check_arity, coerce_strings, udf_struct};
 use super::time::{Instants, UTC, iso_offset, timestamp_tz};
 
-/// `from_iso8601_timestamp(string) -> timestamp(3) with time zone`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct FromIso8601Timestamp {
-    signature: Signature,
-}
+udf_struct!(
+    /// `from_iso8601_timestamp(string) -> timestamp(3) with time zone`
+    FromIso8601Timestamp
+);
 
-/// `to_iso8601(x) -> varchar`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ToIso8601 {
-    signature: Signature,
-}
-
-impl Default for FromIso8601Timestamp {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for ToIso8601 {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `to_iso8601(x) -> varchar`
+    ToIso8601
+);
 
 /// A parsed ISO 8601 timestamp: the instant and the offset it was written with, if any.
 #[derive(Debug, PartialEq)]
@@ -68,8 +50,7 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(self.name(), "(string)", arg_types.len(), &[1])?;
-        Ok(vec![coerce_string(self.name(), "string", &arg_types[0])?])
+        coerce_strings(self.name(), &["string"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(timestamp_tz(UTC))

@@ -16,36 +16,18 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity, coerce_string, is_string};
+use super::args::{Batch, check_arity, coerce_string, coerce_strings, is_string, udf_struct};
 use super::json_path::{Scanner, unescape};
 
-/// `json_array_contains(json, value) -> boolean`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonArrayContains {
-    signature: Signature,
-}
+udf_struct!(
+    /// `json_array_contains(json, value) -> boolean`
+    JsonArrayContains
+);
 
-/// `json_array_length(json) -> bigint`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonArrayLength {
-    signature: Signature,
-}
-
-impl Default for JsonArrayContains {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for JsonArrayLength {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `json_array_length(json) -> bigint`
+    JsonArrayLength
+);
 
 impl ScalarUDFImpl for JsonArrayContains {
     fn name(&self) -> &str {
@@ -99,8 +81,7 @@ impl ScalarUDFImpl for JsonArrayLength {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(self.name(), "(json)", arg_types.len(), &[1])?;
-        Ok(vec![coerce_string(self.name(), "json", &arg_types[0])?])
+        coerce_strings(self.name(), &["json"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Int64)

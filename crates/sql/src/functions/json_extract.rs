@@ -21,36 +21,18 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, Compiled, check_arity, coerce_string, constant_str};
+use super::args::{Batch, Compiled, coerce_strings, constant_str, udf_struct};
 use super::json_path::{JsonPath, unescape};
 
-/// `json_extract_scalar(json, json_path) -> varchar`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonExtractScalar {
-    signature: Signature,
-}
+udf_struct!(
+    /// `json_extract_scalar(json, json_path) -> varchar`
+    JsonExtractScalar
+);
 
-/// `json_extract(json, json_path) -> json` (JSON text)
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonExtract {
-    signature: Signature,
-}
-
-impl Default for JsonExtractScalar {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for JsonExtract {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `json_extract(json, json_path) -> json` (JSON text)
+    JsonExtract
+);
 
 impl ScalarUDFImpl for JsonExtractScalar {
     fn name(&self) -> &str {
@@ -60,7 +42,7 @@ impl ScalarUDFImpl for JsonExtractScalar {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_json_and_path(self.name(), arg_types)
+        coerce_strings(self.name(), &["json", "json_path"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
@@ -78,7 +60,7 @@ impl ScalarUDFImpl for JsonExtract {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_json_and_path(self.name(), arg_types)
+        coerce_strings(self.name(), &["json", "json_path"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
@@ -86,14 +68,6 @@ impl ScalarUDFImpl for JsonExtract {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         extract_each(&args.args, |v| compact_json(v).map(Cow::Owned))
     }
-}
-
-fn coerce_json_and_path(name: &str, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-    check_arity(name, "(json, json_path)", arg_types.len(), &[2])?;
-    Ok(vec![
-        coerce_string(name, "json", &arg_types[0])?,
-        coerce_string(name, "json_path", &arg_types[1])?,
-    ])
 }
 
 /// The path argument: compiled once when constant, else per distinct row value.

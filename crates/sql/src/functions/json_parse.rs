@@ -19,36 +19,18 @@ use datafusion::logical_expr::{
 };
 use serde_json::Value;
 
-use super::args::{Batch, check_arity, coerce_string};
+use super::args::{Batch, coerce_strings, udf_struct};
 use super::json_extract::compact_json;
 
-/// `json_parse(string) -> json`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonParse {
-    signature: Signature,
-}
+udf_struct!(
+    /// `json_parse(string) -> json`
+    JsonParse
+);
 
-/// `json_format(json) -> varchar`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonFormat {
-    signature: Signature,
-}
-
-impl Default for JsonParse {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for JsonFormat {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `json_format(json) -> varchar`
+    JsonFormat
+);
 
 impl ScalarUDFImpl for JsonParse {
     fn name(&self) -> &str {
@@ -58,8 +40,7 @@ impl ScalarUDFImpl for JsonParse {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(self.name(), "(string)", arg_types.len(), &[1])?;
-        Ok(vec![coerce_string(self.name(), "string", &arg_types[0])?])
+        coerce_strings(self.name(), &["string"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
@@ -82,8 +63,7 @@ impl ScalarUDFImpl for JsonFormat {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(self.name(), "(json)", arg_types.len(), &[1])?;
-        Ok(vec![coerce_string(self.name(), "json", &arg_types[0])?])
+        coerce_strings(self.name(), &["json"], arg_types)
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)

@@ -11,27 +11,20 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 use regex::Regex;
 
-use super::args::{Batch, Compiled, check_arity, coerce_string};
+use super::args::{
+    Batch, Compiled, check_arity, coerce_integer, coerce_string, optional_int, udf_struct,
+};
 
-/// `regexp_extract(string, pattern [, group]) -> varchar`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct RegexpExtract {
-    signature: Signature,
-}
-
-impl Default for RegexpExtract {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `regexp_extract(string, pattern [, group]) -> varchar`
+    RegexpExtract
+);
 
 /// Compiles a pattern, naming it in the error.
 pub(crate) fn compile_regex(function: &str, pattern: &str) -> Result<Regex> {
@@ -60,10 +53,7 @@ impl ScalarUDFImpl for RegexpExtract {
             coerce_string(self.name(), "pattern", &arg_types[1])?,
         ];
         if let Some(g) = arg_types.get(2) {
-            if !(g.is_integer() || g.is_null()) {
-                return plan_err!("regexp_extract: group must be an integer, got {g}");
-            }
-            out.push(DataType::Int64);
+            out.push(coerce_integer(self.name(), "group", g)?);
         }
         Ok(out)
     }
@@ -77,11 +67,7 @@ impl ScalarUDFImpl for RegexpExtract {
         let mut compiled = Compiled::new();
         let mut out = StringBuilder::with_capacity(text.len(), text.len() * 8);
         for i in 0..text.len() {
-            let group = match groups {
-                Some(g) if g.is_null(i) => None,
-                Some(g) => Some(g.value(i)),
-                None => Some(0),
-            };
+            let group = optional_int(groups, i, 0);
             let (Some(group), true, true) = (group, text.is_valid(i), patterns.is_valid(i)) else {
                 out.append_null();
                 continue;

@@ -9,26 +9,17 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity, coerce_string};
+use super::args::{Batch, check_arity, coerce_integer, coerce_string, optional_int, udf_struct};
 
-/// `split(string, delimiter [, limit]) -> array(varchar)`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Split {
-    signature: Signature,
-}
-
-impl Default for Split {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `split(string, delimiter [, limit]) -> array(varchar)`
+    Split
+);
 
 fn item() -> Arc<Field> {
     Arc::new(Field::new("item", DataType::Utf8, true))
@@ -53,10 +44,7 @@ impl ScalarUDFImpl for Split {
             coerce_string(self.name(), "delimiter", &arg_types[1])?,
         ];
         if let Some(l) = arg_types.get(2) {
-            if !(l.is_integer() || l.is_null()) {
-                return plan_err!("split: limit must be an integer, got {l}");
-            }
-            out.push(DataType::Int64);
+            out.push(coerce_integer(self.name(), "limit", l)?);
         }
         Ok(out)
     }
@@ -69,11 +57,7 @@ impl ScalarUDFImpl for Split {
         let limits = batch.arrays.get(2).map(|l| l.as_primitive::<Int64Type>());
         let mut out = ListBuilder::new(StringBuilder::new()).with_field(item());
         for i in 0..text.len() {
-            let limit = match limits {
-                Some(l) if l.is_null(i) => None,
-                Some(l) => Some(l.value(i)),
-                None => Some(i64::MAX),
-            };
+            let limit = optional_int(limits, i, i64::MAX);
             let (Some(limit), true, true) = (limit, text.is_valid(i), delims.is_valid(i)) else {
                 out.append(false);
                 continue;

@@ -17,38 +17,20 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::args::{Batch, check_arity, coerce_string};
+use super::args::{Batch, check_arity, coerce_integer, coerce_string, udf_struct};
 use super::time::{
     Instants, UTC, coerce_timestamp, iso_offset, nanos_per, parse_zone, timestamp_tz,
 };
 
-/// `from_unixtime(unixtime) -> timestamp(3) with time zone`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct FromUnixtime {
-    signature: Signature,
-}
+udf_struct!(
+    /// `from_unixtime(unixtime) -> timestamp(3) with time zone`
+    FromUnixtime
+);
 
-/// `to_unixtime(timestamp) -> double`
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ToUnixtime {
-    signature: Signature,
-}
-
-impl Default for FromUnixtime {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl Default for ToUnixtime {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udf_struct!(
+    /// `to_unixtime(timestamp) -> double`
+    ToUnixtime
+);
 
 fn as_f64(what: &str, t: &DataType) -> Result<DataType> {
     if t.is_numeric() || t.is_null() {
@@ -120,12 +102,8 @@ impl ScalarUDFImpl for FromUnixtime {
             2 => out.push(coerce_string(self.name(), "zone", &arg_types[1])?),
             3 => {
                 // bigint, as Trino: an integer literal then stays a constant we can read.
-                for (what, t) in [("hours", &arg_types[1]), ("minutes", &arg_types[2])] {
-                    if !(t.is_integer() || t.is_null()) {
-                        return plan_err!("from_unixtime: {what} must be an integer, got {t}");
-                    }
-                    out.push(DataType::Int64);
-                }
+                out.push(coerce_integer(self.name(), "hours", &arg_types[1])?);
+                out.push(coerce_integer(self.name(), "minutes", &arg_types[2])?);
             }
             _ => {}
         }
