@@ -1,0 +1,216 @@
+//! `lakewatch detect` and `lakewatch test-rules`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use lakewatch_detect::{FileStateStore, Mode, Rule, RuleReport, load_rules, run_rules};
+use lakewatch_plugins::PluginConfig;
+use lakewatch_sql::LocalEngine;
+
+use crate::detection::{LocalAlerts, LocalQueries, state_dir, test_rule};
+
+/// The rules shipped with lakewatch.
+pub fn bundled_rules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+/// The tiny GeoIP test databases shipped in events/geoip (documentation networks only).
+pub fn bundled_geoip() -> PluginConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join("geoip");
+    PluginConfig {
+        geoip_city_database: Some(dir.join("test-city.mmdb")),
+        geoip_asn_database: Some(dir.join("test-asn.mmdb")),
+    }
+}
+
+/// Run detection rules over a local lake.
+///
+/// Without --from/--to this is one scheduled run: each rule evaluates every window due since its
+/// watermark (kept in LAKE/state/detector/), at most --max-windows per rule, and publishes new
+/// alerts to LAKE/topic/alerts.ndjson. With --from/--to it replays the rules over that range:
+/// alerts are written to the alerts table but not published, and watermarks stay where they are
+/// unless --advance-watermark is given.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// The lake directory (as written by `lakewatch ingest`).
+    #[arg(long, value_name = "DIR")]
+    pub lake: PathBuf,
+    /// Directory of rule files (*.toml).
+    #[arg(long, value_name = "DIR", default_value_os_t = bundled_rules_dir())]
+    pub rules: PathBuf,
+    /// Only this rule (repeat for several).
+    #[arg(long = "rule", value_name = "ID")]
+    pub only: Vec<String>,
+    /// Replay from this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<DateTime<Utc>>,
+    /// Replay up to this time (RFC 3339).
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<DateTime<Utc>>,
+    /// With a replay: move each rule's watermark to the end of the replayed range.
+    #[arg(long, requires = "from")]
+    pub advance_watermark: bool,
+    /// Evaluate as if it were this time (RFC 3339; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<DateTime<Utc>>,
+    /// Most windows one rule evaluates in a scheduled run; the rest follow in the next runs.
+    #[arg(long, default_value_t = 24, value_name = "N")]
+    pub max_windows: usize,
+}
+
+/// Run every rule's offline tests: each test's events are ingested into a lake of their own,
+/// the rule is replayed over the test's range, and its alerts must be exactly the expected ones.
+#[derive(Debug, Args)]
+pub struct TestRulesArgs {
+    /// Directory of rule files (*.toml).
+    #[arg(long, value_name = "DIR", default_value_os_t = bundled_rules_dir())]
+    pub rules: PathBuf,
+    /// Only this rule (repeat for several).
+    #[arg(long = "rule", value_name = "ID")]
+    pub only: Vec<String>,
+}
+
+fn selected_rules(dir: &Path, only: &[String]) -> anyhow::Result<Vec<Rule>> {
+    let rules = load_rules(dir)?;
+    for id in only {
+        if !rules.iter().any(|rule| &rule.id == id) {
+            let known: Vec<_> = rules.iter().map(|rule| rule.id.as_str()).collect();
+            anyhow::bail!(
+                "no rule {id:?} in {}; rules: {}",
+                dir.display(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(rules
+        .into_iter()
+        .filter(|rule| only.is_empty() || only.contains(&rule.id))
+        .collect())
+}
+
+/// Runs the rules over the lake and returns the reports.
+pub async fn detect(
+    lake: &Path,
+    rules: &[Rule],
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> anyhow::Result<Vec<RuleReport>> {
+    let engine = LocalEngine::open(lake)
+        .with_context(|| format!("{}: cannot open the lake", lake.display()))?;
+    let state = FileStateStore::new(state_dir(lake));
+    Ok(run_rules(
+        rules,
+        &LocalQueries(&engine),
+        &state,
+        &LocalAlerts::new(lake),
+        now,
+        mode,
+    )
+    .await)
+}
+
+/// The reports as people read them: one line per rule, then the alerts.
+pub fn render_reports(reports: &[RuleReport]) -> String {
+    let mut out = String::new();
+    let width = reports
+        .iter()
+        .map(|r| r.rule.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "{:width$}  windows  alerts  suppressed  published  status\n",
+        "rule"
+    ));
+    for report in reports {
+        let status = match &report.error {
+            Some(error) => format!("FAILED: {error}"),
+            None => format!("ok ({} ms)", report.duration_ms),
+        };
+        out.push_str(&format!(
+            "{:width$}  {:>7}  {:>6}  {:>10}  {:>9}  {status}\n",
+            report.rule,
+            report.windows.len(),
+            report.alerts.len(),
+            report.suppressed,
+            report.published,
+        ));
+    }
+    let alerts: Vec<_> = reports.iter().flat_map(|r| &r.alerts).collect();
+    if alerts.is_empty() {
+        out.push_str("\nno alerts\n");
+    } else {
+        out.push_str(&format!("\n{} alert(s):\n", alerts.len()));
+        for alert in alerts {
+            out.push_str(&format!(
+                "  {}  {:8}  {:24}  {}\n",
+                alert.windowend, alert.severity, alert.rule, alert.summary
+            ));
+        }
+    }
+    out
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let rules = selected_rules(&args.rules, &args.only)?;
+    let now = args.now.unwrap_or_else(Utc::now);
+    let mode = match (args.from, args.to) {
+        (Some(from), Some(to)) => {
+            anyhow::ensure!(from < to, "--from must be before --to");
+            Mode::Replay {
+                from,
+                to,
+                advance_watermark: args.advance_watermark,
+            }
+        }
+        _ => Mode::Scheduled {
+            max_windows: args.max_windows.max(1),
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let reports = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
+    print!("{}", render_reports(&reports));
+    Ok(if reports.iter().any(|r| r.error.is_some()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn run_tests(args: TestRulesArgs) -> anyhow::Result<ExitCode> {
+    let rules = selected_rules(&args.rules, &args.only)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let plugins = bundled_geoip();
+    let (mut passed, mut failed) = (0, 0);
+    for rule in &rules {
+        if rule.tests.is_empty() {
+            println!("FAIL {}: the rule has no tests", rule.id);
+            failed += 1;
+            continue;
+        }
+        for result in runtime.block_on(test_rule(rule, &plugins))? {
+            match result.failure {
+                None => {
+                    passed += 1;
+                    println!("ok   {} / {}", result.rule, result.test);
+                }
+                Some(why) => {
+                    failed += 1;
+                    println!("FAIL {} / {}: {why}", result.rule, result.test);
+                }
+            }
+        }
+    }
+    println!("\ntest-rules: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,227 @@
+//! Detection in local mode: the embedded engine answers the rules' SQL, alerts are written to
+//! the local lake's `alerts/` table, state lives in `LAKE/state/detector/`, and "publishing"
+//! appends to `LAKE/topic/alerts.ndjson` (the local stand-in for the SNS topic).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
+use lakewatch_lake::schema::ALERTS;
+use lakewatch_plugins::{HourPartition, Pipeline, PluginConfig};
+use lakewatch_sql::LocalEngine;
+
+/// The embedded engine as the rules' query engine: rows as text, as Athena returns them.
+pub struct LocalQueries<'a>(pub &'a LocalEngine);
+
+impl QueryEngine for LocalQueries<'_> {
+    async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
+        let result = self.0.query(sql).await.map_err(|e| e.to_string())?;
+        let columns = result.column_names();
+        let rows = result.rows().map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|values| columns.iter().cloned().zip(values).collect())
+            .collect())
+    }
+}
+
+/// Alerts into `LAKE/alerts/year=…/month=…/day=…/hour=…/<rule>-<window>.json.gz`: one file per
+/// rule and window, replaced when the window is evaluated again, so retries never duplicate.
+pub struct LocalAlerts {
+    lake: PathBuf,
+}
+
+impl LocalAlerts {
+    pub fn new(lake: impl Into<PathBuf>) -> Self {
+        LocalAlerts { lake: lake.into() }
+    }
+
+    /// The local topic: one published alert per line.
+    pub fn topic_path(lake: &Path) -> PathBuf {
+        lake.join("topic").join("alerts.ndjson")
+    }
+
+    fn window_file(&self, rule: &Rule, window: Window) -> PathBuf {
+        let compact = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+        self.lake
+            .join(ALERTS.prefix)
+            .join(HourPartition::of(window.end).path())
+            .join(format!(
+                "{}-{}-{}.json.gz",
+                rule.id,
+                compact(window.start),
+                compact(window.end)
+            ))
+    }
+}
+
+impl AlertSink for LocalAlerts {
+    async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let path = self.window_file(rule, window);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("alert files have a directory"))?;
+            // Write aside, then rename: a reader never sees half a file.
+            let temporary = path.with_extension("gz.tmp");
+            let mut gzip = GzEncoder::new(File::create(&temporary)?, Compression::default());
+            for alert in alerts {
+                gzip.write_all(alert.to_json_line().as_bytes())?;
+                gzip.write_all(b"\n")?;
+            }
+            gzip.finish()?.sync_all()?;
+            std::fs::rename(&temporary, &path)
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    async fn publish(&self, alert_line: &str) -> Result<(), String> {
+        let path = Self::topic_path(&self.lake);
+        let append = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("the topic has a directory"))?;
+            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+            writeln!(file, "{alert_line}")
+        };
+        append().map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Where local mode keeps the detector's state.
+pub fn state_dir(lake: &Path) -> PathBuf {
+    lake.join("state").join("detector")
+}
+
+/// The result of one rule test.
+#[derive(Debug)]
+pub struct RuleTestResult {
+    pub rule: String,
+    pub test: String,
+    /// Why the test failed; `None` when it passed.
+    pub failure: Option<String>,
+}
+
+/// Runs every test of a rule on a lake of its own: ingests the test's events with the built-in
+/// pipeline, replays the rule over the test's range, and compares the alerts with the expected
+/// ones (each expected alert must match exactly one alert's columns, and no alert may be left over).
+pub async fn test_rule(rule: &Rule, plugins: &PluginConfig) -> anyhow::Result<Vec<RuleTestResult>> {
+    let pipeline = lakewatch_plugins::builtin_pipeline(plugins)?;
+    let mut results = Vec::new();
+    for test in &rule.tests {
+        let failure = run_rule_test(rule, test, &pipeline)
+            .await
+            .with_context(|| format!("rule {} test {:?}", rule.id, test.name))?;
+        results.push(RuleTestResult {
+            rule: rule.id.clone(),
+            test: test.name.clone(),
+            failure,
+        });
+    }
+    Ok(results)
+}
+
+async fn run_rule_test(
+    rule: &Rule,
+    test: &lakewatch_detect::RuleTest,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<String>> {
+    let lake_dir = tempfile::tempdir()?;
+    let lake = lakewatch_lake::local::LocalLake::open(lake_dir.path())?;
+    let file = File::open(&test.events)
+        .with_context(|| format!("{}: cannot open the test events", test.events.display()))?;
+    let name = test.events.display().to_string();
+    let mut failures = Vec::new();
+    let mut ingest =
+        crate::cli::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
+            failures.push(m.to_string())
+        });
+    ingest.ingest(&name, &name, file)?;
+    ingest.finish()?;
+    if !failures.is_empty() {
+        return Ok(Some(format!(
+            "test events did not ingest: {}",
+            failures.join("; ")
+        )));
+    }
+    let parse = |text: &str| -> anyhow::Result<DateTime<Utc>> {
+        Ok(DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("{text:?} is not an RFC 3339 time"))?
+            .with_timezone(&Utc))
+    };
+    let (from, to) = (parse(&test.from)?, parse(&test.to)?);
+    let engine = LocalEngine::open(lake_dir.path())?;
+    let state = lakewatch_detect::FileStateStore::new(state_dir(lake_dir.path()));
+    let reports = lakewatch_detect::run_rules(
+        std::slice::from_ref(rule),
+        &LocalQueries(&engine),
+        &state,
+        &LocalAlerts::new(lake_dir.path()),
+        to,
+        lakewatch_detect::Mode::Replay {
+            from,
+            to,
+            advance_watermark: false,
+        },
+    )
+    .await;
+    let report = &reports[0];
+    if let Some(error) = &report.error {
+        return Ok(Some(format!("the rule failed: {error}")));
+    }
+    Ok(compare_alerts(&report.alerts, &test.expect))
+}
+
+/// `None` when each expected alert matches exactly one alert and every alert is expected.
+fn compare_alerts(alerts: &[Alert], expected: &[BTreeMap<String, String>]) -> Option<String> {
+    let matches = |alert: &Alert, expect: &BTreeMap<String, String>| {
+        expect.iter().all(|(column, value)| {
+            let actual = match column.as_str() {
+                "summary" => Some(alert.summary.as_str()),
+                "severity" => Some(alert.severity.as_str()),
+                _ => alert.details.get(column).and_then(|v| v.as_str()),
+            };
+            actual == Some(value.as_str())
+        })
+    };
+    let mut unmatched: Vec<&Alert> = alerts.iter().collect();
+    for expect in expected {
+        match unmatched.iter().position(|alert| matches(alert, expect)) {
+            Some(index) => {
+                unmatched.remove(index);
+            }
+            None => {
+                return Some(format!(
+                    "no alert matches {expect:?}; alerts: {}",
+                    describe(alerts)
+                ));
+            }
+        }
+    }
+    if unmatched.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "{} unexpected alert(s): {}",
+            unmatched.len(),
+            describe(&unmatched.into_iter().cloned().collect::<Vec<_>>())
+        ))
+    }
+}
+
+fn describe(alerts: &[Alert]) -> String {
+    if alerts.is_empty() {
+        return "none".into();
+    }
+    alerts
+        .iter()
+        .map(|a| format!("[{}] {:?}", a.summary, a.details))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
