@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
+use lakewatch_plugins::HourPartition;
 
 use crate::schema::Table;
 
@@ -46,12 +47,18 @@ impl Hour {
 
     /// The partition values in [`crate::schema::PARTITION_KEYS`] order: `["2026", "01", "31", "09"]`.
     pub fn values(self) -> [String; 4] {
-        [
-            format!("{:04}", self.0.year()),
-            format!("{:02}", self.0.month()),
-            format!("{:02}", self.0.day()),
-            format!("{:02}", self.0.hour()),
-        ]
+        let HourPartition {
+            year,
+            month,
+            day,
+            hour,
+        } = self.partition();
+        [year, month, day, hour]
+    }
+
+    /// The same hour as the writers name it ([`HourPartition`] spells the directories).
+    pub fn partition(self) -> HourPartition {
+        HourPartition::of(self.0)
     }
 
     /// The partition's key prefix under `table`, with a trailing slash:
@@ -64,8 +71,7 @@ impl Hour {
 /// `year=2026/month=01/day=31/hour=09`: the Hive-style path of the partition.
 impl fmt::Display for Hour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [year, month, day, hour] = self.values();
-        write!(f, "year={year}/month={month}/day={day}/hour={hour}")
+        f.write_str(&self.partition().path())
     }
 }
 
