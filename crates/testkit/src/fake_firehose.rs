@@ -42,6 +42,8 @@ pub struct FakeFirehoseConfig {
     pub always_refuse: Option<Vec<u8>>,
     /// Seed of the generator that picks what to refuse and throttle.
     pub seed: u64,
+    /// Count accepted entries without keeping their data (for benchmarks of large objects).
+    pub discard_accepted: bool,
 }
 
 /// What the server has seen so far.
@@ -266,7 +268,9 @@ fn answer(request: &Request, state: &Mutex<State>) -> (&'static str, Value) {
         } else {
             state.next_record_id += 1;
             state.stats.accepted_entries += 1;
-            state.accepted.push(data);
+            if !state.config.discard_accepted {
+                state.accepted.push(data);
+            }
             responses.push(json!({"RecordId": format!("fake-{:016}", state.next_record_id)}));
         }
     }
@@ -390,6 +394,18 @@ mod tests {
         let failed = body["FailedPutCount"].as_u64().unwrap();
         assert!((100..300).contains(&failed), "{failed} of 400 refused");
         assert_eq!(fake.accepted().len() as u64, 400 - failed);
+    }
+
+    #[test]
+    fn a_discarding_fake_counts_without_keeping_data() {
+        let fake = FakeFirehose::start(FakeFirehoseConfig {
+            discard_accepted: true,
+            ..Default::default()
+        })
+        .unwrap();
+        post(&fake, PUT_RECORD_BATCH, &batch(&["a", "b", "c"]));
+        assert_eq!(fake.stats().accepted_entries, 3);
+        assert!(fake.accepted().is_empty());
     }
 
     #[test]

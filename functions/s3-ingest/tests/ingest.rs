@@ -705,3 +705,96 @@ async fn a_scheduled_pull_takes_only_new_objects_and_catches_up_after_a_failed_r
     let run = handle(&function, &event).await;
     assert_eq!(run["pull"]["new"], 0);
 }
+
+/// The built Lambda binary, driven through the Lambda Runtime API as Lambda would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_answers_logs_one_summary_per_object_and_never_logs_secrets() {
+    use lakewatch_testkit::runtime_api::{Invocation, LambdaProcess};
+    let aws = aws().await;
+    put(
+        &aws.s3,
+        INPUT,
+        "a b.ndjson",
+        b"{\"a\":1}\n{\"a\":\n{\"a\":3}\n".to_vec(),
+    )
+    .await;
+    put(&aws.s3, INPUT, "c.log", gzip(b"one\ntwo\n")).await;
+    put(&aws.s3, STORE, "audit/x.json", b"{\"x\":1}\n".to_vec()).await;
+    aws_sdk_secretsmanager::Client::new(&aws.sdk)
+        .create_secret()
+        .name("remote-store-keys")
+        .secret_string(r#"{"access_key_id":"remote","secret_access_key":"do-not-log-me"}"#)
+        .send()
+        .await
+        .unwrap();
+    let endpoint = aws.sdk.endpoint_url().unwrap().to_string();
+    let lambda = LambdaProcess::start(
+        env!("CARGO_BIN_EXE_s3-ingest"),
+        &[
+            ("LAKEWATCH_FIREHOSE_STREAM", STREAM),
+            ("LAKEWATCH_ERROR_BUCKET", LAKE),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let answer = lambda
+        .invoke(s3_event(&["a+b.ndjson", "c.log"]).to_string().into_bytes())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["records"],
+        json!({"read": 5, "sent": 4, "failed_to_frame": 1, "oversize": 0})
+    );
+    assert_eq!(delivered_by_moto(&aws).await.len(), 4);
+
+    let missing = lambda
+        .invoke(s3_event(&["missing.json"]).to_string().into_bytes())
+        .await
+        .unwrap();
+    let Invocation::Error { body, .. } = missing else {
+        panic!("a missing object must fail the invocation: {missing:?}")
+    };
+    assert!(
+        body.contains("cannot read s3://input/missing.json"),
+        "{body}"
+    );
+
+    let pull = lambda
+        .invoke(pull_event(&aws).to_string().into_bytes())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&pull).unwrap()["pull"]["ingested"],
+        1
+    );
+
+    let logs = lambda.logs();
+    let summaries: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "object ingested")
+        .map(|line| line["fields"].clone())
+        .collect();
+    assert_eq!(summaries.len(), 3, "{logs}");
+    for summary in &summaries {
+        let count = |field: &str| summary[field].as_u64().unwrap();
+        assert_eq!(
+            count("read"),
+            count("sent") + count("failed_to_frame") + count("oversize")
+        );
+    }
+    assert_eq!(summaries[0]["key"], "a b.ndjson");
+    assert!(
+        !logs.contains("do-not-log-me"),
+        "the secret key was logged:\n{logs}"
+    );
+}
