@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::framing::FramedRecord;
 use crate::pipeline::Record;
-use crate::shell::{Origin, RecordKind};
+use crate::shell::{Event, Origin, RecordKind, insert_keeping_both};
 
 /// Marks an enveloped record: the record separator byte, the format and its version.
 pub const ENVELOPE_PREFIX: &[u8] = b"\x1elakewatch/1 ";
@@ -140,13 +140,30 @@ impl Enveloped<'_> {
 
     /// Where the record came from, for the transform to keep under `details._origin`.
     pub fn provenance_json(&self) -> Value {
-        json!({
-            "bucket": self.provenance.bucket,
-            "key": self.provenance.key,
-            "version": self.provenance.version,
-            "line": self.line,
-            "offset": self.offset,
-        })
+        origin_json(&self.provenance, self.line, self.offset)
+    }
+}
+
+/// The `details` key under which an event keeps where its S3 record came from.
+pub const ORIGIN_DETAIL: &str = "_origin";
+
+/// Where a record of an S3 object came from: `{bucket, key, version, line, offset}`. The same
+/// value whether the record went through Firehose (the transform) or was pulled locally.
+pub fn origin_json(provenance: &Provenance, line: u64, offset: u64) -> Value {
+    json!({
+        "bucket": provenance.bucket,
+        "key": provenance.key,
+        "version": provenance.version,
+        "line": line,
+        "offset": offset,
+    })
+}
+
+/// Puts `origin` under `details._origin`. Ours is authoritative; a producer's own `_origin` is
+/// kept beside it (as `_origin_2`), never lost.
+pub fn attach_origin(event: &mut Event, origin: Value) {
+    if let Some(theirs) = event.details.insert(ORIGIN_DETAIL.to_string(), origin) {
+        insert_keeping_both(&mut event.details, ORIGIN_DETAIL.to_string(), theirs);
     }
 }
 
@@ -266,6 +283,23 @@ mod tests {
             derive_eventid(via_firehose.text, via_firehose.origin),
             derive_eventid(local.text, local.origin)
         );
+    }
+
+    #[test]
+    fn attached_origin_is_authoritative_and_keeps_the_producers_own() {
+        let record = framed(r#"{"_origin":"mine","a":1}"#, RecordKind::Json);
+        let data = wrap(&provenance(), &record);
+        let unwrapped = unwrap(&data).unwrap().unwrap();
+        let received = chrono::Utc::now();
+        let crate::Outcome::Ok(mut event) =
+            crate::Pipeline::new(vec![]).process(unwrapped.record(), received)
+        else {
+            panic!("an object becomes an event")
+        };
+        attach_origin(&mut event, unwrapped.provenance_json());
+        assert_eq!(event.details["_origin"]["offset"], 4242);
+        assert_eq!(event.details["_origin"]["key"], "logs/2026/app log.json.gz");
+        assert_eq!(event.details["_origin_2"], "mine");
     }
 
     #[test]
