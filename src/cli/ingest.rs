@@ -42,7 +42,9 @@ pub const STDIN: &str = "<stdin>";
 #[command(after_help = "Examples:
   lakewatch ingest /var/log/auth.log --lake ./lake
   lakewatch ingest cloudtrail/ --lake ./lake          (a directory, recursively)
-  zcat app.json.gz | lakewatch ingest - --lake ./lake")]
+  zcat app.json.gz | lakewatch ingest - --lake ./lake
+  lakewatch ingest s3://audit/logs/ --endpoint-url https://s3.example.net --lake ./lake
+                                                      (objects new since the last run)")]
 pub struct IngestArgs {
     /// Files or directories to read; `-` (or nothing) reads standard input. Directories are
     /// read recursively, skipping hidden files and Markdown (*.md) files.
@@ -52,6 +54,12 @@ pub struct IngestArgs {
     /// The lake directory to write into; created if missing. Runs add files, never overwrite.
     #[arg(long, value_name = "DIR", env = "LAKEWATCH_LAKE")]
     pub lake: PathBuf,
+
+    /// For s3://bucket/prefix inputs: the endpoint of an S3-compatible store (MinIO, Ceph,
+    /// moto…); AWS S3 when not given. Credentials and region come from the usual AWS
+    /// environment (variables, profiles).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 
     /// Don't print failed records one by one (they are still counted and kept in DIR/errors/).
     #[arg(long, short)]
@@ -392,12 +400,70 @@ pub fn render_report(lake: &LocalLake, outcome: &IngestOutcome) -> String {
 
 /// Runs `lakewatch ingest`.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    if let [url] = args.paths.as_slice()
+        && let Some(url) = url.to_str().filter(|u| u.starts_with("s3://"))
+    {
+        return ingest_s3(&args, url);
+    }
+    if args
+        .paths
+        .iter()
+        .any(|p| p.to_str().is_some_and(|u| u.starts_with("s3://")))
+    {
+        bail!("an s3:// URL must be the only input of a run: run lakewatch ingest once per source");
+    }
     let inputs = expand_paths(&args.paths)?;
     if inputs.is_empty() {
         bail!("the given directories hold no files to ingest");
     }
     let lake = LocalLake::open(&args.lake)?;
     let outcome = ingest_paths(&lake, &inputs, None, args.quiet)?;
+    io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lakewatch ingest s3://bucket/prefix`: the objects new since the last run (cursor under
+/// `DIR/state/s3-ingest/`), each completed in the lake before the cursor moves past it. Event
+/// ids are those the S3-ingest Lambda gives the same objects.
+fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
+    use lakewatch_aws::pull::{PullConfig, local_cursor, pull_into_lake};
+    let config = PullConfig::from_url(url, args.endpoint_url.as_deref())
+        .with_context(|| format!("{url}: expected s3://bucket or s3://bucket/prefix"))?;
+    let lake = LocalLake::open(&args.lake)?;
+    let pipeline = builtin_pipeline(&PluginConfig::default())?;
+    let mut outcomes = Vec::new();
+    let quiet = args.quiet;
+    let pulled = pull_into_lake(&config, lake.root(), Utc::now(), None, |object, body| {
+        let name = format!("s3://{}/{}", object.bucket, object.key);
+        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
+            if !quiet {
+                eprintln!("{m}")
+            }
+        });
+        ingest.ingest(&name, &object.container(), body)?;
+        outcomes.push(ingest.finish()?);
+        anyhow::Ok(())
+    })?;
+    let mut outcome = IngestOutcome {
+        inputs: Vec::new(),
+        total: Tally::default(),
+        written: WriteSummary::default(),
+        failures_not_shown: 0,
+    };
+    let mut failed = 0;
+    for one in outcomes {
+        outcome.inputs.extend(one.inputs);
+        outcome.total.merge(&one.total);
+        outcome.written.files.extend(one.written.files);
+        failed += one.written.errors.map_or(0, |(_, count)| count);
+    }
+    outcome.written.errors = (failed > 0).then(|| (lake.errors_dir(), failed));
+    println!(
+        "{url}: {} new of {} objects ingested; cursor {}",
+        pulled.ingested,
+        pulled.listed,
+        local_cursor(lake.root(), &config).path.display()
+    );
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
