@@ -255,4 +255,198 @@ mod tests {
         raise_severity(&mut event, "CRITICAL");
         assert_eq!(event.severity, "CRITICAL");
     }
+
+    mod every_parser {
+        //! Arbitrary values in the fields the source parsers read: they never panic, and an
+        //! event they claim always gets a summary.
+
+        use proptest::prelude::*;
+        use serde_json::{Map, Value};
+
+        use crate::plugin::{Plugin, Verdict};
+        use crate::sources::testing::{json_event, line_event};
+
+        fn parsers() -> Vec<Box<dyn Plugin>> {
+            vec![
+                Box::new(crate::gsuite::Gsuite),
+                Box::new(crate::cloudtrail::CloudTrail),
+                Box::new(crate::vpcflow::VpcFlow),
+                Box::new(crate::cloudfront::CloudFront),
+                Box::new(crate::syslog::Syslog),
+                Box::new(crate::s3_audit::S3Audit),
+            ]
+        }
+
+        /// Keys the parsers look for, so arbitrary values land where they are read.
+        const KEYS: &[&str] = &[
+            "kind",
+            "id",
+            "applicationname",
+            "actor",
+            "email",
+            "ipaddress",
+            "events",
+            "name",
+            "type",
+            "parameters",
+            "value",
+            "boolvalue",
+            "multivalue",
+            "eventversion",
+            "eventname",
+            "eventsource",
+            "useridentity",
+            "arn",
+            "username",
+            "errorcode",
+            "responseelements",
+            "consolelogin",
+            "detail",
+            "srcaddr",
+            "dstaddr",
+            "srcport",
+            "protocol",
+            "bytes",
+            "log_status",
+            "interface_id",
+            "x-edge-request-id",
+            "cs-method",
+            "cs-uri-stem",
+            "sc-status",
+            "c-ip",
+            "api",
+            "bucket",
+            "object",
+            "status",
+            "statuscode",
+            "timetoresponse",
+            "remotehost",
+            "source",
+            "category",
+            "summary",
+            "hostname",
+            "program",
+            "message",
+        ];
+
+        /// Values that make a parser take a record, mixed with anything at all.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::from),
+                prop::sample::select(vec![
+                    "admin#reports#activity",
+                    "1.08",
+                    "ConsoleLogin",
+                    "Failure",
+                    "-",
+                    "login_failure",
+                    "is_suspicious",
+                    "true",
+                    "123ns",
+                    "1m2.5s",
+                    "syslog",
+                    "192.0.2.1",
+                    "2001:db8::1",
+                    "PutObject",
+                    "",
+                ])
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 32, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
+                        |pairs| {
+                            Value::Object(
+                                pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                            )
+                        }
+                    ),
+                ]
+            })
+        }
+
+        /// The least each parser needs to take a record; arbitrary fields are added around
+        /// (and inside) it, so the parsers' reading of every other field is exercised.
+        const TEMPLATES: &[&str] = &[
+            r#"{"kind": "admin#reports#activity"}"#,
+            r#"{"eventversion": "1.08", "eventname": "ConsoleLogin"}"#,
+            r#"{"detail": {"eventversion": "1.08", "eventsource": "s3.amazonaws.com"}}"#,
+            r#"{"srcaddr": "192.0.2.1", "dstaddr": "2001:db8::1"}"#,
+            r#"{"log_status": "NODATA", "interface_id": "eni-1"}"#,
+            r#"{"x-edge-location": "IAD89-P1", "sc-status": 200}"#,
+            r#"{"api": {"name": "PutObject"}, "remotehost": "192.0.2.1"}"#,
+            r#"{"source": "syslog"}"#,
+        ];
+
+        fn fields() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+            prop::collection::vec((prop::sample::select(KEYS), value()), 0..10)
+        }
+
+        fn record() -> impl Strategy<Value = Map<String, Value>> {
+            (prop::sample::select(TEMPLATES), fields(), fields()).prop_map(
+                |(template, outer, inner)| {
+                    let mut record: Map<String, Value> =
+                        outer.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                    let Ok(Value::Object(template)) = serde_json::from_str(template) else {
+                        unreachable!("templates are objects")
+                    };
+                    for (key, value) in template {
+                        let value = match value {
+                            Value::Object(mut nested) => {
+                                for (k, v) in &inner {
+                                    nested.entry(k.to_string()).or_insert_with(|| v.clone());
+                                }
+                                Value::Object(nested)
+                            }
+                            scalar => scalar,
+                        };
+                        record.insert(key, value);
+                    }
+                    record
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_records_never_panic_and_claimed_ones_get_a_summary(record in record()) {
+                let text = Value::Object(record).to_string();
+                for parser in parsers() {
+                    let mut event = json_event(&text);
+                    if !parser.registration().matches(&event) {
+                        continue;
+                    }
+                    let verdict = parser.process(&mut event).unwrap();
+                    if verdict == Verdict::Changed {
+                        prop_assert!(!event.summary.is_empty(), "{}: {text}", parser.name());
+                        prop_assert!(event.source != "unknown", "{}: {text}", parser.name());
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_lines_never_panic(
+                line in prop_oneof![
+                    // RFC 3164-like: optional PRI, BSD time, host, tag, anything.
+                    "(<[0-9]{1,3}>)?[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [a-z0-9.-]{0,8} ?[a-z0-9:\\[\\]]{0,12} ?.{0,30}",
+                    // RFC 5424-like: header fields, structured data with quotes and escapes.
+                    "<[0-9]{1,3}>1 [-0-9TZ:.]{1,25} [a-z.-]{1,8} [a-z-]{1,6} [0-9-]{1,4} [A-Z0-9-]{1,4} (-|(\\[[a-z@0-9 =\"\\\\\\]]{0,25}\\]){0,2}) ?.{0,20}",
+                    ".{0,60}",
+                ]
+            ) {
+                let mut event = line_event(&line);
+                let verdict = crate::syslog::Syslog.process(&mut event).unwrap();
+                if verdict == Verdict::Unchanged {
+                    prop_assert_eq!(event.details["message"].as_str(), Some(line.as_str()));
+                } else {
+                    prop_assert!(!event.summary.is_empty());
+                }
+            }
+        }
+    }
 }

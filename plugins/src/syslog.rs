@@ -113,7 +113,8 @@ impl Plugin for Syslog {
     fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
         Ok(match event.kind {
             RecordKind::Line => parse_line(event),
-            RecordKind::Json => tidy_shipped(event),
+            RecordKind::Json if event.source == "syslog" => tidy_shipped(event),
+            RecordKind::Json => Verdict::Unchanged,
         })
     }
 }
@@ -565,6 +566,13 @@ mod tests {
         );
         assert_eq!(event.details["timestamp"], "Apr 17 06:10:54");
         assert_eq!(Syslog.process(&mut event).unwrap(), Verdict::Unchanged);
+    }
+
+    #[test]
+    fn json_of_another_source_is_unchanged() {
+        let mut event = json_event(r#"{"program": "cron", "message": "job done"}"#);
+        assert_eq!(Syslog.process(&mut event).unwrap(), Verdict::Unchanged);
+        assert_eq!(event.summary, "");
     }
 
     #[test]
