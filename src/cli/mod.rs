@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod ddl;
 pub mod demo;
 pub mod ingest;
+pub mod partitions;
 
 /// lakewatch: a serverless security data lake and detection engine, run locally.
 ///
@@ -26,6 +28,8 @@ pub enum Command {
     // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::DemoArgs),
     Ingest(ingest::IngestArgs),
+    Ddl(ddl::DdlArgs),
+    Partitions(partitions::PartitionsArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -33,5 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Ddl(args) => ddl::run(args),
+        Command::Partitions(args) => partitions::run(args),
     }
 }

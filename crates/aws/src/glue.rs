@@ -19,17 +19,13 @@ use aws_sdk_glue::types::{
     Column, DatabaseInput, PartitionError, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
 use chrono::{DateTime, Utc};
-use lakewatch_lake::partitions::{Hour, TablePlan, Window};
+use lakewatch_lake::partitions::{
+    DEFAULT_LOOKBACK_HOURS, Hour, MAX_LOOKBACK_HOURS, TablePlan, Window,
+};
 use lakewatch_lake::schema::{self, Table, storage};
 
 /// Glue's limit on partitions per `BatchCreatePartition` call.
 pub const BATCH_LIMIT: usize = 100;
-
-/// Default look-back, matching the Terraform module's `partition_lookback_hours`.
-pub const DEFAULT_LOOKBACK_HOURS: u32 = 48;
-
-/// Longest look-back accepted: 90 days, one S3 listing per day and table.
-pub const MAX_LOOKBACK_HOURS: u32 = 24 * 90;
 
 /// The error code of a batch entry for a partition that exists already.
 const ALREADY_EXISTS: &str = "AlreadyExistsException";

@@ -18,6 +18,12 @@ use lakewatch_plugins::HourPartition;
 
 use crate::schema::Table;
 
+/// Default look-back of a run, in hours (the Terraform module's `partition_lookback_hours`).
+pub const DEFAULT_LOOKBACK_HOURS: u32 = 48;
+
+/// Longest look-back accepted: 90 days, one listing per day and table.
+pub const MAX_LOOKBACK_HOURS: u32 = 24 * 90;
+
 /// One UTC hour: the unit of partitioning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hour(DateTime<Utc>);
