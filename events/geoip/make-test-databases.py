@@ -77,35 +77,41 @@ def city_record(city, iso, country, continent_code, continent, lat, lon, tz, geo
     }
 
 
+def write(path, database_type, description, records):
+    """Writes one IPv6 database (IPv4 networks under ::/96, as MaxMind's own) of (network, record)."""
+    writer = ReproducibleWriter(
+        ip_version=6,
+        ipv4_compatible=True,
+        database_type=database_type,
+        languages=["en"],
+        description=description,
+    )
+    for network, record in records:
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    print(f"wrote {path}")
+
+
 def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
     out.mkdir(parents=True, exist_ok=True)
-
-    city = ReproducibleWriter(
-        ip_version=6,
-        ipv4_compatible=True,
-        database_type="Lakewatch-Test-City",
-        languages=["en"],
-        description="lakewatch test City database: documentation networks only (RFC 5737, RFC 3849)",
+    write(
+        out / "test-city.mmdb",
+        "Lakewatch-Test-City",
+        "lakewatch test City database: documentation networks only (RFC 5737, RFC 3849)",
+        [(network, city_record(*fields)) for network, *fields in CITIES],
     )
-    for network, *fields in CITIES:
-        city.insert_network(IPSet([network]), city_record(*fields))
-    city.to_db_file(str(out / "test-city.mmdb"))
-
-    asn = ReproducibleWriter(
-        ip_version=6,
-        ipv4_compatible=True,
-        database_type="Lakewatch-Test-ASN",
-        languages=["en"],
-        description="lakewatch test ASN database: documentation networks and AS numbers only (RFC 5737, RFC 3849, RFC 5398)",
+    write(
+        out / "test-asn.mmdb",
+        "Lakewatch-Test-ASN",
+        "lakewatch test ASN database: documentation networks and AS numbers only "
+        "(RFC 5737, RFC 3849, RFC 5398)",
+        [
+            (network, {"autonomous_system_number": MmdbU32(number),
+                       "autonomous_system_organization": organization})
+            for network, number, organization in ASNS
+        ],
     )
-    for network, number, organization in ASNS:
-        asn.insert_network(
-            IPSet([network]),
-            {"autonomous_system_number": MmdbU32(number), "autonomous_system_organization": organization},
-        )
-    asn.to_db_file(str(out / "test-asn.mmdb"))
-    print(f"wrote {out / 'test-city.mmdb'} and {out / 'test-asn.mmdb'}")
 
 
 if __name__ == "__main__":

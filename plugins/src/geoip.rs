@@ -193,8 +193,7 @@ fn lookup<'a, T: serde::Deserialize<'a>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::RecordKind;
-    use chrono::Utc;
+    use crate::sources::testing::process_json;
 
     /// The databases `events/geoip/make-test-databases.py` writes (documentation networks).
     fn test_database(name: &str) -> PathBuf {
@@ -218,12 +217,7 @@ mod tests {
     }
 
     fn run(plugin: &GeoIp, details: Value) -> (Verdict, Value) {
-        let mut event = Event::empty(Utc::now(), RecordKind::Json);
-        let Value::Object(map) = details else {
-            panic!("details are an object")
-        };
-        event.details = map;
-        let verdict = plugin.process(&mut event).unwrap();
+        let (verdict, event) = process_json(plugin, &details.to_string());
         (verdict, Value::Object(event.details))
     }
 
@@ -374,6 +368,44 @@ mod tests {
         let plugin = GeoIp::from_config(&PluginConfig::default(), &mut notes).unwrap();
         assert!(plugin.is_none());
         assert_eq!(notes.0, [NOT_CONFIGURED_NOTE]);
+    }
+
+    /// The committed databases are exactly what the committed generator writes, so the
+    /// networks its source documents are the ones the tests and the demo use.
+    #[test]
+    fn the_test_databases_are_what_their_generator_writes() {
+        // LAKEWATCH_PYTHON (set by .ci/test), else the repository's .venv.
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+        let python = std::env::var_os("LAKEWATCH_PYTHON")
+            .map(PathBuf::from)
+            .or_else(|| venv.exists().then_some(venv))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no Python to run events/geoip/make-test-databases.py: run \
+                     `python3 -m venv .venv && .venv/bin/pip install -r .ci/requirements.txt` \
+                     in the repository, or set LAKEWATCH_PYTHON to a Python with mmdb-writer"
+                )
+            });
+        let out = std::env::temp_dir().join(format!("lakewatch-geoip-{}", std::process::id()));
+        let status = std::process::Command::new(&python)
+            .arg(test_database("make-test-databases.py"))
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        assert!(
+            status.success(),
+            "make-test-databases.py failed; is mmdb-writer installed (.ci/requirements.txt)?"
+        );
+        for name in ["test-city.mmdb", "test-asn.mmdb"] {
+            let written = std::fs::read(out.join(name)).unwrap();
+            let committed = std::fs::read(test_database(name)).unwrap();
+            assert!(
+                written == committed,
+                "events/geoip/{name} differs from what make-test-databases.py writes: run it again"
+            );
+        }
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

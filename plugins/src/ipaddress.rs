@@ -414,16 +414,12 @@ fn is_zone(text: &str) -> bool {
 mod tests {
     use super::*;
     use crate::shell::RecordKind;
+    use crate::sources::testing::process_json;
     use chrono::Utc;
     use serde_json::json;
 
     fn run(details: Value) -> (Verdict, Value) {
-        let mut event = Event::empty(Utc::now(), RecordKind::Json);
-        let Value::Object(map) = details else {
-            panic!("details are an object")
-        };
-        event.details = map;
-        let verdict = IpAddress.process(&mut event).unwrap();
+        let (verdict, event) = process_json(&IpAddress, &details.to_string());
         (verdict, Value::Object(event.details))
     }
 

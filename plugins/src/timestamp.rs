@@ -273,34 +273,20 @@ fn parse_syslog(text: &str, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::{RecordKind, TIMESTAMP_FALLBACK_TAG};
+    use crate::shell::TIMESTAMP_FALLBACK_TAG;
+    use crate::sources::testing::{json_event, process_json, received};
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
     }
 
-    fn received() -> DateTime<Utc> {
-        at("2026-04-17T12:00:00Z")
-    }
-
     fn parse(value: Value) -> Option<DateTime<Utc>> {
         parse_time(&value, received())
     }
 
-    fn event(details: Value) -> Event {
-        let mut event = Event::empty(received(), RecordKind::Json);
-        let Value::Object(map) = details else {
-            panic!("details are an object")
-        };
-        event.details = map;
-        event
-    }
-
     fn run(details: Value) -> (Verdict, Event) {
-        let mut event = event(details);
-        let verdict = Timestamp.process(&mut event).unwrap();
-        (verdict, event)
+        process_json(&Timestamp, &details.to_string())
     }
 
     #[test]
@@ -619,7 +605,7 @@ mod tests {
 
     #[test]
     fn a_time_set_by_a_source_parser_is_left_alone() {
-        let mut event = event(json!({"timestamp": "2026-01-01T00:00:00Z"}));
+        let mut event = json_event(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#);
         event.utctimestamp = Some(at("2025-01-01T00:00:00Z"));
         assert_eq!(Timestamp.process(&mut event).unwrap(), Verdict::Unchanged);
         assert_eq!(event.utctimestamp, Some(at("2025-01-01T00:00:00Z")));

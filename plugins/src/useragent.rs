@@ -217,6 +217,7 @@ fn fingerprint_part(part: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::shell::RecordKind;
+    use crate::sources::testing::process_json;
     use chrono::Utc;
     use serde_json::json;
 
@@ -226,12 +227,7 @@ mod tests {
         "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
 
     fn run(details: Value) -> (Verdict, Value) {
-        let mut event = Event::empty(Utc::now(), RecordKind::Json);
-        let Value::Object(map) = details else {
-            panic!("details are an object")
-        };
-        event.details = map;
-        let verdict = UserAgent::default().process(&mut event).unwrap();
+        let (verdict, event) = process_json(&UserAgent::default(), &details.to_string());
         (verdict, Value::Object(event.details))
     }
 
