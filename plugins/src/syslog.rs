@@ -206,7 +206,17 @@ fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
         Some(pri) => Some(priority(pri.as_str())?),
         None => None,
     };
-    let rest = caps.name("rest").map_or("", |m| m.as_str());
+    let host = caps.name("host")?;
+    // A "host" ending in `:` is the tag: local programs writing to /dev/log send no host
+    // (`<13>Oct 11 22:14:15 su[12]: msg`). A host never ends in `:`, even an IPv6 one.
+    let (host, rest) = if host.as_str().ends_with(':') {
+        (None, &line[host.start()..])
+    } else {
+        (
+            Some(host.as_str()),
+            caps.name("rest").map_or("", |m| m.as_str()),
+        )
+    };
     let (program, pid, message) = match TAG.captures(rest) {
         Some(tag) => (
             tag.name("program").map(|m| m.as_str()),
@@ -220,7 +230,7 @@ fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
     Some(Parsed {
         priority,
         time: caps.name("time").map(|m| m.as_str()),
-        host: caps.name("host").map(|m| m.as_str()),
+        host,
         program,
         pid,
         message,
@@ -405,6 +415,22 @@ mod tests {
         assert!(event.details.get("program").is_none());
         assert_eq!(event.details["message"], "last message repeated 3 times");
         assert_eq!(event.summary, "last message repeated 3 times");
+    }
+
+    #[test]
+    fn rfc3164_from_dev_log_without_a_host_keeps_the_tag() {
+        let (_, event) =
+            parsed("<86>Oct 11 22:14:15 sudo[991]: alice : TTY=pts/0 ; COMMAND=/bin/ls");
+        assert_eq!(event.hostname, "");
+        assert_eq!(event.details["program"], "sudo");
+        assert_eq!(event.details["pid"], "991");
+        assert_eq!(
+            event.details["message"],
+            "alice : TTY=pts/0 ; COMMAND=/bin/ls"
+        );
+        let (_, event) = parsed("Oct 11 22:14:15 kernel: [1.0] booted");
+        assert_eq!(event.details["program"], "kernel");
+        assert_eq!(event.summary, "kernel: [1.0] booted");
     }
 
     #[test]
