@@ -115,7 +115,8 @@ impl fmt::Display for RecordPosition {
     }
 }
 
-/// What became of one object's records. `read = sent + failed_to_frame + oversize`.
+/// What became of one object's records: `read = sent + failed_to_frame + oversize + not_sent`
+/// (`not_sent` is 0 unless the object failed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectSummary {
     pub bucket: String,
@@ -133,14 +134,19 @@ pub struct ObjectSummary {
     pub calls: u64,
     /// Entries Firehose refused at first and accepted on a retry.
     pub retried: u64,
+    /// Records Firehose did not accept after every retry, or not sent because sending stopped:
+    /// when not 0 the object failed and must be ingested again.
+    pub not_sent: u64,
     /// Error objects written (bucket-relative keys).
     pub error_objects: Vec<String>,
 }
 
 impl ObjectSummary {
-    /// Logs the one summary line of an object.
+    /// Logs the one summary line of an object (`complete` false when some records were not
+    /// sent; the error naming them follows).
     pub fn log(&self) {
         tracing::info!(
+            complete = self.not_sent == 0,
             bucket = %self.bucket,
             key = %self.key,
             version = %self.version,
@@ -152,8 +158,9 @@ impl ObjectSummary {
             oversize = self.oversize,
             calls = self.calls,
             retried = self.retried,
+            not_sent = self.not_sent,
             error_objects = self.error_objects.len(),
-            "object ingested"
+            "object summary"
         );
     }
 }
@@ -253,11 +260,20 @@ impl ObjectIngester {
                 }
             }
         }
-        if not_delivered.is_none()
-            && let Some(batch) = batcher.finish()
-        {
-            self.start_send(&mut sends, batch, &mut summary, &mut not_delivered)
-                .await;
+        if let Some(batch) = batcher.finish() {
+            match &mut not_delivered {
+                // Stopped early: these records were read but are not sent.
+                Some(error) => {
+                    error.batch_len += batch.len();
+                    error
+                        .not_sent
+                        .extend(batch.entries().iter().map(|entry| entry.label));
+                }
+                None => {
+                    self.start_send(&mut sends, batch, &mut summary, &mut not_delivered)
+                        .await
+                }
+            }
         }
         while let Some(result) = sends.join_next().await {
             collect(result, &mut summary, &mut not_delivered);
@@ -269,18 +285,11 @@ impl ObjectIngester {
         summary.gzip = gzip;
         summary.error_objects = errors.finish().await?;
 
+        summary.not_sent = not_delivered
+            .as_ref()
+            .map_or(0, |e| e.not_sent.len() as u64);
+        summary.log();
         if let Some(error) = not_delivered {
-            tracing::error!(
-                bucket = %object.bucket,
-                key = %object.key,
-                read = summary.read,
-                sent = summary.sent,
-                failed_to_frame = summary.failed_to_frame,
-                oversize = summary.oversize,
-                not_sent = error.not_sent.len(),
-                %error,
-                "object not completely ingested"
-            );
             return Err(IngestError::NotDelivered {
                 object: object.clone(),
                 read: summary.read,
@@ -295,7 +304,6 @@ impl ObjectIngester {
                 reason: format!("the download broke off: {reason}"),
             });
         }
-        summary.log();
         Ok(summary)
     }
 
