@@ -202,6 +202,8 @@ mod tests {
             .join(name)
     }
 
+    // `..default()` keeps this compiling when other plugins add settings.
+    #[allow(clippy::needless_update)]
     fn config(city: bool, asn: bool) -> PluginConfig {
         PluginConfig {
             geoip_city_database: city.then(|| test_database("test-city.mmdb")),
