@@ -2,9 +2,9 @@
 //! version 2 fields (`srcaddr`, `dstaddr`, `srcport`, `dstport`, `protocol`, `packets`,
 //! `bytes`, `start`, `end`, `action`, `log_status`, `interface_id`, `account_id`).
 //!
-//! Field names are accepted with underscores (`log_status`, as most converters write them) or
-//! hyphens (`log-status`, as the flow log format spells them), and values as numbers or text
-//! (a record converted from the space-separated log has only strings; `-` means no value).
+//! `log_status` and `interface_id` are accepted with underscores (as most converters write
+//! them) or hyphens (`log-status`, as the flow log format spells them); values as numbers or
+//! text (a record converted from the space-separated log has only strings; `-` is no value).
 //! `start`/`end` are left for the `timestamp` plugin, the addresses for `ipaddress`.
 //!
 //! What this plugin sets:
@@ -53,14 +53,12 @@ impl Plugin for VpcFlow {
 
     fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
         // A field by either spelling; `-` counts as absent.
-        let field = |name: &str| -> Option<String> {
-            let hyphenated = name.replace('_', "-");
-            first_logged_value(event, &[name, &hyphenated])
-        };
+        let field = |name: &str| first_logged_value(event, &[name]);
         let src = field("srcaddr");
         let dst = field("dstaddr");
-        let status = field("log_status");
-        let interface = field("interface_id");
+        // The only default fields whose names have a separator, in both spellings.
+        let status = first_logged_value(event, &["log_status", "log-status"]);
+        let interface = first_logged_value(event, &["interface_id", "interface-id"]);
         let is_flow = src.is_some() && dst.is_some();
         let is_empty_window = status.is_some() && interface.is_some();
         if !is_flow && !is_empty_window {
