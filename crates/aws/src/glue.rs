@@ -228,6 +228,28 @@ pub struct Report {
     pub errors: Vec<GeneratorError>,
 }
 
+impl Report {
+    /// Logs the run's one line of counts, then each problem as an error line.
+    pub fn log(&self, settings: &GeneratorSettings, now: DateTime<Utc>) {
+        let counts = self.counts;
+        tracing::info!(
+            database = %settings.database,
+            now = %now.to_rfc3339(),
+            lookback_hours = settings.lookback_hours,
+            checked = counts.checked,
+            added = counts.added,
+            already_there = counts.already_there,
+            failed = counts.failed,
+            found = counts.found,
+            malformed_keys = counts.malformed_keys,
+            "partitions checked"
+        );
+        for error in &self.errors {
+            tracing::error!("{error}");
+        }
+    }
+}
+
 /// Ensures the partitions of every lake table for a run at `now`.
 pub async fn ensure_partitions(
     s3: &aws_sdk_s3::Client,

@@ -58,25 +58,11 @@ async fn main() -> Result<(), Error> {
 /// the next scheduled run tries again).
 async fn handle(clients: &Clients, now: DateTime<Utc>) -> Result<Value, Error> {
     let report = ensure_partitions(&clients.s3, &clients.glue, &clients.settings, now).await;
-    let counts = report.counts;
-    tracing::info!(
-        database = %clients.settings.database,
-        now = %now.to_rfc3339(),
-        lookback_hours = clients.settings.lookback_hours,
-        checked = counts.checked,
-        added = counts.added,
-        already_there = counts.already_there,
-        failed = counts.failed,
-        found = counts.found,
-        malformed_keys = counts.malformed_keys,
-        "partitions checked"
-    );
-    for error in &report.errors {
-        tracing::error!("{error}");
-    }
+    report.log(&clients.settings, now);
     if let Some(first) = report.errors.first() {
         return Err(format!("{} problem(s), the first: {first}", report.errors.len()).into());
     }
+    let counts = report.counts;
     Ok(json!({
         "checked": counts.checked,
         "added": counts.added,

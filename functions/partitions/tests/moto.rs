@@ -139,6 +139,21 @@ impl Lake {
         report.counts
     }
 
+    /// The built Lambda binary, configured for this lake as Terraform configures it, plus `extra`.
+    async fn start_lambda(&self, extra: &[(&str, &str)]) -> LambdaProcess {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", self.server.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("LAKEWATCH_LAKE_BUCKET", BUCKET),
+            ("LAKEWATCH_GLUE_DATABASE", DATABASE),
+        ];
+        env.extend_from_slice(extra);
+        LambdaProcess::start(env!("CARGO_BIN_EXE_partitions"), &env)
+            .await
+            .unwrap()
+    }
+
     /// Every partition of `table` in the catalog (following Glue's pages).
     async fn partitions(&self, table: &Table) -> Vec<Partition> {
         let mut partitions = Vec::new();
@@ -348,17 +363,9 @@ async fn the_lambda_binary_runs_a_scheduled_event_and_logs_one_line_of_counts() 
         "/../../events/lambda/partitions-scheduled.json"
     ))
     .unwrap();
-    let env = [
-        ("AWS_ENDPOINT_URL", lake.server.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("LAKEWATCH_LAKE_BUCKET", BUCKET),
-        ("LAKEWATCH_GLUE_DATABASE", DATABASE),
-        ("LAKEWATCH_LOOKBACK_HOURS", "24"),
-    ];
-    let lambda = LambdaProcess::start(env!("CARGO_BIN_EXE_partitions"), &env)
-        .await
-        .unwrap();
+    let lambda = lake
+        .start_lambda(&[("LAKEWATCH_LOOKBACK_HOURS", "24")])
+        .await;
 
     let first: serde_json::Value = serde_json::from_slice(
         &lambda
@@ -404,16 +411,7 @@ async fn the_lambda_binary_runs_a_scheduled_event_and_logs_one_line_of_counts() 
 #[tokio::test]
 async fn the_lambda_binary_fails_the_invocation_when_the_tables_are_missing() {
     let lake = Lake::start(false).await;
-    let env = [
-        ("AWS_ENDPOINT_URL", lake.server.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("LAKEWATCH_LAKE_BUCKET", BUCKET),
-        ("LAKEWATCH_GLUE_DATABASE", DATABASE),
-    ];
-    let lambda = LambdaProcess::start(env!("CARGO_BIN_EXE_partitions"), &env)
-        .await
-        .unwrap();
+    let lambda = lake.start_lambda(&[]).await;
 
     let error = lambda
         .invoke(b"{}".to_vec())
