@@ -280,7 +280,10 @@ impl ObjectIngester {
         }
         // Closing the channel stops the framer early when sending failed.
         drop(items_rx);
-        let (bytes, gzip) = framing.await.unwrap_or((0, false));
+        // A panic while framing must not pass for the end of the object.
+        let (bytes, gzip) = framing
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
         summary.bytes = bytes;
         summary.gzip = gzip;
         summary.error_objects = errors.finish().await?;
