@@ -7,9 +7,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
-use datafusion::execution::context::SQLOptions;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use lakewatch_lake::schema::TABLES;
 
 use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
@@ -102,6 +103,12 @@ impl LocalEngine {
         let statement = state
             .sql_to_statement(sql, &dialect)
             .map_err(|e| QueryError::syntax(&e, sql))?;
+        if !reads_only(&statement) {
+            let keyword = sql.split_whitespace().next().unwrap_or_default();
+            return Err(QueryError::NotAllowed {
+                what: keyword.to_ascii_uppercase(),
+            });
+        }
 
         for reference in state
             .resolve_table_references(&statement)
@@ -136,14 +143,6 @@ impl LocalEngine {
             .statement_to_plan(statement)
             .await
             .map_err(|e| QueryError::plan(e, sql))?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(|e| QueryError::NotAllowed {
-                what: without_prefix(&e),
-            })?;
 
         let frame = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
@@ -156,6 +155,26 @@ impl LocalEngine {
             batches,
             stats: counters.snapshot(),
         })
+    }
+}
+
+/// Whether the statement only reads: a query, or `SHOW`/`DESCRIBE`/`EXPLAIN` of one. The
+/// local engine never writes (no `CREATE`, `INSERT`, `COPY`, `SET`).
+fn reads_only(statement: &Statement) -> bool {
+    match statement {
+        Statement::Statement(s) => match s.as_ref() {
+            SqlStatement::Query(_)
+            | SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ShowFunctions { .. }
+            | SqlStatement::ExplainTable { .. } => true,
+            SqlStatement::Explain { statement, .. } => {
+                matches!(statement.as_ref(), SqlStatement::Query(_))
+            }
+            _ => false,
+        },
+        Statement::Explain(explain) => reads_only(&explain.statement),
+        _ => false,
     }
 }
 

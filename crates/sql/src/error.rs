@@ -125,9 +125,7 @@ impl QueryError {
             }
             None => (text.to_string(), None),
         };
-        let hint = if sql.contains('`') {
-            "Athena quotes identifiers with double quotes (\"year\"), not backticks"
-        } else if message.contains("Unterminated string literal") {
+        let hint = if message.contains("Unterminated string literal") {
             "close the string with a single quote; write a quote inside a string as ''"
         } else {
             "lakewatch accepts Athena's (Trino's) SELECT syntax; check the SQL at the caret"

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use datafusion::arrow::array::{ArrayRef, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use lakewatch_lake::schema::ColumnType;
 use serde::de::{DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -122,6 +122,8 @@ pub(crate) struct BatchBuilder {
     rows: usize,
     batch_size: usize,
     counters: Arc<ScanCounters>,
+    /// Decompressed bytes not yet cut into lines.
+    buf: Vec<u8>,
 }
 
 enum ColumnBuilder {
@@ -155,6 +157,7 @@ impl BatchBuilder {
             rows: 0,
             batch_size: batch_size.max(1),
             counters,
+            buf: Vec::new(),
         };
         builder.columns = builder.new_columns();
         builder
@@ -189,31 +192,48 @@ impl BatchBuilder {
             path: file.path.clone(),
             source,
         };
-        let mut raw = File::open(&file.path).map_err(io)?;
+        let raw = File::open(&file.path).map_err(io)?;
         self.counters.files_opened.fetch_add(1, Ordering::Relaxed);
-        let mut magic = [0u8; 2];
-        let got = read_up_to(&mut raw, &mut magic).map_err(io)?;
-        let head = std::io::Cursor::new(magic[..got].to_vec());
-        let counting = CountingReader {
-            inner: head.chain(raw),
-            counters: self.counters.clone(),
-        };
-        let mut reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-            Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-                CHUNK / 4,
-                counting,
-            )))
+        let mut input = BufReader::with_capacity(
+            CHUNK / 4,
+            CountingReader {
+                inner: raw,
+                counters: self.counters.clone(),
+            },
+        );
+        // Gzip by its magic bytes, whatever the name; anything else is read as plain NDJSON.
+        let gzip = input.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(input))
         } else {
-            Box::new(counting)
+            Box::new(input)
         };
+        // The buffer is kept between files: small files are common (one per hour and
+        // producer), and a fresh megabyte per file would cost more than reading it.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let result = self.read_lines(&mut reader, &mut buf, file, emit);
+        self.buf = buf;
+        result.map_err(|e| match e {
+            LinesError::Io(source) => io(source),
+            LinesError::Arrow(e) => ReadError::Arrow(e),
+        })
+    }
 
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    fn read_lines(
+        &mut self,
+        reader: &mut dyn Read,
+        buf: &mut Vec<u8>,
+        file: &LakeFile,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<bool, LinesError> {
         let mut line_no: u64 = 0;
         loop {
             let start = buf.len();
-            buf.resize(start + CHUNK, 0);
-            let n = read_up_to(&mut reader, &mut buf[start..]).map_err(io)?;
-            buf.truncate(start + n);
+            let n = reader
+                .take(CHUNK as u64)
+                .read_to_end(buf)
+                .map_err(LinesError::Io)?;
             let at_end = n == 0;
             // Everything up to the last newline is complete lines; at the end, all of it is.
             let complete = if at_end {
@@ -231,7 +251,7 @@ impl BatchBuilder {
                 }
                 self.push_line(line, file, line_no);
                 if self.rows >= self.batch_size {
-                    let batch = self.finish().map_err(ReadError::Arrow)?;
+                    let batch = self.finish().map_err(LinesError::Arrow)?;
                     if !emit(batch) {
                         return Ok(false);
                     }
@@ -323,18 +343,10 @@ pub enum ReadError {
     Arrow(ArrowError),
 }
 
-/// Fills `buf` as far as the reader allows; returns the bytes read (less only at the end).
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+/// A failure inside [`BatchBuilder::read_lines`], before the file name is attached.
+enum LinesError {
+    Io(std::io::Error),
+    Arrow(ArrowError),
 }
 
 /// Counts the compressed bytes read from disk.
