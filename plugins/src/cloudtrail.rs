@@ -21,10 +21,12 @@
 
 use std::borrow::Cow;
 
+use serde_json::{Map, Value};
+
 use crate::plugin::{Plugin, PluginError, Registration, Trigger, Verdict};
 use crate::shell::Event;
 use crate::sources::{
-    SUMMARY_MAX_CHARS, claim, detail_text, one_line, parser_registration, raise_severity,
+    SUMMARY_MAX_CHARS, claim, one_line, parser_registration, raise_severity, text,
 };
 
 /// What a row of [`CATEGORIES`] matches on.
@@ -121,9 +123,8 @@ impl Plugin for CloudTrail {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
-        let Some(record) = ["", "detail."]
-            .into_iter()
-            .find_map(|prefix| Trail::read(event, prefix))
+        let wrapped = event.details.get("detail").and_then(Value::as_object);
+        let Some(record) = Trail::read(&event.details).or_else(|| wrapped.and_then(Trail::read))
         else {
             return Ok(Verdict::Unchanged);
         };
@@ -165,12 +166,18 @@ struct Trail {
 }
 
 impl Trail {
-    /// Reads the record at `prefix` (`""`, or `"detail."` for EventBridge); `None` when there is
-    /// no CloudTrail record there.
-    fn read(event: &Event, prefix: &str) -> Option<Self> {
-        let field = |path: &str| -> Option<String> {
-            detail_text(event, &format!("{prefix}{path}")).map(Cow::into_owned)
+    /// Reads the record whose fields are the keys of `record` (`details`, or `details.detail`
+    /// for EventBridge); `None` when it is not a CloudTrail record.
+    fn read(record: &Map<String, Value>) -> Option<Self> {
+        // `path` is a key and the keys below it, as in `["useridentity", "arn"]`.
+        let at = |path: &[&str]| -> Option<String> {
+            let (first, below) = path.split_first()?;
+            let value = below
+                .iter()
+                .try_fold(record.get(*first)?, |value, key| value.get(key))?;
+            text(value).map(Cow::into_owned)
         };
+        let field = |key: &str| at(&[key]);
         field("eventversion")?;
         let name = field("eventname");
         let source = field("eventsource");
@@ -179,7 +186,7 @@ impl Trail {
         }
         let identity = ["arn", "username", "principalid", "invokedby", "type"]
             .iter()
-            .find_map(|key| field(&format!("useridentity.{key}")))
+            .find_map(|key| at(&["useridentity", key]))
             .unwrap_or_else(|| "unknown identity".to_string());
         Some(Trail {
             name: name.unwrap_or_else(|| "(no eventname)".to_string()),
@@ -189,7 +196,7 @@ impl Trail {
             ip: field("sourceipaddress"),
             error_code: field("errorcode"),
             error_message: field("errormessage"),
-            console_login: field("responseelements.consolelogin"),
+            console_login: at(&["responseelements", "consolelogin"]),
         })
     }
 
@@ -244,7 +251,6 @@ fn is_access_denied(code: &str) -> bool {
 mod tests {
     use super::*;
     use crate::sources::testing::process_json;
-    use serde_json::Value;
 
     const DEFENDA: &str =
         include_str!("../../events/defenda/sample_cloudtrail_create_log_stream.json");
