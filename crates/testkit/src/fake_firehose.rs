@@ -161,11 +161,7 @@ fn serve_connection(stream: TcpStream, state: &Mutex<State>) {
     };
     let mut reader = BufReader::new(stream);
     let mut writer = write_half;
-    loop {
-        let request = match read_request(&mut reader) {
-            Ok(Some(request)) => request,
-            Ok(None) | Err(_) => break,
-        };
+    while let Ok(Some(request)) = read_request(&mut reader) {
         let (status, body) = answer(&request, state);
         let body = body.to_string();
         let response = format!(
