@@ -31,3 +31,41 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakewatch_testkit::moto::MotoServer;
+
+    #[tokio::test]
+    async fn an_explicit_endpoint_overrides_the_environment() {
+        let config = load(Some("http://127.0.0.1:9")).await;
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:9"));
+    }
+
+    #[tokio::test]
+    async fn s3_client_on_a_custom_endpoint_uses_path_style_addressing() {
+        // By host name: for an IP address the SDK picks path style by itself. Virtual-hosted
+        // style would send requests to `lake.localhost`, which does not resolve.
+        let server = MotoServer::start();
+        let endpoint = server.endpoint().replace("127.0.0.1", "localhost");
+        let config = server
+            .sdk_config()
+            .await
+            .to_builder()
+            .endpoint_url(endpoint)
+            .build();
+        let s3 = s3_client(&config);
+        s3.create_bucket().bucket("lake").send().await.unwrap();
+        s3.put_object()
+            .bucket("lake")
+            .key("events/a key.json.gz")
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let listed = s3.list_objects_v2().bucket("lake").send().await.unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(keys, ["events/a key.json.gz"]);
+    }
+}
