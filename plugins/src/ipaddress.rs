@@ -681,4 +681,55 @@ mod tests {
         assert_eq!(verdict, Verdict::Unchanged);
         assert!(details.get("_ipaddresses").is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn what_parses_is_canonical_and_parses_again_to_itself(
+                text in prop_oneof![
+                    ".{0,40}",
+                    "[0-9a-fA-F:.\\[\\]%, ]{0,40}",
+                    "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{0,6})?",
+                ]
+            ) {
+                for address in addresses_in(&text) {
+                    let canonical = address.to_string();
+                    prop_assert_eq!(canonical.parse::<IpAddr>().ok(), Some(address));
+                    prop_assert_eq!(parse_address(&canonical), Some(address));
+                }
+            }
+
+            #[test]
+            fn only_valid_addresses_are_ever_written(
+                values in prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["srcaddr", "c-ip", "ip", "dst_ip", "x-forwarded-for"]),
+                        "[0-9a-f:.\\[\\], ]{0,30}",
+                    ),
+                    0..6,
+                )
+            ) {
+                let details: Map<String, Value> = values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (key, value))| (format!("n{i}"), json!({key: value})))
+                    .collect();
+                let (_, details) = run(Value::Object(details));
+                let written = [details.get(ALL_KEY), details.get(SOURCE_KEY), details.get(DESTINATION_KEY)];
+                for value in written.into_iter().flatten() {
+                    let texts: Vec<&Value> = match value {
+                        Value::Array(items) => items.iter().collect(),
+                        single => vec![single],
+                    };
+                    for text in texts {
+                        let text = text.as_str().unwrap();
+                        prop_assert!(text.parse::<IpAddr>().is_ok(), "{text}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -192,4 +192,64 @@ mod tests {
             assert_eq!(needs_lowercasing(key), expected, "{key}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Nested values whose keys collide often once lower-cased (`a`, `A`, `aB`, `Ab`…).
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                "[a-z]{0,3}".prop_map(Value::from),
+                Just(Value::Null),
+            ];
+            leaf.prop_recursive(3, 32, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    prop::collection::btree_map("[aAbB]{1,2}", inner, 0..5)
+                        .prop_map(|map| Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Every scalar in a value, as text, sorted: what must survive lower-casing.
+        fn leaves(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => map.values().for_each(|v| leaves(v, out)),
+                Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
+                scalar => out.push(scalar.to_string()),
+            }
+        }
+
+        fn keys_are_lower_case(value: &Value) -> bool {
+            match value {
+                Value::Object(map) => map
+                    .iter()
+                    .all(|(k, v)| *k == k.to_lowercase() && keys_are_lower_case(v)),
+                Value::Array(items) => items.iter().all(keys_are_lower_case),
+                _ => true,
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn lower_casing_loses_no_value_and_a_second_run_changes_nothing(
+                map in prop::collection::btree_map("[aAbB]{1,2}", value(), 0..6)
+            ) {
+                let original = Value::Object(map.into_iter().collect());
+                let (_, details) = run(original.clone());
+                let (mut before, mut after) = (Vec::new(), Vec::new());
+                leaves(&original, &mut before);
+                leaves(&details, &mut after);
+                before.sort();
+                after.sort();
+                prop_assert_eq!(before, after);
+                prop_assert!(keys_are_lower_case(&details), "{}", details);
+                let (verdict, again) = run(details.clone());
+                prop_assert_eq!(verdict, Verdict::Unchanged);
+                prop_assert_eq!(again, details);
+            }
+        }
+    }
 }

@@ -610,4 +610,38 @@ mod tests {
         assert_eq!(Timestamp.process(&mut event).unwrap(), Verdict::Unchanged);
         assert_eq!(event.utctimestamp, Some(at("2025-01-01T00:00:00Z")));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_text_parses_to_a_plausible_time_or_to_nothing(
+                text in prop_oneof![
+                    ".{0,40}",
+                    "[0-9]{1,22}(\\.[0-9]{0,12})?",
+                    "[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?",
+                    "[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}",
+                ]
+            ) {
+                if let Some(time) = parse_str(&text, received()) {
+                    prop_assert!(plausible(time, received()), "{text} -> {time}");
+                }
+            }
+
+            #[test]
+            fn any_number_parses_to_a_plausible_time_or_to_nothing(
+                number in prop_oneof![
+                    any::<u64>().prop_map(Value::from),
+                    any::<i64>().prop_map(Value::from),
+                    any::<f64>().prop_map(Value::from),
+                ]
+            ) {
+                if let Some(time) = parse_time(&number, received()) {
+                    prop_assert!(plausible(time, received()), "{number} -> {time}");
+                }
+            }
+        }
+    }
 }
