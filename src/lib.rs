@@ -2,3 +2,4 @@
 //! Lambdas, on one machine. The `lakewatch` binary is a thin layer over [`cli`].
 
 pub mod cli;
+pub mod detection;

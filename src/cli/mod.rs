@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod ddl;
 pub mod demo;
+pub mod detect;
 pub mod ingest;
 pub mod partitions;
 
@@ -28,6 +29,9 @@ pub enum Command {
     // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::DemoArgs),
     Ingest(ingest::IngestArgs),
+    Detect(detect::DetectArgs),
+    /// Run every detection rule's test cases offline.
+    TestRules(detect::TestRulesArgs),
     Ddl(ddl::DdlArgs),
     Partitions(partitions::PartitionsArgs),
 }
@@ -37,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Detect(args) => detect::run(args),
+        Command::TestRules(args) => detect::run_tests(args),
         Command::Ddl(args) => ddl::run(args),
         Command::Partitions(args) => partitions::run(args),
     }
