@@ -115,7 +115,18 @@ impl CursorStore for S3CursorStore {
             Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Ok(None);
             }
-            Err(error) => return Err(fail(DisplayErrorContext(&error).to_string())),
+            Err(error) => {
+                let denied = error
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 403);
+                let hint = if denied {
+                    " (S3 answers 403 also for a missing object when the role may not \
+                     s3:ListBucket the bucket: allow it for the state prefix)"
+                } else {
+                    ""
+                };
+                return Err(fail(format!("{}{hint}", DisplayErrorContext(&error))));
+            }
         };
         let bytes = output
             .body
