@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lakewatch_lake::local::{WriteSummary, files_under};
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_lake::{FailedRecord, LakeWriter, LocalLake};
+use lakewatch_plugins::envelope::{Provenance, attach_origin, origin_json};
 use lakewatch_plugins::framing::frame_reader;
 use lakewatch_plugins::{Outcome, Pipeline, PluginConfig, Tally, builtin_pipeline};
 
@@ -169,6 +170,27 @@ impl<'a> Ingest<'a> {
         container: &str,
         reader: impl Read + Send,
     ) -> anyhow::Result<&InputReport> {
+        self.ingest_from(name, container, None, reader)
+    }
+
+    /// Ingests one S3 object as the S3-ingest Lambda and the transform would: container
+    /// `s3://bucket/key#version` (so the same event ids) and `details._origin` on each event.
+    pub fn ingest_object(
+        &mut self,
+        provenance: &Provenance,
+        reader: impl Read + Send,
+    ) -> anyhow::Result<&InputReport> {
+        let name = format!("s3://{}/{}", provenance.bucket, provenance.key);
+        self.ingest_from(&name, &provenance.container(), Some(provenance), reader)
+    }
+
+    fn ingest_from(
+        &mut self,
+        name: &str,
+        container: &str,
+        provenance: Option<&Provenance>,
+        reader: impl Read + Send,
+    ) -> anyhow::Result<&InputReport> {
         let framer = frame_reader(reader);
         let gzip = framer.is_gzip();
         let mut tally = Tally::default();
@@ -178,7 +200,11 @@ impl<'a> Ingest<'a> {
                     let outcome = self.pipeline.process(record.record(container), Utc::now());
                     tally.count(&outcome);
                     match outcome {
-                        Outcome::Ok(event) => {
+                        Outcome::Ok(mut event) => {
+                            if let Some(provenance) = provenance {
+                                let origin = origin_json(provenance, record.line, record.offset);
+                                attach_origin(&mut event, origin);
+                            }
                             self.writer.write_event(&event)?;
                             continue;
                         }
@@ -434,13 +460,12 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
     let mut outcomes = Vec::new();
     let quiet = args.quiet;
     let pulled = pull_into_lake(&config, lake.root(), Utc::now(), None, |object, body| {
-        let name = format!("s3://{}/{}", object.bucket, object.key);
         let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
             if !quiet {
                 eprintln!("{m}")
             }
         });
-        ingest.ingest(&name, &object.container(), body)?;
+        ingest.ingest_object(object, body)?;
         outcomes.push(ingest.finish()?);
         anyhow::Ok(())
     })?;
@@ -492,6 +517,34 @@ mod tests {
         assert_eq!(expand_paths(&[]).unwrap(), [InputPath::Stdin]);
         let error = expand_paths(&[root.join("nope")]).unwrap_err().to_string();
         assert!(error.contains("nope: no such file or directory"), "{error}");
+    }
+
+    #[test]
+    fn s3_objects_get_the_lambdas_event_ids_and_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LocalLake::open(dir.path()).unwrap();
+        let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
+        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |_: &str| {});
+        let provenance = Provenance {
+            bucket: "audit".into(),
+            key: "logs/a.json".into(),
+            version: "v1".into(),
+        };
+        let data = b"{\"a\":1}\n{\"b\":2}\n";
+        let report = ingest.ingest_object(&provenance, &data[..]).unwrap();
+        assert_eq!(report.name, "s3://audit/logs/a.json");
+        ingest.finish().unwrap();
+        let events = lake.read_events().unwrap();
+        let second = events.iter().find(|e| e["details"]["b"] == 2).unwrap();
+        assert_eq!(second["details"]["_origin"]["key"], "logs/a.json");
+        assert_eq!(second["details"]["_origin"]["line"], 2);
+        assert_eq!(second["details"]["_origin"]["offset"], 8);
+        let origin = lakewatch_plugins::Origin {
+            container: "s3://audit/logs/a.json#v1",
+            position: 8,
+        };
+        let expected = lakewatch_plugins::shell::derive_eventid(r#"{"b":2}"#, origin);
+        assert_eq!(second["eventid"], expected.as_str());
     }
 
     #[test]
