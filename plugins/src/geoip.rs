@@ -324,6 +324,19 @@ mod tests {
     }
 
     #[test]
+    fn an_asn_database_alone_is_enough_to_register_and_gives_the_as_only() {
+        let mut notes = ConfigNotes::default();
+        let plugin = GeoIp::from_config(&config(false, true), &mut notes)
+            .unwrap()
+            .expect("an ASN database alone enables the plugin");
+        assert!(notes.0.is_empty());
+        let (_, details) = run(&plugin, json!({"sourceipaddress": "192.0.2.70"}));
+        assert_eq!(details["sourcegeo"]["asn"], 64496);
+        assert_eq!(details["sourcegeo"]["city"], Value::Null);
+        assert_eq!(details["sourcegeo"]["latitude"], Value::Null);
+    }
+
+    #[test]
     fn unknown_private_and_invalid_addresses_get_no_sourcegeo() {
         let plugin = plugin(true, true);
         for address in [
