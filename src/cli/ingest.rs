@@ -319,17 +319,16 @@ fn container_of(path: &Path) -> anyhow::Result<String> {
 fn progress_bar(inputs: &[InputPath]) -> anyhow::Result<ProgressBar> {
     let mut total = 0;
     for input in inputs {
-        match input {
-            InputPath::File(path) => total += std::fs::metadata(path)?.len(),
-            InputPath::Stdin if !io::stdin().is_terminal() => total = PROGRESS_THRESHOLD_BYTES,
-            InputPath::Stdin => {}
+        if let InputPath::File(path) = input {
+            total += std::fs::metadata(path)?.len();
         }
     }
-    if total < PROGRESS_THRESHOLD_BYTES {
+    // Piped stdin may be large and its size is unknown: a spinner counts its bytes.
+    let piped_stdin = inputs.contains(&InputPath::Stdin) && !io::stdin().is_terminal();
+    if !piped_stdin && total < PROGRESS_THRESHOLD_BYTES {
         return Ok(ProgressBar::hidden());
     }
-    let stdin = inputs.contains(&InputPath::Stdin);
-    let (length, template) = if stdin {
+    let (length, template) = if piped_stdin {
         (None, "{spinner} {bytes} read ({bytes_per_sec}) {wide_msg}")
     } else {
         (
