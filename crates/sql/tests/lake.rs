@@ -2,92 +2,12 @@
 //! opened, Athena's table references, the defendA README queries run unmodified, the saved
 //! queries, the errors users see, and a differential test against DuckDB over the same files.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
+use common::{Lake, duckdb, event, partition};
 use lakewatch_sql::saved::{parse_param, saved_query};
 use lakewatch_sql::{LocalEngine, QueryError, QueryResult};
 use serde_json::{Value, json};
-
-/// A lake in a temporary directory, written as the ingest path writes it: gzip NDJSON under
-/// `events/year=/month=/day=/hour=/`.
-struct Lake {
-    dir: tempfile::TempDir,
-}
-
-impl Lake {
-    fn new() -> Self {
-        Lake {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes `lines` into the partition of `hour` (`YYYY-MM-DDTHH`) as file `name`.
-    fn write(&self, table: &str, hour: &str, name: &str, lines: &[String]) -> PathBuf {
-        let dir = self.path().join(table).join(partition(hour));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::default(),
-        );
-        for line in lines {
-            gz.write_all(line.as_bytes()).unwrap();
-            gz.write_all(b"\n").unwrap();
-        }
-        gz.finish().unwrap();
-        path
-    }
-
-    /// Writes each event into the partition of its own `utctimestamp`, one file per hour.
-    fn write_events(&self, name: &str, events: &[Value]) {
-        let mut by_hour: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for event in events {
-            let hour = event["utctimestamp"].as_str().unwrap()[..13].to_string();
-            by_hour.entry(hour).or_default().push(event.to_string());
-        }
-        for (hour, lines) in by_hour {
-            self.write("events", &hour, name, &lines);
-        }
-    }
-
-    fn engine(&self) -> LocalEngine {
-        LocalEngine::open(self.path()).unwrap()
-    }
-}
-
-fn partition(hour: &str) -> String {
-    format!(
-        "year={}/month={}/day={}/hour={}",
-        &hour[0..4],
-        &hour[5..7],
-        &hour[8..10],
-        &hour[11..13]
-    )
-}
-
-/// An event shell as the pipeline writes it.
-fn event(time: &str, source: &str, summary: &str, tags: &[&str], details: Value) -> Value {
-    json!({
-        "utctimestamp": format!("{time}.000000Z"),
-        "receivedtimestamp": format!("{time}.500000Z"),
-        "eventid": format!("{source}-{time}-{summary}"),
-        "summary": summary,
-        "category": if source == "cloudtrail" { "authentication" } else { "unknown" },
-        "source": source,
-        "hostname": "",
-        "severity": "INFO",
-        "tags": tags,
-        "plugins": ["lowercase_keys"],
-        "details": details,
-    })
-}
 
 async fn query(engine: &LocalEngine, sql: &str) -> QueryResult {
     match engine.query(sql).await {
@@ -896,45 +816,6 @@ const DIFFERENTIAL: &[(&str, Option<&str>)] = &[
         ),
     ),
 ];
-
-/// The python with DuckDB that the differential test and the benchmark use.
-fn lakewatch_python() -> String {
-    std::env::var("LAKEWATCH_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "LAKEWATCH_PYTHON is not set: the differential test runs DuckDB through Python. \
-             Install it with `python3 -m venv .venv && .venv/bin/pip install -r .ci/requirements.txt` \
-             and set LAKEWATCH_PYTHON=$PWD/.venv/bin/python"
-        )
-    })
-}
-
-/// Runs `queries` on DuckDB over `lake` with the script the benchmark uses too.
-fn duckdb(lake: &Path, queries: &[&str]) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/duckdb_lake.py");
-    let python = lakewatch_python();
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .arg(lake)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run LAKEWATCH_PYTHON={python}: {e}"));
-    let request = json!({"queries": queries});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "DuckDB script failed (is duckdb==2.0.0 installed for {python}? pip install -r .ci/requirements.txt):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
-}
 
 /// Cells equal as text, or as numbers within rounding.
 fn same_cell(a: &Option<String>, b: &Value) -> bool {
