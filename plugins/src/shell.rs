@@ -341,9 +341,13 @@ pub fn derive_eventid(raw: &str, origin: Origin<'_>) -> String {
     hasher.update(&[0]);
     hasher.update(&origin.position.to_le_bytes());
     hasher.update(raw.as_bytes());
-    let hash = hasher.finalize();
+    id_from_hash(&hasher.finalize())
+}
+
+/// An id from a hash: its first 128 bits, laid out like a UUID so it reads as an id in consoles
+/// and SQL. Event ids and alert ids share it.
+pub fn id_from_hash(hash: &blake3::Hash) -> String {
     let hex = hash.to_hex();
-    // 128 bits, laid out like a UUID so it reads as an id in consoles and SQL.
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

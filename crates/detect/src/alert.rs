@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::rule::Rule;
 use crate::window::Window;
-use lakewatch_plugins::shell::format_timestamp;
+use lakewatch_plugins::shell::{format_timestamp, id_from_hash};
 
 /// One result row of a rule's query: column name → value as text (NULL as `None`), the shape
 /// Athena's GetQueryResults and the local engine both give.
@@ -125,15 +125,7 @@ fn alert_id(rule: &str, dedup_key: &str, window: Window) -> String {
         hasher.update(part.as_bytes());
         hasher.update(&[0]);
     }
-    let hex = hasher.finalize().to_hex();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    id_from_hash(&hasher.finalize())
 }
 
 /// Replaces `{column}` with the row's value (`?` for NULL or an unknown column).
