@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
@@ -85,12 +86,37 @@ fn parse(location: &str, bytes: &[u8]) -> Result<Cursor, CursorError> {
     })
 }
 
-/// A cursor in an S3 object (the lake's state prefix).
-#[derive(Debug, Clone)]
+/// A cursor in an S3 object (the lake's state prefix), written with conditional writes: a
+/// save succeeds only if the object is still the one this store loaded or last saved (or still
+/// absent), so two runs of one pull that overlap cannot both move the cursor.
+#[derive(Debug)]
 pub struct S3CursorStore {
-    pub client: aws_sdk_s3::Client,
-    pub bucket: String,
-    pub key: String,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    /// The ETag this store last read or wrote; `None` when the object did not exist.
+    etag: Mutex<Option<String>>,
+}
+
+impl S3CursorStore {
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
+        S3CursorStore {
+            client,
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: Mutex::new(None),
+        }
+    }
+
+    fn etag(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.etag
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl CursorStore for S3CursorStore {
@@ -113,6 +139,7 @@ impl CursorStore for S3CursorStore {
         {
             Ok(output) => output,
             Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                *self.etag() = None;
                 return Ok(None);
             }
             Err(error) => {
@@ -128,29 +155,48 @@ impl CursorStore for S3CursorStore {
                 return Err(fail(format!("{}{hint}", DisplayErrorContext(&error))));
             }
         };
+        let etag = output.e_tag().map(str::to_string);
         let bytes = output
             .body
             .collect()
             .await
             .map_err(|error| fail(error.to_string()))?
             .into_bytes();
-        parse(&self.location(), &bytes).map(Some)
+        let cursor = parse(&self.location(), &bytes)?;
+        *self.etag() = etag;
+        Ok(Some(cursor))
     }
 
     async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
         let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
-        self.client
+        let expected = self.etag().clone();
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(&self.key)
             .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|error| CursorError {
+            .body(ByteStream::from(body));
+        let put = match &expected {
+            Some(etag) => put.if_match(etag),
+            None => put.if_none_match("*"),
+        };
+        let output = put.send().await.map_err(|error| {
+            let conflict = error
+                .raw_response()
+                .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412));
+            CursorError {
                 location: self.location(),
-                reason: DisplayErrorContext(&error).to_string(),
-            })?;
+                reason: if conflict {
+                    "another run of this pull moved the cursor meanwhile; this run stops here \
+                     (what it did not ingest is left to the other run or the next one)"
+                        .to_string()
+                } else {
+                    DisplayErrorContext(&error).to_string()
+                },
+            }
+        })?;
+        *self.etag() = output.e_tag().map(str::to_string);
         Ok(())
     }
 }
@@ -271,5 +317,39 @@ mod tests {
         let cursor = Cursor::first_run(at(0), Duration::hours(1));
         store.save(&cursor).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(cursor));
+    }
+}
+
+#[cfg(test)]
+mod s3_tests {
+    use super::*;
+    use lakewatch_testkit::moto::MotoServer;
+
+    #[tokio::test]
+    async fn overlapping_runs_cannot_both_move_an_s3_cursor() {
+        let moto = MotoServer::start();
+        let client = crate::config::s3_client(&moto.sdk_config().await);
+        client.create_bucket().bucket("lake").send().await.unwrap();
+        let first = S3CursorStore::new(client.clone(), "lake", "state/c.json");
+        let second = S3CursorStore::new(client.clone(), "lake", "state/c.json");
+        assert_eq!(first.load().await.unwrap(), None);
+        assert_eq!(second.load().await.unwrap(), None);
+        let mut cursor = Cursor::first_run(Utc::now(), Duration::days(1));
+        first.save(&cursor).await.unwrap();
+        // The second run read "no cursor", which is no longer true.
+        let error = second.save(&cursor).await.unwrap_err().to_string();
+        assert!(
+            error.contains("another run of this pull moved the cursor"),
+            "{error}"
+        );
+        // The first keeps saving over its own writes.
+        cursor.advance("a", Utc::now(), Duration::zero());
+        first.save(&cursor).await.unwrap();
+        // A fresh load sees the latest cursor and may save after it.
+        assert_eq!(second.load().await.unwrap(), Some(cursor.clone()));
+        let mut later = cursor.clone();
+        later.advance("b", Utc::now(), Duration::zero());
+        second.save(&later).await.unwrap();
+        assert!(first.save(&cursor).await.is_err());
     }
 }

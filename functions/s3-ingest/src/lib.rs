@@ -245,11 +245,11 @@ pub async fn run_pull(
         s3: store_s3.clone(),
         ..function.ingester.clone()
     };
-    let cursor = S3CursorStore {
-        client: function.s3.clone(),
-        bucket: function.settings.state_bucket.clone(),
-        key: format!("{}{}", function.settings.state_prefix, config.cursor_name()),
-    };
+    let cursor = S3CursorStore::new(
+        function.s3.clone(),
+        function.settings.state_bucket.clone(),
+        format!("{}{}", function.settings.state_prefix, config.cursor_name()),
+    );
     pull::pull(
         &store_s3,
         config,
