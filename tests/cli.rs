@@ -225,6 +225,21 @@ fn stdin_works_with_a_dash_and_with_no_path() {
 }
 
 #[test]
+fn a_lake_inside_the_ingested_directory_is_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.ndjson"), NDJSON).unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&[dir.path()], &lake, None);
+    let (stdout, stderr) = ingest(&[dir.path()], &lake, None);
+    assert!(
+        stderr.contains("skipping 2 files inside the lake directory"),
+        "{stderr}"
+    );
+    assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
+    assert_eq!(events(&lake).len(), 6);
+}
+
+#[test]
 fn a_missing_path_is_an_error_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");

@@ -437,9 +437,26 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("an s3:// URL must be the only input of a run: run lakewatch ingest once per source");
     }
-    let inputs = expand_paths(&args.paths)?;
+    let mut inputs = expand_paths(&args.paths)?;
+    if let Ok(lake_root) = args.lake.canonicalize() {
+        // `lakewatch ingest logs/ --lake logs/lake` must not read the lake back into itself.
+        let before = inputs.len();
+        inputs.retain(|input| match input {
+            InputPath::File(path) => !path
+                .canonicalize()
+                .is_ok_and(|path| path.starts_with(&lake_root)),
+            InputPath::Stdin => true,
+        });
+        if inputs.len() < before {
+            eprintln!(
+                "skipping {} files inside the lake directory {}",
+                before - inputs.len(),
+                args.lake.display()
+            );
+        }
+    }
     if inputs.is_empty() {
-        bail!("the given directories hold no files to ingest");
+        bail!("the given paths hold no files to ingest");
     }
     let lake = LocalLake::open(&args.lake)?;
     let outcome = ingest_paths(&lake, &inputs, None, args.quiet)?;
