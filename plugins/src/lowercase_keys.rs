@@ -10,7 +10,7 @@
 //! [`insert_keeping_both`] (`eventname_2`, `eventname_3`…), so no value is ever lost.
 //!
 //! This runs on every event, so a map whose keys are all lower case already is left in place
-//! (only its values are visited); only the keys that need it are taken out and re-inserted.
+//! (only its values are visited); only a map with a key to rename is rebuilt.
 
 use serde_json::{Map, Value};
 
@@ -44,23 +44,34 @@ impl Plugin for LowercaseKeys {
 
 /// Lower-cases the keys of `map` and of everything below it; says whether any key changed.
 pub fn lowercase_map(map: &mut Map<String, Value>) -> bool {
-    let renamed: Vec<String> = map
-        .keys()
-        .filter(|key| needs_lowercasing(key))
-        .cloned()
-        .collect();
-    let mut changed = !renamed.is_empty();
-    for value in map.values_mut() {
-        changed |= lowercase_value(value);
+    if !map.keys().any(|key| needs_lowercasing(key)) {
+        // The usual case once a source is lower case: the map stays as it is.
+        return map
+            .values_mut()
+            .fold(false, |changed, value| lowercase_value(value) | changed);
     }
-    // Keys that were lower case already keep their names; the renamed ones are re-inserted
-    // after them, so on a collision it is the renamed key that gets the `_2` suffix.
-    for key in renamed {
-        if let Some(value) = map.remove(&key) {
-            insert_keeping_both(map, key.to_lowercase(), value);
+    // Rebuilt from its own entries: keys are lower-cased in place (no new allocation for
+    // ASCII keys), which is cheaper than removing and re-inserting each camelCase key.
+    let mut renamed = Vec::new();
+    for (key, mut value) in std::mem::take(map) {
+        lowercase_value(&mut value);
+        if needs_lowercasing(&key) {
+            renamed.push((key, value));
+        } else {
+            map.insert(key, value);
         }
     }
-    changed
+    // Keys that were lower case already keep their names; the renamed ones are inserted
+    // after them, so on a collision it is the renamed key that gets the `_2` suffix.
+    for (mut key, value) in renamed {
+        if key.is_ascii() {
+            key.make_ascii_lowercase();
+        } else {
+            key = key.to_lowercase();
+        }
+        insert_keeping_both(map, key, value);
+    }
+    true
 }
 
 /// Lower-cases the keys of the objects in `value`, through arrays; says whether any changed.
