@@ -424,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_leaves_geoip_out_with_one_note_unless_a_database_is_configured() {
+        let names = |plugins: &[Box<dyn Plugin>]| -> Vec<&'static str> {
+            plugins.iter().map(|p| p.name()).collect()
+        };
+        let (plugins, notes) = crate::builtin_plugins_with_notes(&PluginConfig::default()).unwrap();
+        assert!(!names(&plugins).contains(&"geoip"));
+        assert_eq!(notes.0, [NOT_CONFIGURED_NOTE]);
+
+        let (plugins, notes) = crate::builtin_plugins_with_notes(&config(true, true)).unwrap();
+        assert_eq!(names(&plugins).iter().filter(|n| **n == "geoip").count(), 1);
+        assert!(notes.0.is_empty());
+
+        let missing = PluginConfig {
+            geoip_city_database: Some(PathBuf::from("/nonexistent/city.mmdb")),
+            ..PluginConfig::default()
+        };
+        assert!(crate::builtin_plugins_with_notes(&missing).is_err());
+    }
+
+    #[test]
     fn an_unreadable_database_is_an_error_naming_the_path_and_the_fix() {
         let missing = PluginConfig {
             geoip_city_database: Some(PathBuf::from("/nonexistent/GeoLite2-City.mmdb")),
