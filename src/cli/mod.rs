@@ -12,6 +12,7 @@ pub mod demo;
 pub mod detect;
 pub mod ingest;
 pub mod partitions;
+pub mod query;
 
 /// lakewatch: a serverless security data lake and detection engine, run locally.
 ///
@@ -34,6 +35,7 @@ pub enum Command {
     TestRules(detect::TestRulesArgs),
     Ddl(ddl::DdlArgs),
     Partitions(partitions::PartitionsArgs),
+    Query(query::QueryArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -45,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TestRules(args) => detect::run_tests(args),
         Command::Ddl(args) => ddl::run(args),
         Command::Partitions(args) => partitions::run(args),
+        Command::Query(args) => query::run(args),
     }
 }

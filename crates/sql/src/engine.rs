@@ -3,14 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, SelectItem, SetExpr, Statement as SqlStatement,
+};
 use lakewatch_lake::schema::TABLES;
 
 use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
@@ -139,23 +141,83 @@ impl LocalEngine {
             return Err(error);
         }
 
+        let unnamed = unnamed_columns(&statement);
         let plan = state
             .statement_to_plan(statement)
             .await
             .map_err(|e| QueryError::plan(e, sql))?;
 
         let frame = DataFrame::new(state, plan);
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let schema = athena_names(frame.schema().as_arrow(), &unnamed);
         let batches = frame
             .collect()
             .await
-            .map_err(|e| QueryError::Execution(without_prefix(&e)))?;
+            .map_err(|e| QueryError::Execution(without_prefix(&e)))?
+            .into_iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueryError::Execution(e.to_string()))?;
         Ok(QueryResult {
             schema,
             batches,
             stats: counters.snapshot(),
         })
     }
+}
+
+/// The positions of the select list's expressions that have no name of their own (not a
+/// column, no alias): Athena calls those columns `_col0`, `_col1`… by position, and rules
+/// written against Athena's results expect those names. Empty when the list has a `*`.
+fn unnamed_columns(statement: &Statement) -> Vec<usize> {
+    let Statement::Statement(s) = statement else {
+        return Vec::new();
+    };
+    let SqlStatement::Query(query) = s.as_ref() else {
+        return Vec::new();
+    };
+    let mut body = query.body.as_ref();
+    // A set operation's columns are named by its first SELECT.
+    while let SetExpr::SetOperation { left, .. } = body {
+        body = left;
+    }
+    let SetExpr::Select(select) = body else {
+        return Vec::new();
+    };
+    if select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    }) {
+        return Vec::new();
+    }
+    select
+        .projection
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| {
+            matches!(item, SelectItem::UnnamedExpr(e)
+                if !matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The result schema with Athena's `_colN` names at the `unnamed` positions.
+fn athena_names(schema: &Schema, unnamed: &[usize]) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if unnamed.contains(&i) {
+                f.as_ref().clone().with_name(format!("_col{i}"))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Whether the statement only reads: a query, or `SHOW`/`DESCRIBE`/`EXPLAIN` of one. The

@@ -123,8 +123,9 @@ impl LakeTable {
             for entry in read_dir_sorted(&dir)? {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                // Hidden and underscore files are writers' temporaries, as in Hive and Athena.
-                if name.starts_with('.') || name.starts_with('_') {
+                // Writers' temporaries: hidden and underscore files (as Hive and Athena skip
+                // them) and `*.tmp` files being written before their rename.
+                if name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp") {
                     continue;
                 }
                 let meta = entry.metadata().map_err(|e| io_error(&entry.path(), e))?;

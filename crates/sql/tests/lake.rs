@@ -220,6 +220,11 @@ async fn partition_predicates_prune_directories_before_any_file_is_opened() {
     let broken = lake.path().join("events").join(partition("2022-06-01T00"));
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("broken.json.gz"), [0x1f, 0x8b, 0x08, 0x00]).unwrap();
+    // Files being written (renamed when complete) are never read.
+    let hour = lake.path().join("events").join(partition("2024-01-01T00"));
+    for temporary in [".part.json.gz", "_tmp.json.gz", "c.json.gz.tmp"] {
+        std::fs::write(hour.join(temporary), b"{half a line").unwrap();
+    }
     let engine = lake.engine();
 
     let cases: &[(&str, &str, u64)] = &[
@@ -278,6 +283,26 @@ async fn athena_table_references_all_name_the_lake_tables() {
     let tables = query(&engine, "SHOW TABLES").await;
     let names: Vec<String> = cells(&tables).into_iter().map(|r| r[2].clone()).collect();
     assert!(names.contains(&"events".to_string()) && names.contains(&"alerts".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_result_columns_are_called_like_athenas() {
+    let lake = defenda_lake();
+    let engine = lake.engine();
+    let result = query(
+        &engine,
+        "SELECT source, count(*), lower(source) AS low, events.hour, upper(source) \
+         FROM events GROUP BY source, events.hour",
+    )
+    .await;
+    assert_eq!(
+        result.column_names(),
+        ["source", "_col1", "low", "hour", "_col4"]
+    );
+    let union = query(&engine, "SELECT 1 UNION ALL SELECT 2").await;
+    assert_eq!(union.column_names(), ["_col0"]);
+    let star = query(&engine, "SELECT * FROM events LIMIT 1").await;
+    assert_eq!(star.column_names()[0], "utctimestamp");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
