@@ -8,9 +8,14 @@ use lakewatch_lake::LocalLake;
 use serde_json::Value;
 
 fn lakewatch(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    lakewatch_with_env(args, stdin, &[])
+}
+
+fn lakewatch_with_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakewatch"))
         .args(args)
         .env_remove("LAKEWATCH_LAKE")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -237,6 +242,84 @@ fn a_lake_inside_the_ingested_directory_is_not_read_back() {
     );
     assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
     assert_eq!(events(&lake).len(), 6);
+}
+
+#[test]
+fn an_s3_pull_takes_each_new_object_once_with_the_lambdas_ids_and_origin() {
+    let moto = lakewatch_testkit::moto::MotoServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = lakewatch_aws::config::s3_client(&runtime.block_on(moto.sdk_config()));
+    runtime
+        .block_on(s3.create_bucket().bucket("store").send())
+        .unwrap();
+    let put = |key: &str, body: Vec<u8>| {
+        runtime
+            .block_on(
+                s3.put_object()
+                    .bucket("store")
+                    .key(key)
+                    .body(body.into())
+                    .send(),
+            )
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let missing = dir.path().join("no-aws-config");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", missing.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", missing.to_str().unwrap()),
+    ];
+    let pull = || {
+        let args = [
+            "ingest",
+            "s3://store/logs/",
+            "--endpoint-url",
+            moto.endpoint(),
+            "--lake",
+            lake.to_str().unwrap(),
+        ];
+        let output = lakewatch_with_env(&args, None, &env);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = put("logs/a.json", NDJSON.as_bytes().to_vec());
+    let stdout = pull();
+    assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
+    put("logs/b.log", gzip(b"a raw line\n"));
+    let stdout = pull();
+    assert_eq!(
+        totals(&stdout),
+        [1, 1, 0, 0],
+        "only the new object: {stdout}"
+    );
+    let events = events(&lake);
+    assert_eq!(events.len(), 4);
+    let b = events.iter().find(|e| e["details"]["msg"] == "b").unwrap();
+    assert_eq!(b["details"]["_origin"]["bucket"], "store");
+    assert_eq!(b["details"]["_origin"]["key"], "logs/a.json");
+    let offset = NDJSON.find(r#"{"source":"myapp","time""#).unwrap() as u64;
+    assert_eq!(b["details"]["_origin"]["offset"], offset);
+    // An unversioned bucket: the version is the ETag, without its quotes.
+    let etag = first.e_tag().unwrap().trim_matches('"');
+    assert_eq!(b["details"]["_origin"]["version"], etag);
+    let container = format!("s3://store/logs/a.json#{etag}");
+    let text = NDJSON.lines().nth(1).unwrap();
+    let origin = lakewatch_plugins::Origin {
+        container: &container,
+        position: offset,
+    };
+    assert_eq!(
+        b["eventid"],
+        lakewatch_plugins::shell::derive_eventid(text, origin).as_str(),
+        "the id the S3-ingest Lambda and the transform give this record"
+    );
 }
 
 #[test]

@@ -252,6 +252,11 @@ impl<'a> Ingest<'a> {
         Ok(self.inputs.last().expect("pushed above"))
     }
 
+    /// Makes everything ingested so far durable in the lake (see [`LakeWriter::checkpoint`]).
+    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
+        Ok(self.writer.checkpoint()?)
+    }
+
     /// Completes the lake's files and returns the counts.
     pub fn finish(self) -> anyhow::Result<IngestOutcome> {
         let written = self.writer.finish()?;
@@ -279,14 +284,11 @@ pub fn ingest_paths(
 ) -> anyhow::Result<IngestOutcome> {
     let pipeline = builtin_pipeline(&PluginConfig::default())?;
     let progress = progress_bar(inputs)?;
-    let mut shown = 0;
-    let bar = progress.clone();
-    let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), move |message: &str| {
-        if !quiet && shown < FAILURES_SHOWN {
-            shown += 1;
-            bar.suspend(|| eprintln!("{message}"));
-        }
-    });
+    let mut ingest = Ingest::new(
+        &pipeline,
+        lake.writer(Utc::now()),
+        failure_printer(quiet, progress.clone()),
+    );
     for input in inputs {
         let name = input.name(base);
         progress.set_message(name.clone());
@@ -305,6 +307,17 @@ pub fn ingest_paths(
     }
     progress.finish_and_clear();
     ingest.finish()
+}
+
+/// Prints the first failures on stderr (above the progress bar), unless quiet.
+fn failure_printer(quiet: bool, bar: ProgressBar) -> impl FnMut(&str) {
+    let mut shown = 0;
+    move |message: &str| {
+        if !quiet && shown < FAILURES_SHOWN {
+            shown += 1;
+            bar.suspend(|| eprintln!("{message}"));
+        }
+    }
 }
 
 /// The origin container of a file's records: its absolute, canonical path, so the same file
@@ -473,32 +486,17 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{url}: expected s3://bucket or s3://bucket/prefix"))?;
     let lake = LocalLake::open(&args.lake)?;
     let pipeline = builtin_pipeline(&PluginConfig::default())?;
-    let mut outcomes = Vec::new();
-    let quiet = args.quiet;
+    let mut ingest = Ingest::new(
+        &pipeline,
+        lake.writer(Utc::now()),
+        failure_printer(args.quiet, ProgressBar::hidden()),
+    );
     let pulled = pull_into_lake(&config, lake.root(), Utc::now(), None, |object, body| {
-        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
-            if !quiet {
-                eprintln!("{m}")
-            }
-        });
         ingest.ingest_object(object, body)?;
-        outcomes.push(ingest.finish()?);
-        anyhow::Ok(())
+        // Durable in the lake before the cursor moves past the object.
+        ingest.checkpoint()
     })?;
-    let mut outcome = IngestOutcome {
-        inputs: Vec::new(),
-        total: Tally::default(),
-        written: WriteSummary::default(),
-        failures_not_shown: 0,
-    };
-    let mut failed = 0;
-    for one in outcomes {
-        outcome.inputs.extend(one.inputs);
-        outcome.total.merge(&one.total);
-        outcome.written.files.extend(one.written.files);
-        failed += one.written.errors.map_or(0, |(_, count)| count);
-    }
-    outcome.written.errors = (failed > 0).then(|| (lake.errors_dir(), failed));
+    let outcome = ingest.finish()?;
     println!(
         "{url}: {} new of {} objects ingested; cursor {}",
         pulled.ingested,

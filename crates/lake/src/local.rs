@@ -399,7 +399,7 @@ impl LakeWriter<'_> {
 
     /// Completes every file and says what was written.
     pub fn finish(mut self) -> Result<WriteSummary, LakeError> {
-        self.complete()?;
+        self.checkpoint()?;
         let errors = self.errors.take().map(|(path, _, count)| (path, count));
         Ok(WriteSummary {
             files: std::mem::take(&mut self.written),
@@ -407,7 +407,10 @@ impl LakeWriter<'_> {
         })
     }
 
-    fn complete(&mut self) -> Result<(), LakeError> {
+    /// Makes everything written so far durable: completes and publishes the open data files
+    /// (later events start new files) and flushes the error file to disk. Call it before
+    /// recording progress elsewhere (a pull's cursor), so a crash never skips data.
+    pub fn checkpoint(&mut self) -> Result<(), LakeError> {
         let mut open: Vec<_> = self.open.drain().collect();
         open.sort_by(|(a, _), (b, _)| a.cmp(b));
         let mut first_error = None;
@@ -431,7 +434,7 @@ impl LakeWriter<'_> {
 impl Drop for LakeWriter<'_> {
     fn drop(&mut self) {
         // Best effort on an early return; `finish` reports these errors.
-        let _ = self.complete();
+        let _ = self.checkpoint();
     }
 }
 
@@ -552,6 +555,24 @@ mod tests {
             1,
             "drop completes the file"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_publishes_what_was_written_and_the_writer_goes_on() {
+        let (_dir, lake) = temp_lake();
+        let mut writer = lake.writer(time("2026-02-01T00:00:00Z"));
+        writer
+            .write_event(&event("a", "2026-01-31T09:10:00Z"))
+            .unwrap();
+        writer.checkpoint().unwrap();
+        assert_eq!(lake.read_events().unwrap().len(), 1);
+        writer
+            .write_event(&event("b", "2026-01-31T09:20:00Z"))
+            .unwrap();
+        let summary = writer.finish().unwrap();
+        assert_eq!(summary.files.len(), 2, "the hour got a second file");
+        assert_eq!(summary.lines(&EVENTS), 2);
+        assert_eq!(lake.read_events().unwrap().len(), 2);
     }
 
     #[test]
