@@ -183,3 +183,208 @@ fn list_saved() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ingest::{InputPath, expand_paths, ingest_paths};
+    use lakewatch_lake::LocalLake;
+    use std::path::Path;
+
+    /// CloudTrail as delivered (`{"Records": [...]}`), at and around the hours the defendA
+    /// README's sample queries read.
+    const README_HOURS: &str = r#"{"Records": [
+      {"eventVersion": "1.08", "eventTime": "2020-06-19T00:10:00Z", "eventSource": "signin.amazonaws.com",
+       "eventName": "ConsoleLogin", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
+       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice", "userName": "alice"},
+       "responseElements": {"ConsoleLogin": "Success"}, "eventType": "AwsConsoleSignIn",
+       "eventID": "0a6a6c39-0000-4000-8000-000000000001"},
+      {"eventVersion": "1.08", "eventTime": "2020-06-19T01:20:00Z", "eventSource": "signin.amazonaws.com",
+       "eventName": "ConsoleLogin", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.8",
+       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/bob", "userName": "bob"},
+       "responseElements": {"ConsoleLogin": "Failure"}, "eventType": "AwsConsoleSignIn",
+       "eventID": "0a6a6c39-0000-4000-8000-000000000002"},
+      {"eventVersion": "1.08", "eventTime": "2020-06-19T02:05:00Z", "eventSource": "signin.amazonaws.com",
+       "eventName": "ConsoleLogin", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.9",
+       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/carol", "userName": "carol"},
+       "responseElements": {"ConsoleLogin": "Success"}, "eventType": "AwsConsoleSignIn",
+       "eventID": "0a6a6c39-0000-4000-8000-000000000003"},
+      {"eventVersion": "1.08", "eventTime": "2020-09-07T18:05:00Z", "eventSource": "s3.amazonaws.com",
+       "eventName": "GetObject", "awsRegion": "us-west-2", "sourceIPAddress": "7.1.14.12",
+       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/etl", "userName": "etl"},
+       "requestParameters": {"bucketName": "finance", "key": "q3.csv"}, "eventType": "AwsApiCall",
+       "eventID": "0a6a6c39-0000-4000-8000-000000000004"},
+      {"eventVersion": "1.08", "eventTime": "2020-09-07T17:55:00Z", "eventSource": "s3.amazonaws.com",
+       "eventName": "ListBuckets", "awsRegion": "us-west-2", "sourceIPAddress": "7.1.14.12",
+       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/etl", "userName": "etl"},
+       "eventType": "AwsApiCall", "eventID": "0a6a6c39-0000-4000-8000-000000000005"}
+    ]}"#;
+
+    /// A lake ingested, through the real pipeline and lake writer, from the bundled events/
+    /// (without the Lambda fixtures) and the records above.
+    fn ingested_lake() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("readme-hours.json");
+        std::fs::write(&extra, README_HOURS).unwrap();
+        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut inputs: Vec<InputPath> = expand_paths(&[events.clone()])
+            .unwrap()
+            .into_iter()
+            .filter(|i| matches!(i, InputPath::File(p) if !p.starts_with(events.join("lambda"))))
+            .collect();
+        inputs.push(InputPath::File(extra));
+        let lake = LocalLake::open(dir.path().join("lake")).unwrap();
+        ingest_paths(&lake, &inputs, None, true).unwrap();
+        dir
+    }
+
+    async fn rows(engine: &LocalEngine, sql: &str) -> Vec<Vec<Option<String>>> {
+        match engine.query(sql).await {
+            Ok(result) => result.rows().unwrap(),
+            Err(error) => panic!("{sql}\n{error}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn defenda_readme_queries_run_unmodified_on_an_ingested_lake() {
+        let dir = ingested_lake();
+        let engine = LocalEngine::open(dir.path().join("lake")).unwrap();
+        let logins = rows(
+            &engine,
+            r#"SELECT utctimestamp,
+         summary,
+         source,
+         details
+
+FROM "defenda_data_lake"."events"
+    where
+    source='cloudtrail' AND json_extract_scalar(details,'$.eventname') = 'ConsoleLogin'
+    AND (
+            (year='2020'
+            AND month='06'
+            AND day='19'
+            AND hour='01')
+            OR
+            (year='2020'
+            AND month='06'
+            AND day='19'
+            AND hour='00')
+    )
+    limit 100"#,
+        )
+        .await;
+        let mut times: Vec<_> = logins.iter().map(|r| r[0].clone().unwrap()).collect();
+        times.sort();
+        assert_eq!(
+            times,
+            ["2020-06-19T00:10:00.000000Z", "2020-06-19T01:20:00.000000Z"]
+        );
+        assert!(logins.iter().all(|r| r[2].as_deref() == Some("cloudtrail")));
+        let details: serde_json::Value =
+            serde_json::from_str(logins[0][3].as_deref().unwrap()).unwrap();
+        assert_eq!(
+            details["eventname"], "ConsoleLogin",
+            "keys are lower-cased at ingest"
+        );
+
+        let pivot = rows(
+            &engine,
+            r#"SELECT
+    utctimestamp,
+    summary,
+    source,
+    details,
+    tags
+FROM defenda_data_lake.events
+    where
+        source ='cloudtrail'
+    AND json_array_contains(json_extract(details,'$._ipaddresses'),'7.1.14.12')
+    AND year='2020'
+    AND month='09'
+    AND day='07'
+    AND hour='18'
+    LIMIT 100;"#,
+        )
+        .await;
+        assert_eq!(pivot.len(), 1, "{pivot:?}");
+        assert_eq!(pivot[0][0].as_deref(), Some("2020-09-07T18:05:00.000000Z"));
+        assert!(
+            pivot[0][3]
+                .as_deref()
+                .unwrap()
+                .contains("\"_ipaddresses\":[\"7.1.14.12\"")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_saved_query_runs_on_an_ingested_lake() {
+        let dir = ingested_lake();
+        let engine = LocalEngine::open(dir.path().join("lake")).unwrap();
+        for query in saved_queries() {
+            let params: Vec<(String, String)> = query
+                .params
+                .iter()
+                .filter(|p| p.default.is_none())
+                .map(|p| (p.name.clone(), "7.1.14.12".to_string()))
+                .collect();
+            let sql = query.render(&params).unwrap();
+            let found = rows(&engine, &sql).await;
+            assert!(
+                !found.is_empty(),
+                "{} found nothing in the samples",
+                query.name
+            );
+        }
+    }
+
+    fn args(sql: Option<&str>, file: Option<PathBuf>, saved: Option<&str>) -> QueryArgs {
+        QueryArgs {
+            sql: sql.map(str::to_string),
+            file,
+            saved: saved.map(str::to_string),
+            params: Vec::new(),
+            list_saved: false,
+            lake: Some(PathBuf::from("lake")),
+            format: Format::Table,
+        }
+    }
+
+    #[test]
+    fn the_query_comes_from_the_argument_a_file_or_the_saved_ones() {
+        assert_eq!(
+            template(&args(Some("SELECT 1"), None, None)).unwrap().sql,
+            "SELECT 1"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.sql");
+        std::fs::write(&file, "-- Mine.\n-- param x: a value\nSELECT '${x}'").unwrap();
+        let from_file = template(&args(None, Some(file), None)).unwrap();
+        assert_eq!(from_file.params[0].name, "x");
+        let saved = template(&args(None, None, Some("ip-pivot"))).unwrap();
+        assert!(saved.sql.contains("json_array_contains"));
+        let none = template(&args(None, None, None)).unwrap_err().to_string();
+        assert!(
+            none.contains("saved queries: console-logins, ip-pivot"),
+            "{none}"
+        );
+        let missing = template(&args(None, Some("/no/such.sql".into()), None)).unwrap_err();
+        assert!(format!("{missing:#}").contains("/no/such.sql"));
+    }
+
+    #[test]
+    fn the_saved_list_shows_parameters_and_defaults() {
+        let list = list_saved();
+        assert!(
+            list.contains("ip-pivot\n    Every event that mentions an IP address"),
+            "{list}"
+        );
+        assert!(
+            list.contains("--param ip=… (required): the IPv4 or IPv6 address"),
+            "{list}"
+        );
+        assert!(
+            list.contains("--param from=… (default 0000-00-00T00)"),
+            "{list}"
+        );
+    }
+}
