@@ -348,9 +348,10 @@ impl<'a> Framer<'a> {
 
     /// Decompressed bytes read so far.
     pub fn bytes_read(&self) -> u64 {
-        self.base + self.buf.len() as u64
+        self.end()
     }
 
+    /// The offset just past the buffered bytes.
     fn end(&self) -> u64 {
         self.base + self.buf.len() as u64
     }
