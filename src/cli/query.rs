@@ -191,6 +191,12 @@ mod tests {
     use lakewatch_lake::LocalLake;
     use std::path::Path;
 
+    /// The defendA README's two sample queries, verbatim (shared with lakewatch-sql's tests).
+    const README_CONSOLE_LOGINS: &str =
+        include_str!("../../crates/sql/tests/defenda-readme/console-logins.sql");
+    const README_IP_PIVOT: &str =
+        include_str!("../../crates/sql/tests/defenda-readme/ip-pivot.sql");
+
     /// CloudTrail as delivered (`{"Records": [...]}`), at and around the hours the defendA
     /// README's sample queries read.
     const README_HOURS: &str = r#"{"Records": [
@@ -249,30 +255,7 @@ mod tests {
     async fn defenda_readme_queries_run_unmodified_on_an_ingested_lake() {
         let dir = ingested_lake();
         let engine = LocalEngine::open(dir.path().join("lake")).unwrap();
-        let logins = rows(
-            &engine,
-            r#"SELECT utctimestamp,
-         summary,
-         source,
-         details
-
-FROM "defenda_data_lake"."events"
-    where
-    source='cloudtrail' AND json_extract_scalar(details,'$.eventname') = 'ConsoleLogin'
-    AND (
-            (year='2020'
-            AND month='06'
-            AND day='19'
-            AND hour='01')
-            OR
-            (year='2020'
-            AND month='06'
-            AND day='19'
-            AND hour='00')
-    )
-    limit 100"#,
-        )
-        .await;
+        let logins = rows(&engine, README_CONSOLE_LOGINS).await;
         let mut times: Vec<_> = logins.iter().map(|r| r[0].clone().unwrap()).collect();
         times.sort();
         assert_eq!(
@@ -287,25 +270,7 @@ FROM "defenda_data_lake"."events"
             "keys are lower-cased at ingest"
         );
 
-        let pivot = rows(
-            &engine,
-            r#"SELECT
-    utctimestamp,
-    summary,
-    source,
-    details,
-    tags
-FROM defenda_data_lake.events
-    where
-        source ='cloudtrail'
-    AND json_array_contains(json_extract(details,'$._ipaddresses'),'7.1.14.12')
-    AND year='2020'
-    AND month='09'
-    AND day='07'
-    AND hour='18'
-    LIMIT 100;"#,
-        )
-        .await;
+        let pivot = rows(&engine, README_IP_PIVOT).await;
         assert_eq!(pivot.len(), 1, "{pivot:?}");
         assert_eq!(pivot[0][0].as_deref(), Some("2020-09-07T18:05:00.000000Z"));
         assert!(

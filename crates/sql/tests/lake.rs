@@ -110,43 +110,10 @@ fn defenda_lake() -> Lake {
 }
 
 /// The first sample query of the defendA README, verbatim.
-const README_CONSOLE_LOGINS: &str = r#"SELECT utctimestamp,
-         summary,
-         source,
-         details
-
-FROM "defenda_data_lake"."events"
-    where
-    source='cloudtrail' AND json_extract_scalar(details,'$.eventname') = 'ConsoleLogin'
-    AND (
-            (year='2020'
-            AND month='06'
-            AND day='19'
-            AND hour='01')
-            OR
-            (year='2020'
-            AND month='06'
-            AND day='19'
-            AND hour='00')
-    )
-    limit 100"#;
+const README_CONSOLE_LOGINS: &str = include_str!("defenda-readme/console-logins.sql");
 
 /// The second sample query of the defendA README, verbatim.
-const README_IP_PIVOT: &str = r#"SELECT
-    utctimestamp,
-    summary,
-    source,
-    details,
-    tags
-FROM defenda_data_lake.events
-    where
-        source ='cloudtrail'
-    AND json_array_contains(json_extract(details,'$._ipaddresses'),'7.1.14.12')
-    AND year='2020'
-    AND month='09'
-    AND day='07'
-    AND hour='18'
-    LIMIT 100;"#;
+const README_IP_PIVOT: &str = include_str!("defenda-readme/ip-pivot.sql");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defenda_readme_console_logins_query_runs_unmodified() {
