@@ -12,7 +12,9 @@ use lakewatch_lake::LocalLake;
 use lakewatch_lake::schema::EVENTS;
 use serde_json::Value;
 
+use super::detect::{bundled_geoip, bundled_rules_dir, detect, render_reports};
 use super::ingest::{IngestOutcome, InputPath, expand_paths, ingest_paths, render_report};
+use super::partitions::{plan_local, render as render_partitions};
 
 /// The sample events shipped with the source, found where the binary was built from.
 pub const BUNDLED_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
@@ -82,6 +84,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let outcome = ingest_samples(&mut demo)?;
     show_lake(&mut demo, &outcome)?;
     show_samples(&mut demo)?;
+    show_partitions(&mut demo, &outcome)?;
+    detect_scenario(&mut demo)?;
     writeln!(demo.out)?;
     if temporary.is_some() {
         writeln!(
@@ -125,7 +129,15 @@ fn ingest_samples(demo: &mut Demo) -> anyhow::Result<IngestOutcome> {
         demo.lake.root().display()
     ))?;
     demo.out.flush()?;
-    let outcome = ingest_paths(&demo.lake, &inputs, demo.events.parent(), false)?;
+    // The bundled GeoIP test databases place the samples' documentation addresses in cities,
+    // so the travel and country rules have something to work on.
+    let outcome = ingest_paths(
+        &demo.lake,
+        &inputs,
+        demo.events.parent(),
+        &bundled_geoip(),
+        false,
+    )?;
     write!(demo.out, "{}", render_report(&demo.lake, &outcome))?;
     Ok(outcome)
 }
@@ -181,4 +193,63 @@ fn show_samples(demo: &mut Demo) -> anyhow::Result<()> {
 
 fn text<'a>(event: &'a Value, field: &str) -> &'a str {
     event[field].as_str().unwrap_or_default()
+}
+
+/// The scenario of events/scenario/ happens on this day; the demo replays the rules over it.
+const SCENARIO_FROM: &str = "2026-11-20T07:00:00Z";
+const SCENARIO_TO: &str = "2026-11-20T10:00:00Z";
+
+/// Step: the partitions the generator would add to Glue for what was just written.
+fn show_partitions(demo: &mut Demo, outcome: &IngestOutcome) -> anyhow::Result<()> {
+    demo.step("Partitions: what the partition generator would register in Glue")?;
+    let now = chrono::Utc::now();
+    let oldest = outcome
+        .written
+        .files
+        .iter()
+        .filter_map(|file| {
+            let p = &file.partition;
+            chrono::DateTime::parse_from_rfc3339(&format!(
+                "{}-{}-{}T{}:00:00Z",
+                p.year, p.month, p.day, p.hour
+            ))
+            .ok()
+        })
+        .min();
+    // Samples span years: look back far enough to see every hour that was written.
+    let lookback_hours = oldest
+        .map(|oldest| (now - oldest.with_timezone(&chrono::Utc)).num_hours() + 1)
+        .unwrap_or(1)
+        .clamp(1, i64::from(u32::MAX)) as u32;
+    let plans = plan_local(demo.lake.root(), now, lookback_hours)?;
+    write!(
+        demo.out,
+        "{}",
+        render_partitions(&plans, lookback_hours, false)
+    )?;
+    Ok(())
+}
+
+/// Step: the bundled rules replayed over the scenario, and the alerts they raise.
+fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
+    let rules = lakewatch_detect::load_rules(&bundled_rules_dir())?;
+    demo.step(&format!(
+        "Detect: {} rules replayed over {SCENARIO_FROM} .. {SCENARIO_TO} (events/scenario/)",
+        rules.len()
+    ))?;
+    demo.out.flush()?;
+    let from = SCENARIO_FROM.parse()?;
+    let to = SCENARIO_TO.parse()?;
+    let mode = lakewatch_detect::Mode::Replay {
+        from,
+        to,
+        advance_watermark: false,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let reports = runtime.block_on(detect(demo.lake.root(), &rules, to, mode))?;
+    write!(demo.out, "{}", render_reports(&reports))?;
+    if let Some(failed) = reports.iter().find(|report| report.error.is_some()) {
+        bail!("rule {} failed in the demo", failed.rule);
+    }
+    Ok(())
 }

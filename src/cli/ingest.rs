@@ -65,6 +65,26 @@ pub struct IngestArgs {
     /// Don't print failed records one by one (they are still counted and kept in DIR/errors/).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// A MaxMind-format City database (e.g. GeoLite2-City.mmdb): events get `details.sourcegeo`
+    /// (city, country, coordinates) for their source address, which the travel and country
+    /// rules need. Without it the GeoIP plugin is off.
+    #[arg(long, value_name = "MMDB", env = "LAKEWATCH_GEOIP_CITY_DATABASE")]
+    pub geoip_city: Option<PathBuf>,
+
+    /// A MaxMind-format ASN database (e.g. GeoLite2-ASN.mmdb): adds `asn` and `asorg`.
+    #[arg(long, value_name = "MMDB", env = "LAKEWATCH_GEOIP_ASN_DATABASE")]
+    pub geoip_asn: Option<PathBuf>,
+}
+
+impl IngestArgs {
+    /// The built-in plugins' settings these options give.
+    pub fn plugin_config(&self) -> PluginConfig {
+        PluginConfig {
+            geoip_city_database: self.geoip_city.clone(),
+            geoip_asn_database: self.geoip_asn.clone(),
+        }
+    }
 }
 
 /// Where one input comes from.
@@ -280,9 +300,10 @@ pub fn ingest_paths(
     lake: &LocalLake,
     inputs: &[InputPath],
     base: Option<&Path>,
+    plugins: &PluginConfig,
     quiet: bool,
 ) -> anyhow::Result<IngestOutcome> {
-    let pipeline = builtin_pipeline(&PluginConfig::default())?;
+    let pipeline = builtin_pipeline(plugins)?;
     let progress = progress_bar(inputs)?;
     let mut ingest = Ingest::new(
         &pipeline,
@@ -472,7 +493,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         bail!("the given paths hold no files to ingest");
     }
     let lake = LocalLake::open(&args.lake)?;
-    let outcome = ingest_paths(&lake, &inputs, None, args.quiet)?;
+    let outcome = ingest_paths(&lake, &inputs, None, &args.plugin_config(), args.quiet)?;
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -485,7 +506,7 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
     let config = PullConfig::from_url(url, args.endpoint_url.as_deref())
         .with_context(|| format!("{url}: expected s3://bucket or s3://bucket/prefix"))?;
     let lake = LocalLake::open(&args.lake)?;
-    let pipeline = builtin_pipeline(&PluginConfig::default())?;
+    let pipeline = builtin_pipeline(&args.plugin_config())?;
     let mut ingest = Ingest::new(
         &pipeline,
         lake.writer(Utc::now()),

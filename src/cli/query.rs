@@ -240,7 +240,14 @@ mod tests {
             .collect();
         inputs.push(InputPath::File(extra));
         let lake = LocalLake::open(dir.path().join("lake")).unwrap();
-        ingest_paths(&lake, &inputs, None, true).unwrap();
+        ingest_paths(
+            &lake,
+            &inputs,
+            None,
+            &lakewatch_plugins::PluginConfig::default(),
+            true,
+        )
+        .unwrap();
         dir
     }
 

@@ -85,6 +85,15 @@ fn key_columns(keys: &[Key], alias: &str) -> String {
         .join(", ")
 }
 
+/// Qualified key columns named explicitly: engines name an output column `b.user` `_col0`
+/// (or read `user` as a function), so every key gets its own name back.
+fn key_columns_named(keys: &[Key], alias: &str) -> String {
+    keys.iter()
+        .map(|k| format!("{alias}.{name} AS {name}", name = k.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn key_selects(keys: &[Key]) -> String {
     keys.iter()
         .map(|k| format!("{} AS {}", k.expr, k.name))
@@ -210,12 +219,13 @@ fn sequence_sql(
     format!(
         "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
          b AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}) \
-         SELECT {b_keys}, b.t AS last_seen, min(a.t) AS first_seen, count(a.eventid) AS first_count, \
+         SELECT {b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(a.eventid) AS first_count, \
          b.eventid AS then_eventid, concat(array_join(array_agg(a.eventid), ','), ',', b.eventid) AS eventids \
          FROM b JOIN a ON {join} AND a.t < b.t \
          AND from_iso8601_timestamp(a.t) >= from_iso8601_timestamp(b.t) - INTERVAL '{seconds}' SECOND \
          GROUP BY {b_keys}, b.t, b.eventid HAVING count(a.eventid) >= {min_count}",
         b_keys = key_columns(key, "b"),
+        b_named = key_columns_named(key, "b"),
         join = keys_equal(key, "a", "b"),
         seconds = within.num_seconds(),
     )
@@ -439,6 +449,8 @@ mod tests {
         assert!(sql.contains("INTERVAL '600' SECOND"));
         assert!(sql.contains("HAVING count(a.eventid) >= 3"));
         assert!(sql.contains("FROM b JOIN a ON a.user = b.user AND a.t < b.t"));
+        assert!(sql.contains("SELECT b.user AS user, b.t AS last_seen"));
+        assert!(sql.contains("GROUP BY b.user, b.t, b.eventid"));
     }
 
     #[test]
