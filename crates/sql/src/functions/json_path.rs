@@ -437,6 +437,31 @@ mod tests {
     }
 
     #[test]
+    fn strings_end_at_the_right_quote_whatever_their_length() {
+        // Around the 16-byte switch from the plain loop to memchr, with escapes on both sides.
+        let long = "x".repeat(40);
+        let doc = format!(
+            r#"{{"a_key_longer_than_sixteen": "{long}\"{long}", "short\"q": "v\\", "b": "{long}"}}"#
+        );
+        assert_eq!(
+            at(&doc, "$.b").as_deref(),
+            Some(format!("\"{long}\"").as_str())
+        );
+        assert_eq!(
+            at(&doc, "$.a_key_longer_than_sixteen").as_deref(),
+            Some(format!(r#""{long}\"{long}""#).as_str())
+        );
+        for n in 0..40 {
+            let s = format!(r#"{{"k": "{}\"", "z": 1}}"#, "y".repeat(n));
+            assert_eq!(
+                at(&s, "$.z").as_deref(),
+                Some("1"),
+                "escape after {n} bytes"
+            );
+        }
+    }
+
+    #[test]
     fn first_of_repeated_keys_wins() {
         assert_eq!(at(r#"{"a":1,"a":2}"#, "$.a").as_deref(), Some("1"));
     }
