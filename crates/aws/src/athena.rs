@@ -204,10 +204,10 @@ impl AthenaEngine {
                 let state = state.map_or_else(|| "in no state".to_string(), |s| s.to_string());
                 return Err((
                     format!(
-                        "Athena query {id} still {state} after {:.1}s, past the timeout of {}s \
+                        "Athena query {id} still {state} after {:.1}s, past the timeout of {:?} \
                          (LAKEWATCH_QUERY_TIMEOUT_SECONDS); {stopped}",
                         elapsed.as_secs_f64(),
-                        self.settings.timeout.as_secs()
+                        self.settings.timeout
                     ),
                     bytes_scanned(&execution),
                 ));

@@ -1,0 +1,681 @@
+//! The detector's AWS side against moto server through the real AWS SDK: the Athena query
+//! lifecycle (start, polling through QUEUED and RUNNING, results, timeout and stop), rule state
+//! in S3 with conditional writes, and whole scheduled runs of real rules from `rules/` writing
+//! alerts to S3 and publishing them to SNS (read back through an SQS subscription).
+//!
+//! moto does not run SQL: each query gets the next result seeded through moto's API
+//! (`/moto-api/static/athena/query-results`), in the order the queries start. It does not page
+//! `GetQueryResults` either (it ignores `MaxResults` and never returns a `NextToken`); the
+//! paging loop is tested on SDK-built pages in `athena.rs`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_athena::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_athena::config::{ConfigBag, Intercept};
+use aws_sdk_athena::operation::get_query_results::GetQueryResultsInput;
+use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionInput;
+use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionInput;
+use aws_sdk_athena::types::QueryExecutionState;
+use chrono::{DateTime, Utc};
+use flate2::read::GzDecoder;
+use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
+use lakewatch_aws::detector::{
+    RuleOutcome, S3AlertSink, S3StateStore, alert_object_key, run_scheduled,
+};
+use lakewatch_detect::state::{StateError, Stored};
+use lakewatch_detect::{QueryEngine, Rule, RuleState, StateStore, Window};
+use lakewatch_testkit::moto::{MotoServer, REGION};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "lake";
+const DATABASE: &str = "lakewatch";
+const WORKGROUP: &str = "detector";
+const PREFIX: &str = "state/detector/";
+
+/// POSTs JSON to moto's own API and checks it was accepted.
+fn moto_api(server: &MotoServer, path: &str, body: &Value) {
+    let address = server.endpoint().trim_start_matches("http://");
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 20") || response.starts_with("HTTP/1.0 20"),
+        "{path}: {response}"
+    );
+}
+
+/// Queues one result per future query: a header row, then `rows` (`None` = NULL).
+fn seed(server: &MotoServer, results: &[(&[&str], Vec<Vec<Option<&str>>>)]) {
+    let results: Vec<Value> = results
+        .iter()
+        .map(|(columns, rows)| {
+            let cell = |value: &Option<&str>| match value {
+                Some(text) => json!({ "VarCharValue": text }),
+                None => json!({}),
+            };
+            let header = json!({ "Data": columns.iter().map(|c| json!({ "VarCharValue": c })).collect::<Vec<_>>() });
+            let rows: Vec<Value> = std::iter::once(header)
+                .chain(
+                    rows.iter()
+                        .map(|row| json!({ "Data": row.iter().map(cell).collect::<Vec<_>>() })),
+                )
+                .collect();
+            json!({
+                "rows": rows,
+                "column_info": columns.iter().map(|c| json!({ "Name": c, "Type": "varchar" })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    moto_api(
+        server,
+        "/moto-api/static/athena/query-results",
+        &json!({ "account_id": "123456789012", "region": REGION, "results": results }),
+    );
+}
+
+/// Makes every query stay in each state for `polls` GetQueryExecution calls.
+fn queries_advance_every(server: &MotoServer, polls: u64) {
+    moto_api(
+        server,
+        "/moto-api/state-manager/set-transition",
+        &json!({ "model_name": "athena::execution", "transition": { "progression": "manual", "times": polls } }),
+    );
+}
+
+/// The Athena requests a client sent, in order.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let input = context.input();
+        let call = if let Some(start) = input.downcast_ref::<StartQueryExecutionInput>() {
+            format!(
+                "start in {:?} on {:?}",
+                start.work_group().unwrap_or_default(),
+                start
+                    .query_execution_context()
+                    .and_then(|c| c.database())
+                    .unwrap_or_default()
+            )
+        } else if let Some(results) = input.downcast_ref::<GetQueryResultsInput>() {
+            format!(
+                "results max {:?} token {:?}",
+                results.max_results(),
+                results.next_token()
+            )
+        } else if input.downcast_ref::<StopQueryExecutionInput>().is_some() {
+            "stop".to_string()
+        } else {
+            "poll".to_string()
+        };
+        self.0.lock().unwrap().push(call);
+        Ok(())
+    }
+}
+
+struct Lake {
+    server: MotoServer,
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    athena: aws_sdk_athena::Client,
+    calls: Calls,
+}
+
+impl Lake {
+    async fn start() -> Lake {
+        let server = MotoServer::start();
+        let config = server.sdk_config().await;
+        let calls = Calls::default();
+        let athena = aws_sdk_athena::Client::from_conf(
+            aws_sdk_athena::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        athena
+            .create_work_group()
+            .name(WORKGROUP)
+            .send()
+            .await
+            .unwrap();
+        calls.0.lock().unwrap().clear();
+        let s3 = lakewatch_aws::config::s3_client(&config);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        Lake {
+            s3,
+            sns: aws_sdk_sns::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            athena,
+            server,
+            calls,
+        }
+    }
+
+    fn engine(&self, adjust: impl FnOnce(&mut AthenaSettings)) -> AthenaEngine {
+        let mut settings = AthenaSettings::new(WORKGROUP, DATABASE, Duration::from_secs(30));
+        settings.first_poll = Duration::from_millis(5);
+        settings.max_poll = Duration::from_millis(20);
+        adjust(&mut settings);
+        AthenaEngine::new(self.athena.clone(), settings)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::mem::take(&mut self.calls.0.lock().unwrap())
+    }
+
+    fn state(&self) -> S3StateStore {
+        S3StateStore::new(self.s3.clone(), BUCKET, PREFIX)
+    }
+
+    /// An alerts topic with an SQS queue subscribed (raw delivery: each message is an alert line).
+    async fn topic_with_queue(&self) -> (String, String) {
+        let topic = self.sns.create_topic().name("alerts").send().await.unwrap();
+        let topic = topic.topic_arn().unwrap().to_string();
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name("alerts-reader")
+            .send()
+            .await
+            .unwrap();
+        let queue_url = queue.queue_url().unwrap().to_string();
+        let queue_arn = format!("arn:aws:sqs:{REGION}:123456789012:alerts-reader");
+        self.sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap();
+        (topic, queue_url)
+    }
+
+    async fn received(&self, queue_url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if output.messages().is_empty() {
+                return bodies;
+            }
+            for message in output.messages() {
+                bodies.push(message.body().unwrap().to_string());
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The lines of an alerts object, gunzipped.
+    async fn alert_lines(&self, key: &str) -> Vec<Value> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        let mut text = String::new();
+        GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect()
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn rules(ids: &[&str]) -> Vec<Rule> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+    ids.iter()
+        .map(|id| Rule::from_file(&dir.join(format!("{id}.toml"))).unwrap())
+        .collect()
+}
+
+fn pairs(rows: &[BTreeMap<String, Option<String>>]) -> Vec<Vec<(&str, Option<&str>)>> {
+    rows.iter()
+        .map(|r| r.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_query_is_polled_through_queued_and_running_and_its_rows_read_with_nulls() {
+    let lake = Lake::start().await;
+    queries_advance_every(&lake.server, 2);
+    seed(
+        &lake.server,
+        &[(
+            &["user", "ip"],
+            vec![
+                vec![Some("alice"), Some("192.0.2.1")],
+                vec![Some("bob"), None],
+            ],
+        )],
+    );
+    let engine = lake.engine(|_| {});
+    let rows = engine.query("SELECT user, ip FROM events").await.unwrap();
+    assert_eq!(
+        pairs(&rows),
+        [
+            vec![("ip", Some("192.0.2.1")), ("user", Some("alice"))],
+            vec![("ip", None), ("user", Some("bob"))],
+        ]
+    );
+    // Two polls per state: QUEUED, QUEUED→RUNNING, RUNNING, RUNNING→SUCCEEDED.
+    assert_eq!(
+        lake.calls(),
+        [
+            "start in \"detector\" on \"lakewatch\"",
+            "poll",
+            "poll",
+            "poll",
+            "poll",
+            "results max Some(1000) token None"
+        ]
+    );
+    let metrics = engine.take_metrics();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!((metrics[0].rows, metrics[0].bytes_scanned), (2, 0));
+    assert!(
+        engine.take_metrics().is_empty(),
+        "metrics are handed out once"
+    );
+}
+
+#[tokio::test]
+async fn every_results_request_asks_for_the_configured_page_size() {
+    // moto answers with every row in one page whatever MaxResults says; the loop over
+    // NextToken is covered in athena.rs with pages built from the SDK's own types.
+    let lake = Lake::start().await;
+    let users = ["a", "b", "c", "d", "e"];
+    seed(
+        &lake.server,
+        &[(&["user"], users.iter().map(|u| vec![Some(*u)]).collect())],
+    );
+    let engine = lake.engine(|s| s.page_size = 2);
+    let rows = engine.query("SELECT user FROM events").await.unwrap();
+    let read: Vec<&str> = rows.iter().map(|r| r["user"].as_deref().unwrap()).collect();
+    assert_eq!(read, users);
+    let calls = lake.calls();
+    let pages: Vec<&String> = calls.iter().filter(|c| c.starts_with("results")).collect();
+    assert!(!pages.is_empty());
+    assert!(
+        pages.iter().all(|c| c.starts_with("results max Some(2) ")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_that_never_finishes_is_stopped_at_its_timeout_with_its_state_named() {
+    let lake = Lake::start().await;
+    queries_advance_every(&lake.server, 1_000_000);
+    let engine = lake.engine(|s| s.timeout = Duration::from_millis(100));
+    let error = engine.query("SELECT 1").await.unwrap_err();
+    assert!(error.contains("still QUEUED after"), "{error}");
+    assert!(error.contains("past the timeout of 100ms"), "{error}");
+    assert!(error.ends_with("it was stopped"), "{error}");
+    let calls = lake.calls();
+    assert_eq!(calls.last().map(String::as_str), Some("stop"), "{calls:?}");
+    assert!(
+        calls.iter().filter(|c| *c == "poll").count() >= 3,
+        "backoff polls: {calls:?}"
+    );
+    let id = &engine.take_metrics()[0].query_execution_id;
+    let execution = lake
+        .athena
+        .get_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .unwrap();
+    let state = execution
+        .query_execution()
+        .and_then(|e| e.status())
+        .and_then(|s| s.state());
+    assert_eq!(state, Some(&QueryExecutionState::Cancelled));
+}
+
+#[tokio::test]
+async fn the_state_object_refuses_a_writer_holding_a_stale_version() {
+    let lake = Lake::start().await;
+    let store = lake.state();
+    assert_eq!(store.load("r").await.unwrap(), Stored::default());
+    let mut state = RuleState {
+        watermark: Some(at("2026-11-23T10:00:00Z")),
+        ..RuleState::default()
+    };
+    let first = store.save("r", &state, None).await.unwrap();
+    // A second writer that also saw no object.
+    assert!(matches!(
+        store.save("r", &state, None).await,
+        Err(StateError::Conflict { .. })
+    ));
+    state.watermark = Some(at("2026-11-23T11:00:00Z"));
+    let second = store.save("r", &state, Some(&first)).await.unwrap();
+    assert_ne!(first, second);
+    // A writer still holding the first version.
+    let mut stale = state.clone();
+    stale.watermark = Some(at("2026-11-23T12:00:00Z"));
+    assert!(matches!(
+        store.save("r", &stale, Some(&first)).await,
+        Err(StateError::Conflict { .. })
+    ));
+    let loaded = store.load("r").await.unwrap();
+    assert_eq!(loaded.state.watermark, Some(at("2026-11-23T11:00:00Z")));
+    assert_eq!(loaded.version.as_deref(), Some(second.as_str()));
+    assert_eq!(lake.keys(PREFIX).await, ["state/detector/r.json"]);
+}
+
+const THRESHOLD_COLUMNS: [&str; 5] = ["user", "event_count", "first_seen", "last_seen", "eventids"];
+const IP_COLUMNS: [&str; 5] = ["ip", "event_count", "first_seen", "last_seen", "eventids"];
+
+fn threshold_row<'a>(key: &'a str, count: &'a str, ids: &'a str) -> Vec<Option<&'a str>> {
+    vec![
+        Some(key),
+        Some(count),
+        Some("2026-11-23T09:41:00.000000Z"),
+        Some("2026-11-23T09:49:00.000000Z"),
+        Some(ids),
+    ]
+}
+
+#[tokio::test]
+async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
+    let lake = Lake::start().await;
+    let (topic, queue_url) = lake.topic_with_queue().await;
+    let rules = rules(&["brute-force-ip", "brute-force-user"]);
+    seed(
+        &lake.server,
+        &[
+            (
+                &IP_COLUMNS,
+                vec![threshold_row("203.0.113.60", "8", "e1,e2")],
+            ),
+            (
+                &THRESHOLD_COLUMNS,
+                vec![
+                    threshold_row("erin@example.com", "5", "e3"),
+                    threshold_row("frank@example.com", "6", "e4,e5"),
+                ],
+            ),
+        ],
+    );
+    let engine = lake.engine(|_| {});
+    let state = lake.state();
+    let sink = S3AlertSink::new(lake.s3.clone(), lake.sns.clone(), BUCKET, Some(topic));
+    // Lateness 5 minutes, interval 5 minutes: at 09:57 the window ending 09:50 is the latest due.
+    let now = at("2026-11-23T09:57:00Z");
+    let outcomes = run_scheduled(&rules, &engine, &state, &sink, now, 12).await;
+
+    let window = Window::new(at("2026-11-23T09:35:00Z"), at("2026-11-23T09:50:00Z"));
+    let summary: Vec<(&str, usize, usize, usize, usize)> = outcomes
+        .iter()
+        .map(|o: &RuleOutcome| {
+            assert_eq!(o.report.error, None);
+            assert_eq!(o.report.windows, [window]);
+            (
+                o.report.rule.as_str(),
+                o.report.rows,
+                o.report.alerts.len(),
+                o.published,
+                o.queries,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("brute-force-ip", 1, 1, 1, 1),
+            ("brute-force-user", 2, 2, 2, 1)
+        ]
+    );
+
+    let mut written = Vec::new();
+    for (rule, users) in [
+        ("brute-force-ip", vec!["203.0.113.60"]),
+        (
+            "brute-force-user",
+            vec!["erin@example.com", "frank@example.com"],
+        ),
+    ] {
+        let key = alert_object_key(rule, window);
+        assert!(
+            key.starts_with("alerts/year=2026/month=11/day=23/hour=09/"),
+            "{key}"
+        );
+        let lines = lake.alert_lines(&key).await;
+        let keys: Vec<&str> = lines
+            .iter()
+            .map(|l| {
+                assert_eq!(l["rule"], rule);
+                assert_eq!(l["windowend"], "2026-11-23T09:50:00.000000Z");
+                let column = if rule == "brute-force-ip" {
+                    "ip"
+                } else {
+                    "user"
+                };
+                l["details"][column].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(keys, users);
+        written.extend(lines);
+        let saved = state.load(rule).await.unwrap().state;
+        assert_eq!(saved.watermark, Some(window.end));
+        assert!(saved.unpublished.is_empty());
+    }
+    assert_eq!(lake.keys("alerts/").await.len(), 2);
+    assert_eq!(
+        written[1]["summary"],
+        "5 failed logins for erin@example.com between 2026-11-23T09:41:00.000000Z and 2026-11-23T09:49:00.000000Z"
+    );
+    assert_eq!(written[2]["eventids"], json!(["e4", "e5"]));
+
+    let mut published: Vec<Value> = lake
+        .received(&queue_url)
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    let id = |v: &Value| v["alertid"].as_str().unwrap().to_string();
+    published.sort_by_key(id);
+    written.sort_by_key(id);
+    assert_eq!(published, written, "each written alert is published once");
+
+    // The next run at the same time finds nothing due: no query, no new alert.
+    let again = run_scheduled(&rules, &engine, &state, &sink, now, 12).await;
+    assert!(
+        again
+            .iter()
+            .all(|o| o.report.windows.is_empty() && o.queries == 0)
+    );
+    assert!(lake.received(&queue_url).await.is_empty());
+}
+
+/// The state as another detector run read it before this one saved: its loads return the
+/// snapshot taken at creation, its saves go to S3.
+struct OverlappingRun {
+    store: S3StateStore,
+    snapshot: BTreeMap<String, Stored>,
+}
+
+impl StateStore for OverlappingRun {
+    async fn load(&self, rule: &str) -> Result<Stored, StateError> {
+        Ok(self.snapshot.get(rule).cloned().unwrap_or_default())
+    }
+
+    async fn save(
+        &self,
+        rule: &str,
+        state: &RuleState,
+        expected: Option<&str>,
+    ) -> Result<String, StateError> {
+        self.store.save(rule, state, expected).await
+    }
+}
+
+#[tokio::test]
+async fn an_overlapping_run_with_a_stale_version_is_refused_and_leaves_the_watermark() {
+    let lake = Lake::start().await;
+    let rules = rules(&["brute-force-user"]);
+    let state = lake.state();
+    let sink = S3AlertSink::new(lake.s3.clone(), lake.sns.clone(), BUCKET, None);
+    let engine = lake.engine(|_| {});
+    let first_run = at("2026-11-23T09:57:00Z");
+    run_scheduled(&rules, &engine, &state, &sink, first_run, 12).await;
+    let before = state.load("brute-force-user").await.unwrap();
+    assert_eq!(before.state.watermark, Some(at("2026-11-23T09:50:00Z")));
+    let overlapping = OverlappingRun {
+        store: lake.state(),
+        snapshot: BTreeMap::from([("brute-force-user".to_string(), before.clone())]),
+    };
+
+    // This run moves the watermark on to 10:05 …
+    let later = at("2026-11-23T10:12:00Z");
+    let outcome = &run_scheduled(&rules, &engine, &state, &sink, later, 12).await[0];
+    assert_eq!(
+        (outcome.report.error.as_ref(), outcome.report.windows.len()),
+        (None, 3)
+    );
+    let moved = state.load("brute-force-user").await.unwrap();
+    assert_eq!(moved.state.watermark, Some(at("2026-11-23T10:05:00Z")));
+
+    // … while an overlapping one, which read the state before, tries to save its first window.
+    let outcome = &run_scheduled(&rules, &engine, &overlapping, &sink, later, 12).await[0];
+    let error = outcome.report.error.as_deref().unwrap();
+    assert!(error.contains("changed since it was read"), "{error}");
+    assert_eq!(
+        outcome.report.windows.len(),
+        1,
+        "it stops at its first save"
+    );
+    assert_eq!(state.load("brute-force-user").await.unwrap(), moved);
+}
+
+#[tokio::test]
+async fn a_rule_with_malformed_results_fails_alone_and_the_others_complete() {
+    let lake = Lake::start().await;
+    let rules = rules(&["brute-force-ip", "brute-force-user", "oom-kills"]);
+    seed(
+        &lake.server,
+        &[
+            (&IP_COLUMNS, vec![threshold_row("203.0.113.60", "8", "e1")]),
+            // Two values in a row of a one-column result.
+            (&["user"], vec![vec![Some("erin@example.com"), Some("5")]]),
+            (
+                &[
+                    "hostname",
+                    "event_count",
+                    "first_seen",
+                    "last_seen",
+                    "eventids",
+                ],
+                vec![threshold_row("db-1", "3", "e9")],
+            ),
+        ],
+    );
+    let engine = lake.engine(|_| {});
+    let state = lake.state();
+    // No topic configured: publishing is a no-op and nothing counts as published.
+    let sink = S3AlertSink::new(lake.s3.clone(), lake.sns.clone(), BUCKET, None);
+    let now = at("2026-11-23T09:57:00Z");
+    let outcomes = run_scheduled(&rules, &engine, &state, &sink, now, 12).await;
+
+    let failed: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|o| (o.report.rule.as_str(), o.failed()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("brute-force-ip", false),
+            ("brute-force-user", true),
+            ("oom-kills", false)
+        ]
+    );
+    let error = outcomes[1].report.error.as_deref().unwrap();
+    assert!(
+        error.contains("page 1 row 1: 2 values for 1 columns (user); the results are malformed"),
+        "{error}"
+    );
+    assert_eq!(
+        state.load("brute-force-user").await.unwrap(),
+        Stored::default()
+    );
+    for outcome in [&outcomes[0], &outcomes[2]] {
+        assert_eq!((outcome.report.alerts.len(), outcome.published), (1, 0));
+        let window = outcome.report.windows[0];
+        let lines = lake
+            .alert_lines(&alert_object_key(&outcome.report.rule, window))
+            .await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            state
+                .load(&outcome.report.rule)
+                .await
+                .unwrap()
+                .state
+                .watermark,
+            Some(window.end)
+        );
+    }
+    assert_eq!(lake.keys("alerts/").await.len(), 2);
+}
