@@ -150,8 +150,10 @@ pub struct PullSummary {
     pub listed: u64,
     /// Objects the cursor had not seen.
     pub new: u64,
-    /// New objects ingested (all of them when the run succeeded).
+    /// New objects ingested.
     pub ingested: u64,
+    /// New objects left for the next run because this one ran out of time.
+    pub left: u64,
     /// The cursor after the run.
     pub since: Option<DateTime<Utc>>,
 }
@@ -227,11 +229,16 @@ pub async fn list_new(
 
 /// One run of a pull; `ingest` does what the caller wants with each new object (send it to
 /// Firehose, write it to a local lake) and must return `Ok` only when all its records are safe.
+///
+/// No new object is started after `stop_by` (a Lambda's deadline less a margin), so a long
+/// backlog (a first run's look-back) is worked off over several runs instead of timing out;
+/// every run ingests at least one object, so a backlog always shrinks.
 pub async fn pull<S, F, E>(
     s3: &aws_sdk_s3::Client,
     config: &PullConfig,
     store: &S,
     now: DateTime<Utc>,
+    stop_by: Option<std::time::Instant>,
     mut ingest: F,
 ) -> Result<PullSummary, PullError>
 where
@@ -259,6 +266,14 @@ where
         "pull: objects listed"
     );
     for object in new {
+        if summary.ingested > 0 && stop_by.is_some_and(|t| std::time::Instant::now() >= t) {
+            summary.left = summary.new - summary.ingested;
+            tracing::warn!(
+                left = summary.left,
+                "pull: out of time; the next run continues from the cursor"
+            );
+            break;
+        }
         let object_ref = ObjectRef {
             bucket: config.bucket.clone(),
             key: object.key.clone(),
@@ -283,6 +298,7 @@ where
         listed,
         new = summary.new,
         ingested = summary.ingested,
+        left = summary.left,
         since = %cursor.since,
         "pull: run complete"
     );
@@ -327,16 +343,23 @@ where
         };
         let s3 = store_client(&sdk, config, None);
         let store = local_cursor(lake_root, config);
-        pull(&s3, config, &store, now, async |object: &ObjectRef| {
-            let mut opened = open(&s3, object).await.map_err(|e| e.to_string())?;
-            // The body is read on this thread while the runtime's other worker downloads it.
-            tokio::task::block_in_place(|| ingest(&opened.provenance, &mut opened.reader))
-                .map_err(|e| e.to_string())?;
-            match opened.download.failure() {
-                Some(reason) => Err(format!("the download broke off: {reason}")),
-                None => Ok(()),
-            }
-        })
+        pull(
+            &s3,
+            config,
+            &store,
+            now,
+            None,
+            async |object: &ObjectRef| {
+                let mut opened = open(&s3, object).await.map_err(|e| e.to_string())?;
+                // The body is read on this thread while the runtime's other worker downloads it.
+                tokio::task::block_in_place(|| ingest(&opened.provenance, &mut opened.reader))
+                    .map_err(|e| e.to_string())?;
+                match opened.download.failure() {
+                    Some(reason) => Err(format!("the download broke off: {reason}")),
+                    None => Ok(()),
+                }
+            },
+        )
         .await
     })
 }

@@ -13,6 +13,7 @@
 pub mod trigger;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
@@ -45,6 +46,9 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// `LAKEWATCH_FIREHOSE_IN_FLIGHT` (default 4): `PutRecordBatch` calls at once per object.
     pub in_flight: usize,
+    /// `LAKEWATCH_PULL_MARGIN_SECONDS` (default 120): a pull starts no new object when less
+    /// than this is left before the Lambda timeout, so it ends cleanly and the next run goes on.
+    pub pull_margin: Duration,
 }
 
 /// A setting is missing or wrong.
@@ -96,6 +100,7 @@ impl Settings {
             state_prefix,
             retry,
             in_flight: number("LAKEWATCH_FIREHOSE_IN_FLIGHT", 4)?,
+            pull_margin: Duration::from_secs(number("LAKEWATCH_PULL_MARGIN_SECONDS", 120)? as u64),
         })
     }
 }
@@ -161,11 +166,14 @@ fn list(failures: &[IngestError]) -> String {
         .join(" | ")
 }
 
-/// Handles one invocation; `now` is the time a first pull counts its look-back from.
+/// Handles one invocation; `now` is the time a first pull counts its look-back from, and
+/// `time_left` the invocation's remaining time (a pull starts no new object in its last
+/// [`Settings::pull_margin`]).
 pub async fn handle(
     function: &Function,
     event: &Value,
     now: DateTime<Utc>,
+    time_left: Option<Duration>,
 ) -> Result<Value, HandlerError> {
     match trigger::parse(event)? {
         Invocation::Objects { objects, skipped } => {
@@ -180,7 +188,9 @@ pub async fn handle(
             }))
         }
         Invocation::Pull(config) => {
-            let summary = run_pull(function, &config, now).await?;
+            let stop_by = time_left
+                .map(|left| Instant::now() + left.saturating_sub(function.settings.pull_margin));
+            let summary = run_pull(function, &config, now, stop_by).await?;
             Ok(json!({
                 "pull": {
                     "bucket": config.bucket,
@@ -188,6 +198,7 @@ pub async fn handle(
                     "listed": summary.listed,
                     "new": summary.new,
                     "ingested": summary.ingested,
+                    "left": summary.left,
                     "since": summary.since,
                 }
             }))
@@ -231,6 +242,7 @@ pub async fn run_pull(
     function: &Function,
     config: &PullConfig,
     now: DateTime<Utc>,
+    stop_by: Option<Instant>,
 ) -> Result<PullSummary, HandlerError> {
     let credentials = match &config.secret_arn {
         Some(secret) => Some(
@@ -255,6 +267,7 @@ pub async fn run_pull(
         config,
         &cursor,
         now,
+        stop_by,
         async |object: &ObjectRef| ingester.ingest(object).await.map(drop),
     )
     .await
@@ -314,6 +327,7 @@ mod tests {
         assert_eq!(settings.state_prefix, "state/s3-ingest/");
         assert_eq!(settings.retry.attempts, 8);
         assert_eq!(settings.in_flight, 4);
+        assert_eq!(settings.pull_margin, Duration::from_secs(120));
         assert_eq!(
             settings.to_string(),
             "stream events, errors s3://lake/errors/s3-ingest/, cursors s3://lake/state/s3-ingest/"

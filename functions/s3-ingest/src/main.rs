@@ -25,9 +25,13 @@ async fn main() -> Result<(), Error> {
     let function = Arc::new(Function::new(settings, sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
+        // The invocation's deadline, in milliseconds since the epoch.
+        let deadline =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+        let time_left = deadline.duration_since(std::time::SystemTime::now()).ok();
         async move {
             Ok::<Value, Error>(
-                s3_ingest::handle(&function, &event.payload, chrono::Utc::now()).await?,
+                s3_ingest::handle(&function, &event.payload, chrono::Utc::now(), time_left).await?,
             )
         }
     }))

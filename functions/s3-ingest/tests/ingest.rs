@@ -382,7 +382,7 @@ async fn every_record_of_every_framing_reaches_firehose_or_the_error_location_on
 }
 
 async fn handle(function: &Function, event: &Value) -> Value {
-    s3_ingest::handle(function, event, Utc::now())
+    s3_ingest::handle(function, event, Utc::now(), None)
         .await
         .unwrap_or_else(|error| panic!("invocation failed: {error}"))
 }
@@ -489,7 +489,7 @@ async fn records_firehose_never_accepts_fail_the_invocation_by_position() {
         },
     )
     .await;
-    let error = s3_ingest::handle(&function, &s3_event(&["p.ndjson"]), Utc::now())
+    let error = s3_ingest::handle(&function, &s3_event(&["p.ndjson"]), Utc::now(), None)
         .await
         .unwrap_err()
         .to_string();
@@ -634,7 +634,7 @@ async fn a_scheduled_pull_takes_only_new_objects_and_catches_up_after_a_failed_r
         always_refuse: Some(b"poison".to_vec()),
         ..Default::default()
     });
-    let error = s3_ingest::handle(&function, &event, Utc::now())
+    let error = s3_ingest::handle(&function, &event, Utc::now(), None)
         .await
         .unwrap_err()
         .to_string();
@@ -796,5 +796,53 @@ async fn the_lambda_binary_answers_logs_one_summary_per_object_and_never_logs_se
     assert!(
         !logs.contains("do-not-log-me"),
         "the secret key was logged:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_out_of_time_stops_cleanly_and_the_next_run_goes_on() {
+    let aws = aws().await;
+    aws_sdk_secretsmanager::Client::new(&aws.sdk)
+        .create_secret()
+        .name("remote-store-keys")
+        .secret_string(r#"{"access_key_id":"remote","secret_access_key":"remote-secret"}"#)
+        .send()
+        .await
+        .unwrap();
+    for key in ["audit/1.json", "audit/2.json", "audit/3.json"] {
+        put(&aws.s3, STORE, key, b"{\"r\":1}\n".to_vec()).await;
+    }
+    let function = function(&aws, None, FAST).await;
+    let event = pull_event(&aws);
+    // Less time left than the margin: one object per run, the rest left for later.
+    let no_time = Some(std::time::Duration::from_secs(1));
+    for left in [2, 1] {
+        let run = s3_ingest::handle(&function, &event, Utc::now(), no_time)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                run["pull"]["ingested"].as_u64(),
+                run["pull"]["left"].as_u64()
+            ),
+            (Some(1), Some(left))
+        );
+    }
+    let run = handle(&function, &event).await;
+    assert_eq!(
+        (
+            run["pull"]["new"].as_u64(),
+            run["pull"]["ingested"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        delivered_keys(&delivered_by_moto(&aws).await),
+        [
+            ("audit/1.json".to_string(), 1),
+            ("audit/2.json".to_string(), 1),
+            ("audit/3.json".to_string(), 1)
+        ]
+        .into()
     );
 }
