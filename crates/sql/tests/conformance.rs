@@ -538,6 +538,7 @@ async fn date_trunc_is_datafusions_with_trinos_results() {
         (&q("second"), Some("2001-08-22T03:04:05.000Z")),
         (&q("minute"), Some("2001-08-22T03:04:00.000Z")),
         (&q("hour"), Some("2001-08-22T03:00:00.000Z")),
+        (&q("HOUR"), Some("2001-08-22T03:00:00.000Z")),
         (&q("day"), Some("2001-08-22T00:00:00.000Z")),
         (&q("week"), Some("2001-08-20T00:00:00.000Z")),
         (&q("month"), Some("2001-08-01T00:00:00.000Z")),
