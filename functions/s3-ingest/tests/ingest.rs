@@ -846,3 +846,28 @@ async fn a_pull_out_of_time_stops_cleanly_and_the_next_run_goes_on() {
         .into()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_location_that_cannot_be_written_fails_the_invocation() {
+    let aws = aws().await;
+    put(
+        &aws.s3,
+        INPUT,
+        "bad.ndjson",
+        b"{\"ok\":1}\n{\"broken\":\n".to_vec(),
+    )
+    .await;
+    let mut function = function(&aws, None, FAST).await;
+    function.ingester.errors =
+        lakewatch_aws::s3_objects::ErrorLocation::new("no-such-bucket", "errors/");
+    let error = s3_ingest::handle(&function, &s3_event(&["bad.ndjson"]), Utc::now(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(
+            "cannot write failed records to s3://no-such-bucket/errors/input/bad.ndjson/"
+        ),
+        "{error}"
+    );
+}
