@@ -722,6 +722,8 @@ async fn rewritten_casts_keep_their_column_names() {
 async fn casts_behave_as_athena() {
     check(&[
         ("CAST(12 AS VARCHAR)", Some("12")),
+        ("CAST(1.5e0 AS VARCHAR)", Some("1.5")),
+        ("CAST(12.0e0 AS VARCHAR)", Some("12.0")),
         ("CAST('12' AS BIGINT)", Some("12")),
         ("CAST('1.5' AS DOUBLE)", Some("1.5")),
         ("CAST(NULL AS BIGINT)", None),
