@@ -724,6 +724,8 @@ async fn casts_behave_as_athena() {
         ("CAST(12 AS VARCHAR)", Some("12")),
         ("CAST(1.5e0 AS VARCHAR)", Some("1.5")),
         ("CAST(12.0e0 AS VARCHAR)", Some("12.0")),
+        // A known difference (docs/sql-functions.md): Trino prints 1.0E20.
+        ("CAST(1e20 AS VARCHAR)", Some("1e20")),
         ("CAST('12' AS BIGINT)", Some("12")),
         ("CAST('1.5' AS DOUBLE)", Some("1.5")),
         ("CAST(NULL AS BIGINT)", None),
