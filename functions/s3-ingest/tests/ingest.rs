@@ -594,14 +594,13 @@ async fn a_scheduled_pull_takes_only_new_objects_and_catches_up_after_a_failed_r
         ]
         .into()
     );
-    let cursor_key = "state/s3-ingest/".to_string()
-        + &aws
-            .sdk
+    let cursor_key = format!(
+        "state/s3-ingest/{}/remote-store/audit/cursor.json",
+        aws.sdk
             .endpoint_url()
             .unwrap()
             .trim_start_matches("http://")
-            .to_string()
-        + "/remote-store/audit/cursor.json";
+    );
     let cursor: Value = serde_json::from_slice(&get(&aws.s3, LAKE, &cursor_key).await).unwrap();
     assert!(cursor["done"].get("audit/02.json").is_some(), "{cursor}");
 
