@@ -45,6 +45,23 @@ struct Detector {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::subscriber::set_global_default(subscriber(std::io::stdout))?;
+    let detector = match init().await {
+        Ok(detector) => Arc::new(detector),
+        Err(error) => {
+            // Lambda reports the exit; this line says why, in words.
+            tracing::error!(error = %error, "the detector cannot start");
+            return Err(error);
+        }
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Trigger>| {
+        let detector = Arc::clone(&detector);
+        async move { handle(&detector, event.payload.time.unwrap_or_else(Utc::now)).await }
+    }))
+    .await
+}
+
+/// Settings, rules and clients, once per cold start.
+async fn init() -> Result<Detector, Error> {
     let settings = DetectorSettings::from_env()?;
     let rules = embedded_rules()?;
     tracing::info!(rules = rules.len(), "rules loaded");
@@ -56,7 +73,7 @@ async fn main() -> Result<(), Error> {
     }
     let config = lakewatch_aws::config::load(None).await;
     let s3 = lakewatch_aws::config::s3_client(&config);
-    let detector = Arc::new(Detector {
+    Ok(Detector {
         engine: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
         state: S3StateStore::new(s3.clone(), &settings.bucket, &settings.state_prefix),
         sink: S3AlertSink::new(
@@ -67,12 +84,7 @@ async fn main() -> Result<(), Error> {
         ),
         max_windows: settings.max_windows,
         rules,
-    });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Trigger>| {
-        let detector = Arc::clone(&detector);
-        async move { handle(&detector, event.payload.time.unwrap_or_else(Utc::now)).await }
-    }))
-    .await
+    })
 }
 
 /// JSON lines without timestamps (CloudWatch stamps each line) or module paths, with the

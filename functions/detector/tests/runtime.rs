@@ -1,0 +1,180 @@
+//! The built detector binary driven through the Lambda Runtime API against moto server (S3,
+//! Athena, SNS): init from the environment, one invocation with the scheduled event of
+//! `events/lambda/`, one JSON log line per embedded rule, state objects with watermarks, and
+//! the invocation failing only when every rule failed. Alerts written from seeded results are
+//! covered at library level in `crates/aws/tests/detector_moto.rs`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lakewatch_detect::load_rules;
+use lakewatch_testkit::moto::MotoServer;
+use lakewatch_testkit::runtime_api::{Invocation, LambdaProcess, RuntimeApiError};
+use serde_json::Value;
+
+const BUCKET: &str = "lake";
+const WORKGROUP: &str = "detector";
+
+fn scheduled_event() -> Vec<u8> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/lambda/detector-scheduled.json");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn rule_ids() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+    load_rules(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+async fn start(server: &MotoServer, extra: &[(&str, &str)]) -> LambdaProcess {
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", server.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("LAKEWATCH_LAKE_BUCKET", BUCKET),
+        ("LAKEWATCH_GLUE_DATABASE", "lakewatch"),
+        ("LAKEWATCH_ATHENA_WORKGROUP", WORKGROUP),
+    ];
+    env.extend_from_slice(extra);
+    LambdaProcess::start(env!("CARGO_BIN_EXE_detector"), &env)
+        .await
+        .unwrap()
+}
+
+/// The function's logs once they hold a line for each of `rules` rules: the reader threads
+/// may still be copying the last lines when the answer arrives.
+async fn logs_of(lambda: &LambdaProcess, rules: usize) -> String {
+    for _ in 0..200 {
+        let logs = lambda.logs();
+        if rule_lines(&logs).len() >= rules {
+            return logs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    lambda.logs()
+}
+
+/// The JSON log lines that name a rule, by rule.
+fn rule_lines(logs: &str) -> BTreeMap<String, Value> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| Some((line.get("rule")?.as_str()?.to_string(), line)))
+        .collect()
+}
+
+async fn s3(server: &MotoServer) -> aws_sdk_s3::Client {
+    let s3 = lakewatch_aws::config::s3_client(&server.sdk_config().await);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    s3
+}
+
+#[tokio::test]
+async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark() {
+    let server = MotoServer::start();
+    let s3 = s3(&server).await;
+    aws_sdk_athena::Client::new(&server.sdk_config().await)
+        .create_work_group()
+        .name(WORKGROUP)
+        .send()
+        .await
+        .unwrap();
+    let lambda = start(&server, &[]).await;
+    let answer = lambda
+        .invoke(scheduled_event())
+        .await
+        .unwrap()
+        .into_response();
+    let ids = rule_ids();
+    let logs = logs_of(&lambda, ids.len()).await;
+    let answer: Value = serde_json::from_slice(&answer.unwrap()).unwrap();
+    assert_eq!(answer["rules"], ids.len(), "{answer}\n{logs}");
+    assert_eq!(answer["failed"], serde_json::json!([]));
+    // moto returns no rows for unseeded queries: every rule evaluates its latest window quietly.
+    assert_eq!(answer["alerts"], 0);
+    assert_eq!(answer["windows"], ids.len());
+
+    let lines = rule_lines(&logs);
+    assert_eq!(lines.keys().cloned().collect::<Vec<_>>(), ids, "{logs}");
+    for (rule, line) in &lines {
+        assert_eq!(line["windows"], 1, "{rule}: {line}");
+        assert_eq!(line["rows"], 0, "{rule}: {line}");
+        assert_eq!(line["bytes_scanned"], 0, "{rule}: {line}");
+        assert!(line["duration_ms"].is_u64(), "{rule}: {line}");
+        assert!(line.get("rule_failed").is_none(), "{rule}: {line}");
+    }
+    assert!(
+        logs.contains("LAKEWATCH_ALERTS_TOPIC_ARN is not set"),
+        "no topic is said once at init: {logs}"
+    );
+
+    // The event's time is 10:20: brute-force-user (5m interval, 5m lateness) stops at 10:15.
+    let state = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("state/detector/brute-force-user.json")
+        .send()
+        .await
+        .unwrap();
+    let state: Value =
+        serde_json::from_slice(&state.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(state["watermark"], "2026-11-23T10:15:00Z");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("state/detector/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), ids.len());
+}
+
+#[tokio::test]
+async fn the_invocation_fails_when_every_rule_fails_and_each_logs_rule_failed() {
+    let server = MotoServer::start();
+    s3(&server).await;
+    // No workgroup: moto refuses every StartQueryExecution.
+    let lambda = start(&server, &[]).await;
+    let answer = lambda.invoke(scheduled_event()).await.unwrap();
+    let ids = rule_ids();
+    let logs = logs_of(&lambda, ids.len()).await;
+    let Invocation::Error { body, .. } = answer else {
+        panic!("the invocation succeeded: {answer:?}\n{logs}");
+    };
+    assert!(
+        body.contains(&format!("all {} rules failed", ids.len())),
+        "{body}"
+    );
+    assert!(body.contains("WorkGroup does not exist"), "{body}");
+    let lines = rule_lines(&logs);
+    assert_eq!(lines.len(), ids.len(), "{logs}");
+    assert!(
+        lines
+            .values()
+            .all(|l| l["rule_failed"] == true && l["error"].is_string()),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_setting_stops_the_init_with_a_line_naming_the_variable() {
+    let server = MotoServer::start();
+    let lambda = start(&server, &[("LAKEWATCH_ATHENA_WORKGROUP", "")]).await;
+    let error = lambda.invoke(scheduled_event()).await.unwrap_err();
+    let RuntimeApiError::Exited { logs, .. } = &error else {
+        panic!("expected the process to exit, got {error}");
+    };
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "the detector cannot start")
+        .map(|l| l["error"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(
+        line.contains("LAKEWATCH_ATHENA_WORKGROUP is not set: set it to the Athena workgroup"),
+        "{logs}"
+    );
+}
