@@ -101,7 +101,7 @@ impl AthenaEngine {
         let outcome = self.wait(&id, started).await;
         let bytes_scanned = outcome
             .as_ref()
-            .map(|execution| bytes_scanned(execution))
+            .map(bytes_scanned)
             .unwrap_or_else(|(_, scanned)| *scanned);
         let result = match outcome {
             Ok(_) => self.results(&id).await,

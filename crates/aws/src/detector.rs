@@ -344,36 +344,27 @@ impl RuleOutcome {
     /// counts, and for a failed rule `rule_failed: true` with the error, which the Terraform
     /// module's metric filter `{ $.rule_failed IS TRUE }` counts for its alarm.
     pub fn log(&self) {
-        let report = &self.report;
-        match &report.error {
-            None => tracing::info!(
-                rule = %report.rule,
-                windows = report.windows.len(),
-                rows = report.rows,
-                alerts = report.alerts.len(),
-                suppressed = report.suppressed,
-                published = self.published,
-                publish_failures = report.publish_failures,
-                queries = self.queries,
-                duration_ms = report.duration_ms as u64,
-                bytes_scanned = self.bytes_scanned,
-                "rule evaluated"
-            ),
-            Some(error) => tracing::error!(
-                rule = %report.rule,
-                windows = report.windows.len(),
-                rows = report.rows,
-                alerts = report.alerts.len(),
-                suppressed = report.suppressed,
-                published = self.published,
-                publish_failures = report.publish_failures,
-                queries = self.queries,
-                duration_ms = report.duration_ms as u64,
-                bytes_scanned = self.bytes_scanned,
-                rule_failed = true,
-                error = %error,
-                "rule failed"
-            ),
+        // One field list for both levels (a tracing level is part of the call site).
+        macro_rules! line {
+            ($level:ident, $($failure:tt)*) => {
+                tracing::$level!(
+                    rule = %self.report.rule,
+                    windows = self.report.windows.len(),
+                    rows = self.report.rows,
+                    alerts = self.report.alerts.len(),
+                    suppressed = self.report.suppressed,
+                    published = self.published,
+                    publish_failures = self.report.publish_failures,
+                    queries = self.queries,
+                    duration_ms = self.report.duration_ms as u64,
+                    bytes_scanned = self.bytes_scanned,
+                    $($failure)*
+                )
+            };
+        }
+        match &self.report.error {
+            None => line!(info, "rule evaluated"),
+            Some(error) => line!(error, rule_failed = true, error = %error, "rule failed"),
         }
     }
 }

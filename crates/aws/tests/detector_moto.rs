@@ -57,8 +57,11 @@ fn moto_api(server: &MotoServer, path: &str, body: &Value) {
     );
 }
 
-/// Queues one result per future query: a header row, then `rows` (`None` = NULL).
-fn seed(server: &MotoServer, results: &[(&[&str], Vec<Vec<Option<&str>>>)]) {
+/// One seeded query result: column names, and rows of values (`None` = NULL).
+type Seeded<'a> = (&'a [&'a str], Vec<Vec<Option<&'a str>>>);
+
+/// Queues one result per future query: a header row, then the rows.
+fn seed(server: &MotoServer, results: &[Seeded<'_>]) {
     let results: Vec<Value> = results
         .iter()
         .map(|(columns, rows)| {
