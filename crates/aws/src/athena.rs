@@ -71,6 +71,39 @@ pub struct AthenaEngine {
     client: aws_sdk_athena::Client,
     settings: AthenaSettings,
     metrics: Mutex<Vec<QueryMetrics>>,
+    deadline: Mutex<Option<Instant>>,
+}
+
+/// Time kept back before an invocation's deadline: enough to stop a query, save the rule's
+/// state and log.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long one query may take, and whether the invocation's deadline or the timeout set it.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    limit: Duration,
+    by_deadline: bool,
+}
+
+impl Budget {
+    fn timeout(limit: Duration) -> Self {
+        Budget {
+            limit,
+            by_deadline: false,
+        }
+    }
+
+    fn describe(self, timeout: Duration) -> String {
+        if self.by_deadline {
+            format!(
+                "the {:?} left in this invocation (the query timeout is {timeout:?}); the window \
+                 stays due for the next run",
+                self.limit
+            )
+        } else {
+            format!("the timeout of {timeout:?} (LAKEWATCH_QUERY_TIMEOUT_SECONDS)")
+        }
+    }
 }
 
 impl AthenaEngine {
@@ -79,6 +112,39 @@ impl AthenaEngine {
             client,
             settings,
             metrics: Mutex::new(Vec::new()),
+            deadline: Mutex::new(None),
+        }
+    }
+
+    /// Sets when the current invocation must end: queries then get at most the time left
+    /// (minus [`DEADLINE_MARGIN`] to stop the query and save what is done), and none starts
+    /// when too little is left, so a run out of time ends cleanly and its rules' remaining
+    /// windows stay due for the next run.
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+
+    /// How long a query starting now may take.
+    fn budget(&self, now: Instant) -> Result<Budget, String> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(deadline) = deadline else {
+            return Ok(Budget::timeout(self.settings.timeout));
+        };
+        let left = deadline.saturating_duration_since(now);
+        match left.checked_sub(DEADLINE_MARGIN) {
+            Some(usable) if !usable.is_zero() => Ok(if usable < self.settings.timeout {
+                Budget {
+                    limit: usable,
+                    by_deadline: true,
+                }
+            } else {
+                Budget::timeout(self.settings.timeout)
+            }),
+            _ => Err(format!(
+                "no query started: {:.1}s left in this invocation; the window stays due for \
+                 the next run",
+                left.as_secs_f64()
+            )),
         }
     }
 
@@ -97,8 +163,9 @@ impl AthenaEngine {
     /// Runs one query to the end and returns its rows.
     pub async fn run(&self, sql: &str) -> Result<Vec<Row>, String> {
         let started = Instant::now();
+        let budget = self.budget(started)?;
         let id = self.start(sql).await?;
-        let outcome = self.wait(&id, started).await;
+        let outcome = self.wait(&id, started, budget).await;
         let bytes_scanned = outcome
             .as_ref()
             .map(bytes_scanned)
@@ -144,7 +211,12 @@ impl AthenaEngine {
 
     /// Polls until the query succeeded (its execution), or fails with an error naming the
     /// state and Athena's reason (and the bytes it scanned anyway).
-    async fn wait(&self, id: &str, started: Instant) -> Result<QueryExecution, (String, i64)> {
+    async fn wait(
+        &self,
+        id: &str,
+        started: Instant,
+        budget: Budget,
+    ) -> Result<QueryExecution, (String, i64)> {
         let mut delay = self.settings.first_poll;
         loop {
             let output = self
@@ -163,34 +235,13 @@ impl AthenaEngine {
                 .query_execution()
                 .cloned()
                 .ok_or_else(|| (format!("GetQueryExecution {id} returned no execution"), 0))?;
-            let status = execution.status();
-            let state = status.and_then(|s| s.state()).cloned();
-            let reason = || {
-                let mut reason = status
-                    .and_then(|s| s.state_change_reason())
-                    .unwrap_or("Athena gave no reason")
-                    .to_string();
-                if let Some(message) = status
-                    .and_then(|s| s.athena_error())
-                    .and_then(|e| e.error_message())
-                    .filter(|m| !reason.contains(m))
-                {
-                    reason.push_str(&format!(" ({message})"));
-                }
-                reason
-            };
-            match state {
-                Some(QueryExecutionState::Succeeded) => return Ok(execution),
-                Some(state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled)) => {
-                    return Err((
-                        format!("Athena query {id} ended {state}: {}", reason()),
-                        bytes_scanned(&execution),
-                    ));
-                }
-                _ => {}
+            match ended(id, &execution) {
+                Some(Ok(())) => return Ok(execution),
+                Some(Err(error)) => return Err((error, bytes_scanned(&execution))),
+                None => {}
             }
             let elapsed = started.elapsed();
-            if elapsed >= self.settings.timeout {
+            if elapsed >= budget.limit {
                 let stop = self
                     .client
                     .stop_query_execution()
@@ -201,18 +252,20 @@ impl AthenaEngine {
                     Ok(_) => "it was stopped".to_string(),
                     Err(e) => format!("stopping it failed too: {}", DisplayErrorContext(&e)),
                 };
-                let state = state.map_or_else(|| "in no state".to_string(), |s| s.to_string());
+                let state = execution
+                    .status()
+                    .and_then(|s| s.state())
+                    .map_or_else(|| "in no state".to_string(), |s| s.to_string());
                 return Err((
                     format!(
-                        "Athena query {id} still {state} after {:.1}s, past the timeout of {:?} \
-                         (LAKEWATCH_QUERY_TIMEOUT_SECONDS); {stopped}",
+                        "Athena query {id} still {state} after {:.1}s, past {}; {stopped}",
                         elapsed.as_secs_f64(),
-                        self.settings.timeout
+                        budget.describe(self.settings.timeout),
                     ),
                     bytes_scanned(&execution),
                 ));
             }
-            tokio::time::sleep(delay.min(self.settings.timeout - elapsed)).await;
+            tokio::time::sleep(delay.min(budget.limit - elapsed)).await;
             delay = (delay * 2).min(self.settings.max_poll);
         }
     }
@@ -234,6 +287,30 @@ impl AthenaEngine {
 impl QueryEngine for AthenaEngine {
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
         self.run(sql).await
+    }
+}
+
+/// `None` while the query is queued or running; `Ok` when it succeeded; the error naming the
+/// state and Athena's reason when it failed or was cancelled.
+fn ended(id: &str, execution: &QueryExecution) -> Option<Result<(), String>> {
+    let status = execution.status();
+    match status.and_then(|s| s.state())? {
+        QueryExecutionState::Succeeded => Some(Ok(())),
+        state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled) => {
+            let mut reason = status
+                .and_then(|s| s.state_change_reason())
+                .unwrap_or("Athena gave no reason")
+                .to_string();
+            if let Some(message) = status
+                .and_then(|s| s.athena_error())
+                .and_then(|e| e.error_message())
+                .filter(|m| !reason.contains(m))
+            {
+                reason.push_str(&format!(" ({message})"));
+            }
+            Some(Err(format!("Athena query {id} ended {state}: {reason}")))
+        }
+        _ => None,
     }
 }
 
@@ -432,6 +509,67 @@ mod tests {
             error,
             "page 2 row 1: 2 values for 1 columns (user); the results are malformed"
         );
+    }
+
+    fn execution(
+        state: QueryExecutionState,
+        reason: Option<&str>,
+        athena_message: Option<&str>,
+    ) -> QueryExecution {
+        use aws_sdk_athena::types::{AthenaError, QueryExecutionStatus};
+        QueryExecution::builder()
+            .status(
+                QueryExecutionStatus::builder()
+                    .state(state)
+                    .set_state_change_reason(reason.map(String::from))
+                    .set_athena_error(
+                        athena_message.map(|m| AthenaError::builder().error_message(m).build()),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_failed_or_cancelled_query_is_an_error_naming_its_state_and_reason() {
+        use QueryExecutionState::*;
+        let cases = [
+            (Succeeded, None, None, Some(Ok(()))),
+            (Queued, None, None, None),
+            (Running, None, None, None),
+            (
+                Failed,
+                Some("COLUMN_NOT_FOUND: line 1:8: Column 'x' cannot be resolved"),
+                Some("Column 'x' cannot be resolved"),
+                Some(Err(
+                    "Athena query q ended FAILED: COLUMN_NOT_FOUND: line 1:8: Column 'x' \
+                          cannot be resolved",
+                )),
+            ),
+            (
+                Failed,
+                Some("Query exhausted resources at this scale factor"),
+                Some("EXCEEDED_MEMORY_LIMIT"),
+                Some(Err(
+                    "Athena query q ended FAILED: Query exhausted resources at this scale \
+                          factor (EXCEEDED_MEMORY_LIMIT)",
+                )),
+            ),
+            (
+                Cancelled,
+                None,
+                None,
+                Some(Err("Athena query q ended CANCELLED: Athena gave no reason")),
+            ),
+        ];
+        for (state, reason, message, expected) in cases {
+            let verdict = ended("q", &execution(state.clone(), reason, message));
+            assert_eq!(
+                verdict,
+                expected.map(|r| r.map_err(String::from)),
+                "{state}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -398,6 +398,31 @@ async fn a_query_that_never_finishes_is_stopped_at_its_timeout_with_its_state_na
 }
 
 #[tokio::test]
+async fn near_the_invocation_deadline_queries_are_cut_short_or_not_started() {
+    use lakewatch_aws::athena::DEADLINE_MARGIN;
+    let lake = Lake::start().await;
+    queries_advance_every(&lake.server, 1_000_000);
+    let engine = lake.engine(|_| {});
+    let soon = std::time::Instant::now() + DEADLINE_MARGIN + Duration::from_millis(150);
+    engine.set_deadline(Some(soon));
+    let error = engine.query("SELECT 1").await.unwrap_err();
+    assert!(
+        error.contains("left in this invocation (the query timeout is 30s)"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("the window stays due for the next run; it was stopped"),
+        "{error}"
+    );
+    assert_eq!(lake.calls().last().map(String::as_str), Some("stop"));
+
+    engine.set_deadline(Some(std::time::Instant::now() + DEADLINE_MARGIN));
+    let error = engine.query("SELECT 1").await.unwrap_err();
+    assert!(error.starts_with("no query started: "), "{error}");
+    assert!(lake.calls().is_empty(), "nothing is sent");
+}
+
+#[tokio::test]
 async fn the_state_object_refuses_a_writer_holding_a_stale_version() {
     let lake = Lake::start().await;
     let store = lake.state();

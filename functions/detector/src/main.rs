@@ -10,6 +10,7 @@
 //! a wrong configuration fails the init.
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::AthenaEngine;
@@ -55,7 +56,14 @@ async fn main() -> Result<(), Error> {
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Trigger>| {
         let detector = Arc::clone(&detector);
-        async move { handle(&detector, event.payload.time.unwrap_or_else(Utc::now)).await }
+        async move {
+            // Lambda's deadline as a monotonic instant: queries stop in time to save and log.
+            let left = (event.context.deadline()).duration_since(SystemTime::now());
+            detector
+                .engine
+                .set_deadline(Some(Instant::now() + left.unwrap_or_default()));
+            handle(&detector, event.payload.time.unwrap_or_else(Utc::now)).await
+        }
     }))
     .await
 }
