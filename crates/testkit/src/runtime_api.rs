@@ -549,6 +549,11 @@ impl LambdaProcess {
         String::from_utf8_lossy(&self.logs.lock().unwrap()).into_owned()
     }
 
+    /// The process id, e.g. to read its peak memory from `/proc/<pid>/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+
     /// The server the process talks to.
     pub fn api(&self) -> &RuntimeApi {
         &self.api
