@@ -269,9 +269,9 @@ impl Serialize for Event {
         )?;
         map.serialize_entry("eventid", &self.eventid)?;
         let summary = if self.summary.is_empty() {
-            fallback_summary(self)
+            std::borrow::Cow::Owned(fallback_summary(self))
         } else {
-            self.summary.clone()
+            std::borrow::Cow::Borrowed(self.summary.as_str())
         };
         map.serialize_entry("summary", &summary)?;
         map.serialize_entry("category", &self.category)?;
@@ -384,10 +384,14 @@ pub fn id_from_hash(hash: &blake3::Hash) -> String {
 /// collision (two keys that lower-case alike, a top-level key that exists under `details`)
 /// keeps both values.
 pub fn insert_keeping_both(map: &mut Map<String, Value>, key: String, value: Value) {
-    if !map.contains_key(&key) {
-        map.insert(key, value);
-        return;
-    }
+    // One lookup on the common path (no collision): this runs for every key of every record.
+    let key = match map.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            return;
+        }
+        serde_json::map::Entry::Occupied(taken) => taken.key().clone(),
+    };
     let mut n = 2;
     loop {
         let candidate = format!("{key}_{n}");
