@@ -625,28 +625,34 @@ mod tests {
         head + &String::from_utf8(body).unwrap()
     }
 
+    /// `GET …/invocation/next` as the runtime client sends it: the raw reply and the request id.
+    async fn next_invocation(stream: &mut TcpStream) -> (String, String) {
+        let next = exchange(
+            stream,
+            "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n",
+        )
+        .await;
+        let id = next
+            .lines()
+            .find_map(|l| l.strip_prefix("lambda-runtime-aws-request-id: "))
+            .expect("a request id header")
+            .to_string();
+        (next, id)
+    }
+
     #[tokio::test]
     async fn serves_a_queued_event_and_returns_the_posted_response() {
         let api = RuntimeApi::start().await.unwrap();
         let address = api.address();
         let client = tokio::spawn(async move {
             let mut stream = TcpStream::connect(&address).await.unwrap();
-            let next = exchange(
-                &mut stream,
-                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n",
-            )
-            .await;
+            let (next, id) = next_invocation(&mut stream).await;
             assert!(next.starts_with("HTTP/1.1 200 OK"), "{next}");
             assert!(next.contains("lambda-runtime-deadline-ms: "), "{next}");
             assert!(next.contains(&format!(
                 "lambda-runtime-invoked-function-arn: {FUNCTION_ARN}"
             )));
             assert!(next.ends_with(r#"{"ping":1}"#), "{next}");
-            let id = next
-                .lines()
-                .find_map(|l| l.strip_prefix("lambda-runtime-aws-request-id: "))
-                .unwrap()
-                .to_string();
             // Same keep-alive connection, chunked body as streaming clients send it.
             let posted = exchange(
                 &mut stream,
@@ -672,16 +678,7 @@ mod tests {
         let address = api.address();
         let client = tokio::spawn(async move {
             let mut stream = TcpStream::connect(&address).await.unwrap();
-            let next = exchange(
-                &mut stream,
-                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n",
-            )
-            .await;
-            let id = next
-                .lines()
-                .find_map(|l| l.strip_prefix("lambda-runtime-aws-request-id: "))
-                .unwrap()
-                .to_string();
+            let (_, id) = next_invocation(&mut stream).await;
             let body = r#"{"errorType":"Boom","errorMessage":"no"}"#;
             exchange(
                 &mut stream,
