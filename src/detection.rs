@@ -13,8 +13,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
-use lakewatch_lake::schema::ALERTS;
-use lakewatch_plugins::{HourPartition, Pipeline, PluginConfig};
+use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them.
@@ -48,17 +47,10 @@ impl LocalAlerts {
         lake.join("topic").join("alerts.ndjson")
     }
 
+    /// The same key as the detector Lambda's objects, below the lake directory.
     fn window_file(&self, rule: &Rule, window: Window) -> PathBuf {
-        let compact = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
         self.lake
-            .join(ALERTS.prefix)
-            .join(HourPartition::of(window.end).path())
-            .join(format!(
-                "{}-{}-{}.json.gz",
-                rule.id,
-                compact(window.start),
-                compact(window.end)
-            ))
+            .join(lakewatch_aws::detector::alert_object_key(&rule.id, window))
     }
 }
 

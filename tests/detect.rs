@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lakewatch::cli::detect::{bundled_geoip, bundled_rules_dir, detect};
 use lakewatch::cli::ingest::Ingest;
 use lakewatch::detection::LocalAlerts;
-use lakewatch_detect::{Mode, Rule, RuleReport};
+use lakewatch_detect::{Mode, Query, Rule, RuleReport};
 use lakewatch_lake::local::LocalLake;
 
 fn t(text: &str) -> DateTime<Utc> {
@@ -345,4 +345,51 @@ fn replays_write_alerts_without_publishing_or_moving_the_watermark() {
         scheduled(100),
     );
     assert_eq!(scheduled_run.windows.len(), 1);
+}
+
+#[test]
+fn alerts_of_earlier_windows_are_published_when_a_later_window_fails() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut rule = rule("brute-force-user");
+    // The query divides by zero on rows from 10:00 on: windows that read such a row fail. (A
+    // condition on the partition columns would fail every window: pruning evaluates it.)
+    let Query::Threshold { filter, .. } = &mut rule.query else {
+        panic!("brute-force-user is a threshold rule")
+    };
+    filter.push_str(
+        " AND 1 / (CASE WHEN utctimestamp >= '2026-11-20T10:00:00' THEN 0 ELSE 1 END) = 1",
+    );
+    let failure =
+        |time: &str| gsuite_login(time, "early@example.com", "203.0.113.96", "login_failure");
+    let mut records: Vec<String> = (0..5)
+        .map(|i| failure(&format!("2026-11-20T09:0{i}:10.000Z")))
+        .collect();
+    records.push(failure("2026-11-20T10:02:00.000Z"));
+    ingest(lake.path(), "failing", &records);
+
+    run(
+        lake.path(),
+        &rule,
+        t("2026-11-20T09:00:00Z"),
+        scheduled(100),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reports = runtime
+        .block_on(detect(
+            lake.path(),
+            std::slice::from_ref(&rule),
+            t("2026-11-20T10:10:00Z"),
+            scheduled(100),
+        ))
+        .unwrap();
+    let error = reports[0]
+        .error
+        .as_deref()
+        .expect("the hour-10 window fails");
+    assert!(error.contains("query failed"), "{error}");
+    assert_eq!(reports[0].alerts.len(), 1, "the 09:05 window alerted");
+    assert_eq!(
+        published(lake.path()),
+        [reports[0].alerts[0].alertid.clone()]
+    );
 }

@@ -13,7 +13,7 @@ pub mod state;
 pub mod window;
 
 pub use alert::{Alert, Row};
-pub use rule::{Query, Rule, RuleTest, load_rules};
+pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 pub use state::{FileStateStore, RuleState, StateStore};
 pub use window::Window;

@@ -140,19 +140,29 @@ pub struct RuleError {
 impl Rule {
     /// Reads and checks one rule file.
     pub fn from_file(path: &Path) -> Result<Rule, RuleError> {
-        let error = |message: String| RuleError {
+        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
             path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        let mut rule: Rule = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
-        rule.severity = rule.severity.to_uppercase();
-        rule.validate().map_err(error)?;
+            message: e.to_string(),
+        })?;
+        let mut rule = Rule::from_toml(path, &text)?;
         // Test event files are relative to the rule file.
         let base = path.parent().unwrap_or(Path::new("."));
         for test in &mut rule.tests {
             test.events = base.join(&test.events);
         }
+        Ok(rule)
+    }
+
+    /// Reads and checks a rule from its TOML text (rules embedded in a binary); `name` is where
+    /// it came from, for errors.
+    pub fn from_toml(name: &Path, text: &str) -> Result<Rule, RuleError> {
+        let error = |message: String| RuleError {
+            path: name.to_path_buf(),
+            message,
+        };
+        let mut rule: Rule = toml::from_str(text).map_err(|e| error(e.to_string()))?;
+        rule.severity = rule.severity.to_uppercase();
+        rule.validate().map_err(error)?;
         Ok(rule)
     }
 
@@ -204,10 +214,25 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, RuleError> {
             rules.push(Rule::from_file(&path)?);
         }
     }
+    sorted_unique(rules, dir)
+}
+
+/// Rules from `(file name, TOML text)` pairs, as embedded in a binary; checked like
+/// [`load_rules`] checks a directory.
+pub fn rules_from_texts(files: &[(&str, &str)]) -> Result<Vec<Rule>, RuleError> {
+    let rules = files
+        .iter()
+        .map(|(name, text)| Rule::from_toml(Path::new(name), text))
+        .collect::<Result<Vec<_>, _>>()?;
+    sorted_unique(rules, Path::new("embedded rules"))
+}
+
+/// Sorts rules by id and refuses two with the same id.
+fn sorted_unique(mut rules: Vec<Rule>, origin: &Path) -> Result<Vec<Rule>, RuleError> {
     rules.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = rules.windows(2).find(|pair| pair[0].id == pair[1].id) {
         return Err(RuleError {
-            path: dir.to_path_buf(),
+            path: origin.to_path_buf(),
             message: format!("two rules have the id {:?}", pair[0].id),
         });
     }

@@ -121,50 +121,68 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
         ),
     };
 
-    for end in ends {
-        let window = Window::new(end - rule.window, end);
-        let sql = compile(rule, window).map_err(|e| e.to_string())?;
-        let rows = engine
-            .query(&sql)
-            .await
-            .map_err(|e| format!("window {window:?}: query failed: {e}"))?;
-        report.rows += rows.len();
-        let mut alerts = Vec::new();
-        for row in &rows {
-            let alert = Alert::from_row(rule, window, row);
-            if state.is_suppressed(&alert.dedup_key, window.end)
-                || alerts
-                    .iter()
-                    .any(|a: &Alert| a.dedup_key == alert.dedup_key)
-            {
-                report.suppressed += 1;
-                continue;
+    // Windows evaluated before a failure are written and their state saved: their alerts are
+    // published whatever happens to later windows.
+    let evaluated: Result<(), String> = async {
+        for end in ends {
+            let window = Window::new(end - rule.window, end);
+            let sql = compile(rule, window).map_err(|e| e.to_string())?;
+            let rows = engine
+                .query(&sql)
+                .await
+                .map_err(|e| format!("window {window}: query failed: {e}"))?;
+            report.rows += rows.len();
+            let mut alerts = Vec::new();
+            for row in &rows {
+                let alert = Alert::from_row(rule, window, row);
+                if state.is_suppressed(&alert.dedup_key, window.end)
+                    || alerts
+                        .iter()
+                        .any(|a: &Alert| a.dedup_key == alert.dedup_key)
+                {
+                    report.suppressed += 1;
+                    continue;
+                }
+                alerts.push(alert);
             }
-            state.suppress(&alert.dedup_key, window.end, rule.suppress);
-            alerts.push(alert);
-        }
-        sink.write(rule, window, &alerts)
-            .await
-            .map_err(|e| format!("window {window:?}: writing alerts failed: {e}"))?;
-        report.windows.push(window);
-        if saves_state {
-            if state.watermark.is_none_or(|w| w < window.end) {
-                state.watermark = Some(window.end);
+            sink.write(rule, window, &alerts)
+                .await
+                .map_err(|e| format!("window {window}: writing alerts failed: {e}"))?;
+            // Only alerts that were written suppress their duplicates: a window whose write
+            // failed is evaluated again with nothing suppressed.
+            for alert in &alerts {
+                state.suppress(&alert.dedup_key, window.end, rule.suppress);
             }
-            version = Some(save(store, rule, &state, version.as_deref()).await?);
+            report.windows.push(window);
+            if saves_state {
+                if state.watermark.is_none_or(|w| w < window.end) {
+                    state.watermark = Some(window.end);
+                }
+                // Saved with the watermark that passes them: a run that stops before publishing
+                // leaves them to the next one.
+                if publishes {
+                    state
+                        .unpublished
+                        .extend(alerts.iter().map(UnpublishedAlert::of));
+                }
+                version = Some(save(store, rule, &state, version.as_deref()).await?);
+            }
+            report.alerts.extend(alerts);
         }
-        report.alerts.extend(alerts);
+        Ok(())
     }
-
+    .await;
     if publishes {
-        publish_alerts(rule, store, sink, &mut state, version, report).await?;
+        let published = publish_alerts(rule, store, sink, &mut state, version, report).await;
+        evaluated.and(published)
+    } else {
+        evaluated
     }
-    Ok(())
 }
 
-/// Publishes the run's alerts and those left over from failed publications. An alert is
-/// published at most once: the state is saved before publishing, and only a failure the topic
-/// reported puts it back for the next run.
+/// Publishes the alerts the state holds: this run's and those left by earlier runs. An alert is
+/// published at most once: the state is saved without it before publishing, and only a failure
+/// the topic reported puts it back for the next run.
 async fn publish_alerts<S: StateStore, A: AlertSink>(
     rule: &Rule,
     store: &S,
@@ -173,8 +191,7 @@ async fn publish_alerts<S: StateStore, A: AlertSink>(
     mut version: Option<String>,
     report: &mut RuleReport,
 ) -> Result<(), String> {
-    let mut pending: Vec<UnpublishedAlert> = std::mem::take(&mut state.unpublished);
-    pending.extend(report.alerts.iter().map(UnpublishedAlert::of));
+    let pending: Vec<UnpublishedAlert> = std::mem::take(&mut state.unpublished);
     if pending.is_empty() {
         return Ok(());
     }

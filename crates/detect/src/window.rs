@@ -12,6 +12,17 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{}, {})",
+            format_timestamp(self.start),
+            format_timestamp(self.end)
+        )
+    }
+}
+
 impl Window {
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         Window { start, end }

@@ -17,7 +17,7 @@ use lakewatch_aws::athena::AthenaEngine;
 use lakewatch_aws::detector::{
     DetectorSettings, RuleOutcome, S3AlertSink, S3StateStore, run_scheduled,
 };
-use lakewatch_detect::{Rule, load_rules};
+use lakewatch_detect::{Rule, rules_from_texts};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -115,13 +115,7 @@ where
 
 /// The rules embedded at build time, checked as `lakewatch` checks a rules directory.
 fn embedded_rules() -> Result<Vec<Rule>, Error> {
-    // The rule loader reads a directory (it validates each rule and that ids are unique):
-    // hand it the embedded files through a temporary one.
-    let dir = tempfile::tempdir()?;
-    for (name, text) in embedded::RULES {
-        std::fs::write(dir.path().join(name), text)?;
-    }
-    let rules = load_rules(dir.path())?;
+    let rules = rules_from_texts(embedded::RULES)?;
     if rules.is_empty() {
         return Err("the detector was built without rules: add rules/*.toml and rebuild".into());
     }
@@ -252,7 +246,7 @@ mod tests {
     fn every_rule_file_is_embedded_and_valid() {
         let rules = embedded_rules().unwrap();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
-        let on_disk = load_rules(&dir).unwrap();
+        let on_disk = lakewatch_detect::load_rules(&dir).unwrap();
         let ids = |rules: &[Rule]| rules.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&rules), ids(&on_disk));
         assert!(ids(&rules).contains(&"impossible-travel".to_string()));
