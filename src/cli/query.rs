@@ -45,7 +45,7 @@ pub struct QueryArgs {
     pub params: Vec<String>,
 
     /// List the saved queries with their parameters, and exit.
-    #[arg(long, exclusive = true)]
+    #[arg(long, conflicts_with_all = ["sql", "file", "saved"])]
     pub list_saved: bool,
 
     /// The lake directory (holding events/ and alerts/).
@@ -358,5 +358,19 @@ mod tests {
             list.contains("--param from=… (default 0000-00-00T00)"),
             "{list}"
         );
+    }
+
+    #[test]
+    fn list_saved_works_with_a_lake_set_and_needs_none() {
+        use clap::Parser;
+        for line in [
+            vec!["lakewatch", "query", "--list-saved"],
+            vec!["lakewatch", "query", "--list-saved", "--lake", "lake"],
+        ] {
+            let cli = crate::cli::Cli::try_parse_from(&line).unwrap();
+            assert!(matches!(cli.command, crate::cli::Command::Query(q) if q.list_saved));
+        }
+        let without_lake = crate::cli::Cli::try_parse_from(["lakewatch", "query", "SELECT 1"]);
+        assert!(without_lake.is_err() || std::env::var_os("LAKEWATCH_LAKE").is_some());
     }
 }

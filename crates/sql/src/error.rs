@@ -149,10 +149,11 @@ impl QueryError {
                 column: s.start.column as usize,
             });
         let raw = error.find_root().to_string();
-        let message = match raw.strip_prefix("Error during planning: ") {
-            Some(rest) => rest.to_string(),
-            None => raw.clone(),
-        };
+        let message = ["Error during planning: ", "Schema error: "]
+            .iter()
+            .find_map(|prefix| raw.strip_prefix(prefix))
+            .unwrap_or(&raw)
+            .to_string();
         let (message, hint) = if let Some(rest) = message.strip_prefix("Invalid function '") {
             // "Invalid function 'x'.\nDid you mean 'y'?"
             let name = rest.split('\'').next().unwrap_or_default();
