@@ -1,5 +1,5 @@
 //! Throughput and peak memory of ingesting one object, for objects of 10 MB and 500 MB
-//! (uncompressed NDJSON): memory must not grow with the object's size.
+//! (uncompressed NDJSON, stored plain and gzip): memory must not grow with the object's size.
 //!
 //! ```text
 //! LAKEWATCH_MOTO_SERVER=$PWD/.venv/bin/moto_server cargo bench -p s3-ingest --bench object_size
@@ -51,14 +51,14 @@ fn main() {
     runtime.block_on(async { s3.create_bucket().bucket(BUCKET).send().await.unwrap() });
 
     println!(
-        "{:>8} {:>10} {:>8} {:>12} {:>8} {:>14} {:>14}",
+        "{:>13} {:>10} {:>8} {:>12} {:>8} {:>14} {:>14}",
         "object", "records", "seconds", "records/s", "MB/s", "peak RSS MB", "RSS at init MB"
     );
-    for size_mb in sizes {
+    for (size_mb, gzip) in sizes.iter().flat_map(|&size| [(size, false), (size, true)]) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("object.ndjson");
-        let records = write_object(&path, size_mb * 1_000_000);
-        let key = format!("audit/{size_mb}mb.ndjson");
+        let path = dir.path().join("object");
+        let records = write_object(&path, size_mb * 1_000_000, gzip);
+        let key = format!("audit/{size_mb}mb.ndjson{}", if gzip { ".gz" } else { "" });
         runtime.block_on(async {
             s3.put_object()
                 .bucket(BUCKET)
@@ -85,8 +85,9 @@ fn main() {
         assert_eq!(report["sent"].as_u64(), Some(records));
         let seconds = report["seconds"].as_f64().unwrap();
         println!(
-            "{:>6}MB {:>10} {:>8.2} {:>12.0} {:>8.1} {:>14.1} {:>14.1}",
+            "{:>6}MB{} {:>10} {:>8.2} {:>12.0} {:>8.1} {:>14.1} {:>14.1}",
             size_mb,
+            if gzip { " gzip" } else { "     " },
             records,
             seconds,
             records as f64 / seconds,
@@ -97,9 +98,23 @@ fn main() {
     }
 }
 
-/// Writes NDJSON audit-log-like records until `bytes`; returns how many.
-fn write_object(path: &std::path::Path, bytes: u64) -> u64 {
-    let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+/// Writes NDJSON audit-log-like records until `bytes` (uncompressed), gzip-compressed if
+/// asked; returns how many.
+fn write_object(path: &std::path::Path, bytes: u64, gzip: bool) -> u64 {
+    let mut file = BufWriter::new(std::fs::File::create(path).unwrap());
+    let records = if gzip {
+        let mut encoder = flate2::write::GzEncoder::new(&mut file, flate2::Compression::fast());
+        let records = write_records(&mut encoder, bytes);
+        encoder.finish().unwrap();
+        records
+    } else {
+        write_records(&mut file, bytes)
+    };
+    file.flush().unwrap();
+    records
+}
+
+fn write_records(out: &mut impl Write, bytes: u64) -> u64 {
     let (mut written, mut records) = (0u64, 0u64);
     while written < bytes {
         let line = format!(
@@ -119,7 +134,6 @@ fn write_object(path: &std::path::Path, bytes: u64) -> u64 {
         written += line.len() as u64;
         records += 1;
     }
-    out.flush().unwrap();
     records
 }
 
