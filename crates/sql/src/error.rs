@@ -203,7 +203,7 @@ pub(crate) fn unsupported_function(
             let name = name.rsplit('.').next().unwrap_or(&name).trim_matches('"');
             if !known(name) && crate::athena::is_athena_function(name) {
                 let span = f.name.span();
-                let position = (span.start.line > 0).then(|| Position {
+                let position = (span.start.line > 0).then_some(Position {
                     line: span.start.line as usize,
                     column: span.start.column as usize,
                 });

@@ -523,7 +523,7 @@ async fn console_logins_and_ip_pivot_saved_queries_give_the_known_answers() {
 
 async fn error_of(sql: &str) -> (QueryError, String) {
     let lake = defenda_lake();
-    let error = lake.engine().query(sql).await.err().expect(sql);
+    let error = lake.engine().query(sql).await.expect_err(sql);
     let text = error.to_string();
     (error, text)
 }
@@ -610,7 +610,7 @@ async fn statements_that_write_are_refused() {
         "EXPLAIN CREATE TABLE x AS SELECT 1",
     ] {
         let lake = defenda_lake();
-        let error = lake.engine().query(sql).await.err().expect(sql);
+        let error = lake.engine().query(sql).await.expect_err(sql);
         assert!(
             error
                 .to_string()
