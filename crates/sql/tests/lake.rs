@@ -341,6 +341,33 @@ async fn columns_follow_the_glue_schema() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_table_has_its_own_columns() {
+    let lake = Lake::new();
+    let alert = json!({
+        "utctimestamp": "2024-04-01T10:05:00.000000Z",
+        "alertid": "a1",
+        "rule": "impossible-travel",
+        "severity": "HIGH",
+        "summary": "alice from two countries",
+        "windowstart": "2024-04-01T09:00:00.000000Z",
+        "windowend": "2024-04-01T10:00:00.000000Z",
+        "eventids": ["e1", "e2", "e3"],
+        "details": {"user": "alice", "km": 8800.5},
+    });
+    lake.write("alerts", "2024-04-01T10", "r.json.gz", &[alert.to_string()]);
+    let result = query(
+        &lake.engine(),
+        "SELECT rule, cardinality(eventids) AS n, json_extract_scalar(details, '$.user') AS who, \
+         hour FROM lakewatch.alerts WHERE day = '01'",
+    )
+    .await;
+    assert_eq!(
+        cells(&result),
+        strings(&[&["impossible-travel", "3", "alice", "10"]])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_files_are_read_in_parallel_and_every_row_counted_once() {
     let lake = Lake::new();
     let mut expected = 0;
