@@ -50,6 +50,17 @@ data "aws_iam_policy_document" "s3_ingest" {
     ]
   }
   statement {
+    # Without it S3 answers 403 instead of 404 for a cursor that does not exist yet.
+    sid       = "FindTheCursor"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.state_prefix}s3-ingest/*"]
+    }
+  }
+  statement {
     sid       = "UseTheDeploymentKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
@@ -58,6 +69,23 @@ data "aws_iam_policy_document" "s3_ingest" {
     sid       = "SendToDeadLetterQueue"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letters.arn]
+  }
+  # A scheduled pull from an AWS bucket with the function's own role (no secret, no endpoint).
+  dynamic "statement" {
+    for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
+    content {
+      sid       = "ListPulledBucket"
+      actions   = ["s3:ListBucket"]
+      resources = ["arn:${local.partition}:s3:::${statement.value}"]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
+    content {
+      sid       = "ReadPulledObjects"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${local.partition}:s3:::${statement.value}/*"]
+    }
   }
   dynamic "statement" {
     for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) != null ? [var.s3_pull.secret_arn] : []
