@@ -270,7 +270,7 @@ fn visit(
 
 /// Lower-cases `key` into `buffer`, keeping letters and digits only; `None` when too long to
 /// be an address field name or not ASCII.
-fn normalize<'b>(key: &str, buffer: &'b mut [u8; 32]) -> Option<&'b str> {
+fn normalize<'b>(key: &str, buffer: &'b mut [u8; 32]) -> Option<&'b [u8]> {
     let mut len = 0;
     for byte in key.bytes() {
         if byte.is_ascii_alphanumeric() {
@@ -280,7 +280,7 @@ fn normalize<'b>(key: &str, buffer: &'b mut [u8; 32]) -> Option<&'b str> {
             return None;
         }
     }
-    std::str::from_utf8(&buffer[..len]).ok()
+    Some(&buffer[..len])
 }
 
 /// What a normalized name means in the tables above.
@@ -308,36 +308,58 @@ impl Meaning {
     }
 }
 
-/// Every name of the tables, sorted once, so that each key of each event costs one binary
-/// search (this plugin looks at every key of every event).
-static MEANINGS: LazyLock<Vec<(&'static str, Meaning)>> = LazyLock::new(|| {
-    let mut meanings: BTreeMap<&'static str, Meaning> = BTreeMap::new();
+/// Every name of the tables, prepared once: this plugin looks at every key of every event, so
+/// most keys must be turned away without a string comparison.
+struct Names {
+    /// Names and meanings, sorted for a binary search.
+    sorted: Vec<(&'static [u8], Meaning)>,
+    /// For each first letter `a`..`z`, a bit per length that some name of that letter has
+    /// (every name starts with a letter and is shorter than 32).
+    shapes: [u32; 26],
+}
+
+static NAMES: LazyLock<Names> = LazyLock::new(|| {
+    let mut meanings: BTreeMap<&'static [u8], Meaning> = BTreeMap::new();
     for (rank, name) in SOURCE_FIELDS.iter().enumerate() {
-        meanings.entry(name).or_default().field = Some((Role::Source, rank));
+        meanings.entry(name.as_bytes()).or_default().field = Some((Role::Source, rank));
     }
     for (rank, name) in DESTINATION_FIELDS.iter().enumerate() {
-        meanings.entry(name).or_default().field = Some((Role::Destination, rank));
+        meanings.entry(name.as_bytes()).or_default().field = Some((Role::Destination, rank));
     }
     for (i, name) in GENERIC_FIELDS.iter().enumerate() {
-        meanings.entry(name).or_default().generic = Some(i);
+        meanings.entry(name.as_bytes()).or_default().generic = Some(i);
     }
     for (i, name) in SOURCE_PARENTS.iter().enumerate() {
-        meanings.entry(name).or_default().parent = Some((Role::Source, SOURCE_FIELDS.len() + i));
+        meanings.entry(name.as_bytes()).or_default().parent =
+            Some((Role::Source, SOURCE_FIELDS.len() + i));
     }
     for (i, name) in DESTINATION_PARENTS.iter().enumerate() {
-        meanings.entry(name).or_default().parent =
+        meanings.entry(name.as_bytes()).or_default().parent =
             Some((Role::Destination, DESTINATION_FIELDS.len() + i));
     }
-    meanings.into_iter().collect()
+    let mut shapes = [0u32; 26];
+    for name in meanings.keys() {
+        shapes[usize::from(name[0] - b'a')] |= 1 << name.len();
+    }
+    Names {
+        sorted: meanings.into_iter().collect(),
+        shapes,
+    }
 });
 
 /// What a normalized name means, if anything.
-fn meaning(name: &str) -> Option<Meaning> {
-    let meanings = &*MEANINGS;
-    meanings
+fn meaning(name: &[u8]) -> Option<Meaning> {
+    let names = &*NAMES;
+    let first = usize::from(name.first()?.wrapping_sub(b'a'));
+    let shapes = *names.shapes.get(first)?;
+    if name.len() >= 32 || shapes & (1 << name.len()) == 0 {
+        return None;
+    }
+    names
+        .sorted
         .binary_search_by(|(known, _)| (*known).cmp(name))
         .ok()
-        .map(|i| meanings[i].1)
+        .map(|i| names.sorted[i].1)
 }
 
 /// Writes `value` under `key` unless it holds exactly that already; a different value that
@@ -527,10 +549,14 @@ mod tests {
             let mut buffer = [0u8; 32];
             assert_eq!(
                 normalize(name, &mut buffer),
-                Some(*name),
+                Some(name.as_bytes()),
                 "{name} is not normalized"
             );
-            assert!(meaning(name).is_some(), "{name}");
+            assert!(meaning(name.as_bytes()).is_some(), "{name}");
+            assert!(
+                name.len() < 32 && name.as_bytes()[0].is_ascii_lowercase(),
+                "{name}"
+            );
         }
     }
 

@@ -12,6 +12,7 @@
 //! This runs on every event, so a map whose keys are all lower case already is left in place
 //! (only its values are visited); only a map with a key to rename is rebuilt.
 
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -69,7 +70,16 @@ pub fn lowercase_map(map: &mut Map<String, Value>) -> bool {
         } else {
             key = key.to_lowercase();
         }
-        insert_keeping_both(map, key, value);
+        // One search for the usual case of no collision.
+        match map.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+            Entry::Occupied(taken) => {
+                let key = taken.key().clone();
+                insert_keeping_both(map, key, value);
+            }
+        }
     }
     true
 }

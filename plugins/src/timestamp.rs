@@ -255,19 +255,20 @@ fn parse_syslog(text: &str, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if !text.as_bytes().first()?.is_ascii_alphabetic() {
         return None;
     }
-    let parse_in = |year: i32| {
-        NaiveDateTime::parse_from_str(&format!("{year} {text}"), "%Y %b %e %H:%M:%S%.f")
-            .ok()
-            .map(|naive| naive.and_utc())
-    };
-    // 2000 is a leap year, so every syslog time parses in it: anything else is not syslog.
-    parse_in(2000)?;
+    // Parsed once in 2000, a leap year, so that every syslog time (29 February too) parses;
+    // the real year is then chosen by date arithmetic alone.
+    let parsed =
+        NaiveDateTime::parse_from_str(&format!("2000 {text}"), "%Y %b %e %H:%M:%S%.f").ok()?;
     let limit = received + future_tolerance();
     let year = received.year();
     // Eight years back reaches a leap year for a `Feb 29` even across 2100.
-    (year - 8..=year + 1)
-        .rev()
-        .find_map(|year| parse_in(year).filter(|time| *time <= limit))
+    (year - 8..=year + 1).rev().find_map(|year| {
+        parsed
+            .date()
+            .with_year(year)
+            .map(|date| date.and_time(parsed.time()).and_utc())
+            .filter(|time| *time <= limit)
+    })
 }
 
 #[cfg(test)]
