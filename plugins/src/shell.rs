@@ -28,6 +28,12 @@ pub const SHELL_FIELDS: [&str; 11] = [
     "details",
 ];
 
+/// Top-level keys that [`Event::from_json`] takes into shell fields rather than `details`
+/// (times always go under `details`, for the timestamp plugin).
+const SHELL_FIELDS_TAKEN: [&str; 8] = [
+    "eventid", "summary", "category", "source", "hostname", "severity", "tags", "plugins",
+];
+
 /// Severity of an event that did not say.
 pub const DEFAULT_SEVERITY: &str = "INFO";
 /// Category and source of an event no plugin recognised.
@@ -107,7 +113,21 @@ impl Event {
         // `details` first, so that top-level keys moved below it never overwrite its keys.
         match record.remove("details") {
             Some(Value::Object(details)) => event.details = details,
-            Some(Value::Null) | None => {}
+            Some(Value::Null) | None => {
+                // The usual case: the record's own map becomes `details` once the shell fields
+                // are out, rather than being rebuilt key by key (perf: every record does this).
+                // Nothing can collide: the map's keys are unique, and a shell field that goes
+                // back under `details` (a typed value) was removed from it first.
+                let shell: Vec<(&str, Value)> = SHELL_FIELDS_TAKEN
+                    .iter()
+                    .filter_map(|name| Some((*name, record.remove(*name)?)))
+                    .collect();
+                event.details = record;
+                for (key, value) in shell {
+                    event.take_top_level(key.to_string(), value);
+                }
+                record = Map::new();
+            }
             Some(other) => {
                 insert_keeping_both(&mut event.details, "details".to_string(), other);
             }
