@@ -4,7 +4,7 @@
 //! `events/lambda/firehose-batch.json` (good, bad and empty ones) under fresh record ids,
 //! drives the given binary through the Runtime API, and prints the process's peak resident
 //! memory (`VmHWM` from `/proc/<pid>/status`, what `/usr/bin/time -v` calls "Maximum resident
-//! set size") after init and after the batch.
+//! set size") after init and after the batch, and the function's summary log line.
 //!
 //! ```text
 //! cargo build --release -p firehose-transform
@@ -92,4 +92,12 @@ async fn main() {
         idle as f64 / 1024.0,
         peak as f64 / 1024.0
     );
+    let logs = lambda.stop();
+    if let Some(summary) = logs
+        .lines()
+        .filter(|l| l.contains("batch transformed"))
+        .last()
+    {
+        println!("the function's summary line: {summary}");
+    }
 }
