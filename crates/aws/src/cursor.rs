@@ -20,12 +20,11 @@
 //!
 //! It is stored in S3 on AWS ([`S3CursorStore`]) and in a file locally ([`FileCursorStore`]).
 
+use crate::versioned;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -129,74 +128,41 @@ impl CursorStore for S3CursorStore {
             location: self.location(),
             reason,
         };
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .send()
+        let Some(read) = versioned::read(&self.client, &self.bucket, &self.key)
             .await
-        {
-            Ok(output) => output,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                *self.etag() = None;
-                return Ok(None);
-            }
-            Err(error) => {
-                let denied = error
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 403);
-                let hint = if denied {
-                    " (S3 answers 403 also for a missing object when the role may not \
-                     s3:ListBucket the bucket: allow it for the state prefix)"
-                } else {
-                    ""
-                };
-                return Err(fail(format!("{}{hint}", DisplayErrorContext(&error))));
-            }
+            .map_err(fail)?
+        else {
+            *self.etag() = None;
+            return Ok(None);
         };
-        let etag = output.e_tag().map(str::to_string);
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|error| fail(error.to_string()))?
-            .into_bytes();
-        let cursor = parse(&self.location(), &bytes)?;
-        *self.etag() = etag;
+        let cursor = parse(&self.location(), &read.bytes)?;
+        *self.etag() = read.etag;
         Ok(Some(cursor))
     }
 
     async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
         let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
         let expected = self.etag().clone();
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        let put = match &expected {
-            Some(etag) => put.if_match(etag),
-            None => put.if_none_match("*"),
-        };
-        let output = put.send().await.map_err(|error| {
-            let conflict = error
-                .raw_response()
-                .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412));
-            CursorError {
-                location: self.location(),
-                reason: if conflict {
+        let etag = versioned::write(
+            &self.client,
+            &self.bucket,
+            &self.key,
+            body,
+            expected.as_deref(),
+        )
+        .await
+        .map_err(|error| CursorError {
+            location: self.location(),
+            reason: match error {
+                versioned::WriteError::Conflict => {
                     "another run of this pull moved the cursor meanwhile; this run stops here \
-                     (what it did not ingest is left to the other run or the next one)"
+                         (what it did not ingest is left to the other run or the next one)"
                         .to_string()
-                } else {
-                    DisplayErrorContext(&error).to_string()
-                },
-            }
+                }
+                versioned::WriteError::Failed(reason) => reason,
+            },
         })?;
-        *self.etag() = output.e_tag().map(str::to_string);
+        *self.etag() = etag;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ use lakewatch_lake::schema::ALERTS;
 use lakewatch_plugins::HourPartition;
 
 use crate::athena::{AthenaEngine, AthenaSettings};
+use crate::versioned;
 
 /// Where the state objects go unless `LAKEWATCH_STATE_PREFIX` says otherwise.
 pub const DEFAULT_STATE_PREFIX: &str = "state/detector/";
@@ -160,41 +161,13 @@ impl S3StateStore {
 
 impl StateStore for S3StateStore {
     async fn load(&self, rule: &str) -> Result<Stored, StateError> {
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(rule))
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(Stored::default());
-            }
-            Err(error) => {
-                let hint = if error
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 403)
-                {
-                    " (S3 answers 403 for a missing object too when the role may not \
-                     s3:ListBucket: allow it on the lake bucket)"
-                } else {
-                    ""
-                };
-                return Err(
-                    self.storage_error(rule, format!("{}{hint}", DisplayErrorContext(&error)))
-                );
-            }
-        };
-        let version = output.e_tag().map(str::to_string);
-        let bytes = output
-            .body
-            .collect()
+        let Some(read) = versioned::read(&self.client, &self.bucket, &self.key(rule))
             .await
             .map_err(|e| self.storage_error(rule, e))?
-            .into_bytes();
-        let state: RuleState = serde_json::from_slice(&bytes).map_err(|e| {
+        else {
+            return Ok(Stored::default());
+        };
+        let state: RuleState = serde_json::from_slice(&read.bytes).map_err(|e| {
             self.storage_error(
                 rule,
                 format!(
@@ -203,10 +176,13 @@ impl StateStore for S3StateStore {
                 ),
             )
         })?;
-        if version.is_none() {
+        if read.etag.is_none() {
             return Err(self.storage_error(rule, "S3 returned no ETag"));
         }
-        Ok(Stored { state, version })
+        Ok(Stored {
+            state,
+            version: read.etag,
+        })
     }
 
     async fn save(
@@ -216,34 +192,13 @@ impl StateStore for S3StateStore {
         expected: Option<&str>,
     ) -> Result<String, StateError> {
         let body = serde_json::to_vec_pretty(state).expect("a rule state serializes");
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(rule))
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        let put = match expected {
-            Some(etag) => put.if_match(etag),
-            None => put.if_none_match("*"),
-        };
-        match put.send().await {
-            Ok(output) => output
-                .e_tag()
-                .map(str::to_string)
-                .ok_or_else(|| self.storage_error(rule, "S3 returned no ETag for the saved state")),
-            // 412 PreconditionFailed: the object changed (or appeared); 409
-            // ConditionalRequestConflict: another conditional write to it is in flight.
-            Err(error)
-                if error
-                    .raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
-            {
-                Err(StateError::Conflict {
-                    rule: rule.to_string(),
-                })
-            }
-            Err(error) => Err(self.storage_error(rule, DisplayErrorContext(&error))),
+        match versioned::write(&self.client, &self.bucket, &self.key(rule), body, expected).await {
+            Ok(Some(etag)) => Ok(etag),
+            Ok(None) => Err(self.storage_error(rule, "S3 returned no ETag for the saved state")),
+            Err(versioned::WriteError::Conflict) => Err(StateError::Conflict {
+                rule: rule.to_string(),
+            }),
+            Err(versioned::WriteError::Failed(reason)) => Err(self.storage_error(rule, reason)),
         }
     }
 }

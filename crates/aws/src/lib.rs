@@ -10,3 +10,4 @@ pub mod glue;
 pub mod pull;
 pub mod s3_objects;
 pub mod secrets;
+pub mod versioned;
