@@ -85,6 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     show_lake(&mut demo, &outcome)?;
     show_samples(&mut demo)?;
     show_partitions(&mut demo, &outcome)?;
+    query_lake(&mut demo)?;
     detect_scenario(&mut demo)?;
     writeln!(demo.out)?;
     if temporary.is_some() {
@@ -226,6 +227,31 @@ fn show_partitions(demo: &mut Demo, outcome: &IngestOutcome) -> anyhow::Result<(
         demo.out,
         "{}",
         render_partitions(&plans, lookback_hours, false)
+    )?;
+    Ok(())
+}
+
+/// The address the scenario's SSH brute force comes from, pivoted on in the query step.
+const PIVOT_IP: &str = "203.0.113.45";
+
+/// Step: Athena SQL on the local engine: the saved IP-pivot query, as an analyst would run it.
+fn query_lake(demo: &mut Demo) -> anyhow::Result<()> {
+    let template = lakewatch_sql::saved::saved_query("ip-pivot")?;
+    let sql = template.render(&[("ip".to_string(), PIVOT_IP.to_string())])?;
+    demo.step(&format!(
+        "Query: every event that mentions {PIVOT_IP} (lakewatch query --saved ip-pivot --param ip={PIVOT_IP})"
+    ))?;
+    let engine = lakewatch_sql::LocalEngine::open(demo.lake.root())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(engine.query(&format!(
+        "SELECT utctimestamp, source, summary FROM ({sql}) mentions ORDER BY utctimestamp"
+    )))?;
+    write!(demo.out, "{}", result.to_table()?)?;
+    writeln!(
+        demo.out,
+        "\n({} events; events/mixed/ repeats some records of the per-source files: the same \
+         content at another position is another event, with its own eventid)",
+        result.num_rows()
     )?;
     Ok(())
 }
