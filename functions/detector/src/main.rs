@@ -9,6 +9,10 @@
 //! counts those) and never stops the others. The invocation fails only when every rule failed;
 //! a wrong configuration fails the init.
 
+// The scheduled run nests the runner, the Athena engine and the S3 state store as futures;
+// laying out main's future takes more than the default 128 levels.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -21,8 +25,6 @@ use lakewatch_detect::{Rule, rules_from_texts};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/rules.rs"));
@@ -45,7 +47,7 @@ struct Detector {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::subscriber::set_global_default(subscriber(std::io::stdout))?;
+    lakewatch_lambda::init_logging();
     let detector = match init().await {
         Ok(detector) => Arc::new(detector),
         Err(error) => {
@@ -93,24 +95,6 @@ async fn init() -> Result<Detector, Error> {
         max_windows: settings.max_windows,
         rules,
     })
-}
-
-/// JSON lines without timestamps (CloudWatch stamps each line) or module paths, with the
-/// fields at the top level so metric filters such as `{ $.rule_failed IS TRUE }` match them.
-fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
-where
-    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
-{
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .without_time()
-        .with_target(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(writer)
-        .finish()
 }
 
 /// The rules embedded at build time, checked as `lakewatch` checks a rules directory.
@@ -186,7 +170,7 @@ mod tests {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&buffer);
         let writer = move || Capture(Arc::clone(&sink));
-        tracing::subscriber::with_default(subscriber(writer), || outcome.log());
+        tracing::subscriber::with_default(lakewatch_lambda::subscriber(writer), || outcome.log());
         let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{text}");

@@ -11,16 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        // CloudWatch stamps every line itself; module paths mean nothing to an operator.
-        .without_time()
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    lakewatch_lambda::init_logging();
     let pipeline = Arc::new(builtin_pipeline(&PluginConfig::default())?);
     tracing::info!(plugins = ?pipeline.plugin_names(), "pipeline ready");
     lambda_runtime::run(service_fn(

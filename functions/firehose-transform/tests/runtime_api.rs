@@ -207,8 +207,7 @@ async fn the_binary_answers_the_fixture_batch_record_by_record() {
     let lines = log_lines(&logs);
     let summaries: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["fields"]["message"] == "batch transformed")
-        .map(|l| &l["fields"])
+        .filter(|l| l["message"] == "batch transformed")
         .collect();
     assert_eq!(summaries.len(), 2, "{logs}");
     let summary = summaries[0];
@@ -227,7 +226,7 @@ async fn the_binary_answers_the_fixture_batch_record_by_record() {
     let failed: Vec<&str> = lines
         .iter()
         .filter(|l| l["level"] == "WARN")
-        .filter_map(|l| l["fields"]["record_id"].as_str())
+        .filter_map(|l| l["record_id"].as_str())
         .collect();
     assert_eq!(
         failed[..4],

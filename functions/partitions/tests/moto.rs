@@ -396,7 +396,7 @@ async fn the_lambda_binary_runs_a_scheduled_event_and_logs_one_line_of_counts() 
         .collect();
     assert_eq!(count_lines.len(), 2, "{logs}");
     let line: serde_json::Value = serde_json::from_str(count_lines[1]).unwrap();
-    let fields = &line["fields"];
+    let fields = &line;
     assert_eq!(
         (
             &fields["checked"],

@@ -9,16 +9,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        // CloudWatch stamps every line itself; module paths mean nothing to an operator.
-        .without_time()
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    lakewatch_lambda::init_logging();
     let settings = Settings::from_env(|name| std::env::var(name).ok())?;
     tracing::info!(%settings, "s3-ingest ready");
     let sdk = lakewatch_aws::config::load(None).await;
