@@ -21,10 +21,10 @@ pub mod pipeline;
 pub mod plugin;
 pub mod s3_audit;
 pub mod shell;
-pub mod timestamp;
-pub mod useragent;
 pub mod sources;
 pub mod syslog;
+pub mod timestamp;
+pub mod useragent;
 pub mod vpcflow;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
@@ -41,6 +41,27 @@ pub struct PluginConfig {
     /// A MaxMind-format ASN database (GeoLite2-ASN.mmdb): adds `asn` and `asorg` to
     /// `details.sourcegeo`.
     pub geoip_asn_database: Option<std::path::PathBuf>,
+}
+
+/// Environment variable naming the City database (a path, e.g. in a Lambda layer under /opt).
+pub const GEOIP_CITY_ENV: &str = "LAKEWATCH_GEOIP_CITY_DATABASE";
+/// Environment variable naming the ASN database.
+pub const GEOIP_ASN_ENV: &str = "LAKEWATCH_GEOIP_ASN_DATABASE";
+
+impl PluginConfig {
+    /// The settings from the environment, as the Lambdas get them (Terraform sets them when a
+    /// GeoIP layer is configured). An empty value counts as unset.
+    pub fn from_env() -> Self {
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|value| !value.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        PluginConfig {
+            geoip_city_database: path(GEOIP_CITY_ENV),
+            geoip_asn_database: path(GEOIP_ASN_ENV),
+        }
+    }
 }
 
 /// What setting up the built-in plugins has to tell the operator once, at start (a plugin left

@@ -69,11 +69,11 @@ pub struct IngestArgs {
     /// A MaxMind-format City database (e.g. GeoLite2-City.mmdb): events get `details.sourcegeo`
     /// (city, country, coordinates) for their source address, which the travel and country
     /// rules need. Without it the GeoIP plugin is off.
-    #[arg(long, value_name = "MMDB", env = "LAKEWATCH_GEOIP_CITY_DATABASE")]
+    #[arg(long, value_name = "MMDB", env = lakewatch_plugins::GEOIP_CITY_ENV)]
     pub geoip_city: Option<PathBuf>,
 
     /// A MaxMind-format ASN database (e.g. GeoLite2-ASN.mmdb): adds `asn` and `asorg`.
-    #[arg(long, value_name = "MMDB", env = "LAKEWATCH_GEOIP_ASN_DATABASE")]
+    #[arg(long, value_name = "MMDB", env = lakewatch_plugins::GEOIP_ASN_ENV)]
     pub geoip_asn: Option<PathBuf>,
 }
 

@@ -287,3 +287,46 @@ async fn the_binary_keeps_its_response_under_6_mb() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn the_binary_places_addresses_with_the_geoip_database_from_its_environment() {
+    let database =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/geoip/test-city.mmdb");
+    let mut batch = KinesisFirehoseEvent::default();
+    let mut record = aws_lambda_events::event::firehose::KinesisFirehoseEventRecord::default();
+    record.record_id = Some("login".into());
+    record.data.0 = br#"{"eventName":"ConsoleLogin","sourceIPAddress":"192.0.2.70"}"#.to_vec();
+    batch.records = vec![record];
+    let lambda = LambdaProcess::start(
+        BINARY,
+        &[("LAKEWATCH_GEOIP_CITY_DATABASE", database.to_str().unwrap())],
+    )
+    .await
+    .unwrap();
+    let body = lambda
+        .invoke(serde_json::to_vec(&batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    let placed = answers(&body);
+    let geo = &placed[0].1.events[0]["details"]["sourcegeo"];
+    assert_eq!(geo["city"], "London", "{geo}");
+    assert_eq!(geo["country"], "GB");
+    assert!(lambda.stop().contains("pipeline ready"));
+
+    // Without the variable the plugin is left out, and the start-up log says how to enable it.
+    let plain = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = plain
+        .invoke(serde_json::to_vec(&batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    assert!(
+        answers(&body)[0].1.events[0]["details"]
+            .get("sourcegeo")
+            .is_none()
+    );
+    assert!(plain.stop().contains("plugin configuration"));
+}

@@ -4,7 +4,10 @@
 
 locals {
   function_environment = {
-    firehose-transform = {}
+    firehose-transform = var.geoip == null ? {} : {
+      LAKEWATCH_GEOIP_CITY_DATABASE = var.geoip.city_database_path
+      LAKEWATCH_GEOIP_ASN_DATABASE  = coalesce(var.geoip.asn_database_path, "")
+    }
     s3-ingest = {
       LAKEWATCH_FIREHOSE_STREAM = aws_kinesis_firehose_delivery_stream.events.name
       LAKEWATCH_ERROR_BUCKET    = module.lake_bucket.id
@@ -92,6 +95,8 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrency[replace(each.key, "-", "_")]
   kms_key_arn                    = aws_kms_key.this.arn
   publish                        = true
+  # The GeoIP databases reach the transform as a layer, mounted under /opt.
+  layers = each.key == "firehose-transform" && var.geoip != null ? [var.geoip.layer_arn] : []
 
   environment {
     variables = merge({ RUST_LOG = var.log_level }, local.function_environment[each.key])

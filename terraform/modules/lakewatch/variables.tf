@@ -206,6 +206,21 @@ variable "kms_key_deletion_window_days" {
   }
 }
 
+variable "geoip" {
+  description = "GeoIP enrichment of the transform: a Lambda layer holding MaxMind-format databases (e.g. GeoLite2-City.mmdb, which MaxMind's licence keeps out of this repository) and their paths under /opt. Null: no locations, so the impossible-travel and country rules find nothing."
+  type = object({
+    layer_arn          = string
+    city_database_path = optional(string, "/opt/GeoLite2-City.mmdb")
+    asn_database_path  = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.geoip == null || try(startswith(var.geoip.city_database_path, "/opt/") && can(regex("^arn:aws[a-z-]*:lambda:", var.geoip.layer_arn)), false)
+    error_message = "geoip.layer_arn must be a Lambda layer version ARN and the database paths must be under /opt/, where Lambda mounts layers."
+  }
+}
+
 variable "enable_partition_projection" {
   description = "Use Athena partition projection instead of the partition generator function (no Glue partitions to keep up to date)."
   type        = bool
