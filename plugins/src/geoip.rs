@@ -17,15 +17,15 @@
 //! # Configuration
 //! [`PluginConfig::geoip_city_database`] and [`PluginConfig::geoip_asn_database`] are paths to
 //! `.mmdb` files (in Lambda: a file in a layer under `/opt`, or one fetched to `/tmp` at init);
-//! [`PluginConfig::with_geoip_from_env`] reads them from [`CITY_DATABASE_ENV`] and
-//! [`ASN_DATABASE_ENV`]. With neither set the plugin is not registered and
-//! [`crate::builtin_plugins_with_notes`] says so once. A configured file that cannot be read or
+//! [`PluginConfig::from_env`] reads them from [`GEOIP_CITY_ENV`] and [`GEOIP_ASN_ENV`]. With
+//! neither set the plugin is not registered and [`crate::builtin_plugins_with_notes`] says so
+//! once. A configured file that cannot be read or
 //! is not a MaxMind database stops the setup with an error naming the path.
 //!
 //! The databases are read into memory once, at setup; lookups then cost no I/O.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use maxminddb::{Reader, geoip2};
 use serde_json::{Map, Value, json};
@@ -33,38 +33,15 @@ use serde_json::{Map, Value, json};
 use crate::ipaddress::{SOURCE_KEY, parse_address, set_keeping_original};
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
 use crate::shell::Event;
-use crate::{ConfigError, ConfigNotes, PluginConfig};
+use crate::{ConfigError, ConfigNotes, GEOIP_ASN_ENV, GEOIP_CITY_ENV, PluginConfig};
 
 /// Where the location of the source address is written.
 pub const GEO_KEY: &str = "sourcegeo";
-/// Environment variable with the path of the City database.
-pub const CITY_DATABASE_ENV: &str = "LAKEWATCH_GEOIP_CITY_DATABASE";
-/// Environment variable with the path of the ASN database.
-pub const ASN_DATABASE_ENV: &str = "LAKEWATCH_GEOIP_ASN_DATABASE";
 /// What [`GeoIp::from_config`] notes when no database is configured.
 pub const NOT_CONFIGURED_NOTE: &str = "geoip: no GeoIP database configured, so events get no \
 `sourcegeo` (and location rules such as impossible travel find nothing); set \
 LAKEWATCH_GEOIP_CITY_DATABASE (and optionally LAKEWATCH_GEOIP_ASN_DATABASE) to the path of a \
 MaxMind-format .mmdb file to enable it";
-
-impl PluginConfig {
-    /// Takes the GeoIP database paths from [`CITY_DATABASE_ENV`] and [`ASN_DATABASE_ENV`]
-    /// where they are set and not empty; leaves the others as they are.
-    pub fn with_geoip_from_env(mut self) -> Self {
-        let path = |name| {
-            std::env::var_os(name)
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(city) = path(CITY_DATABASE_ENV) {
-            self.geoip_city_database = Some(city);
-        }
-        if let Some(asn) = path(ASN_DATABASE_ENV) {
-            self.geoip_asn_database = Some(asn);
-        }
-        self
-    }
-}
 
 /// The plugin: the databases, read into memory.
 #[derive(Debug)]
@@ -87,12 +64,12 @@ impl GeoIp {
             city: config
                 .geoip_city_database
                 .as_deref()
-                .map(|path| open(path, "city", CITY_DATABASE_ENV))
+                .map(|path| open(path, "city", GEOIP_CITY_ENV))
                 .transpose()?,
             asn: config
                 .geoip_asn_database
                 .as_deref()
-                .map(|path| open(path, "ASN", ASN_DATABASE_ENV))
+                .map(|path| open(path, "ASN", GEOIP_ASN_ENV))
                 .transpose()?,
         }))
     }
@@ -194,6 +171,7 @@ fn lookup<'a, T: serde::Deserialize<'a>>(
 mod tests {
     use super::*;
     use crate::sources::testing::process_json;
+    use std::path::PathBuf;
 
     /// The databases `events/geoip/make-test-databases.py` writes (documentation networks).
     fn test_database(name: &str) -> PathBuf {
@@ -454,7 +432,7 @@ mod tests {
             error.0.contains("/nonexistent/GeoLite2-City.mmdb"),
             "{error}"
         );
-        assert!(error.0.contains(CITY_DATABASE_ENV), "{error}");
+        assert!(error.0.contains(GEOIP_CITY_ENV), "{error}");
 
         // A file that exists but is no MaxMind database (this very source file).
         let not_a_database = PluginConfig {
@@ -463,6 +441,6 @@ mod tests {
         };
         let error = GeoIp::from_config(&not_a_database, &mut ConfigNotes::default()).unwrap_err();
         assert!(error.0.contains("src/geoip.rs"), "{error}");
-        assert!(error.0.contains(ASN_DATABASE_ENV), "{error}");
+        assert!(error.0.contains(GEOIP_ASN_ENV), "{error}");
     }
 }
