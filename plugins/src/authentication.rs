@@ -10,8 +10,10 @@
 //! | `syslog` | `sshd`: `Accepted <method> for <user>`, `Failed <method> for [invalid user] <user>` | the user | accepted / failed |
 //! | `syslog` | `sudo`: `pam_unix(sudo:auth): authentication failure; … user=<user>`, `<user> : N incorrect password attempts` | the user | failure |
 //!
-//! Other events are left unchanged. Runs after the source parsers and before the address and
-//! GeoIP enrichment, which add where a login came from.
+//! For sshd the address a login came from is only in the message text: it is set as
+//! `details.sourceipaddress` (when not already set), so the `ipaddress` plugin, which runs next,
+//! validates and collects it and GeoIP places it. Other events are left unchanged. Runs after
+//! the source parsers and before the address and GeoIP enrichment.
 
 use std::sync::LazyLock;
 
@@ -31,6 +33,8 @@ struct Attempt {
     user: String,
     success: bool,
     service: &'static str,
+    /// Where the attempt came from, when only the message says so (sshd).
+    address: Option<String>,
 }
 
 impl Plugin for Authentication {
@@ -70,6 +74,13 @@ impl Plugin for Authentication {
             json!({"user": attempt.user, "outcome": outcome, "service": attempt.service}),
         );
         event.add_tag(&format!("login_{outcome}"));
+        if let Some(address) = attempt.address
+            && !event.details.contains_key("sourceipaddress")
+        {
+            event
+                .details
+                .insert("sourceipaddress".into(), Value::String(address));
+        }
         Ok(Verdict::Changed)
     }
 }
@@ -92,6 +103,7 @@ fn gsuite_attempt(event: &Event) -> Option<Attempt> {
         user: event.detail_str("actor.email")?.to_lowercase(),
         success,
         service: "gsuite",
+        address: None,
     })
 }
 
@@ -115,11 +127,13 @@ fn cloudtrail_attempt(event: &Event) -> Option<Attempt> {
         user,
         success,
         service: "aws-console",
+        address: None,
     })
 }
 
 static SSHD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Accepted|Failed) \S+ for (?:invalid user )?(\S+) from ").expect("valid regex")
+    Regex::new(r"^(Accepted|Failed) \S+ for (?:invalid user )?(\S+) from (\S+)")
+        .expect("valid regex")
 });
 static SUDO_PAM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^pam_unix\(sudo:auth\): authentication failure;.*\buser=(\S+)")
@@ -139,6 +153,7 @@ fn syslog_attempt(event: &Event) -> Option<Attempt> {
                 user: captures[2].to_string(),
                 success: &captures[1] == "Accepted",
                 service: "sshd",
+                address: Some(captures[3].to_string()),
             })
         }
         "sudo" => {
@@ -149,6 +164,7 @@ fn syslog_attempt(event: &Event) -> Option<Attempt> {
                 user: captures[1].to_string(),
                 success: false,
                 service: "sudo",
+                address: None,
             })
         }
         _ => None,
@@ -235,10 +251,13 @@ mod tests {
             "syslog",
             json!({"program": "sshd", "message": "Failed password for invalid user admin from 203.0.113.45 port 41822 ssh2"}),
         );
+        let mut failed = invalid.clone();
         assert_eq!(
             auth(invalid),
             Some(json!({"user": "admin", "outcome": "failure", "service": "sshd"}))
         );
+        Authentication.process(&mut failed).unwrap();
+        assert_eq!(failed.details["sourceipaddress"], "203.0.113.45");
         let sudo = event(
             "syslog",
             json!({"program": "sudo", "message": "pam_unix(sudo:auth): authentication failure; logname=bob uid=1001 euid=0 tty=/dev/pts/0 ruser=bob rhost=  user=bob"}),
