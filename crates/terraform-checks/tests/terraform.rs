@@ -329,3 +329,51 @@ fn glue_tables_match_the_rust_schema() {
         .unwrap();
     assert_eq!(partition_keys, lakewatch_lake::schema::PARTITION_KEYS);
 }
+
+#[test]
+fn every_function_may_decrypt_its_environment_with_the_deployment_key() {
+    // Lambda decrypts an environment encrypted with a customer key using the function's role:
+    // without kms:Decrypt on that key, every invocation fails.
+    let files = tree();
+    let (_, function) = blocks(&files, "resource", "aws_lambda_function")
+        .find(|(_, b)| block_name(b) == "this")
+        .unwrap();
+    assert_eq!(
+        render(attribute(function.body(), "kms_key_arn").unwrap()),
+        "aws_kms_key.this.arn"
+    );
+    let (_, baseline) = blocks(&files, "data", "aws_iam_policy_document")
+        .find(|(_, b)| block_name(b) == "baseline")
+        .expect("a baseline policy document");
+    let decrypts = nested(baseline.body(), "statement").iter().any(|s| {
+        string_list(attribute(s, "actions").unwrap()).contains(&"kms:Decrypt".to_string())
+            && string_list(attribute(s, "resources").unwrap()) == ["aws_kms_key.this.arn"]
+    });
+    assert!(
+        decrypts,
+        "the baseline must allow kms:Decrypt on the deployment key"
+    );
+
+    let policies = files
+        .iter()
+        .flat_map(|f| f.body.blocks().filter(|b| b.identifier() == "locals"))
+        .find_map(|b| attribute(b.body(), "function_policies"))
+        .expect("local.function_policies");
+    for (function, policy) in object_entries(policies) {
+        let policy = render(policy);
+        let baseline = format!("data.aws_iam_policy_document.baseline[\"{function}\"].json");
+        if policy == baseline {
+            continue;
+        }
+        let name = policy
+            .trim_start_matches("data.aws_iam_policy_document.")
+            .trim_end_matches(".json");
+        let (_, document) = blocks(&files, "data", "aws_iam_policy_document")
+            .find(|(_, b)| block_name(b) == name)
+            .unwrap_or_else(|| panic!("{function}: no policy document {name}"));
+        let sources = attribute(document.body(), "source_policy_documents")
+            .map(string_list)
+            .unwrap_or_default();
+        assert_eq!(sources, [baseline], "{function} must build on its baseline");
+    }
+}

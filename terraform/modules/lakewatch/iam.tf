@@ -10,27 +10,42 @@ locals {
   glue_tables_arn    = "arn:${local.partition}:glue:${local.region}:${local.account_id}:table/${aws_glue_catalog_database.this.name}/*"
 
   function_policies = {
-    firehose-transform = data.aws_iam_policy_document.firehose_transform.json
+    firehose-transform = data.aws_iam_policy_document.baseline["firehose-transform"].json
     s3-ingest          = data.aws_iam_policy_document.s3_ingest.json
     partitions         = data.aws_iam_policy_document.partitions.json
     detector           = data.aws_iam_policy_document.detector.json
   }
 }
 
-data "aws_iam_policy_document" "firehose_transform" {
+# What every function needs: its own log group, the deployment's key (Lambda decrypts the
+# function's environment with the function's role), and, for the asynchronously invoked ones,
+# their dead-letter queue.
+data "aws_iam_policy_document" "baseline" {
+  # Every function's, deployed or not: the specific documents below are always evaluated.
+  for_each = toset(["firehose-transform", "s3-ingest", "partitions", "detector"])
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function["firehose-transform"].arn}:*"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-${each.key}:*"]
+  }
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+  dynamic "statement" {
+    for_each = each.key == "firehose-transform" ? [] : [aws_sqs_queue.dead_letters.arn]
+    content {
+      sid       = "SendToDeadLetterQueue"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
   }
 }
 
 data "aws_iam_policy_document" "s3_ingest" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function["s3-ingest"].arn}:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.baseline["s3-ingest"].json]
   statement {
     sid       = "ReadInputObjects"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -60,16 +75,6 @@ data "aws_iam_policy_document" "s3_ingest" {
       values   = ["${local.state_prefix}s3-ingest/*"]
     }
   }
-  statement {
-    sid       = "UseTheDeploymentKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
-  }
-  statement {
-    sid       = "SendToDeadLetterQueue"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letters.arn]
-  }
   # A scheduled pull from an AWS bucket with the function's own role (no secret, no endpoint).
   dynamic "statement" {
     for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
@@ -98,11 +103,7 @@ data "aws_iam_policy_document" "s3_ingest" {
 }
 
 data "aws_iam_policy_document" "partitions" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-partitions:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.baseline["partitions"].json]
   statement {
     sid       = "ListLakePartitions"
     actions   = ["s3:ListBucket"]
@@ -118,24 +119,10 @@ data "aws_iam_policy_document" "partitions" {
     actions   = ["glue:GetTable", "glue:GetPartition", "glue:GetPartitions", "glue:BatchCreatePartition"]
     resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_tables_arn]
   }
-  statement {
-    sid       = "SendToDeadLetterQueue"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letters.arn]
-  }
-  statement {
-    sid       = "UseTheDeploymentKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
-  }
 }
 
 data "aws_iam_policy_document" "detector" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-detector:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.baseline["detector"].json]
   statement {
     sid       = "RunQueriesInTheWorkgroup"
     actions   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"]
@@ -173,16 +160,6 @@ data "aws_iam_policy_document" "detector" {
     sid       = "PublishAlerts"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
-  }
-  statement {
-    sid       = "SendToDeadLetterQueue"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letters.arn]
-  }
-  statement {
-    sid       = "UseTheDeploymentKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
   }
 }
 
