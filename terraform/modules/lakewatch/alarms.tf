@@ -1,35 +1,69 @@
 # Alarms for the ways events can go missing: a failing function, Firehose failing to deliver,
-# records the transform could not process, and detection rules that fail.
+# records the transform could not process, and detection rules that fail. One alarm resource,
+# one entry per alarm.
 
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each = local.functions
+locals {
+  metrics_namespace = "lakewatch/${var.name}"
 
-  alarm_name          = "${var.name}-${each.key}-errors"
-  alarm_description   = "lakewatch ${each.key} returned errors"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  tags                = local.tags
+  alarms = merge(
+    {
+      for job, function in aws_lambda_function.this : "${job}-errors" => {
+        description = "lakewatch ${job} returned errors"
+        namespace   = "AWS/Lambda"
+        metric      = "Errors"
+        dimensions  = { FunctionName = function.function_name }
+        statistic   = "Sum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+      }
+    },
+    {
+      firehose-delivery-to-s3 = {
+        description = "Firehose failed to deliver events to the lake bucket"
+        namespace   = "AWS/Firehose"
+        metric      = "DeliveryToS3.Success"
+        dimensions  = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.events.name }
+        statistic   = "Minimum"
+        comparison  = "LessThanThreshold"
+        threshold   = 1
+      }
+      transform-processing-failed = {
+        description = "The Firehose transform answered ProcessingFailed for some records (see errors/firehose/ in the lake bucket)"
+        namespace   = local.metrics_namespace
+        metric      = aws_cloudwatch_log_metric_filter.transform_failed_records.metric_transformation[0].name
+        dimensions  = {}
+        statistic   = "Sum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+      }
+    },
+    var.enable_detector ? {
+      detector-rule-failures = {
+        description = "A detection rule failed to run"
+        namespace   = local.metrics_namespace
+        metric      = aws_cloudwatch_log_metric_filter.detector_rule_failures[0].metric_transformation[0].name
+        dimensions  = {}
+        statistic   = "Sum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+      }
+    } : {},
+  )
 }
 
-resource "aws_cloudwatch_metric_alarm" "firehose_delivery" {
-  alarm_name          = "${var.name}-firehose-delivery-to-s3"
-  alarm_description   = "Firehose failed to deliver events to the lake bucket"
-  namespace           = "AWS/Firehose"
-  metric_name         = "DeliveryToS3.Success"
-  dimensions          = { DeliveryStreamName = aws_kinesis_firehose_delivery_stream.events.name }
-  statistic           = "Minimum"
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
+  threshold           = each.value.threshold
+  comparison_operator = each.value.comparison
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
   tags                = local.tags
@@ -43,26 +77,12 @@ resource "aws_cloudwatch_log_metric_filter" "transform_failed_records" {
 
   metric_transformation {
     name      = "TransformProcessingFailedRecords"
-    namespace = "lakewatch/${var.name}"
+    namespace = local.metrics_namespace
     value     = "$.records_failed"
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "transform_failed_records" {
-  alarm_name          = "${var.name}-transform-processing-failed"
-  alarm_description   = "The Firehose transform answered ProcessingFailed for some records (see errors/firehose/ in the lake bucket)"
-  namespace           = "lakewatch/${var.name}"
-  metric_name         = aws_cloudwatch_log_metric_filter.transform_failed_records.metric_transformation[0].name
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  tags                = local.tags
-}
-
+# The detector logs one JSON line per rule; a failed rule carries rule_failed = true.
 resource "aws_cloudwatch_log_metric_filter" "detector_rule_failures" {
   count = var.enable_detector ? 1 : 0
 
@@ -72,24 +92,7 @@ resource "aws_cloudwatch_log_metric_filter" "detector_rule_failures" {
 
   metric_transformation {
     name      = "DetectorRuleFailures"
-    namespace = "lakewatch/${var.name}"
+    namespace = local.metrics_namespace
     value     = "1"
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "detector_rule_failures" {
-  count = var.enable_detector ? 1 : 0
-
-  alarm_name          = "${var.name}-detector-rule-failures"
-  alarm_description   = "A detection rule failed to run"
-  namespace           = "lakewatch/${var.name}"
-  metric_name         = aws_cloudwatch_log_metric_filter.detector_rule_failures[0].metric_transformation[0].name
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  tags                = local.tags
 }
