@@ -9,6 +9,10 @@ locals {
   glue_database_arn  = "arn:${local.partition}:glue:${local.region}:${local.account_id}:database/${aws_glue_catalog_database.this.name}"
   glue_tables_arn    = "arn:${local.partition}:glue:${local.region}:${local.account_id}:table/${aws_glue_catalog_database.this.name}/*"
 
+  # The bucket a scheduled pull reads from AWS S3 with the function's own role (no secret, no
+  # other endpoint), as a list of zero or one.
+  pulled_with_own_role = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
+
   function_policies = {
     firehose-transform = data.aws_iam_policy_document.baseline["firehose-transform"].json
     s3-ingest          = data.aws_iam_policy_document.s3_ingest.json
@@ -77,7 +81,7 @@ data "aws_iam_policy_document" "s3_ingest" {
   }
   # A scheduled pull from an AWS bucket with the function's own role (no secret, no endpoint).
   dynamic "statement" {
-    for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
+    for_each = local.pulled_with_own_role
     content {
       sid       = "ListPulledBucket"
       actions   = ["s3:ListBucket"]
@@ -85,7 +89,7 @@ data "aws_iam_policy_document" "s3_ingest" {
     }
   }
   dynamic "statement" {
-    for_each = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
+    for_each = local.pulled_with_own_role
     content {
       sid       = "ReadPulledObjects"
       actions   = ["s3:GetObject"]
