@@ -552,16 +552,23 @@ fn delivered_keys(records: &[Vec<u8>]) -> BTreeMap<String, usize> {
     keys
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scheduled_pull_takes_only_new_objects_and_catches_up_after_a_failed_run() {
-    let aws = aws().await;
-    aws_sdk_secretsmanager::Client::new(&aws.sdk)
+/// The Secrets Manager secret holding the remote store's keys, as the pull configuration names it.
+async fn create_store_secret(sdk: &SdkConfig, secret_access_key: &str) {
+    let keys =
+        serde_json::json!({"access_key_id": "remote", "secret_access_key": secret_access_key});
+    aws_sdk_secretsmanager::Client::new(sdk)
         .create_secret()
         .name("remote-store-keys")
-        .secret_string(r#"{"access_key_id":"remote","secret_access_key":"remote-secret"}"#)
+        .secret_string(keys.to_string())
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_pull_takes_only_new_objects_and_catches_up_after_a_failed_run() {
+    let aws = aws().await;
+    create_store_secret(&aws.sdk, "remote-secret").await;
     let fake = FakeFirehose::start(FakeFirehoseConfig::default()).unwrap();
     let function = function(
         &aws,
@@ -719,13 +726,7 @@ async fn the_lambda_binary_answers_logs_one_summary_per_object_and_never_logs_se
     .await;
     put(&aws.s3, INPUT, "c.log", gzip(b"one\ntwo\n")).await;
     put(&aws.s3, STORE, "audit/x.json", b"{\"x\":1}\n".to_vec()).await;
-    aws_sdk_secretsmanager::Client::new(&aws.sdk)
-        .create_secret()
-        .name("remote-store-keys")
-        .secret_string(r#"{"access_key_id":"remote","secret_access_key":"do-not-log-me"}"#)
-        .send()
-        .await
-        .unwrap();
+    create_store_secret(&aws.sdk, "do-not-log-me").await;
     let endpoint = aws.sdk.endpoint_url().unwrap().to_string();
     let lambda = LambdaProcess::start(
         env!("CARGO_BIN_EXE_s3-ingest"),
@@ -800,13 +801,7 @@ async fn the_lambda_binary_answers_logs_one_summary_per_object_and_never_logs_se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_out_of_time_stops_cleanly_and_the_next_run_goes_on() {
     let aws = aws().await;
-    aws_sdk_secretsmanager::Client::new(&aws.sdk)
-        .create_secret()
-        .name("remote-store-keys")
-        .secret_string(r#"{"access_key_id":"remote","secret_access_key":"remote-secret"}"#)
-        .send()
-        .await
-        .unwrap();
+    create_store_secret(&aws.sdk, "remote-secret").await;
     for key in ["audit/1.json", "audit/2.json", "audit/3.json"] {
         put(&aws.s3, STORE, key, b"{\"r\":1}\n".to_vec()).await;
     }
