@@ -18,6 +18,16 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
+/// Sends a batch to the running function and returns its response body.
+async fn respond(lambda: &LambdaProcess, batch: &KinesisFirehoseEvent) -> Vec<u8> {
+    lambda
+        .invoke(serde_json::to_vec(batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap()
+}
+
 /// The decoded answer of one record: result, partition keys and the events of its data.
 struct Answer {
     result: String,
@@ -261,12 +271,7 @@ async fn the_binary_keeps_its_response_under_6_mb() {
         })
         .collect();
     let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
-    let body = lambda
-        .invoke(serde_json::to_vec(&batch).unwrap())
-        .await
-        .unwrap()
-        .into_response()
-        .unwrap();
+    let body = respond(&lambda, &batch).await;
     assert!(
         body.len() <= RESPONSE_LIMIT_BYTES,
         "{} bytes answered",
@@ -303,12 +308,7 @@ async fn the_binary_places_addresses_with_the_geoip_database_from_its_environmen
     )
     .await
     .unwrap();
-    let body = lambda
-        .invoke(serde_json::to_vec(&batch).unwrap())
-        .await
-        .unwrap()
-        .into_response()
-        .unwrap();
+    let body = respond(&lambda, &batch).await;
     let placed = answers(&body);
     let geo = &placed[0].1.events[0]["details"]["sourcegeo"];
     assert_eq!(geo["city"], "London", "{geo}");
@@ -317,12 +317,7 @@ async fn the_binary_places_addresses_with_the_geoip_database_from_its_environmen
 
     // Without the variable the plugin is left out, and the start-up log says how to enable it.
     let plain = LambdaProcess::start(BINARY, &[]).await.unwrap();
-    let body = plain
-        .invoke(serde_json::to_vec(&batch).unwrap())
-        .await
-        .unwrap()
-        .into_response()
-        .unwrap();
+    let body = respond(&plain, &batch).await;
     assert!(
         answers(&body)[0].1.events[0]["details"]
             .get("sourcegeo")
