@@ -1,5 +1,6 @@
 //! lakewatch's local mode: the same pipeline, lake layout, partitions and rules as the
-//! Lambdas, on one machine. The `lakewatch` binary is a thin layer over [`cli`].
+//! Lambdas, on one machine. The `lakewatch` binary is a thin layer over [`cli`], which parses
+//! arguments for the library code in [`local`].
 
 pub mod cli;
-pub mod detection;
+pub mod local;

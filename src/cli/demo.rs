@@ -12,7 +12,7 @@ use lakewatch_lake::LocalLake;
 use lakewatch_lake::schema::EVENTS;
 use serde_json::Value;
 
-use super::detect::{bundled_geoip, bundled_rules_dir, detect, render_reports};
+use super::detect::{bundled_geoip, detect, render_reports};
 use super::ingest::{IngestOutcome, InputPath, expand_paths, ingest_paths, render_report};
 use super::partitions::{plan_local, render as render_partitions};
 
@@ -258,7 +258,7 @@ fn query_lake(demo: &mut Demo) -> anyhow::Result<()> {
 
 /// Step: the bundled rules replayed over the scenario, and the alerts they raise.
 fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
-    let rules = lakewatch_detect::load_rules(&bundled_rules_dir())?;
+    let rules = lakewatch_detect::bundled::rules()?;
     demo.step(&format!(
         "Detect: {} rules replayed over {SCENARIO_FROM} .. {SCENARIO_TO} (events/scenario/)",
         rules.len()

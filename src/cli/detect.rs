@@ -3,17 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use lakewatch_detect::{FileStateStore, Mode, Rule, RuleReport, load_rules, run_rules};
+use lakewatch_detect::{Mode, RuleReport};
 use lakewatch_plugins::PluginConfig;
-use lakewatch_sql::LocalEngine;
 
-use crate::detection::{LocalAlerts, LocalQueries, state_dir, test_rule};
+pub use crate::local::detect::detect;
+use crate::local::detect::{select_rules, test_rule};
 
-/// The rules shipped with lakewatch.
+/// The rules directory of the source tree this binary was built from, for tests that read one
+/// rule file. The commands themselves use the bundled rules, embedded in the binary.
 pub fn bundled_rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
 }
@@ -41,9 +41,9 @@ pub struct DetectArgs {
     /// The lake directory (as written by `lakewatch ingest`).
     #[arg(long, value_name = "DIR")]
     pub lake: PathBuf,
-    /// Directory of rule files (*.toml).
-    #[arg(long, value_name = "DIR", default_value_os_t = bundled_rules_dir())]
-    pub rules: PathBuf,
+    /// Directory of rule files (*.toml); default: the rules bundled in this binary.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "ID")]
     pub only: Vec<String>,
@@ -68,51 +68,12 @@ pub struct DetectArgs {
 /// the rule is replayed over the test's range, and its alerts must be exactly the expected ones.
 #[derive(Debug, Args)]
 pub struct TestRulesArgs {
-    /// Directory of rule files (*.toml).
-    #[arg(long, value_name = "DIR", default_value_os_t = bundled_rules_dir())]
-    pub rules: PathBuf,
+    /// Directory of rule files (*.toml); default: the rules bundled in this binary.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "ID")]
     pub only: Vec<String>,
-}
-
-fn selected_rules(dir: &Path, only: &[String]) -> anyhow::Result<Vec<Rule>> {
-    let rules = load_rules(dir)?;
-    for id in only {
-        if !rules.iter().any(|rule| &rule.id == id) {
-            let known: Vec<_> = rules.iter().map(|rule| rule.id.as_str()).collect();
-            anyhow::bail!(
-                "no rule {id:?} in {}; rules: {}",
-                dir.display(),
-                known.join(", ")
-            );
-        }
-    }
-    Ok(rules
-        .into_iter()
-        .filter(|rule| only.is_empty() || only.contains(&rule.id))
-        .collect())
-}
-
-/// Runs the rules over the lake and returns the reports.
-pub async fn detect(
-    lake: &Path,
-    rules: &[Rule],
-    now: DateTime<Utc>,
-    mode: Mode,
-) -> anyhow::Result<Vec<RuleReport>> {
-    let engine = LocalEngine::open(lake)
-        .with_context(|| format!("{}: cannot open the lake", lake.display()))?;
-    let state = FileStateStore::new(state_dir(lake));
-    Ok(run_rules(
-        rules,
-        &LocalQueries(&engine),
-        &state,
-        &LocalAlerts::new(lake),
-        now,
-        mode,
-    )
-    .await)
 }
 
 /// The reports as people read them: one line per rule, then the alerts.
@@ -158,7 +119,7 @@ pub fn render_reports(reports: &[RuleReport]) -> String {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let rules = selected_rules(&args.rules, &args.only)?;
+    let rules = select_rules(args.rules.as_deref(), &args.only)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let mode = match (args.from, args.to) {
         (Some(from), Some(to)) => {
@@ -184,7 +145,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_tests(args: TestRulesArgs) -> anyhow::Result<ExitCode> {
-    let rules = selected_rules(&args.rules, &args.only)?;
+    let rules = select_rules(args.rules.as_deref(), &args.only)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let plugins = bundled_geoip();
     let (mut passed, mut failed) = (0, 0);

@@ -522,7 +522,7 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
         "{url}: {} new of {} objects ingested; cursor {}",
         pulled.ingested,
         pulled.listed,
-        local_cursor(lake.root(), &config).path.display()
+        local_cursor(lake.root(), &config).location()
     );
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_athena::error::DisplayErrorContext;
 use aws_sdk_athena::operation::get_query_results::GetQueryResultsOutput;
 use aws_sdk_athena::types::{QueryExecution, QueryExecutionContext, QueryExecutionState};
-use lakewatch_detect::{QueryEngine, Row};
+use lakewatch_detect::{QueryCost, QueryEngine, Row};
 
 /// The largest page `GetQueryResults` returns (its `MaxResults` limit).
 pub const MAX_PAGE_SIZE: i32 = 1000;
@@ -287,6 +287,14 @@ impl AthenaEngine {
 impl QueryEngine for AthenaEngine {
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
         self.run(sql).await
+    }
+
+    fn take_cost(&self) -> QueryCost {
+        let metrics = self.take_metrics();
+        QueryCost {
+            queries: metrics.len(),
+            bytes_scanned: metrics.iter().map(|m| m.bytes_scanned).sum(),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub async fn load(endpoint: Option<&str>) -> SdkConfig {
 /// With a custom endpoint (from the config or `AWS_ENDPOINT_URL_S3`) it uses path-style
 /// addressing (`http://host/bucket/key`): S3-compatible servers such as moto or MinIO do not
 /// resolve `bucket.host` names. Against AWS itself the default virtual-hosted style stays.
+#[cfg(feature = "s3")]
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let custom_endpoint =
         config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
@@ -32,7 +33,7 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "s3"))]
 mod tests {
     use super::*;
     use lakewatch_testkit::moto::MotoServer;

@@ -18,12 +18,13 @@
 //! ([`Cursor::advance`]), and is saved after each, so a run that fails half way leaves the
 //! cursor just before the object that failed, and the next run resumes there.
 //!
-//! It is stored in S3 on AWS ([`S3CursorStore`]) and in a file locally ([`FileCursorStore`]).
+//! It is a document of a [`VersionedStore`] ([`StoredCursor`]): an S3 object in the state
+//! prefix on AWS, a file in the local lake's `state/` directory locally. Each save names the
+//! version the run read or last wrote, so two overlapping runs of one pull cannot both move it.
 
-use crate::versioned;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+
+use lakewatch_lake::versioned::{VersionedStore, WriteError};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,13 +68,61 @@ pub struct CursorError {
     pub reason: String,
 }
 
-/// Where cursors are kept.
-pub trait CursorStore {
-    /// A name for logs and errors (`s3://bucket/key`, a file path).
-    fn location(&self) -> String;
-    /// The saved cursor; `None` before the first run.
-    fn load(&self) -> impl Future<Output = Result<Option<Cursor>, CursorError>> + Send;
-    fn save(&self, cursor: &Cursor) -> impl Future<Output = Result<(), CursorError>> + Send;
+/// A pull's cursor: the document `name` of `store`.
+#[derive(Debug, Clone)]
+pub struct StoredCursor<V> {
+    pub store: V,
+    pub name: String,
+}
+
+impl<V: VersionedStore> StoredCursor<V> {
+    /// Where the cursor is, for logs and errors (`s3://bucket/key`, a file path).
+    pub fn location(&self) -> String {
+        self.store.location(&self.name)
+    }
+
+    fn error(&self, reason: impl Into<String>) -> CursorError {
+        CursorError {
+            location: self.location(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The saved cursor with its version; `None` before the first run.
+    pub async fn load(&self) -> Result<Option<(Cursor, String)>, CursorError> {
+        let Some(read) = self
+            .store
+            .read(&self.name)
+            .await
+            .map_err(|reason| self.error(reason))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((parse(&self.location(), &read.bytes)?, read.version)))
+    }
+
+    /// Saves the cursor if it is still at `expected` (`None`: if there was none); returns the
+    /// new version.
+    pub async fn save(
+        &self,
+        cursor: &Cursor,
+        expected: Option<&str>,
+    ) -> Result<String, CursorError> {
+        let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
+        self.store
+            .write(&self.name, body, expected)
+            .await
+            .map_err(|error| {
+                self.error(match error {
+                    WriteError::Conflict => {
+                        "another run of this pull moved the cursor meanwhile; this run stops here \
+                         (what it did not ingest is left to the other run or the next one)"
+                            .to_string()
+                    }
+                    WriteError::Failed(reason) => reason,
+                })
+            })
+    }
 }
 
 fn parse(location: &str, bytes: &[u8]) -> Result<Cursor, CursorError> {
@@ -85,131 +134,10 @@ fn parse(location: &str, bytes: &[u8]) -> Result<Cursor, CursorError> {
     })
 }
 
-/// A cursor in an S3 object (the lake's state prefix), written with conditional writes: a
-/// save succeeds only if the object is still the one this store loaded or last saved (or still
-/// absent), so two runs of one pull that overlap cannot both move the cursor.
-#[derive(Debug)]
-pub struct S3CursorStore {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    key: String,
-    /// The ETag this store last read or wrote; `None` when the object did not exist.
-    etag: Mutex<Option<String>>,
-}
-
-impl S3CursorStore {
-    pub fn new(
-        client: aws_sdk_s3::Client,
-        bucket: impl Into<String>,
-        key: impl Into<String>,
-    ) -> Self {
-        S3CursorStore {
-            client,
-            bucket: bucket.into(),
-            key: key.into(),
-            etag: Mutex::new(None),
-        }
-    }
-
-    fn etag(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.etag
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl CursorStore for S3CursorStore {
-    fn location(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    async fn load(&self) -> Result<Option<Cursor>, CursorError> {
-        let fail = |reason: String| CursorError {
-            location: self.location(),
-            reason,
-        };
-        let Some(read) = versioned::read(&self.client, &self.bucket, &self.key)
-            .await
-            .map_err(fail)?
-        else {
-            *self.etag() = None;
-            return Ok(None);
-        };
-        let cursor = parse(&self.location(), &read.bytes)?;
-        *self.etag() = read.etag;
-        Ok(Some(cursor))
-    }
-
-    async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
-        let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
-        let expected = self.etag().clone();
-        let etag = versioned::write(
-            &self.client,
-            &self.bucket,
-            &self.key,
-            body,
-            expected.as_deref(),
-        )
-        .await
-        .map_err(|error| CursorError {
-            location: self.location(),
-            reason: match error {
-                versioned::WriteError::Conflict => {
-                    "another run of this pull moved the cursor meanwhile; this run stops here \
-                         (what it did not ingest is left to the other run or the next one)"
-                        .to_string()
-                }
-                versioned::WriteError::Failed(reason) => reason,
-            },
-        })?;
-        *self.etag() = etag;
-        Ok(())
-    }
-}
-
-/// A cursor in a local file (the local lake's `state/` directory).
-#[derive(Debug, Clone)]
-pub struct FileCursorStore {
-    pub path: PathBuf,
-}
-
-impl CursorStore for FileCursorStore {
-    fn location(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    async fn load(&self) -> Result<Option<Cursor>, CursorError> {
-        match tokio::fs::read(&self.path).await {
-            Ok(bytes) => parse(&self.location(), &bytes).map(Some),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(CursorError {
-                location: self.location(),
-                reason: error.to_string(),
-            }),
-        }
-    }
-
-    async fn save(&self, cursor: &Cursor) -> Result<(), CursorError> {
-        let fail = |error: std::io::Error| CursorError {
-            location: self.location(),
-            reason: error.to_string(),
-        };
-        if let Some(parent) = self.path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(fail)?;
-        }
-        // Write then rename, so a crash never leaves half a cursor.
-        let temporary = self.path.with_extension("json.tmp");
-        let body = serde_json::to_vec_pretty(cursor).expect("a cursor serializes");
-        tokio::fs::write(&temporary, body).await.map_err(fail)?;
-        tokio::fs::rename(&temporary, &self.path)
-            .await
-            .map_err(fail)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lakewatch_lake::versioned::FileStore;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
@@ -274,21 +202,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_store_starts_empty_and_keeps_what_was_saved() {
+    async fn a_file_store_starts_empty_keeps_what_was_saved_and_refuses_a_stale_run() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileCursorStore {
-            path: dir.path().join("state/s3-ingest/x.json"),
+        let store = StoredCursor {
+            store: FileStore::new(dir.path().join("state/s3-ingest")),
+            name: "aws/b/x/cursor.json".to_string(),
         };
         assert_eq!(store.load().await.unwrap(), None);
         let cursor = Cursor::first_run(at(0), Duration::hours(1));
-        store.save(&cursor).await.unwrap();
-        assert_eq!(store.load().await.unwrap(), Some(cursor));
+        let version = store.save(&cursor, None).await.unwrap();
+        assert_eq!(
+            store.load().await.unwrap(),
+            Some((cursor.clone(), version.clone()))
+        );
+        // A second run that also started from "no cursor" cannot overwrite it.
+        let error = store.save(&cursor, None).await.unwrap_err().to_string();
+        assert!(
+            error.contains("another run of this pull moved the cursor"),
+            "{error}"
+        );
+        store.save(&cursor, Some(&version)).await.unwrap();
     }
 }
 
 #[cfg(test)]
 mod s3_tests {
     use super::*;
+    use crate::s3_state::S3Store;
     use lakewatch_testkit::moto::MotoServer;
 
     #[tokio::test]
@@ -296,26 +236,31 @@ mod s3_tests {
         let moto = MotoServer::start();
         let client = crate::config::s3_client(&moto.sdk_config().await);
         client.create_bucket().bucket("lake").send().await.unwrap();
-        let first = S3CursorStore::new(client.clone(), "lake", "state/c.json");
-        let second = S3CursorStore::new(client.clone(), "lake", "state/c.json");
-        assert_eq!(first.load().await.unwrap(), None);
-        assert_eq!(second.load().await.unwrap(), None);
+        let store = StoredCursor {
+            store: S3Store::new(client.clone(), "lake", "state/"),
+            name: "c.json".to_string(),
+        };
+        assert_eq!(store.location(), "s3://lake/state/c.json");
+        assert_eq!(store.load().await.unwrap(), None);
         let mut cursor = Cursor::first_run(Utc::now(), Duration::days(1));
-        first.save(&cursor).await.unwrap();
-        // The second run read "no cursor", which is no longer true.
-        let error = second.save(&cursor).await.unwrap_err().to_string();
+        let first = store.save(&cursor, None).await.unwrap();
+        // A second run that read "no cursor", which is no longer true.
+        let error = store.save(&cursor, None).await.unwrap_err().to_string();
         assert!(
             error.contains("another run of this pull moved the cursor"),
             "{error}"
         );
         // The first keeps saving over its own writes.
         cursor.advance("a", Utc::now(), Duration::zero());
-        first.save(&cursor).await.unwrap();
-        // A fresh load sees the latest cursor and may save after it.
-        assert_eq!(second.load().await.unwrap(), Some(cursor.clone()));
+        let latest = store.save(&cursor, Some(&first)).await.unwrap();
+        // A fresh load sees the latest cursor and may save after it; the stale version may not.
+        assert_eq!(
+            store.load().await.unwrap(),
+            Some((cursor.clone(), latest.clone()))
+        );
         let mut later = cursor.clone();
         later.advance("b", Utc::now(), Duration::zero());
-        second.save(&later).await.unwrap();
-        assert!(first.save(&cursor).await.is_err());
+        store.save(&later, Some(&latest)).await.unwrap();
+        assert!(store.save(&cursor, Some(&first)).await.is_err());
     }
 }

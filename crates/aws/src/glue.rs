@@ -1,28 +1,14 @@
-//! The Glue catalog of the lake: table inputs generated from [`lakewatch_lake::schema`], and the
-//! partition generator that keeps the catalog's hour partitions in step with the bucket.
-//!
-//! Athena only reads partitions the catalog lists. The generator (the `partitions` Lambda, on
-//! a schedule) ensures, for `events` and `alerts`:
-//! - the current and the next hour, so rows are queryable the moment they land;
-//! - every hour that holds objects within a look-back window, because late and back-filled
-//!   data lands in old hours by event time.
-//!
-//! It lists one S3 prefix per UTC day of the window with delimiter `/` (the hour directories come
-//! back as common prefixes: no object is listed one by one), and adds what is missing with
-//! `BatchCreatePartition`, 100 at a time. A partition that exists already is reported as such, not
-//! as an error, so a repeated run changes nothing. The plan itself is pure code in
-//! [`lakewatch_lake::partitions`].
+//! The Glue catalog of the lake: table inputs generated from [`lakewatch_lake::schema`],
+//! partition inputs, and the calls the partition generator (`functions/partitions`) makes:
+//! reading a table, adding partitions in batches.
 
 use aws_sdk_glue::error::DisplayErrorContext;
 use aws_sdk_glue::operation::get_table::GetTableError;
 use aws_sdk_glue::types::{
     Column, DatabaseInput, PartitionError, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
-use chrono::{DateTime, Utc};
-use lakewatch_lake::partitions::{
-    DEFAULT_LOOKBACK_HOURS, Hour, MAX_LOOKBACK_HOURS, TablePlan, Window,
-};
-use lakewatch_lake::schema::{self, Table, storage};
+use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::schema::{Table, storage};
 
 /// Glue's limit on partitions per `BatchCreatePartition` call.
 pub const BATCH_LIMIT: usize = 100;
@@ -106,306 +92,38 @@ pub fn partition_input(table_descriptor: &StorageDescriptor, hour: Hour) -> Part
         .build()
 }
 
-/// What the generator needs to know; in the Lambda, from its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratorSettings {
-    /// The lake bucket (`LAKEWATCH_LAKE_BUCKET`).
-    pub bucket: String,
-    /// The Glue database holding `events` and `alerts` (`LAKEWATCH_GLUE_DATABASE`).
-    pub database: String,
-    /// How many hours before the current one to look for data (`LAKEWATCH_LOOKBACK_HOURS`,
-    /// default 48, at most 2160).
-    pub lookback_hours: u32,
-    /// Keys per S3 listing page (S3 returns at most 1000); small values exercise paging in tests.
-    pub page_size: i32,
-}
-
-/// A setting missing or out of range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("{0} is not set: set it to the {1} (the Terraform module sets it on the function)")]
-    Missing(&'static str, &'static str),
-    #[error(
-        "LAKEWATCH_LOOKBACK_HOURS={0:?} is not a number of hours from 0 to {MAX_LOOKBACK_HOURS}"
-    )]
-    Lookback(String),
-}
-
-impl GeneratorSettings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the settings through `lookup` (the environment, or a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let required = |name: &'static str, what: &'static str| {
-            lookup(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or(SettingsError::Missing(name, what))
-        };
-        let lookback_hours = match lookup("LAKEWATCH_LOOKBACK_HOURS") {
-            None => DEFAULT_LOOKBACK_HOURS,
-            Some(text) => text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|hours| *hours <= MAX_LOOKBACK_HOURS)
-                .ok_or(SettingsError::Lookback(text))?,
-        };
-        Ok(GeneratorSettings {
-            bucket: required("LAKEWATCH_LAKE_BUCKET", "lake bucket's name")?,
-            database: required("LAKEWATCH_GLUE_DATABASE", "Glue database of the lake")?,
-            lookback_hours,
-            page_size: 1000,
-        })
-    }
-}
-
-/// What one run did, summed over the tables. `checked = added + already_there + failed`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Partitions the run made sure of: current and next hours, and hours found with data.
-    pub checked: usize,
-    pub added: usize,
-    pub already_there: usize,
-    /// Partitions Glue refused (each logged with its reason) or that could not be sent.
-    pub failed: usize,
-    /// Hours with data found in the look-back window.
-    pub found: usize,
-    /// Keys under the listed prefixes that name no partition (logged, never guessed at).
-    pub malformed_keys: usize,
-}
-
-/// A problem that stopped a table's partitions from being checked, or failed some of them.
-#[derive(Debug, thiserror::Error)]
-pub enum GeneratorError {
-    #[error(
-        "Glue table {database}.{table} does not exist: create it with terraform (module \
-         terraform/modules/lakewatch) or `lakewatch ddl --bucket <lake bucket> --database {database}` \
-         in Athena"
-    )]
-    MissingTable { database: String, table: String },
-    #[error(
-        "Glue table {database}.{table} has no storage location: recreate it with terraform or \
-         `lakewatch ddl`"
-    )]
-    NoLocation { database: String, table: String },
-    #[error(
-        "reading Glue table {database}.{table} failed: {message} (check the function's \
-         glue:GetTable permission and the database name)"
-    )]
-    GetTable {
-        database: String,
-        table: String,
-        message: String,
-    },
-    #[error(
-        "listing s3://{bucket}/{prefix} failed: {message} (check the bucket name and the \
-         function's s3:ListBucket permission on it)"
-    )]
-    List {
-        bucket: String,
-        prefix: String,
-        message: String,
-    },
-    #[error(
-        "{failed} partition(s) of {database}.{table} could not be added (see the log lines \
-         above); the next run tries again"
-    )]
-    PartitionsFailed {
-        database: String,
-        table: String,
-        failed: usize,
-    },
-}
-
-/// The outcome of a run: counts over all tables, and the problems met on the way. A problem
-/// with one table does not stop the others.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub counts: Counts,
-    pub errors: Vec<GeneratorError>,
-}
-
-impl Report {
-    /// Logs the run's one line of counts, then each problem as an error line.
-    pub fn log(&self, settings: &GeneratorSettings, now: DateTime<Utc>) {
-        let counts = self.counts;
-        tracing::info!(
-            database = %settings.database,
-            now = %now.to_rfc3339(),
-            lookback_hours = settings.lookback_hours,
-            checked = counts.checked,
-            added = counts.added,
-            already_there = counts.already_there,
-            failed = counts.failed,
-            found = counts.found,
-            malformed_keys = counts.malformed_keys,
-            "partitions checked"
-        );
-        for error in &self.errors {
-            tracing::error!("{error}");
-        }
-    }
-}
-
-/// Ensures the partitions of every lake table for a run at `now`.
-pub async fn ensure_partitions(
-    s3: &aws_sdk_s3::Client,
-    glue: &aws_sdk_glue::Client,
-    settings: &GeneratorSettings,
-    now: DateTime<Utc>,
-) -> Report {
-    let window = Window::new(now, settings.lookback_hours);
-    let mut report = Report::default();
-    for table in schema::TABLES {
-        if let Err(error) =
-            ensure_table(s3, glue, settings, *table, window, &mut report.counts).await
-        {
-            report.errors.push(error);
-        }
-    }
-    report
-}
-
-/// Plans and ensures one table's partitions, adding to `counts`.
-async fn ensure_table(
-    s3: &aws_sdk_s3::Client,
-    glue: &aws_sdk_glue::Client,
-    settings: &GeneratorSettings,
-    table: Table,
-    window: Window,
-    counts: &mut Counts,
-) -> Result<(), GeneratorError> {
-    // The table first: without it there is nothing to add partitions to, and its descriptor is
-    // what every partition copies.
-    let descriptor = table_descriptor(glue, &settings.database, table.name).await?;
-
-    let mut plan = TablePlan::new(table, window);
-    for prefix in plan.day_prefixes() {
-        for key in list_prefix(s3, &settings.bucket, &prefix, settings.page_size).await? {
-            plan.add_listed(&key);
-        }
-    }
-    for malformed in &plan.malformed {
-        tracing::warn!(bucket = %settings.bucket, "skipped a key that names no partition: {malformed}");
-    }
-    counts.found += plan.found.len();
-    counts.malformed_keys += plan.malformed.len();
-    counts.checked += plan.ensure.len();
-
-    let inputs: Vec<PartitionInput> = plan
-        .ensure
-        .iter()
-        .map(|hour| partition_input(&descriptor, *hour))
-        .collect();
-    let mut failed = 0;
-    for chunk in inputs.chunks(BATCH_LIMIT) {
-        let outcome = create_batch(glue, &settings.database, table.name, chunk).await;
-        counts.added += outcome.added;
-        counts.already_there += outcome.already_there;
-        failed += outcome.failed;
-    }
-    counts.failed += failed;
-    if failed > 0 {
-        return Err(GeneratorError::PartitionsFailed {
-            database: settings.database.clone(),
-            table: table.name.to_owned(),
-            failed,
-        });
-    }
-    Ok(())
-}
-
-/// The storage descriptor of `database.table`, with its location.
-async fn table_descriptor(
+/// The table `database.table` as the catalog holds it; `None` when there is no such table.
+pub async fn get_table(
     glue: &aws_sdk_glue::Client,
     database: &str,
     table: &str,
-) -> Result<StorageDescriptor, GeneratorError> {
-    let output = glue
+) -> Result<Option<aws_sdk_glue::types::Table>, String> {
+    match glue
         .get_table()
         .database_name(database)
         .name(table)
         .send()
         .await
-        .map_err(|error| match error.as_service_error() {
-            Some(GetTableError::EntityNotFoundException(_)) => GeneratorError::MissingTable {
-                database: database.to_owned(),
-                table: table.to_owned(),
-            },
-            _ => GeneratorError::GetTable {
-                database: database.to_owned(),
-                table: table.to_owned(),
-                message: DisplayErrorContext(&error).to_string(),
-            },
-        })?;
-    output
-        .table()
-        .and_then(|table| table.storage_descriptor())
-        .filter(|descriptor| descriptor.location().is_some_and(|l| !l.is_empty()))
-        .cloned()
-        .ok_or_else(|| GeneratorError::NoLocation {
-            database: database.to_owned(),
-            table: table.to_owned(),
-        })
-}
-
-/// Every common prefix and key directly under `prefix` (delimiter `/`), page by page.
-async fn list_prefix(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    page_size: i32,
-) -> Result<Vec<String>, GeneratorError> {
-    let mut names = Vec::new();
-    let mut continuation: Option<String> = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .delimiter("/")
-            .max_keys(page_size)
-            .set_continuation_token(continuation.take())
-            .send()
-            .await
-            .map_err(|error| GeneratorError::List {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                message: aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
-            })?;
-        names.extend(
-            page.common_prefixes()
-                .iter()
-                .filter_map(|common| common.prefix().map(str::to_owned)),
-        );
-        names.extend(
-            page.contents()
-                .iter()
-                .filter_map(|object| object.key().map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(token) if page.is_truncated() == Some(true) => {
-                continuation = Some(token.to_owned())
-            }
-            _ => return Ok(names),
-        }
+    {
+        Ok(output) => Ok(output.table),
+        Err(error) => match error.as_service_error() {
+            Some(GetTableError::EntityNotFoundException(_)) => Ok(None),
+            _ => Err(DisplayErrorContext(&error).to_string()),
+        },
     }
 }
 
 /// How one `BatchCreatePartition` call went.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct BatchOutcome {
-    added: usize,
-    already_there: usize,
-    failed: usize,
+pub struct BatchOutcome {
+    pub added: usize,
+    pub already_there: usize,
+    pub failed: usize,
 }
 
 /// Sends one batch (at most [`BATCH_LIMIT`]) and sorts its per-entry errors: an existing
 /// partition is "already there", anything else failed and is logged with the partition.
-async fn create_batch(
+pub async fn create_batch(
     glue: &aws_sdk_glue::Client,
     database: &str,
     table: &str,
@@ -470,8 +188,7 @@ fn sort_entry_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakewatch_lake::schema::{ALERTS, EVENTS};
-    use std::collections::HashMap;
+    use lakewatch_lake::schema::{self, ALERTS, EVENTS};
 
     #[test]
     fn table_input_columns_are_the_schema_columns() {
@@ -583,50 +300,5 @@ mod tests {
                 ..BatchOutcome::default()
             }
         );
-    }
-
-    fn settings(pairs: &[(&str, &str)]) -> Result<GeneratorSettings, SettingsError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        GeneratorSettings::from_lookup(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn settings_default_the_lookback_and_require_bucket_and_database() {
-        let ok = settings(&[
-            ("LAKEWATCH_LAKE_BUCKET", "lake"),
-            ("LAKEWATCH_GLUE_DATABASE", "lakewatch"),
-        ])
-        .unwrap();
-        assert_eq!(ok.lookback_hours, DEFAULT_LOOKBACK_HOURS);
-        assert_eq!(
-            settings(&[("LAKEWATCH_GLUE_DATABASE", "lakewatch")]),
-            Err(SettingsError::Missing(
-                "LAKEWATCH_LAKE_BUCKET",
-                "lake bucket's name"
-            ))
-        );
-        assert!(matches!(
-            settings(&[
-                ("LAKEWATCH_LAKE_BUCKET", "lake"),
-                ("LAKEWATCH_GLUE_DATABASE", " ")
-            ]),
-            Err(SettingsError::Missing("LAKEWATCH_GLUE_DATABASE", _))
-        ));
-    }
-
-    #[test]
-    fn settings_reject_a_lookback_that_is_not_hours_in_range() {
-        for bad in ["-1", "two", "2161", ""] {
-            let error = settings(&[
-                ("LAKEWATCH_LAKE_BUCKET", "lake"),
-                ("LAKEWATCH_GLUE_DATABASE", "lakewatch"),
-                ("LAKEWATCH_LOOKBACK_HOURS", bad),
-            ])
-            .unwrap_err();
-            assert_eq!(error, SettingsError::Lookback(bad.to_owned()));
-        }
     }
 }

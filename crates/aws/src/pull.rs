@@ -23,7 +23,9 @@ use serde::Deserialize;
 
 use lakewatch_plugins::envelope::Provenance;
 
-use crate::cursor::{Cursor, CursorError, CursorStore, FileCursorStore};
+use lakewatch_lake::versioned::{FileStore, VersionedStore};
+
+use crate::cursor::{Cursor, CursorError, StoredCursor};
 use crate::s3_objects::{ObjectRef, open};
 
 /// The pull section of a scheduled invocation (`{"pull": {...}}`), and of the CLI's options.
@@ -233,22 +235,25 @@ pub async fn list_new(
 /// No new object is started after `stop_by` (a Lambda's deadline less a margin), so a long
 /// backlog (a first run's look-back) is worked off over several runs instead of timing out;
 /// every run ingests at least one object, so a backlog always shrinks.
-pub async fn pull<S, F, E>(
+pub async fn pull<V, F, E>(
     s3: &aws_sdk_s3::Client,
     config: &PullConfig,
-    store: &S,
+    store: &StoredCursor<V>,
     now: DateTime<Utc>,
     stop_by: Option<std::time::Instant>,
     mut ingest: F,
 ) -> Result<PullSummary, PullError>
 where
-    S: CursorStore,
+    V: VersionedStore,
     F: AsyncFnMut(&ObjectRef) -> Result<(), E>,
     E: fmt::Display,
 {
-    let mut cursor = match store.load().await? {
-        Some(cursor) => cursor,
-        None => Cursor::first_run(now, Duration::days(i64::from(config.lookback_days))),
+    let (mut cursor, mut version) = match store.load().await? {
+        Some((cursor, version)) => (cursor, Some(version)),
+        None => (
+            Cursor::first_run(now, Duration::days(i64::from(config.lookback_days))),
+            None,
+        ),
     };
     let (listed, new) = list_new(s3, config, &cursor).await?;
     let mut summary = PullSummary {
@@ -288,7 +293,7 @@ where
             });
         }
         cursor.advance(&object.key, object.last_modified, config.overlap());
-        store.save(&cursor).await?;
+        version = Some(store.save(&cursor, version.as_deref()).await?);
         summary.ingested += 1;
     }
     summary.since = Some(cursor.since);
@@ -306,9 +311,10 @@ where
 }
 
 /// Where a local lake keeps the cursor of a pull: `<lake>/state/s3-ingest/<cursor name>`.
-pub fn local_cursor(lake_root: &Path, config: &PullConfig) -> FileCursorStore {
-    FileCursorStore {
-        path: lake_root.join("state/s3-ingest").join(config.cursor_name()),
+pub fn local_cursor(lake_root: &Path, config: &PullConfig) -> StoredCursor<FileStore> {
+    StoredCursor {
+        store: FileStore::new(lake_root.join("state/s3-ingest")),
+        name: config.cursor_name(),
     }
 }
 
@@ -480,7 +486,8 @@ mod local_tests {
             "{}",
             seen[0].2
         );
-        assert!(local_cursor(lake.path(), &config).path.is_file());
+        let cursor = local_cursor(lake.path(), &config);
+        assert!(cursor.store.path(&cursor.name).is_file());
 
         let (summary, seen) = run(&config, lake.path(), &sdk);
         assert_eq!((summary.new, seen.len()), (0, 0));

@@ -5,15 +5,18 @@
 //! [`state::StateStore`] and the [`alert::AlertSink`] differ.
 
 pub mod alert;
+pub mod bundled;
 pub mod compile;
 pub mod duration;
 pub mod rule;
 pub mod runner;
+pub mod scheduled;
 pub mod state;
 pub mod window;
 
 pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
-pub use state::{FileStateStore, RuleState, StateStore};
+pub use scheduled::{QueryCost, RuleOutcome, alert_object_key, alerts_file, run_scheduled};
+pub use state::{RuleState, StateStore};
 pub use window::Window;

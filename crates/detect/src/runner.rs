@@ -11,12 +11,18 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Row};
 use crate::compile::compile;
 use crate::rule::Rule;
+use crate::scheduled::QueryCost;
 use crate::state::{RuleState, StateError, StateStore, UnpublishedAlert};
 use crate::window::{Window, due_window_ends, replay_window_ends};
 
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
 pub trait QueryEngine {
     fn query(&self, sql: &str) -> impl Future<Output = Result<Vec<Row>, String>>;
+    /// What the queries since the last call cost (Athena bills by bytes scanned); an engine
+    /// that does not meter its queries reports nothing.
+    fn take_cost(&self) -> QueryCost {
+        QueryCost::default()
+    }
 }
 
 /// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, when configured, a topic.
@@ -31,6 +37,11 @@ pub trait AlertSink {
     ) -> impl Future<Output = Result<(), String>>;
     /// Publishes one alert (a line of the alerts table).
     fn publish(&self, alert_line: &str) -> impl Future<Output = Result<(), String>>;
+    /// Whether [`publish`](Self::publish) sends anything anywhere (a detector without a topic
+    /// only writes the table).
+    fn publishes(&self) -> bool {
+        true
+    }
 }
 
 /// Which windows a run evaluates.

@@ -3,10 +3,11 @@
 //! advance a watermark: the second save is refused as stale.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::future::Future;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use lakewatch_lake::versioned::{VersionedStore, WriteError};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
@@ -84,7 +85,8 @@ pub enum StateError {
     Storage { rule: String, message: String },
 }
 
-/// Where rule state lives: an S3 object on AWS, a file locally.
+/// Where rule state lives. Every [`VersionedStore`] is one (an S3 prefix on AWS, a directory
+/// locally): a rule's state is the JSON document `<rule>.json` in it.
 pub trait StateStore {
     fn load(&self, rule: &str) -> impl Future<Output = Result<Stored, StateError>>;
     /// Saves if the stored version is still `expected` (`None`: nothing stored yet); returns
@@ -97,56 +99,40 @@ pub trait StateStore {
     ) -> impl Future<Output = Result<String, StateError>>;
 }
 
-/// State in a directory: one JSON file per rule, versioned by a hash of its content.
-pub struct FileStateStore {
-    dir: PathBuf,
+/// The name of a rule's state document.
+fn document(rule: &str) -> String {
+    format!("{rule}.json")
 }
 
-impl FileStateStore {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileStateStore { dir: dir.into() }
-    }
-
-    fn path(&self, rule: &str) -> PathBuf {
-        self.dir.join(format!("{rule}.json"))
-    }
-
-    fn storage_error(rule: &str, error: impl std::fmt::Display) -> StateError {
-        StateError::Storage {
-            rule: rule.to_string(),
-            message: error.to_string(),
-        }
-    }
-
-    fn read(&self, rule: &str) -> Result<Option<(RuleState, String)>, StateError> {
-        match std::fs::read(self.path(rule)) {
-            Ok(bytes) => {
-                let state = serde_json::from_slice(&bytes).map_err(|e| {
-                    Self::storage_error(
-                        rule,
-                        format!("{}: {e}; fix or delete the file", self.path(rule).display()),
-                    )
-                })?;
-                Ok(Some((state, version_of(&bytes))))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Self::storage_error(rule, e)),
-        }
+fn storage_error<V: VersionedStore>(store: &V, rule: &str, message: impl Display) -> StateError {
+    StateError::Storage {
+        rule: rule.to_string(),
+        message: format!("{}: {message}", store.location(&document(rule))),
     }
 }
 
-fn version_of(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex()[..16].to_string()
-}
-
-impl StateStore for FileStateStore {
+impl<V: VersionedStore> StateStore for V {
     async fn load(&self, rule: &str) -> Result<Stored, StateError> {
-        Ok(match self.read(rule)? {
-            Some((state, version)) => Stored {
-                state,
-                version: Some(version),
-            },
-            None => Stored::default(),
+        let Some(read) = self
+            .read(&document(rule))
+            .await
+            .map_err(|e| storage_error(self, rule, e))?
+        else {
+            return Ok(Stored::default());
+        };
+        let state = serde_json::from_slice(&read.bytes).map_err(|e| {
+            storage_error(
+                self,
+                rule,
+                format!(
+                    "not a rule state ({e}); fix it, or delete it to start the rule again from \
+                     its latest window"
+                ),
+            )
+        })?;
+        Ok(Stored {
+            state,
+            version: Some(read.version),
         })
     }
 
@@ -156,52 +142,14 @@ impl StateStore for FileStateStore {
         state: &RuleState,
         expected: Option<&str>,
     ) -> Result<String, StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Self::storage_error(rule, e))?;
-        // A lock file makes check-and-write atomic between processes on this machine.
-        let lock = self.dir.join(format!("{rule}.lock"));
-        let _guard = LockFile::acquire(&lock).map_err(|e| Self::storage_error(rule, e))?;
-        let current = self.read(rule)?.map(|(_, version)| version);
-        if current.as_deref() != expected {
-            return Err(StateError::Conflict {
+        let body = serde_json::to_vec_pretty(state).expect("a rule state serializes");
+        match self.write(&document(rule), body, expected).await {
+            Ok(version) => Ok(version),
+            Err(WriteError::Conflict) => Err(StateError::Conflict {
                 rule: rule.to_string(),
-            });
+            }),
+            Err(WriteError::Failed(reason)) => Err(storage_error(self, rule, reason)),
         }
-        let bytes = serde_json::to_vec_pretty(state).expect("state always serializes");
-        let temporary = self.dir.join(format!("{rule}.json.tmp"));
-        std::fs::write(&temporary, &bytes).map_err(|e| Self::storage_error(rule, e))?;
-        std::fs::rename(&temporary, self.path(rule)).map_err(|e| Self::storage_error(rule, e))?;
-        Ok(version_of(&bytes))
-    }
-}
-
-/// A file created exclusively and removed on drop.
-struct LockFile(PathBuf);
-
-impl LockFile {
-    fn acquire(path: &std::path::Path) -> std::io::Result<LockFile> {
-        for _ in 0..200 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(_) => return Ok(LockFile(path.to_path_buf())),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(std::io::Error::other(format!(
-            "{} is held by another run; delete it if no detector is running",
-            path.display()
-        )))
-    }
-}
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -209,6 +157,7 @@ impl Drop for LockFile {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
+    use lakewatch_lake::versioned::FileStore as FileStateStore;
 
     fn block_on<F: Future>(future: F) -> F::Output {
         // The file store never awaits anything: poll once with a no-op waker.

@@ -4,12 +4,15 @@
 //! partitioning; the local lake mirrors that layout below its directory, so the same queries
 //! and the same partition planning run on both.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use lakewatch_plugins::HourPartition;
 
-use crate::schema::{EVENTS, Table};
+use crate::schema::{ALERTS, EVENTS, Table};
 
 /// Extension of the lake's data files: gzip NDJSON, as Firehose's GZIP compression writes and
 /// as Athena and the local engine expect.
@@ -23,6 +26,34 @@ pub fn object_key(table: &Table, partition: &HourPartition, file: &str) -> Strin
 /// The key of an events file in its hour partition.
 pub fn events_key(partition: &HourPartition, file: &str) -> String {
     object_key(&EVENTS, partition, file)
+}
+
+/// The key of a rule's alerts for the window `[start, end)`:
+/// `alerts/year=…/month=…/day=…/hour=…/<rule>-<start>-<end>.json.gz`, in the hour partition of
+/// the window's end. One object per rule and window, so evaluating a window again replaces its
+/// alerts instead of adding a copy. The detector Lambda and local mode name them the same way.
+pub fn alert_object_key(rule_id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let compact = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    object_key(
+        &ALERTS,
+        &HourPartition::of(end),
+        &format!(
+            "{rule_id}-{}-{}.{DATA_EXTENSION}",
+            compact(start),
+            compact(end)
+        ),
+    )
+}
+
+/// Lines as the bytes of a data file: gzip NDJSON, one line each.
+pub fn gzip_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+    for line in lines {
+        gzip.write_all(line.as_ref().as_bytes())
+            .and_then(|()| gzip.write_all(b"\n"))
+            .expect("writing to memory does not fail");
+    }
+    gzip.finish().expect("writing to memory does not fail")
 }
 
 /// A file name no other run (or other file of this run) uses:
@@ -60,6 +91,23 @@ mod tests {
         assert_eq!(
             object_key(&ALERTS, &HourPartition::of(time()), "a"),
             "alerts/year=2026/month=01/day=31/hour=09/a"
+        );
+    }
+
+    #[test]
+    fn alert_keys_sit_in_the_hour_partition_of_the_window_end() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(
+            alert_object_key(
+                "brute-force-user",
+                at("2026-11-23T23:45:00Z"),
+                at("2026-11-24T00:00:00Z")
+            ),
+            "alerts/year=2026/month=11/day=24/hour=00/brute-force-user-20261123T234500Z-20261124T000000Z.json.gz"
         );
     }
 

@@ -6,6 +6,7 @@ pub mod layout;
 pub mod local;
 pub mod partitions;
 pub mod schema;
+pub mod versioned;
 
 pub use layout::{events_key, object_key};
 pub use local::{FailedRecord, LakeError, LakeWriter, LocalLake, WriteSummary};

@@ -1,10 +1,12 @@
-//! What every lakewatch Lambda sets up the same way: its logs.
+//! What every lakewatch Lambda sets up the same way: its logs, and its settings ([`settings`]).
 //!
 //! One JSON object per line with the event's fields at the top level (`records_failed`,
 //! `rule_failed`…), so CloudWatch Logs metric filters such as `{ $.records_failed > 0 }` (see
 //! terraform/modules/lakewatch/alarms.tf) match them. No timestamps (CloudWatch stamps every
 //! line) and no module paths (they mean nothing to an operator). `RUST_LOG` sets the level,
 //! `info` by default.
+
+pub mod settings;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;

@@ -10,13 +10,12 @@ use aws_sdk_glue::operation::batch_create_partition::BatchCreatePartitionInput;
 use aws_sdk_glue::types::Partition;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Input;
 use chrono::{DateTime, TimeDelta, Utc};
-use lakewatch_aws::glue::{
-    Counts, GeneratorError, GeneratorSettings, database_input, ensure_partitions, table_input,
-};
+use lakewatch_aws::glue::{database_input, table_input};
 use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::{ALERTS, EVENTS, TABLES, Table};
 use lakewatch_testkit::moto::MotoServer;
 use lakewatch_testkit::runtime_api::LambdaProcess;
+use partitions::{Counts, GeneratorError, GeneratorSettings, ensure_partitions};
 
 const BUCKET: &str = "lake";
 const DATABASE: &str = "lakewatch";

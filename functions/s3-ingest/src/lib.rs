@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
-use lakewatch_aws::cursor::S3CursorStore;
+use lakewatch_aws::cursor::StoredCursor;
 use lakewatch_aws::firehose::{FirehoseSender, RetryPolicy};
 use lakewatch_aws::pull::{self, PullConfig, PullSummary};
 use lakewatch_aws::s3_objects::{
     DEFAULT_ERROR_PREFIX, ErrorLocation, IngestError, ObjectIngester, ObjectRef, ObjectSummary,
 };
+use lakewatch_aws::s3_state::S3Store;
+use lakewatch_lambda::settings::{Env, SettingsError};
 use serde_json::{Value, json};
 
 use crate::trigger::{Invocation, TriggerError};
@@ -51,56 +53,34 @@ pub struct Settings {
     pub pull_margin: Duration,
 }
 
-/// A setting is missing or wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SettingsError(String);
-
 impl Settings {
     /// Reads the settings through `var` (the process environment in `main`).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let required = |name: &str, what: &str| {
-            var(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| SettingsError(format!("{name} is not set: it must name {what}")))
-        };
-        let number = |name: &str, default: usize| match var(name) {
-            None => Ok(default),
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    SettingsError(format!("{name} must be a positive number, not {text:?}"))
-                }),
-        };
-        let stream = required("LAKEWATCH_FIREHOSE_STREAM", "the Firehose delivery stream")?;
-        let error_bucket = required(
+        let env = Env::new(var);
+        let error_bucket = env.required(
             "LAKEWATCH_ERROR_BUCKET",
-            "the bucket where records that cannot be sent are written",
+            "bucket where records that cannot be sent are written",
         )?;
-        let error_prefix =
-            var("LAKEWATCH_ERROR_PREFIX").unwrap_or_else(|| DEFAULT_ERROR_PREFIX.to_string());
-        let state_bucket = var("LAKEWATCH_STATE_BUCKET")
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| error_bucket.clone());
-        let mut state_prefix =
-            var("LAKEWATCH_STATE_PREFIX").unwrap_or_else(|| DEFAULT_STATE_PREFIX.to_string());
-        if !state_prefix.is_empty() && !state_prefix.ends_with('/') {
-            state_prefix.push('/');
-        }
-        let retry = RetryPolicy {
-            attempts: u32::try_from(number("LAKEWATCH_FIREHOSE_ATTEMPTS", 8)?).unwrap_or(u32::MAX),
-            ..RetryPolicy::default()
-        };
+        let attempts = env.positive("LAKEWATCH_FIREHOSE_ATTEMPTS", 8)?;
         Ok(Settings {
-            stream,
-            errors: ErrorLocation::new(error_bucket, error_prefix),
-            state_bucket,
-            state_prefix,
-            retry,
-            in_flight: number("LAKEWATCH_FIREHOSE_IN_FLIGHT", 4)?,
-            pull_margin: Duration::from_secs(number("LAKEWATCH_PULL_MARGIN_SECONDS", 120)? as u64),
+            stream: env.required(
+                "LAKEWATCH_FIREHOSE_STREAM",
+                "Firehose delivery stream's name",
+            )?,
+            errors: ErrorLocation::new(
+                error_bucket.clone(),
+                env.prefix("LAKEWATCH_ERROR_PREFIX", DEFAULT_ERROR_PREFIX),
+            ),
+            state_bucket: env
+                .optional("LAKEWATCH_STATE_BUCKET")
+                .unwrap_or(error_bucket),
+            state_prefix: env.prefix("LAKEWATCH_STATE_PREFIX", DEFAULT_STATE_PREFIX),
+            retry: RetryPolicy {
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                ..RetryPolicy::default()
+            },
+            in_flight: env.positive("LAKEWATCH_FIREHOSE_IN_FLIGHT", 4)? as usize,
+            pull_margin: Duration::from_secs(env.positive("LAKEWATCH_PULL_MARGIN_SECONDS", 120)?),
         })
     }
 }
@@ -257,11 +237,14 @@ pub async fn run_pull(
         s3: store_s3.clone(),
         ..function.ingester.clone()
     };
-    let cursor = S3CursorStore::new(
-        function.s3.clone(),
-        function.settings.state_bucket.clone(),
-        format!("{}{}", function.settings.state_prefix, config.cursor_name()),
-    );
+    let cursor = StoredCursor {
+        store: S3Store::new(
+            function.s3.clone(),
+            function.settings.state_bucket.clone(),
+            function.settings.state_prefix.clone(),
+        ),
+        name: config.cursor_name(),
+    };
     pull::pull(
         &store_s3,
         config,
@@ -350,7 +333,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "LAKEWATCH_FIREHOSE_ATTEMPTS must be a positive number, not \"zero\""
+            "LAKEWATCH_FIREHOSE_ATTEMPTS=\"zero\" is not a whole number above 0"
         );
     }
 }

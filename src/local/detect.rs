@@ -1,20 +1,65 @@
 //! Detection in local mode: the embedded engine answers the rules' SQL, alerts are written to
 //! the local lake's `alerts/` table, state lives in `LAKE/state/detector/`, and "publishing"
-//! appends to `LAKE/topic/alerts.ndjson` (the local stand-in for the SNS topic).
+//! appends to `LAKE/topic/alerts.ndjson` (the local stand-in for the SNS topic). The rules are
+//! the bundled ones unless a directory is given; `lakewatch detect` and `lakewatch test-rules`
+//! only parse their arguments and call [`select_rules`], [`detect`] and [`test_rule`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
-use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
+use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
+use lakewatch_detect::{alert_object_key, alerts_file, load_rules, run_rules};
+use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
+
+/// The rules to run: those of `dir`, or the bundled ones (embedded in this binary, so it runs
+/// from anywhere); only the ids in `only`, when given.
+pub fn select_rules(dir: Option<&Path>, only: &[String]) -> anyhow::Result<Vec<Rule>> {
+    let (rules, origin) = match dir {
+        Some(dir) => (load_rules(dir)?, dir.display().to_string()),
+        None => (
+            lakewatch_detect::bundled::rules()?,
+            "the bundled rules".to_string(),
+        ),
+    };
+    for id in only {
+        if !rules.iter().any(|rule| &rule.id == id) {
+            let known: Vec<_> = rules.iter().map(|rule| rule.id.as_str()).collect();
+            anyhow::bail!("no rule {id:?} in {origin}; rules: {}", known.join(", "));
+        }
+    }
+    Ok(rules
+        .into_iter()
+        .filter(|rule| only.is_empty() || only.contains(&rule.id))
+        .collect())
+}
+
+/// Runs the rules over the lake and returns the reports.
+pub async fn detect(
+    lake: &Path,
+    rules: &[Rule],
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> anyhow::Result<Vec<RuleReport>> {
+    let engine = LocalEngine::open(lake)
+        .with_context(|| format!("{}: cannot open the lake", lake.display()))?;
+    let state = FileStore::new(state_dir(lake));
+    Ok(run_rules(
+        rules,
+        &LocalQueries(&engine),
+        &state,
+        &LocalAlerts::new(lake),
+        now,
+        mode,
+    )
+    .await)
+}
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them.
 pub struct LocalQueries<'a>(pub &'a LocalEngine);
@@ -49,8 +94,7 @@ impl LocalAlerts {
 
     /// The same key as the detector Lambda's objects, below the lake directory.
     fn window_file(&self, rule: &Rule, window: Window) -> PathBuf {
-        self.lake
-            .join(lakewatch_aws::detector::alert_object_key(&rule.id, window))
+        self.lake.join(alert_object_key(&rule.id, window))
     }
 }
 
@@ -62,15 +106,8 @@ impl AlertSink for LocalAlerts {
         let path = self.window_file(rule, window);
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(path.parent().expect("alert files have a directory"))?;
-            // Write aside, then rename: a reader never sees half a file.
-            let temporary = path.with_extension("gz.tmp");
-            let mut gzip = GzEncoder::new(File::create(&temporary)?, Compression::default());
-            for alert in alerts {
-                gzip.write_all(alert.to_json_line().as_bytes())?;
-                gzip.write_all(b"\n")?;
-            }
-            gzip.finish()?.sync_all()?;
-            std::fs::rename(&temporary, &path)
+            // A reader never sees half a file.
+            write_atomically(&path, |file| file.write_all(&alerts_file(alerts)))
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -126,15 +163,21 @@ async fn run_rule_test(
 ) -> anyhow::Result<Option<String>> {
     let lake_dir = tempfile::tempdir()?;
     let lake = lakewatch_lake::local::LocalLake::open(lake_dir.path())?;
-    let file = File::open(&test.events)
-        .with_context(|| format!("{}: cannot open the test events", test.events.display()))?;
+    // A bundled rule's test events are embedded with it; a rule file's are beside it.
+    let events: Box<dyn Read + Send> =
+        match lakewatch_detect::bundled::test_events(&test.events) {
+            Some(text) if test.events.is_relative() => Box::new(text.as_bytes()),
+            _ => Box::new(File::open(&test.events).with_context(|| {
+                format!("{}: cannot open the test events", test.events.display())
+            })?),
+        };
     let name = test.events.display().to_string();
     let mut failures = Vec::new();
     let mut ingest =
         crate::cli::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
             failures.push(m.to_string())
         });
-    ingest.ingest(&name, &name, file)?;
+    ingest.ingest(&name, &name, events)?;
     ingest.finish()?;
     if !failures.is_empty() {
         return Ok(Some(format!(
@@ -149,7 +192,7 @@ async fn run_rule_test(
     };
     let (from, to) = (parse(&test.from)?, parse(&test.to)?);
     let engine = LocalEngine::open(lake_dir.path())?;
-    let state = lakewatch_detect::FileStateStore::new(state_dir(lake_dir.path()));
+    let state = FileStore::new(state_dir(lake_dir.path()));
     let reports = lakewatch_detect::run_rules(
         std::slice::from_ref(rule),
         &LocalQueries(&engine),

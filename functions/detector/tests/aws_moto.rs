@@ -22,13 +22,13 @@ use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionInput;
 use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionInput;
 use aws_sdk_athena::types::QueryExecutionState;
 use chrono::{DateTime, Utc};
+use detector::S3AlertSink;
 use flate2::read::GzDecoder;
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
-use lakewatch_aws::detector::{
-    RuleOutcome, S3AlertSink, S3StateStore, alert_object_key, run_scheduled,
-};
+use lakewatch_aws::s3_state::S3Store as S3StateStore;
 use lakewatch_detect::state::{StateError, Stored};
 use lakewatch_detect::{QueryEngine, Rule, RuleState, StateStore, Window};
+use lakewatch_detect::{RuleOutcome, alert_object_key, run_scheduled};
 use lakewatch_testkit::moto::{MotoServer, REGION};
 use serde_json::{Value, json};
 

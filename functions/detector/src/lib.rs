@@ -1,0 +1,350 @@
+//! The detector Lambda: on a schedule, evaluates every bundled rule over its due windows on
+//! Athena, writes alerts to the lake's `alerts/` table and the alerts topic, and keeps each
+//! rule's watermark in S3.
+//!
+//! The run itself is [`lakewatch_detect::run_scheduled`], generic over engine, state and sink;
+//! this crate supplies the AWS ones ([`AthenaEngine`], [`S3Store`], [`S3AlertSink`]) from the
+//! settings the Terraform module puts in the environment ([`DetectorSettings`]), and sums the
+//! run up for the invocation's answer ([`summarize`]).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
+use lakewatch_aws::s3_state::S3Store;
+use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window, alert_object_key};
+use lakewatch_detect::{alerts_file, run_scheduled};
+use lakewatch_lambda::settings::{Env, SettingsError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Where the state objects go unless `LAKEWATCH_STATE_PREFIX` says otherwise.
+pub const DEFAULT_STATE_PREFIX: &str = "state/detector/";
+/// How many windows per rule one run evaluates at most: a detector that was down catches up
+/// over the following runs instead of running out of time in one.
+pub const DEFAULT_MAX_WINDOWS: usize = 12;
+/// How long one query may take; a 15-minute function fits a few slow rules.
+pub const DEFAULT_QUERY_TIMEOUT_SECONDS: u64 = 300;
+
+/// The detector's settings, from the environment the Terraform module sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorSettings {
+    pub bucket: String,
+    pub database: String,
+    pub workgroup: String,
+    pub state_prefix: String,
+    /// `None`: alerts are written to the table only.
+    pub topic_arn: Option<String>,
+    pub max_windows: usize,
+    pub query_timeout: Duration,
+}
+
+impl DetectorSettings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from(&Env::process())
+    }
+
+    /// Reads the settings through `lookup` (a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        Self::from(&Env::new(lookup))
+    }
+
+    fn from(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError> {
+        Ok(DetectorSettings {
+            bucket: env.required("LAKEWATCH_LAKE_BUCKET", "lake bucket's name")?,
+            database: env.required("LAKEWATCH_GLUE_DATABASE", "Glue database of the lake")?,
+            workgroup: env
+                .required("LAKEWATCH_ATHENA_WORKGROUP", "Athena workgroup to query in")?,
+            state_prefix: env.prefix("LAKEWATCH_STATE_PREFIX", DEFAULT_STATE_PREFIX),
+            topic_arn: env.optional("LAKEWATCH_ALERTS_TOPIC_ARN"),
+            max_windows: env.positive("LAKEWATCH_MAX_WINDOWS", DEFAULT_MAX_WINDOWS as u64)?
+                as usize,
+            query_timeout: Duration::from_secs(env.positive(
+                "LAKEWATCH_QUERY_TIMEOUT_SECONDS",
+                DEFAULT_QUERY_TIMEOUT_SECONDS,
+            )?),
+        })
+    }
+
+    /// The Athena settings these imply (default polling and page size).
+    pub fn athena(&self) -> AthenaSettings {
+        AthenaSettings::new(&self.workgroup, &self.database, self.query_timeout)
+    }
+}
+
+/// Alerts into the lake bucket (one gzip NDJSON object per rule and window, see
+/// [`alert_object_key`]) and onto the alerts topic, when one is configured.
+#[derive(Debug, Clone)]
+pub struct S3AlertSink {
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+    bucket: String,
+    topic_arn: Option<String>,
+}
+
+impl S3AlertSink {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        sns: aws_sdk_sns::Client,
+        bucket: impl Into<String>,
+        topic_arn: Option<String>,
+    ) -> Self {
+        S3AlertSink {
+            s3,
+            sns,
+            bucket: bucket.into(),
+            topic_arn,
+        }
+    }
+}
+
+impl AlertSink for S3AlertSink {
+    async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let key = alert_object_key(&rule.id, window);
+        let body = alerts_file(alerts);
+        lakewatch_aws::s3::put(&self.s3, &self.bucket, &key, "application/x-ndjson", body).await
+    }
+
+    async fn publish(&self, alert_line: &str) -> Result<(), String> {
+        match &self.topic_arn {
+            Some(topic) => lakewatch_aws::sns::publish(&self.sns, topic, alert_line).await,
+            None => Ok(()),
+        }
+    }
+
+    fn publishes(&self) -> bool {
+        self.topic_arn.is_some()
+    }
+}
+
+/// The part of an EventBridge scheduled event the detector reads; anything else is ignored.
+#[derive(Debug, Deserialize)]
+pub struct Trigger {
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// Settings, rules and clients, once per cold start.
+pub struct Detector {
+    pub rules: Vec<Rule>,
+    pub engine: AthenaEngine,
+    pub state: S3Store,
+    pub sink: S3AlertSink,
+    pub max_windows: usize,
+}
+
+impl Detector {
+    /// Reads the settings from the environment, checks the bundled rules, builds the clients.
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let settings = DetectorSettings::from_env()?;
+        let rules = lakewatch_detect::bundled::rules()?;
+        tracing::info!(rules = rules.len(), "rules loaded");
+        if settings.topic_arn.is_none() {
+            tracing::warn!(
+                "LAKEWATCH_ALERTS_TOPIC_ARN is not set: alerts are written to the alerts table, \
+                 not published"
+            );
+        }
+        let config = lakewatch_aws::config::load(None).await;
+        let s3 = lakewatch_aws::config::s3_client(&config);
+        Ok(Detector {
+            engine: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
+            state: S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix),
+            sink: S3AlertSink::new(
+                s3,
+                aws_sdk_sns::Client::new(&config),
+                &settings.bucket,
+                settings.topic_arn.clone(),
+            ),
+            max_windows: settings.max_windows,
+            rules,
+        })
+    }
+
+    /// One invocation: the run's time is the scheduled event's `time` (so a delayed or
+    /// retried invocation evaluates the windows it was meant for), or the clock when the event
+    /// has none; queries stop in time before `deadline` to save and log.
+    pub async fn handle(&self, trigger: Trigger, deadline: Instant) -> Result<Value, String> {
+        self.engine.set_deadline(Some(deadline));
+        let now = trigger.time.unwrap_or_else(Utc::now);
+        let outcomes = run_scheduled(
+            &self.rules,
+            &self.engine,
+            &self.state,
+            &self.sink,
+            now,
+            self.max_windows,
+        )
+        .await;
+        summarize(&outcomes)
+    }
+}
+
+/// The invocation's answer; an error when every rule failed (nothing was evaluated, so the
+/// Lambda error alarm fires besides the per-rule one).
+pub fn summarize(outcomes: &[RuleOutcome]) -> Result<Value, String> {
+    let failed: Vec<&RuleOutcome> = outcomes.iter().filter(|o| o.failed()).collect();
+    if !failed.is_empty() && failed.len() == outcomes.len() {
+        return Err(format!(
+            "all {} rules failed; the first, {}: {}",
+            failed.len(),
+            failed[0].report.rule,
+            failed[0].report.error.as_deref().unwrap_or_default()
+        ));
+    }
+    let sum = |count: fn(&RuleOutcome) -> usize| outcomes.iter().map(count).sum::<usize>();
+    Ok(json!({
+        "rules": outcomes.len(),
+        "failed": failed.iter().map(|o| o.report.rule.as_str()).collect::<Vec<_>>(),
+        "windows": sum(|o| o.report.windows.len()),
+        "alerts": sum(|o| o.report.alerts.len()),
+        "published": sum(|o| o.published),
+        "bytes_scanned": outcomes.iter().map(|o| o.bytes_scanned).sum::<i64>(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakewatch_detect::runner::RuleReport;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<DetectorSettings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DetectorSettings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const REQUIRED: [(&str, &str); 3] = [
+        ("LAKEWATCH_LAKE_BUCKET", "lake"),
+        ("LAKEWATCH_GLUE_DATABASE", "lakewatch"),
+        ("LAKEWATCH_ATHENA_WORKGROUP", "lakewatch"),
+    ];
+
+    #[test]
+    fn settings_have_defaults_for_everything_but_bucket_database_and_workgroup() {
+        let s = settings(&REQUIRED).unwrap();
+        assert_eq!(s.state_prefix, "state/detector/");
+        assert_eq!(s.topic_arn, None);
+        assert_eq!(s.max_windows, 12);
+        assert_eq!(s.query_timeout, Duration::from_secs(300));
+        let mut pairs = REQUIRED.to_vec();
+        pairs.extend([
+            ("LAKEWATCH_STATE_PREFIX", "lw/state/detector"),
+            (
+                "LAKEWATCH_ALERTS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:1:alerts",
+            ),
+            ("LAKEWATCH_MAX_WINDOWS", "3"),
+            ("LAKEWATCH_QUERY_TIMEOUT_SECONDS", " 60 "),
+        ]);
+        let s = settings(&pairs).unwrap();
+        assert_eq!(s.state_prefix, "lw/state/detector/");
+        assert_eq!(
+            s.topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:1:alerts")
+        );
+        assert_eq!(
+            (s.max_windows, s.query_timeout),
+            (3, Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_settings_name_the_variable() {
+        assert_eq!(
+            settings(&REQUIRED[..2]).unwrap_err(),
+            SettingsError::Missing("LAKEWATCH_ATHENA_WORKGROUP", "Athena workgroup to query in")
+        );
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push(("LAKEWATCH_MAX_WINDOWS", "0"));
+        assert_eq!(
+            settings(&pairs).unwrap_err().to_string(),
+            "LAKEWATCH_MAX_WINDOWS=\"0\" is not a whole number above 0"
+        );
+    }
+
+    fn outcome(rule: &str, error: Option<&str>) -> RuleOutcome {
+        RuleOutcome {
+            report: RuleReport {
+                rule: rule.to_string(),
+                rows: 3,
+                suppressed: 1,
+                duration_ms: 42,
+                error: error.map(String::from),
+                ..RuleReport::default()
+            },
+            queries: 1,
+            bytes_scanned: 1024,
+            published: 0,
+        }
+    }
+
+    /// The JSON lines `log` writes through the Lambda's subscriber.
+    fn logged(outcome: &RuleOutcome) -> Value {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let writer = move || Capture(Arc::clone(&sink));
+        tracing::subscriber::with_default(lakewatch_lambda::subscriber(writer), || outcome.log());
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        serde_json::from_str(lines[0]).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_rule_logs_its_counts_as_top_level_fields() {
+        let line = logged(&outcome("brute-force-user", None));
+        for (field, value) in [
+            ("rule", json!("brute-force-user")),
+            ("windows", json!(0)),
+            ("rows", json!(3)),
+            ("alerts", json!(0)),
+            ("suppressed", json!(1)),
+            ("published", json!(0)),
+            ("duration_ms", json!(42)),
+            ("bytes_scanned", json!(1024)),
+        ] {
+            assert_eq!(line[field], value, "{field} in {line}");
+        }
+        assert!(line.get("rule_failed").is_none());
+        assert!(line.get("timestamp").is_none(), "CloudWatch stamps lines");
+    }
+
+    #[test]
+    fn a_failed_rule_logs_rule_failed_true_and_its_error() {
+        let line = logged(&outcome("oom-kills", Some("query failed: boom")));
+        assert_eq!(line["rule_failed"], json!(true));
+        assert_eq!(line["error"], "query failed: boom");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["rule"], "oom-kills");
+    }
+
+    #[test]
+    fn the_invocation_fails_only_when_every_rule_failed() {
+        let partial = summarize(&[outcome("a", Some("x")), outcome("b", None)]).unwrap();
+        assert_eq!(partial["failed"], json!(["a"]));
+        assert_eq!(partial["rules"], 2);
+        let error = summarize(&[outcome("a", Some("x")), outcome("b", Some("y"))]).unwrap_err();
+        assert_eq!(error.to_string(), "all 2 rules failed; the first, a: x");
+    }
+}
