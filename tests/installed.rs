@@ -1,0 +1,69 @@
+//! An installed `lakewatch` runs from anywhere: its rules (and their test events) are embedded
+//! in the binary, not read from the checkout it was built in.
+//!
+//! `cargo install --path . --root <dir>` only copies the built binary to `<dir>/bin`; this test
+//! does the same with the binary cargo built for the tests (a release build would take minutes
+//! and find its rules the same way), and runs the copy from an empty working directory without
+//! cargo's environment.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run_installed(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
+    let output = Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "lakewatch {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn an_installed_binary_finds_its_rules_from_any_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin").join("lakewatch");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_lakewatch"), &bin).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    assert!(!cwd.path().join("rules").exists());
+
+    // Every bundled rule runs over an (empty) lake.
+    let lake = cwd.path().join("lake");
+    std::fs::create_dir(&lake).unwrap();
+    let output = run_installed(
+        &bin,
+        cwd.path(),
+        &["detect", "--lake", "lake", "--now", "2026-11-20T10:00:00Z"],
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let bundled = lakewatch_detect::bundled::rules().unwrap();
+    assert!(bundled.len() >= 12, "{}", bundled.len());
+    for rule in &bundled {
+        assert!(
+            stdout.contains(&rule.id),
+            "{} missing from:\n{stdout}",
+            rule.id
+        );
+    }
+    assert!(lake.join("state/detector/brute-force-user.json").is_file());
+
+    // A rule's tests run on its embedded test events.
+    let output = run_installed(
+        &bin,
+        cwd.path(),
+        &["test-rules", "--rule", "brute-force-user"],
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("test-rules: 2 passed, 0 failed"),
+        "{stdout}"
+    );
+}
