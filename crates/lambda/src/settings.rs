@@ -21,6 +21,22 @@ pub enum SettingsError {
     },
 }
 
+/// A function's settings, read from its environment.
+pub trait FromEnv: Sized {
+    /// Reads the settings through `env`.
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError>;
+
+    /// Reads the settings from the process environment.
+    fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Env::process())
+    }
+
+    /// Reads the settings through `lookup` (a map in tests).
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        Self::read(&Env::new(lookup))
+    }
+}
+
 /// Reads settings through a lookup: the process environment in the Lambdas, a map in tests.
 pub struct Env<F> {
     lookup: F,

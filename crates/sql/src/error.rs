@@ -201,7 +201,7 @@ pub(crate) fn unsupported_function(
             let name = f.name.to_string().to_ascii_lowercase();
             // A qualified name (`system.f`) is the last part.
             let name = name.rsplit('.').next().unwrap_or(&name).trim_matches('"');
-            if !known(name) && crate::athena::is_athena_function(name) {
+            if !known(name) && crate::trino_names::is_athena_function(name) {
                 let span = f.name.span();
                 let position = (span.start.line > 0).then_some(Position {
                     line: span.start.line as usize,

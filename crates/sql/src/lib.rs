@@ -18,7 +18,6 @@
 //! - [`error`]: errors with the position in the SQL and what to do.
 //! - [`saved`]: the saved queries of `queries/`, run by name with parameters.
 
-pub mod athena;
 pub mod catalog;
 pub mod engine;
 pub mod error;
@@ -27,6 +26,7 @@ pub mod output;
 pub mod reader;
 pub mod saved;
 pub mod table;
+pub mod trino_names;
 
 pub use engine::{LocalEngine, QueryResult};
 pub use error::{Position, QueryError};

@@ -14,7 +14,7 @@ use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store;
 use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window, alert_object_key};
 use lakewatch_detect::{alerts_file, run_scheduled};
-use lakewatch_lambda::settings::{Env, SettingsError};
+use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,18 +39,8 @@ pub struct DetectorSettings {
     pub query_timeout: Duration,
 }
 
-impl DetectorSettings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from(&Env::process())
-    }
-
-    /// Reads the settings through `lookup` (a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        Self::from(&Env::new(lookup))
-    }
-
-    fn from(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError> {
+impl FromEnv for DetectorSettings {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError> {
         Ok(DetectorSettings {
             bucket: env.required("LAKEWATCH_LAKE_BUCKET", "lake bucket's name")?,
             database: env.required("LAKEWATCH_GLUE_DATABASE", "Glue database of the lake")?,
@@ -66,7 +56,9 @@ impl DetectorSettings {
             )?),
         })
     }
+}
 
+impl DetectorSettings {
     /// The Athena settings these imply (default polling and page size).
     pub fn athena(&self) -> AthenaSettings {
         AthenaSettings::new(&self.workgroup, &self.database, self.query_timeout)

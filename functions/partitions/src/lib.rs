@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use lakewatch_aws::glue::{BATCH_LIMIT, create_batch, get_table, partition_input};
 use lakewatch_lake::partitions::{DEFAULT_LOOKBACK_HOURS, MAX_LOOKBACK_HOURS, TablePlan, Window};
 use lakewatch_lake::schema::{self, Table};
-use lakewatch_lambda::settings::{Env, SettingsError};
+use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,18 +39,8 @@ pub struct GeneratorSettings {
     pub page_size: i32,
 }
 
-impl GeneratorSettings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from(&Env::process())
-    }
-
-    /// Reads the settings through `lookup` (a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        Self::from(&Env::new(lookup))
-    }
-
-    fn from(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError> {
+impl FromEnv for GeneratorSettings {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, SettingsError> {
         Ok(GeneratorSettings {
             bucket: env.required("LAKEWATCH_LAKE_BUCKET", "lake bucket's name")?,
             database: env.required("LAKEWATCH_GLUE_DATABASE", "Glue database of the lake")?,
