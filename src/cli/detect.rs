@@ -29,6 +29,20 @@ pub fn bundled_geoip() -> PluginConfig {
     }
 }
 
+/// The same test GeoIP databases, embedded in the binary so that `lakewatch test-rules` runs
+/// from an installed binary too: written to `dir`, which must outlive the pipeline built from
+/// the returned configuration.
+pub fn embedded_test_geoip(dir: &Path) -> std::io::Result<PluginConfig> {
+    let city = dir.join("test-city.mmdb");
+    let asn = dir.join("test-asn.mmdb");
+    std::fs::write(&city, include_bytes!("../../events/geoip/test-city.mmdb"))?;
+    std::fs::write(&asn, include_bytes!("../../events/geoip/test-asn.mmdb"))?;
+    Ok(PluginConfig {
+        geoip_city_database: Some(city),
+        geoip_asn_database: Some(asn),
+    })
+}
+
 /// Run detection rules over a local lake.
 ///
 /// Without --from/--to this is one scheduled run: each rule evaluates every window due since its
@@ -147,7 +161,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 pub fn run_tests(args: TestRulesArgs) -> anyhow::Result<ExitCode> {
     let rules = select_rules(args.rules.as_deref(), &args.only)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let plugins = bundled_geoip();
+    let geoip = tempfile::tempdir()?;
+    let plugins = embedded_test_geoip(geoip.path())?;
     let (mut passed, mut failed) = (0, 0);
     for rule in &rules {
         if rule.tests.is_empty() {
