@@ -13,6 +13,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
+use lakewatch_lake::layout::alert_object_key;
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
 
@@ -44,13 +45,13 @@ impl LocalAlerts {
 
     /// The local topic: one published alert per line.
     pub fn topic_path(lake: &Path) -> PathBuf {
-        lake.join("topic").join("alerts.ndjson")
+        lakewatch_lake::local::alerts_topic_path(lake)
     }
 
     /// The same key as the detector Lambda's objects, below the lake directory.
     fn window_file(&self, rule: &Rule, window: Window) -> PathBuf {
         self.lake
-            .join(lakewatch_aws::detector::alert_object_key(&rule.id, window))
+            .join(alert_object_key(&rule.id, window.start, window.end))
     }
 }
 
@@ -88,7 +89,7 @@ impl AlertSink for LocalAlerts {
 
 /// Where local mode keeps the detector's state.
 pub fn state_dir(lake: &Path) -> PathBuf {
-    lake.join("state").join("detector")
+    lakewatch_lake::local::state_dir(lake, "detector")
 }
 
 /// The result of one rule test.
@@ -131,7 +132,7 @@ async fn run_rule_test(
     let name = test.events.display().to_string();
     let mut failures = Vec::new();
     let mut ingest =
-        crate::cli::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
+        crate::local::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
             failures.push(m.to_string())
         });
     ingest.ingest(&name, &name, file)?;

@@ -188,7 +188,7 @@ fn failed_records_land_in_errors_with_reasons_and_the_rest_flows() {
             .unwrap()
             .ends_with("broken.json")
     );
-    assert_eq!(errors[1]["record_hex"], "c328");
+    assert_eq!(errors[1]["record_base64"], "wyg=");
     assert!(stdout.contains("kept 2 failed records"), "{stdout}");
 }
 

@@ -17,9 +17,7 @@ use flate2::write::GzEncoder;
 use lakewatch_detect::runner::RuleReport;
 use lakewatch_detect::state::{StateError, Stored};
 use lakewatch_detect::{Alert, AlertSink, Mode, Rule, RuleState, StateStore, Window, run_rules};
-use lakewatch_lake::layout::{DATA_EXTENSION, object_key};
-use lakewatch_lake::schema::ALERTS;
-use lakewatch_plugins::HourPartition;
+use lakewatch_lake::layout::alert_object_key;
 
 use crate::athena::{AthenaEngine, AthenaSettings};
 use crate::versioned;
@@ -106,23 +104,6 @@ impl DetectorSettings {
     }
 }
 
-/// The key of a rule's alerts for one window:
-/// `alerts/year=…/month=…/day=…/hour=…/<rule>-<start>-<end>.json.gz`, in the hour partition of
-/// the window's end. One object per rule and window, so evaluating a window again replaces its
-/// alerts instead of adding a copy. Local mode names its files the same way.
-pub fn alert_object_key(rule_id: &str, window: Window) -> String {
-    let compact = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-    object_key(
-        &ALERTS,
-        &HourPartition::of(window.end),
-        &format!(
-            "{rule_id}-{}-{}.{DATA_EXTENSION}",
-            compact(window.start),
-            compact(window.end)
-        ),
-    )
-}
-
 /// Rule state in S3: `<prefix><rule>.json`, versioned by its ETag. A save sends `If-Match` with
 /// the ETag it read (or `If-None-Match: *` when there was no object), so S3 refuses a run whose
 /// view is stale and two overlapping runs cannot both advance a watermark.
@@ -204,7 +185,7 @@ impl StateStore for S3StateStore {
 }
 
 /// Alerts into the lake bucket (one gzip NDJSON object per rule and window, see
-/// [`alert_object_key`]) and onto the alerts topic, when one is configured.
+/// [`alert_object_key`](lakewatch_lake::layout::alert_object_key)) and onto the alerts topic, when one is configured.
 #[derive(Debug, Clone)]
 pub struct S3AlertSink {
     s3: aws_sdk_s3::Client,
@@ -239,7 +220,7 @@ impl AlertSink for S3AlertSink {
         if alerts.is_empty() {
             return Ok(());
         }
-        let key = alert_object_key(&rule.id, window);
+        let key = alert_object_key(&rule.id, window.start, window.end);
         let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
         for alert in alerts {
             let line = alert.to_json_line();
@@ -437,7 +418,7 @@ mod tests {
         };
         let window = Window::new(at("2026-11-23T23:45:00Z"), at("2026-11-24T00:00:00Z"));
         assert_eq!(
-            alert_object_key("brute-force-user", window),
+            alert_object_key("brute-force-user", window.start, window.end),
             "alerts/year=2026/month=11/day=24/hour=00/brute-force-user-20261123T234500Z-20261124T000000Z.json.gz"
         );
     }

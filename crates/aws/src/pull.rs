@@ -308,7 +308,7 @@ where
 /// Where a local lake keeps the cursor of a pull: `<lake>/state/s3-ingest/<cursor name>`.
 pub fn local_cursor(lake_root: &Path, config: &PullConfig) -> FileCursorStore {
     FileCursorStore {
-        path: lake_root.join("state/s3-ingest").join(config.cursor_name()),
+        path: lakewatch_lake::local::state_dir(lake_root, "s3-ingest").join(config.cursor_name()),
     }
 }
 
