@@ -108,11 +108,21 @@ pub fn ingest_paths(
                 ingest.ingest(&name, "stdin", progress.wrap_read(io::stdin()))?;
             }
             InputPath::File(path) => {
-                let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
-                let container = container_of(path)?;
-                ingest
-                    .ingest(&name, &container, progress.wrap_read(file))
-                    .with_context(|| format!("while ingesting {name}"))?;
+                let opened = File::open(path)
+                    .with_context(|| format!("{name}: cannot open"))
+                    .and_then(|file| Ok((file, container_of(path)?)));
+                match opened {
+                    Ok((file, container)) => {
+                        ingest
+                            .ingest(&name, &container, progress.wrap_read(file))
+                            .with_context(|| format!("while ingesting {name}"))?;
+                    }
+                    // One unreadable file does not stop the others; the run fails at the end.
+                    Err(error) => {
+                        progress.suspend(|| eprintln!("{error:#}; going on with the other inputs"));
+                        ingest.unreadable(&name, format!("{error:#}"));
+                    }
+                }
             }
         }
     }
@@ -221,6 +231,16 @@ pub fn render_report(lake: &LocalLake, outcome: &IngestOutcome) -> String {
         partitions.len(),
         lake.table_dir(&EVENTS).display()
     );
+    if !outcome.unreadable.is_empty() {
+        let _ = writeln!(
+            out,
+            "could not read {} inputs (the others were ingested):",
+            outcome.unreadable.len()
+        );
+        for (name, reason) in &outcome.unreadable {
+            let _ = writeln!(out, "  {name}: {reason}");
+        }
+    }
     let removed = &outcome.written.removed_temporaries;
     if !removed.is_empty() {
         let _ = writeln!(
@@ -284,7 +304,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = LocalLake::open(&args.lake)?;
     let outcome = ingest_paths(&lake, &inputs, None, &args.plugin_config(), args.quiet)?;
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    if outcome.unreadable.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// `lakewatch ingest s3://bucket/prefix`: the objects new since the last run (cursor under

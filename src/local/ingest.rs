@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use lakewatch_lake::local::{WriteSummary, files_under};
+use lakewatch_lake::local::{WriteSummary, walk};
 use lakewatch_lake::{FailedRecord, LakeError, LakeWriter};
 use lakewatch_plugins::envelope::Provenance;
 use lakewatch_plugins::intake::{Container, Intake, Unit};
@@ -44,8 +44,17 @@ impl InputPath {
 }
 
 /// Expands the command line's paths: directories to their files (sorted), `-` to stdin.
-/// A path that does not exist is an error before anything is read.
+/// A path that does not exist is an error before anything is read. Symbolic link loops in a
+/// directory are skipped with a warning on stderr naming the link (see [`expand_paths_with`]).
 pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<InputPath>> {
+    expand_paths_with(paths, |warning| eprintln!("warning: {warning}"))
+}
+
+/// [`expand_paths`], telling `warn` about each path a directory walk skipped and why.
+pub fn expand_paths_with(
+    paths: &[PathBuf],
+    mut warn: impl FnMut(String),
+) -> anyhow::Result<Vec<InputPath>> {
     if paths.is_empty() {
         return Ok(vec![InputPath::Stdin]);
     }
@@ -54,9 +63,13 @@ pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<InputPath>> {
         if path.as_os_str() == "-" {
             inputs.push(InputPath::Stdin);
         } else if path.is_dir() {
-            let files = files_under(path)?;
+            let walked = walk(path)?;
+            for (skipped, reason) in walked.skipped {
+                warn(format!("skipping {}: {reason}", skipped.display()));
+            }
             inputs.extend(
-                files
+                walked
+                    .files
                     .into_iter()
                     .filter(|file| file.extension().is_none_or(|e| e != "md"))
                     .map(InputPath::File),
@@ -89,6 +102,8 @@ pub struct IngestOutcome {
     pub written: WriteSummary,
     /// Failures that were not printed one by one.
     pub failures_not_shown: usize,
+    /// Inputs that could not be read at all (name, why): the run went on with the others.
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// One ingest run: frames each input, runs the pipeline, writes events and failures into the
@@ -100,6 +115,7 @@ pub struct Ingest<'a> {
     /// Told about each failed record, with a message naming input, position and error file.
     on_failure: Box<dyn FnMut(&str) + 'a>,
     failures: usize,
+    unreadable: Vec<(String, String)>,
 }
 
 impl<'a> Ingest<'a> {
@@ -114,6 +130,7 @@ impl<'a> Ingest<'a> {
             inputs: Vec::new(),
             on_failure: Box::new(on_failure),
             failures: 0,
+            unreadable: Vec::new(),
         }
     }
 
@@ -190,6 +207,12 @@ impl<'a> Ingest<'a> {
         Ok(self.inputs.last().expect("pushed above"))
     }
 
+    /// Records an input that could not be read at all (it cannot be opened): reported at the
+    /// end, while the run goes on with the other inputs.
+    pub fn unreadable(&mut self, name: &str, reason: String) {
+        self.unreadable.push((name.to_string(), reason));
+    }
+
     /// Makes everything ingested so far durable in the lake (see [`LakeWriter::checkpoint`]).
     pub fn checkpoint(&mut self) -> anyhow::Result<()> {
         Ok(self.writer.checkpoint()?)
@@ -207,6 +230,7 @@ impl<'a> Ingest<'a> {
             inputs: self.inputs,
             total,
             written,
+            unreadable: self.unreadable,
         })
     }
 }

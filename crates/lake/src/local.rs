@@ -212,30 +212,79 @@ fn read_json_lines(
 }
 
 /// Every file below `dir` (recursively), in path order; an empty list when `dir` is missing.
-/// Hidden files and directories (`.name`) are skipped, as editors and tools leave them around.
+/// Hidden files and directories (`.name`) are skipped, as editors and tools leave them around;
+/// so are symbolic link loops (see [`walk`]).
 pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
-    let mut files = Vec::new();
-    if dir.exists() {
-        collect_files(dir, &mut files)?;
-    }
-    files.sort();
-    Ok(files)
+    Ok(walk(dir)?.files)
 }
 
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), LakeError> {
+/// What a directory walk found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// The files, in path order.
+    pub files: Vec<PathBuf>,
+    /// Paths left out, with the reason: symbolic links back into a directory already walked
+    /// (a loop, or a second way to the same files) and links that cannot be followed.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Walks `dir` recursively, following symbolic links but entering each real directory once,
+/// so `ln -s . x` neither hangs the walk nor reads a file twice: the link is skipped and named
+/// in [`Walk::skipped`]. Hidden entries (`.name`) are skipped silently.
+pub fn walk(dir: &Path) -> Result<Walk, LakeError> {
+    let mut walk = Walk::default();
+    if dir.exists() {
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(dir.canonicalize().map_err(at(dir))?);
+        collect_files(dir, &mut seen, &mut walk)?;
+    }
+    walk.files.sort();
+    Ok(walk)
+}
+
+fn collect_files(
+    dir: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    walk: &mut Walk,
+) -> Result<(), LakeError> {
+    let mut entries = Vec::new();
     for entry in fs::read_dir(dir).map_err(at(dir))? {
-        let path = entry.map_err(at(dir))?.path();
+        entries.push(entry.map_err(at(dir))?.path());
+    }
+    entries.sort();
+    for path in entries {
         if path
             .file_name()
             .is_some_and(|name| name.to_string_lossy().starts_with('.'))
         {
             continue;
         }
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else {
-            files.push(path);
+        let is_link = fs::symlink_metadata(&path).map_err(at(&path))?.is_symlink();
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if is_link => {
+                walk.skipped
+                    .push((path, format!("cannot follow the symbolic link: {error}")));
+                continue;
+            }
+            Err(error) => return Err(at(&path)(error)),
+        };
+        if !metadata.is_dir() {
+            walk.files.push(path);
+            continue;
         }
+        let real = path.canonicalize().map_err(at(&path))?;
+        if !seen.insert(real.clone()) {
+            walk.skipped.push((
+                path,
+                format!(
+                    "a symbolic link to {}, which is already read (a loop or a second path)",
+                    real.display()
+                ),
+            ));
+            continue;
+        }
+        collect_files(&path, seen, walk)?;
     }
     Ok(())
 }
@@ -877,5 +926,41 @@ mod tests {
         let (_dir, lake) = temp_lake();
         assert!(lake.read_events().unwrap().is_empty());
         assert!(lake.read_errors().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_link_loops_are_skipped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("a.json"), "{}").unwrap();
+        fs::write(root.join("sub/b.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(".", root.join("x")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("y")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("self", root.join("self")).unwrap();
+        let walk = walk(root).unwrap();
+        assert_eq!(walk.files, [root.join("a.json"), root.join("sub/b.json")]);
+        let skipped: Vec<_> = walk.skipped.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(
+            skipped,
+            [
+                root.join("self"),
+                root.join("sub/up"),
+                root.join("x"),
+                root.join("y")
+            ]
+        );
+        assert!(
+            walk.skipped[0].1.contains("cannot follow"),
+            "{:?}",
+            walk.skipped
+        );
+        assert!(
+            walk.skipped[2].1.contains("already read"),
+            "{:?}",
+            walk.skipped
+        );
     }
 }
