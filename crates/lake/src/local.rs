@@ -35,7 +35,8 @@ use crate::schema::{EVENTS, TABLES, Table};
 /// Directory (below the lake) of records that failed, with their reasons.
 pub const ERRORS_DIR: &str = "errors";
 /// Uncompressed event bytes a writer buffers in memory, over all partitions, before it
-/// compresses the largest buffers into their files: the writer's memory bound.
+/// compresses the largest buffers into their files (until half of it is free): the writer's
+/// memory bound (the allocations may take up to twice as much).
 pub const BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Compressed bytes after which a partition's file is complete and the next lines start a new
 /// one (Athena reads many mid-sized files faster than one huge or thousands of tiny ones).
@@ -462,23 +463,29 @@ impl LakeWriter<'_> {
         if self.since_checkpoint >= CHECKPOINT_BYTES {
             return self.checkpoint();
         }
-        while self.buffered > self.budget {
+        if self.buffered > self.budget {
             self.compress_largest()?;
         }
         Ok(())
     }
 
-    /// Compresses the largest buffer into its partition's file.
+    /// Compresses the largest buffers into their partitions' files until half the budget is
+    /// free: one sort per round, and each partition's lines go out in large members.
     fn compress_largest(&mut self) -> Result<(), LakeError> {
-        let largest = self
+        let mut largest: Vec<_> = self
             .partitions
             .iter()
-            .max_by_key(|(_, p)| p.buffer.len())
-            .map(|(key, _)| *key);
-        match largest {
-            Some(key) => self.compress(key),
-            None => Ok(()),
+            .filter(|(_, p)| !p.buffer.is_empty())
+            .map(|(key, p)| (p.buffer.len(), *key))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in largest {
+            if self.buffered <= self.budget / 2 {
+                break;
+            }
+            self.compress(key)?;
         }
+        Ok(())
     }
 
     /// Appends `key`'s buffered lines to its file as one gzip member, starting a new file when
@@ -531,9 +538,8 @@ impl LakeWriter<'_> {
         file.lines += pending.lines;
         self.buffered -= pending.buffer.len();
         pending.lines = 0;
-        // Keep a modest allocation for the partition's next lines, not its largest ever.
-        pending.buffer.clear();
-        pending.buffer.shrink_to(64 * 1024);
+        // Free it: with thousands of partitions, kept capacity would escape the budget.
+        pending.buffer = Vec::new();
         Ok(())
     }
 
@@ -825,12 +831,13 @@ mod tests {
     #[test]
     fn a_killed_runs_temporary_files_are_skipped_and_removed_by_the_next_run() {
         let (_dir, lake) = temp_lake();
-        let mut writer = lake.writer(time("2026-02-01T00:00:00Z"));
+        let mut writer = lake
+            .writer(time("2026-02-01T00:00:00Z"))
+            .with_buffer_budget(0);
+        // Compressed into its temporary file at once, not yet published: what a kill leaves.
         writer
             .write_event(&event("a", "2026-01-31T09:10:00Z"))
             .unwrap();
-        // Compressed into its temporary file, not yet published: what a kill leaves behind.
-        writer.compress_largest().unwrap();
         let file = writer
             .partitions
             .values()
