@@ -188,7 +188,7 @@ fn failed_records_land_in_errors_with_reasons_and_the_rest_flows() {
             .unwrap()
             .ends_with("broken.json")
     );
-    assert_eq!(errors[1]["record_hex"], "c328");
+    assert_eq!(errors[1]["record_base64"], "wyg=");
     assert!(stdout.contains("kept 2 failed records"), "{stdout}");
 }
 
@@ -371,4 +371,56 @@ fn help_explains_ingest() {
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("--lake <DIR>"), "{help}");
     assert!(help.contains("gzip is detected by content"), "{help}");
+}
+
+/// `ln -s . x; ln -s . y` in an input directory: the walk neither hangs nor reads a file
+/// twice; each loop is named in a warning and the other files are ingested.
+#[cfg(unix)]
+#[test]
+fn symbolic_link_loops_in_an_input_directory_are_named_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("a.json"), "{\"a\":1}\n").unwrap();
+    std::os::unix::fs::symlink(".", logs.join("x")).unwrap();
+    std::os::unix::fs::symlink(".", logs.join("y")).unwrap();
+    let lake = dir.path().join("lake");
+    let (stdout, stderr) = ingest(&[&logs], &lake, None);
+    assert_eq!(totals(&stdout), [1, 1, 0, 0], "{stdout}");
+    for link in ["x", "y"] {
+        let named = format!("skipping {}: a symbolic link", logs.join(link).display());
+        assert!(stderr.contains(&named), "{stderr}");
+    }
+    assert_eq!(events(&lake).len(), 1);
+}
+
+/// An input that cannot be opened (here a socket, which even root cannot open as a file) does
+/// not stop a directory ingest: it is reported, the other files are ingested, and the run
+/// exits non-zero at the end.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_is_reported_and_the_others_are_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("a.json"), "{\"a\":1}\n").unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(logs.join("b.sock")).unwrap();
+    std::fs::write(logs.join("c.json"), "{\"c\":1}\n").unwrap();
+    let lake = dir.path().join("lake");
+    let output = lakewatch(
+        &[
+            "ingest",
+            logs.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("b.sock: cannot open"), "{stderr}");
+    assert!(stdout.contains("could not read 1 inputs"), "{stdout}");
+    assert_eq!(totals(&stdout), [2, 2, 0, 0], "{stdout}");
+    assert_eq!(events(&lake).len(), 2);
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use lakewatch::cli::detect::{bundled_geoip, bundled_rules_dir, detect};
-use lakewatch::cli::ingest::Ingest;
 use lakewatch::local::detect::LocalAlerts;
+use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::{Mode, Query, Rule, RuleReport};
 use lakewatch_lake::local::LocalLake;
 

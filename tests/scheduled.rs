@@ -7,10 +7,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use lakewatch::cli::detect::bundled_geoip;
-use lakewatch::cli::ingest::Ingest;
 use lakewatch::local::detect::{LocalAlerts, LocalQueries, state_dir};
+use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::state::StateError;
-use lakewatch_detect::{RuleOutcome, StateStore, alert_object_key, run_scheduled};
+use lakewatch_detect::{RuleOutcome, StateStore, run_scheduled};
+use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::LocalLake;
 use lakewatch_lake::versioned::FileStore;
 use lakewatch_sql::LocalEngine;
@@ -89,8 +90,12 @@ fn a_scheduled_run_on_the_local_implementations_writes_publishes_and_keeps_its_w
         .find(|w| w.end.to_rfc3339() == at(&alert.windowend).to_rfc3339())
         .unwrap_or_else(|| panic!("{} is the end of an evaluated window", alert.windowend));
     assert!(
-        lake.join(alert_object_key("brute-force-user", window))
-            .is_file()
+        lake.join(alert_object_key(
+            "brute-force-user",
+            window.start,
+            window.end
+        ))
+        .is_file()
     );
     let topic = std::fs::read_to_string(LocalAlerts::topic_path(lake)).unwrap();
     assert_eq!(topic.lines().count(), 1);

@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod framing;
 pub mod geoip;
 pub mod gsuite;
+pub mod intake;
 pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
@@ -29,7 +30,7 @@ pub mod vpcflow;
 
 pub use pipeline::{Outcome, Pipeline, Record, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
-pub use shell::{Event, HourPartition, Origin, RecordKind};
+pub use shell::{Event, Origin, RecordKind};
 
 /// Settings of the built-in plugins that depend on the deployment.
 #[derive(Debug, Clone, Default)]

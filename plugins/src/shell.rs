@@ -261,11 +261,6 @@ impl Event {
         }
     }
 
-    /// The Hive-style hour partition of the event time (`year=…/month=…/day=…/hour=…`).
-    pub fn partition(&self) -> HourPartition {
-        HourPartition::of(self.event_time())
-    }
-
     /// The line the lake stores: one JSON object, no trailing newline.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an event always serializes: its map keys are strings")
@@ -342,34 +337,6 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
     put(19, 2, time.second());
     put(26, 6, time.nanosecond() / 1_000);
     String::from_utf8(out.to_vec()).expect("ASCII digits")
-}
-
-/// The hour partition an event time falls in, as the lake's directory names spell it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HourPartition {
-    pub year: String,
-    pub month: String,
-    pub day: String,
-    pub hour: String,
-}
-
-impl HourPartition {
-    pub fn of(time: DateTime<Utc>) -> Self {
-        HourPartition {
-            year: format!("{:04}", time.year()),
-            month: format!("{:02}", time.month()),
-            day: format!("{:02}", time.day()),
-            hour: format!("{:02}", time.hour()),
-        }
-    }
-
-    /// `year=YYYY/month=MM/day=DD/hour=HH`, the path below a table's prefix.
-    pub fn path(&self) -> String {
-        format!(
-            "year={}/month={}/day={}/hour={}",
-            self.year, self.month, self.day, self.hour
-        )
-    }
 }
 
 /// Derives a deterministic event id from where a record came from and its text.
@@ -588,16 +555,6 @@ mod tests {
         let far = DateTime::from_timestamp(253_402_300_800, 0).unwrap();
         assert_eq!(format_timestamp(far), chrono_format(far), "year 10000");
         assert_eq!(format_timestamp(received()), "2026-04-17T06:10:54.500000Z");
-    }
-
-    #[test]
-    fn partition_follows_event_time() {
-        let mut event = shell(json!({}));
-        event.utctimestamp = Some(received());
-        assert_eq!(
-            event.partition().path(),
-            "year=2026/month=04/day=17/hour=06"
-        );
     }
 
     #[test]

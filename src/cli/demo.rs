@@ -13,8 +13,9 @@ use lakewatch_lake::schema::EVENTS;
 use serde_json::Value;
 
 use super::detect::{bundled_geoip, detect, render_reports};
-use super::ingest::{IngestOutcome, InputPath, expand_paths, ingest_paths, render_report};
+use super::ingest::{ingest_paths, render_report};
 use super::partitions::{plan_local, render as render_partitions};
+use crate::local::ingest::{IngestOutcome, InputPath, expand_paths};
 
 /// The sample events shipped with the source, found where the binary was built from.
 pub const BUNDLED_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
@@ -148,7 +149,7 @@ fn show_lake(demo: &mut Demo, outcome: &IngestOutcome) -> anyhow::Result<()> {
     demo.step("The lake: gzip NDJSON per hour of event time, as Firehose writes the bucket")?;
     let mut per_partition = BTreeMap::new();
     for file in &outcome.written.files {
-        *per_partition.entry(file.partition.path()).or_insert(0) += file.lines;
+        *per_partition.entry(file.partition.to_string()).or_insert(0) += file.lines;
     }
     for (partition, lines) in &per_partition {
         writeln!(demo.out, "  events/{partition}/  {lines} events")?;
@@ -208,18 +209,11 @@ fn show_partitions(demo: &mut Demo, outcome: &IngestOutcome) -> anyhow::Result<(
         .written
         .files
         .iter()
-        .filter_map(|file| {
-            let p = &file.partition;
-            chrono::DateTime::parse_from_rfc3339(&format!(
-                "{}-{}-{}T{}:00:00Z",
-                p.year, p.month, p.day, p.hour
-            ))
-            .ok()
-        })
+        .map(|file| file.partition.start())
         .min();
     // Samples span years: look back far enough to see every hour that was written.
     let lookback_hours = oldest
-        .map(|oldest| (now - oldest.with_timezone(&chrono::Utc)).num_hours() + 1)
+        .map(|oldest| (now - oldest).num_hours() + 1)
         .unwrap_or(1)
         .clamp(1, i64::from(u32::MAX)) as u32;
     let plans = plan_local(demo.lake.root(), now, lookback_hours)?;

@@ -1,32 +1,28 @@
 //! `lakewatch ingest`: files, directories or stdin into a local lake, through the same framing
 //! and pipeline as the Lambdas, written as Firehose would deliver them.
 //!
-//! [`Ingest`] is the reusable part: give it readers (a file, stdin, an S3 object body) and it
-//! frames, processes, writes and counts; the subcommand only finds the inputs, shows progress
-//! and prints the report.
+//! The work is done by [`crate::local::ingest`]; this subcommand only finds the inputs from
+//! its arguments, shows progress and prints the report.
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lakewatch_lake::local::{WriteSummary, files_under};
+use lakewatch_lake::LocalLake;
 use lakewatch_lake::schema::EVENTS;
-use lakewatch_lake::{FailedRecord, LakeWriter, LocalLake};
-use lakewatch_plugins::envelope::{Provenance, attach_origin, origin_json};
-use lakewatch_plugins::framing::frame_reader;
-use lakewatch_plugins::{Outcome, Pipeline, PluginConfig, Tally, builtin_pipeline};
+use lakewatch_plugins::{PluginConfig, builtin_pipeline};
+
+use crate::local::ingest::{
+    FAILURES_SHOWN, Ingest, IngestOutcome, InputPath, container_of, expand_paths,
+};
 
 /// Inputs at least this large (in total) get a progress bar.
 const PROGRESS_THRESHOLD_BYTES: u64 = 4 * 1024 * 1024;
-/// Failures printed one by one before the rest are only counted (all are in the error file).
-const FAILURES_SHOWN: usize = 20;
-/// Name and origin container of standard input.
-pub const STDIN: &str = "<stdin>";
 
 /// Read security logs into a local lake, as Firehose would deliver them.
 ///
@@ -87,212 +83,6 @@ impl IngestArgs {
     }
 }
 
-/// Where one input comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputPath {
-    Stdin,
-    File(PathBuf),
-}
-
-impl InputPath {
-    /// How messages name it: the path as given or found, relative to `base` when below it.
-    pub fn name(&self, base: Option<&Path>) -> String {
-        match self {
-            InputPath::Stdin => STDIN.to_string(),
-            InputPath::File(path) => base
-                .and_then(|base| path.strip_prefix(base).ok())
-                .unwrap_or(path)
-                .display()
-                .to_string(),
-        }
-    }
-}
-
-/// Expands the command line's paths: directories to their files (sorted), `-` to stdin.
-/// A path that does not exist is an error before anything is read.
-pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<InputPath>> {
-    if paths.is_empty() {
-        return Ok(vec![InputPath::Stdin]);
-    }
-    let mut inputs = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            inputs.push(InputPath::Stdin);
-        } else if path.is_dir() {
-            let files = files_under(path)?;
-            inputs.extend(
-                files
-                    .into_iter()
-                    .filter(|file| file.extension().is_none_or(|e| e != "md"))
-                    .map(InputPath::File),
-            );
-        } else if path.is_file() {
-            inputs.push(InputPath::File(path.clone()));
-        } else {
-            bail!(
-                "{}: no such file or directory (give files, directories, or - for stdin)",
-                path.display()
-            );
-        }
-    }
-    Ok(inputs)
-}
-
-/// Counts of one input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputReport {
-    pub name: String,
-    pub gzip: bool,
-    pub tally: Tally,
-}
-
-/// Everything one run did.
-#[derive(Debug)]
-pub struct IngestOutcome {
-    pub inputs: Vec<InputReport>,
-    pub total: Tally,
-    pub written: WriteSummary,
-    /// Failures that were not printed one by one.
-    pub failures_not_shown: usize,
-}
-
-/// One ingest run: frames each input, runs the pipeline, writes events and failures into the
-/// lake, and counts, so that for every input `records = ok + dropped + failed`.
-pub struct Ingest<'a> {
-    pipeline: &'a Pipeline,
-    writer: LakeWriter<'a>,
-    inputs: Vec<InputReport>,
-    /// Told about each failed record, with a message naming input, position and error file.
-    on_failure: Box<dyn FnMut(&str) + 'a>,
-    failures: usize,
-}
-
-impl<'a> Ingest<'a> {
-    pub fn new(
-        pipeline: &'a Pipeline,
-        writer: LakeWriter<'a>,
-        on_failure: impl FnMut(&str) + 'a,
-    ) -> Self {
-        Ingest {
-            pipeline,
-            writer,
-            inputs: Vec::new(),
-            on_failure: Box::new(on_failure),
-            failures: 0,
-        }
-    }
-
-    /// Ingests one input: `name` for messages and the error file, `container` for event ids
-    /// (the same container and bytes always give the same ids).
-    pub fn ingest(
-        &mut self,
-        name: &str,
-        container: &str,
-        reader: impl Read + Send,
-    ) -> anyhow::Result<&InputReport> {
-        self.ingest_from(name, container, None, reader)
-    }
-
-    /// Ingests one S3 object as the S3-ingest Lambda and the transform would: container
-    /// `s3://bucket/key#version` (so the same event ids) and `details._origin` on each event.
-    pub fn ingest_object(
-        &mut self,
-        provenance: &Provenance,
-        reader: impl Read + Send,
-    ) -> anyhow::Result<&InputReport> {
-        let name = format!("s3://{}/{}", provenance.bucket, provenance.key);
-        self.ingest_from(&name, &provenance.container(), Some(provenance), reader)
-    }
-
-    fn ingest_from(
-        &mut self,
-        name: &str,
-        container: &str,
-        provenance: Option<&Provenance>,
-        reader: impl Read + Send,
-    ) -> anyhow::Result<&InputReport> {
-        let framer = frame_reader(reader);
-        let gzip = framer.is_gzip();
-        let mut tally = Tally::default();
-        for item in framer {
-            let (line, offset, reason, raw, excerpt) = match &item {
-                Ok(record) => {
-                    let outcome = self.pipeline.process(record.record(container), Utc::now());
-                    tally.count(&outcome);
-                    match outcome {
-                        Outcome::Ok(mut event) => {
-                            if let Some(provenance) = provenance {
-                                let origin = origin_json(provenance, record.line, record.offset);
-                                attach_origin(&mut event, origin);
-                            }
-                            self.writer.write_event(&event)?;
-                            continue;
-                        }
-                        Outcome::Dropped { .. } => continue,
-                        Outcome::Failed { reason } => (
-                            record.line,
-                            record.offset,
-                            reason,
-                            record.text.as_bytes(),
-                            "",
-                        ),
-                    }
-                }
-                Err(error) => {
-                    tally.count_failed();
-                    (
-                        error.line,
-                        error.offset,
-                        error.reason.clone(),
-                        error.raw.as_slice(),
-                        error.excerpt.as_str(),
-                    )
-                }
-            };
-            let failed = FailedRecord {
-                source: name,
-                line,
-                offset,
-                reason: &reason,
-                raw,
-                excerpt,
-            };
-            let file = self.writer.write_error(&failed)?;
-            self.failures += 1;
-            (self.on_failure)(&format!(
-                "{name}:{line} (byte {offset}): {reason}; the record was written to {}",
-                file.display()
-            ));
-        }
-        self.inputs.push(InputReport {
-            name: name.to_string(),
-            gzip,
-            tally,
-        });
-        Ok(self.inputs.last().expect("pushed above"))
-    }
-
-    /// Makes everything ingested so far durable in the lake (see [`LakeWriter::checkpoint`]).
-    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
-        Ok(self.writer.checkpoint()?)
-    }
-
-    /// Completes the lake's files and returns the counts.
-    pub fn finish(self) -> anyhow::Result<IngestOutcome> {
-        let written = self.writer.finish()?;
-        let mut total = Tally::default();
-        for input in &self.inputs {
-            total.merge(&input.tally);
-        }
-        Ok(IngestOutcome {
-            failures_not_shown: self.failures.saturating_sub(FAILURES_SHOWN),
-            inputs: self.inputs,
-            total,
-            written,
-        })
-    }
-}
-
 /// Ingests `inputs` into `lake` with the built-in pipeline, showing progress on stderr for
 /// large inputs (only when stderr is a terminal) and failures as they happen (unless quiet).
 /// Inputs below `base` are named relative to it.
@@ -318,11 +108,21 @@ pub fn ingest_paths(
                 ingest.ingest(&name, "stdin", progress.wrap_read(io::stdin()))?;
             }
             InputPath::File(path) => {
-                let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
-                let container = container_of(path)?;
-                ingest
-                    .ingest(&name, &container, progress.wrap_read(file))
-                    .with_context(|| format!("while ingesting {name}"))?;
+                let opened = File::open(path)
+                    .with_context(|| format!("{name}: cannot open"))
+                    .and_then(|file| Ok((file, container_of(path)?)));
+                match opened {
+                    Ok((file, container)) => {
+                        ingest
+                            .ingest(&name, &container, progress.wrap_read(file))
+                            .with_context(|| format!("while ingesting {name}"))?;
+                    }
+                    // One unreadable file does not stop the others; the run fails at the end.
+                    Err(error) => {
+                        progress.suspend(|| eprintln!("{error:#}; going on with the other inputs"));
+                        ingest.unreadable(&name, format!("{error:#}"));
+                    }
+                }
             }
         }
     }
@@ -339,15 +139,6 @@ fn failure_printer(quiet: bool, bar: ProgressBar) -> impl FnMut(&str) {
             bar.suspend(|| eprintln!("{message}"));
         }
     }
-}
-
-/// The origin container of a file's records: its absolute, canonical path, so the same file
-/// gets the same event ids whatever the working directory or the path spelling.
-fn container_of(path: &Path) -> anyhow::Result<String> {
-    let canonical = path
-        .canonicalize()
-        .with_context(|| format!("{}: cannot resolve the path", path.display()))?;
-    Ok(canonical.display().to_string())
 }
 
 fn progress_bar(inputs: &[InputPath]) -> anyhow::Result<ProgressBar> {
@@ -440,6 +231,24 @@ pub fn render_report(lake: &LocalLake, outcome: &IngestOutcome) -> String {
         partitions.len(),
         lake.table_dir(&EVENTS).display()
     );
+    if !outcome.unreadable.is_empty() {
+        let _ = writeln!(
+            out,
+            "could not read {} inputs (the others were ingested):",
+            outcome.unreadable.len()
+        );
+        for (name, reason) in &outcome.unreadable {
+            let _ = writeln!(out, "  {name}: {reason}");
+        }
+    }
+    let removed = &outcome.written.removed_temporaries;
+    if !removed.is_empty() {
+        let _ = writeln!(
+            out,
+            "removed {} incomplete files left by an earlier run that was stopped",
+            removed.len()
+        );
+    }
     if let Some((path, count)) = &outcome.written.errors {
         let _ = writeln!(
             out,
@@ -495,7 +304,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = LocalLake::open(&args.lake)?;
     let outcome = ingest_paths(&lake, &inputs, None, &args.plugin_config(), args.quiet)?;
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    if outcome.unreadable.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// `lakewatch ingest s3://bucket/prefix`: the objects new since the last run (cursor under
@@ -526,88 +339,4 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
     );
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expanding_paths_walks_directories_and_rejects_missing_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("a/b")).unwrap();
-        for file in ["a/b/x.log", "a/y.json", "a/README.md", "a/.hidden"] {
-            std::fs::write(root.join(file), "x\n").unwrap();
-        }
-        let inputs = expand_paths(&[root.join("a"), PathBuf::from("-")]).unwrap();
-        assert_eq!(
-            inputs,
-            [
-                InputPath::File(root.join("a/b/x.log")),
-                InputPath::File(root.join("a/y.json")),
-                InputPath::Stdin
-            ]
-        );
-        assert_eq!(expand_paths(&[]).unwrap(), [InputPath::Stdin]);
-        let error = expand_paths(&[root.join("nope")]).unwrap_err().to_string();
-        assert!(error.contains("nope: no such file or directory"), "{error}");
-    }
-
-    #[test]
-    fn s3_objects_get_the_lambdas_event_ids_and_their_origin() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = LocalLake::open(dir.path()).unwrap();
-        let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
-        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |_: &str| {});
-        let provenance = Provenance {
-            bucket: "audit".into(),
-            key: "logs/a.json".into(),
-            version: "v1".into(),
-        };
-        let data = b"{\"a\":1}\n{\"b\":2}\n";
-        let report = ingest.ingest_object(&provenance, &data[..]).unwrap();
-        assert_eq!(report.name, "s3://audit/logs/a.json");
-        ingest.finish().unwrap();
-        let events = lake.read_events().unwrap();
-        let second = events.iter().find(|e| e["details"]["b"] == 2).unwrap();
-        assert_eq!(second["details"]["_origin"]["key"], "logs/a.json");
-        assert_eq!(second["details"]["_origin"]["line"], 2);
-        assert_eq!(second["details"]["_origin"]["offset"], 8);
-        let origin = lakewatch_plugins::Origin {
-            container: "s3://audit/logs/a.json#v1",
-            position: 8,
-        };
-        let expected = lakewatch_plugins::shell::derive_eventid(r#"{"b":2}"#, origin);
-        assert_eq!(second["eventid"], expected.as_str());
-    }
-
-    #[test]
-    fn ingest_counts_every_record_and_keeps_failures_with_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = LocalLake::open(dir.path()).unwrap();
-        let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
-        let mut messages = Vec::new();
-        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
-            messages.push(m.to_string())
-        });
-        let data = b"{\"a\":1}\n{\"b\":\ntext line\n[1]\n";
-        let report = ingest.ingest("x.json", "/x.json", &data[..]).unwrap();
-        let t = report.tally.clone();
-        assert_eq!((t.records(), t.ok, t.failed), (4, 2, 2));
-        let outcome = ingest.finish().unwrap();
-        assert_eq!(outcome.total, t);
-        assert_eq!(lake.read_events().unwrap().len(), 2);
-        let errors = lake.read_errors().unwrap();
-        assert_eq!(errors.len(), 2);
-        assert_eq!(errors[0]["line"], 2);
-        assert_eq!(errors[1]["record"], "1");
-        assert!(
-            messages[0].starts_with("x.json:2 (byte 8): truncated JSON"),
-            "{}",
-            messages[0]
-        );
-        assert!(messages[1].starts_with("x.json:4 (byte 25): record is JSON but not an object"));
-        assert!(messages[1].contains("; the record was written to "));
-    }
 }

@@ -187,7 +187,8 @@ fn list_saved() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ingest::{InputPath, expand_paths, ingest_paths};
+    use crate::cli::ingest::ingest_paths;
+    use crate::local::ingest::{InputPath, expand_paths};
     use lakewatch_lake::LocalLake;
     use std::path::Path;
 

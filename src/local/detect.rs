@@ -13,7 +13,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
-use lakewatch_detect::{alert_object_key, alerts_file, load_rules, run_rules};
+use lakewatch_detect::{alerts_file, load_rules, run_rules};
+use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
@@ -89,12 +90,13 @@ impl LocalAlerts {
 
     /// The local topic: one published alert per line.
     pub fn topic_path(lake: &Path) -> PathBuf {
-        lake.join("topic").join("alerts.ndjson")
+        lakewatch_lake::local::alerts_topic_path(lake)
     }
 
     /// The same key as the detector Lambda's objects, below the lake directory.
     fn window_file(&self, rule: &Rule, window: Window) -> PathBuf {
-        self.lake.join(alert_object_key(&rule.id, window))
+        self.lake
+            .join(alert_object_key(&rule.id, window.start, window.end))
     }
 }
 
@@ -125,7 +127,7 @@ impl AlertSink for LocalAlerts {
 
 /// Where local mode keeps the detector's state.
 pub fn state_dir(lake: &Path) -> PathBuf {
-    lake.join("state").join("detector")
+    lakewatch_lake::local::state_dir(lake, "detector")
 }
 
 /// The result of one rule test.
@@ -174,7 +176,7 @@ async fn run_rule_test(
     let name = test.events.display().to_string();
     let mut failures = Vec::new();
     let mut ingest =
-        crate::cli::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
+        crate::local::ingest::Ingest::new(pipeline, lake.writer(Utc::now()), |m: &str| {
             failures.push(m.to_string())
         });
     ingest.ingest(&name, &name, events)?;

@@ -2,3 +2,4 @@
 //! their arguments.
 
 pub mod detect;
+pub mod ingest;

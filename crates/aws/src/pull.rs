@@ -313,7 +313,7 @@ where
 /// Where a local lake keeps the cursor of a pull: `<lake>/state/s3-ingest/<cursor name>`.
 pub fn local_cursor(lake_root: &Path, config: &PullConfig) -> StoredCursor<FileStore> {
     StoredCursor {
-        store: FileStore::new(lake_root.join("state/s3-ingest")),
+        store: FileStore::new(lakewatch_lake::local::state_dir(lake_root, "s3-ingest")),
         name: config.cursor_name(),
     }
 }

@@ -609,17 +609,11 @@ impl<'a> ErrorWriter<'a> {
     }
 }
 
-/// Keeps a failed record's bytes for a replay: as text when it is UTF-8, else base64.
+/// Keeps a failed record's bytes for a replay, in the lake's one failed-record format
+/// ([`failed_record_field`](lakewatch_lake::layout::failed_record_field)).
 fn keep_record(line: &mut serde_json::Value, raw: &[u8]) {
-    if raw.is_empty() {
-        return;
-    }
-    match std::str::from_utf8(raw) {
-        Ok(text) => line["record"] = json!(text),
-        Err(_) => {
-            use base64::Engine;
-            line["record_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(raw));
-        }
+    if let Some((field, value)) = lakewatch_lake::layout::failed_record_field(raw) {
+        line[field] = value;
     }
 }
 

@@ -10,13 +10,6 @@ use crate::alert::Alert;
 use crate::rule::Rule;
 use crate::runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 use crate::state::StateStore;
-use crate::window::Window;
-
-/// Where an [`AlertSink`] puts a rule's alerts for a window, in the lake bucket or below the
-/// local lake: [`lakewatch_lake::layout::alert_object_key`].
-pub fn alert_object_key(rule_id: &str, window: Window) -> String {
-    lakewatch_lake::layout::alert_object_key(rule_id, window.start, window.end)
-}
 
 /// A window's alerts as the bytes of their file in the alerts table (gzip NDJSON).
 pub fn alerts_file(alerts: &[Alert]) -> Vec<u8> {

@@ -5,38 +5,50 @@
 //! and the same partition planning run on both.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use lakewatch_plugins::HourPartition;
 
+use crate::partitions::Hour;
 use crate::schema::{ALERTS, EVENTS, Table};
 
 /// Extension of the lake's data files: gzip NDJSON, as Firehose's GZIP compression writes and
 /// as Athena and the local engine expect.
 pub const DATA_EXTENSION: &str = "json.gz";
 
+/// Suffix of a file being written: every reader of the lake skips it (the local engine,
+/// [`LocalLake`](crate::LocalLake)), the writer renames it away when the file is complete, and
+/// a later run removes one whose writer is gone ([`is_stale_temporary`]).
+pub const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// How long a temporary file of another process is kept when this system cannot tell whether
+/// that process still runs (no `/proc`).
+const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// The key of a file in `table`'s hour partition: `events/year=2026/month=01/day=31/hour=09/f`.
-pub fn object_key(table: &Table, partition: &HourPartition, file: &str) -> String {
-    format!("{}/{}/{file}", table.prefix, partition.path())
+pub fn object_key(table: &Table, partition: Hour, file: &str) -> String {
+    format!("{}/{partition}/{file}", table.prefix)
 }
 
 /// The key of an events file in its hour partition.
-pub fn events_key(partition: &HourPartition, file: &str) -> String {
+pub fn events_key(partition: Hour, file: &str) -> String {
     object_key(&EVENTS, partition, file)
 }
 
-/// The key of a rule's alerts for the window `[start, end)`:
+/// The key of a rule's alerts for one window:
 /// `alerts/year=…/month=…/day=…/hour=…/<rule>-<start>-<end>.json.gz`, in the hour partition of
 /// the window's end. One object per rule and window, so evaluating a window again replaces its
-/// alerts instead of adding a copy. The detector Lambda and local mode name them the same way.
+/// alerts instead of adding a copy. The detector Lambda (in the bucket) and local mode (below
+/// the lake directory) use the same key.
 pub fn alert_object_key(rule_id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     let compact = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
     object_key(
         &ALERTS,
-        &HourPartition::of(end),
+        Hour::containing(end),
         &format!(
             "{rule_id}-{}-{}.{DATA_EXTENSION}",
             compact(start),
@@ -54,6 +66,59 @@ pub fn gzip_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<u8> 
             .expect("writing to memory does not fail");
     }
     gzip.finish().expect("writing to memory does not fail")
+}
+
+/// How a failed record's bytes are kept in an error line, the same in the local lake's
+/// `errors/` and the S3-ingest Lambda's error location: `("record", text)` when they are UTF-8,
+/// else `("record_base64", standard padded base64)` (as Firehose keeps a failed record's
+/// `rawData`), so not a byte is lost and a replay decodes one known format. `None` when no
+/// bytes were kept (an oversize record: the line has an `excerpt` instead).
+pub fn failed_record_field(raw: &[u8]) -> Option<(&'static str, serde_json::Value)> {
+    if raw.is_empty() {
+        return None;
+    }
+    Some(match std::str::from_utf8(raw) {
+        Ok(text) => ("record", text.into()),
+        Err(_) => {
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+            ("record_base64", encoded.into())
+        }
+    })
+}
+
+/// The name a file has while it is written: `<name>.tmp`.
+pub fn temporary_name(file: &str) -> String {
+    format!("{file}{TEMPORARY_SUFFIX}")
+}
+
+/// Whether readers take a file of a partition directory as data: not a temporary, and not
+/// hidden (`.name`) or underscore (`_SUCCESS`) files, which Hive and Athena skip too.
+pub fn is_data_file_name(name: &str) -> bool {
+    !(name.starts_with('.') || name.starts_with('_') || name.ends_with(TEMPORARY_SUFFIX))
+}
+
+/// Whether `name` is a temporary file a lakewatch writer left behind: named by
+/// [`unique_file_name`] + [`TEMPORARY_SUFFIX`], by a process that no longer runs (or, where
+/// that cannot be known, last modified more than a day before `now`). A run in progress keeps
+/// its own temporaries; another live run's are never touched.
+pub fn is_stale_temporary(name: &str, modified: SystemTime, now: SystemTime) -> bool {
+    let Some(pid) = name
+        .strip_suffix(TEMPORARY_SUFFIX)
+        .and_then(|name| name.strip_prefix("lakewatch-"))
+        .and_then(|rest| rest.split('-').nth(1))
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    if Path::new("/proc/self").exists() {
+        return !Path::new("/proc").join(pid.to_string()).exists();
+    }
+    now.duration_since(modified)
+        .is_ok_and(|age| age > STALE_AFTER)
 }
 
 /// A file name no other run (or other file of this run) uses:
@@ -75,8 +140,7 @@ pub fn unique_file_name(now: DateTime<Utc>, extension: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partitions::{Hour, parse_key};
-    use crate::schema::ALERTS;
+    use crate::partitions::parse_key;
 
     fn time() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-01-31T09:45:00.123Z")
@@ -86,10 +150,10 @@ mod tests {
 
     #[test]
     fn events_key_is_the_hive_partition_path_firehose_writes() {
-        let key = events_key(&HourPartition::of(time()), "f.json.gz");
+        let key = events_key(Hour::containing(time()), "f.json.gz");
         assert_eq!(key, "events/year=2026/month=01/day=31/hour=09/f.json.gz");
         assert_eq!(
-            object_key(&ALERTS, &HourPartition::of(time()), "a"),
+            object_key(&ALERTS, Hour::containing(time()), "a"),
             "alerts/year=2026/month=01/day=31/hour=09/a"
         );
     }
@@ -113,7 +177,7 @@ mod tests {
 
     #[test]
     fn keys_agree_with_the_partition_planner() {
-        let key = events_key(&HourPartition::of(time()), "f.json.gz");
+        let key = events_key(Hour::containing(time()), "f.json.gz");
         assert_eq!(parse_key(&EVENTS, &key).unwrap(), Hour::containing(time()));
         assert!(key.starts_with(&Hour::containing(time()).prefix(&EVENTS)));
     }
@@ -127,5 +191,29 @@ mod tests {
         assert!(a.ends_with(".json.gz"));
         let later = unique_file_name(time() + chrono::TimeDelta::hours(1), DATA_EXTENSION);
         assert!(later > a);
+    }
+
+    #[test]
+    fn temporaries_are_skipped_and_only_a_gone_writers_are_stale() {
+        let name = unique_file_name(time(), DATA_EXTENSION);
+        assert!(is_data_file_name(&name));
+        let temporary = temporary_name(&name);
+        assert!(!is_data_file_name(&temporary));
+        assert!(!is_data_file_name(".hidden.json.gz") && !is_data_file_name("_SUCCESS"));
+        let now = SystemTime::now();
+        assert!(
+            !is_stale_temporary(&temporary, now, now),
+            "this process is running"
+        );
+        let gone = temporary.replace(&format!("-{}-", std::process::id()), "-999999999-");
+        assert_ne!(gone, temporary);
+        let day_old = now - STALE_AFTER - Duration::from_secs(1);
+        assert!(is_stale_temporary(&gone, day_old, now));
+        assert!(!is_stale_temporary(
+            "someone-else.json.gz.tmp",
+            day_old,
+            now
+        ));
+        assert!(!is_stale_temporary(&name, day_old, now), "not a temporary");
     }
 }

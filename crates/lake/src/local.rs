@@ -7,12 +7,13 @@
 //! ```
 //!
 //! Events are partitioned by event time; errors by the time the run failed them. A run writes
-//! new files with unique names (never appending to or overwriting another run's files), keeps
-//! one gzip writer open per partition while it runs, and publishes each file by renaming it
-//! from `….partial` when it is complete, so a reader never sees half a gzip stream.
+//! new files with unique names (never appending to or overwriting another run's files), under a
+//! temporary name ([`crate::layout::temporary_name`]) that readers skip until a checkpoint
+//! publishes them, so a reader never sees half a gzip stream; a later run removes the
+//! temporaries a killed run left behind. See [`LakeWriter`] for how files are sized.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -20,21 +21,48 @@ use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use lakewatch_plugins::Event;
 use lakewatch_plugins::shell::format_timestamp;
-use lakewatch_plugins::{Event, HourPartition};
 use serde_json::{Map, Value};
 
-use crate::layout::{DATA_EXTENSION, object_key, unique_file_name};
-use crate::schema::{EVENTS, Table};
+use crate::layout::{
+    DATA_EXTENSION, TEMPORARY_SUFFIX, failed_record_field, is_stale_temporary, temporary_name,
+    unique_file_name,
+};
+use crate::partitions::Hour;
+use crate::schema::{EVENTS, TABLES, Table};
 
 /// Directory (below the lake) of records that failed, with their reasons.
 pub const ERRORS_DIR: &str = "errors";
-/// Suffix of a file still being written.
-const PARTIAL_SUFFIX: &str = ".partial";
-/// Partitions written at once; beyond this the least recently used file is completed and a
-/// later event for its hour starts a new file, so a back-fill over years of hours never runs
-/// out of file handles.
-const MAX_OPEN_FILES: usize = 64;
+/// Uncompressed event bytes a writer buffers in memory, over all partitions, before it
+/// compresses the largest buffers into their files (until half of it is free): the writer's
+/// memory bound (the allocations may take up to twice as much).
+pub const BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// Compressed bytes after which a partition's file is complete and the next lines start a new
+/// one (Athena reads many mid-sized files faster than one huge or thousands of tiny ones).
+pub const MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// Uncompressed event bytes between automatic checkpoints of a long run: what a crash can
+/// cost at most, and a bound on the files a run holds unpublished.
+pub const CHECKPOINT_BYTES: u64 = 1024 * 1024 * 1024;
+/// gzip level of data files: 1, the fastest; the lake's JSON lines still shrink about 8×, and
+/// compression is most of the writer's cost.
+const COMPRESSION_LEVEL: u32 = 1;
+
+/// Directory (below the lake) of local mode's state: pull cursors, detector watermarks.
+pub const STATE_DIR: &str = "state";
+/// Directory (below the lake) of the local alerts topic.
+pub const TOPIC_DIR: &str = "topic";
+
+/// Where one component keeps its state in a local lake: `DIR/state/<component>`
+/// (`s3-ingest` cursors, `detector` rule state).
+pub fn state_dir(lake_root: &Path, component: &str) -> PathBuf {
+    lake_root.join(STATE_DIR).join(component)
+}
+
+/// The local alerts topic: `DIR/topic/alerts.ndjson`, one published alert per line.
+pub fn alerts_topic_path(lake_root: &Path) -> PathBuf {
+    lake_root.join(TOPIC_DIR).join("alerts.ndjson")
+}
 
 /// What went wrong reading or writing the lake, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -83,17 +111,48 @@ impl LocalLake {
         self.root.join(ERRORS_DIR)
     }
 
-    /// A writer for one run; `now` names its files and dates its errors.
+    /// A writer for one run; `now` names its files and dates its errors. It first removes the
+    /// temporary files a killed run left behind ([`Self::remove_stale_temporaries`]; best
+    /// effort: readers skip them anyway); [`WriteSummary::removed_temporaries`] lists them.
     pub fn writer(&self, now: DateTime<Utc>) -> LakeWriter<'_> {
+        let removed_temporaries = self.remove_stale_temporaries().unwrap_or_default();
         LakeWriter {
             lake: self,
             now,
-            open: HashMap::new(),
-            tick: 0,
+            partitions: HashMap::new(),
+            buffered: 0,
+            budget: BUFFER_BUDGET_BYTES,
+            since_checkpoint: 0,
+            completed: Vec::new(),
             written: Vec::new(),
             errors: None,
             scratch: Vec::new(),
+            removed_temporaries,
         }
+    }
+
+    /// Removes the tables' temporary files whose writer no longer runs (a killed or crashed
+    /// ingest; see [`is_stale_temporary`]) and returns them. Another run's files in progress
+    /// are kept.
+    pub fn remove_stale_temporaries(&self) -> Result<Vec<PathBuf>, LakeError> {
+        let now = std::time::SystemTime::now();
+        let mut removed = Vec::new();
+        for table in TABLES {
+            for path in files_under(&self.table_dir(table))? {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if !name.ends_with(TEMPORARY_SUFFIX) {
+                    continue;
+                }
+                let modified = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map_err(at(&path))?;
+                if is_stale_temporary(&name, modified, now) {
+                    fs::remove_file(&path).map_err(at(&path))?;
+                    removed.push(path);
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The complete data files of a table, in path order.
@@ -154,30 +213,79 @@ fn read_json_lines(
 }
 
 /// Every file below `dir` (recursively), in path order; an empty list when `dir` is missing.
-/// Hidden files and directories (`.name`) are skipped, as editors and tools leave them around.
+/// Hidden files and directories (`.name`) are skipped, as editors and tools leave them around;
+/// so are symbolic link loops (see [`walk`]).
 pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
-    let mut files = Vec::new();
-    if dir.exists() {
-        collect_files(dir, &mut files)?;
-    }
-    files.sort();
-    Ok(files)
+    Ok(walk(dir)?.files)
 }
 
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), LakeError> {
+/// What a directory walk found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// The files, in path order.
+    pub files: Vec<PathBuf>,
+    /// Paths left out, with the reason: symbolic links back into a directory already walked
+    /// (a loop, or a second way to the same files) and links that cannot be followed.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Walks `dir` recursively, following symbolic links but entering each real directory once,
+/// so `ln -s . x` neither hangs the walk nor reads a file twice: the link is skipped and named
+/// in [`Walk::skipped`]. Hidden entries (`.name`) are skipped silently.
+pub fn walk(dir: &Path) -> Result<Walk, LakeError> {
+    let mut walk = Walk::default();
+    if dir.exists() {
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(dir.canonicalize().map_err(at(dir))?);
+        collect_files(dir, &mut seen, &mut walk)?;
+    }
+    walk.files.sort();
+    Ok(walk)
+}
+
+fn collect_files(
+    dir: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    walk: &mut Walk,
+) -> Result<(), LakeError> {
+    let mut entries = Vec::new();
     for entry in fs::read_dir(dir).map_err(at(dir))? {
-        let path = entry.map_err(at(dir))?.path();
+        entries.push(entry.map_err(at(dir))?.path());
+    }
+    entries.sort();
+    for path in entries {
         if path
             .file_name()
             .is_some_and(|name| name.to_string_lossy().starts_with('.'))
         {
             continue;
         }
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else {
-            files.push(path);
+        let is_link = fs::symlink_metadata(&path).map_err(at(&path))?.is_symlink();
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if is_link => {
+                walk.skipped
+                    .push((path, format!("cannot follow the symbolic link: {error}")));
+                continue;
+            }
+            Err(error) => return Err(at(&path)(error)),
+        };
+        if !metadata.is_dir() {
+            walk.files.push(path);
+            continue;
         }
+        let real = path.canonicalize().map_err(at(&path))?;
+        if !seen.insert(real.clone()) {
+            walk.skipped.push((
+                path,
+                format!(
+                    "a symbolic link to {}, which is already read (a loop or a second path)",
+                    real.display()
+                ),
+            ));
+            continue;
+        }
+        collect_files(&path, seen, walk)?;
     }
     Ok(())
 }
@@ -198,8 +306,8 @@ pub struct FailedRecord<'a> {
 }
 
 impl FailedRecord<'_> {
-    /// The error line: `reason`, position, and the record as text, or as hex when it is not
-    /// UTF-8 (so not a byte is lost).
+    /// The error line: `reason`, position, and the record in the lake's one failed-record
+    /// format ([`failed_record_field`]), or its `excerpt` when it was not kept.
     pub fn to_json(&self, failed_at: DateTime<Utc>) -> Value {
         let mut entry = Map::new();
         entry.insert("failedtimestamp".into(), format_timestamp(failed_at).into());
@@ -207,18 +315,10 @@ impl FailedRecord<'_> {
         entry.insert("line".into(), self.line.into());
         entry.insert("offset".into(), self.offset.into());
         entry.insert("reason".into(), self.reason.into());
-        match std::str::from_utf8(self.raw) {
-            _ if self.raw.is_empty() => {
-                entry.insert("excerpt".into(), self.excerpt.into());
-            }
-            Ok(text) => {
-                entry.insert("record".into(), text.into());
-            }
-            Err(_) => {
-                let hex: String = self.raw.iter().map(|b| format!("{b:02x}")).collect();
-                entry.insert("record_hex".into(), hex.into());
-            }
-        }
+        match failed_record_field(self.raw) {
+            Some((field, value)) => entry.insert(field.into(), value),
+            None => entry.insert("excerpt".into(), self.excerpt.into()),
+        };
         Value::Object(entry)
     }
 }
@@ -227,7 +327,7 @@ impl FailedRecord<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
     pub table: &'static str,
-    pub partition: HourPartition,
+    pub partition: Hour,
     pub path: PathBuf,
     pub lines: u64,
 }
@@ -239,6 +339,8 @@ pub struct WriteSummary {
     pub files: Vec<WrittenFile>,
     /// The error file and how many failed records it holds.
     pub errors: Option<(PathBuf, u64)>,
+    /// Temporary files of earlier, killed runs that this run removed.
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 impl WriteSummary {
@@ -252,12 +354,12 @@ impl WriteSummary {
     }
 
     /// The distinct partitions written to `table`, sorted.
-    pub fn partitions(&self, table: &Table) -> Vec<HourPartition> {
+    pub fn partitions(&self, table: &Table) -> Vec<Hour> {
         let mut partitions: Vec<_> = self
             .files
             .iter()
             .filter(|f| f.table == table.prefix)
-            .map(|f| f.partition.clone())
+            .map(|f| f.partition)
             .collect();
         partitions.sort();
         partitions.dedup();
@@ -265,48 +367,80 @@ impl WriteSummary {
     }
 }
 
-struct OpenFile {
+/// A data file of this run, still under its temporary name (see
+/// [`temporary_name`](crate::layout::temporary_name)) until a checkpoint publishes it.
+struct RunFile {
     path: PathBuf,
-    partial: PathBuf,
-    encoder: GzEncoder<BufWriter<File>>,
+    temporary: PathBuf,
+    /// Compressed bytes written to it so far.
+    bytes: u64,
     lines: u64,
-    last_used: u64,
 }
 
-impl OpenFile {
-    /// Completes the gzip stream, flushes and publishes the file under its final name.
-    fn finish(self) -> Result<(PathBuf, u64), LakeError> {
-        let buffered = self.encoder.finish().map_err(at(&self.partial))?;
-        let file = buffered.into_inner().map_err(|e| LakeError::Io {
-            path: self.partial.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(at(&self.partial))?;
-        fs::rename(&self.partial, &self.path).map_err(at(&self.path))?;
+impl RunFile {
+    /// Flushes it to disk and publishes it under its final name.
+    fn publish(self) -> Result<(PathBuf, u64), LakeError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.temporary)
+            .map_err(at(&self.temporary))?;
+        file.sync_all().map_err(at(&self.temporary))?;
+        fs::rename(&self.temporary, &self.path).map_err(at(&self.path))?;
         Ok((self.path, self.lines))
     }
+}
+
+/// One partition's events not yet compressed, and the file they go to.
+#[derive(Default)]
+struct Partition {
+    buffer: Vec<u8>,
+    lines: u64,
+    file: Option<RunFile>,
 }
 
 /// Writes one run's events and failed records into a [`LocalLake`]. Call
 /// [`finish`](Self::finish) to complete the files; a writer dropped without it still completes
 /// what it can, so written events are not lost on an early return.
+///
+/// Events arrive in any order of time (a back-fill of months is the usual worst case), so the
+/// writer does not keep a gzip stream open per partition: it buffers each partition's lines in
+/// memory, and when all buffers together exceed [`BUFFER_BUDGET_BYTES`] it compresses the
+/// largest ones, each as one gzip member appended to that partition's file (readers of
+/// concatenated members see one stream). A partition thus gets one file per run, plus one per
+/// [`MAX_FILE_BYTES`] of compressed data and one per checkpoint, whatever the arrival order,
+/// with memory bounded by the budget. Files are flushed to disk and published (renamed from
+/// their temporary name) at checkpoints: every [`CHECKPOINT_BYTES`], when asked, and at the end.
 pub struct LakeWriter<'a> {
     lake: &'a LocalLake,
     now: DateTime<Utc>,
-    open: HashMap<(&'static str, HourPartition), OpenFile>,
-    tick: u64,
+    partitions: HashMap<(&'static str, Hour), Partition>,
+    /// Bytes in all partitions' buffers, and their bound ([`BUFFER_BUDGET_BYTES`]).
+    buffered: usize,
+    budget: usize,
+    /// Event bytes since the last checkpoint.
+    since_checkpoint: u64,
+    /// Files completed for size, published at the next checkpoint.
+    completed: Vec<((&'static str, Hour), RunFile)>,
     written: Vec<WrittenFile>,
     errors: Option<(PathBuf, BufWriter<File>, u64)>,
     scratch: Vec<u8>,
+    removed_temporaries: Vec<PathBuf>,
 }
 
 impl LakeWriter<'_> {
+    /// Sets the memory bound of the buffered events (default [`BUFFER_BUDGET_BYTES`]): less
+    /// memory, more and smaller gzip members. 0 compresses every line as it comes.
+    pub fn with_buffer_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
     /// Appends an event to its hour partition (by event time).
     pub fn write_event(&mut self, event: &Event) -> Result<(), LakeError> {
         let mut line = std::mem::take(&mut self.scratch);
         line.clear();
         event.write_json_line(&mut line);
-        let result = self.write_line(&EVENTS, &event.partition(), &line);
+        let result = self.write_line(&EVENTS, Hour::containing(event.event_time()), &line);
         self.scratch = line;
         result
     }
@@ -315,59 +449,106 @@ impl LakeWriter<'_> {
     pub fn write_line(
         &mut self,
         table: &Table,
-        partition: &HourPartition,
+        partition: Hour,
         line: &[u8],
     ) -> Result<(), LakeError> {
-        self.tick += 1;
-        let key = (table.prefix, partition.clone());
-        if !self.open.contains_key(&key) {
-            if self.open.len() >= MAX_OPEN_FILES {
-                self.close_least_recent()?;
-            }
-            let file = self.create(table, partition)?;
-            self.open.insert(key.clone(), file);
+        let pending = self
+            .partitions
+            .entry((table.prefix, partition))
+            .or_default();
+        pending.buffer.extend_from_slice(line);
+        pending.lines += 1;
+        self.buffered += line.len();
+        self.since_checkpoint += line.len() as u64;
+        if self.since_checkpoint >= CHECKPOINT_BYTES {
+            return self.checkpoint();
         }
-        let file = self.open.get_mut(&key).expect("inserted above");
-        file.last_used = self.tick;
-        file.lines += 1;
-        file.encoder.write_all(line).map_err(at(&file.partial))
+        if self.buffered > self.budget {
+            self.compress_largest()?;
+        }
+        Ok(())
     }
 
-    fn create(&self, table: &Table, partition: &HourPartition) -> Result<OpenFile, LakeError> {
-        let name = unique_file_name(self.now, DATA_EXTENSION);
-        let path = self.lake.root.join(object_key(table, partition, &name));
-        let dir = path.parent().expect("a key has directories");
-        fs::create_dir_all(dir).map_err(at(dir))?;
-        let partial = dir.join(format!("{name}{PARTIAL_SUFFIX}"));
-        let file = File::create_new(&partial).map_err(at(&partial))?;
-        Ok(OpenFile {
-            path,
-            partial,
-            encoder: GzEncoder::new(BufWriter::new(file), Compression::default()),
-            lines: 0,
-            last_used: 0,
-        })
-    }
-
-    fn close_least_recent(&mut self) -> Result<(), LakeError> {
-        let oldest = self
-            .open
+    /// Compresses the largest buffers into their partitions' files until half the budget is
+    /// free: one sort per round, and each partition's lines go out in large members.
+    fn compress_largest(&mut self) -> Result<(), LakeError> {
+        let mut largest: Vec<_> = self
+            .partitions
             .iter()
-            .min_by_key(|(_, file)| file.last_used)
-            .map(|(key, _)| key.clone());
-        if let Some(key) = oldest {
-            let file = self.open.remove(&key).expect("key from the map");
-            self.publish(key, file)?;
+            .filter(|(_, p)| !p.buffer.is_empty())
+            .map(|(key, p)| (p.buffer.len(), *key))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in largest {
+            if self.buffered <= self.budget / 2 {
+                break;
+            }
+            self.compress(key)?;
         }
+        Ok(())
+    }
+
+    /// Appends `key`'s buffered lines to its file as one gzip member, starting a new file when
+    /// the current one is full.
+    fn compress(&mut self, key: (&'static str, Hour)) -> Result<(), LakeError> {
+        let Some(pending) = self.partitions.get_mut(&key) else {
+            return Ok(());
+        };
+        if pending.buffer.is_empty() {
+            return Ok(());
+        }
+        if pending
+            .file
+            .as_ref()
+            .is_some_and(|f| f.bytes >= MAX_FILE_BYTES)
+        {
+            let full = pending.file.take().expect("checked above");
+            self.completed.push((key, full));
+        }
+        let pending = self.partitions.get_mut(&key).expect("looked up above");
+        if pending.file.is_none() {
+            let name = unique_file_name(self.now, DATA_EXTENSION);
+            let path = self.lake.root.join(format!("{}/{}/{name}", key.0, key.1));
+            let temporary = path.with_file_name(temporary_name(&name));
+            let dir = path.parent().expect("a key has directories");
+            fs::create_dir_all(dir).map_err(at(dir))?;
+            File::create_new(&temporary).map_err(at(&temporary))?;
+            pending.file = Some(RunFile {
+                path,
+                temporary,
+                bytes: 0,
+                lines: 0,
+            });
+        }
+        let file = pending.file.as_mut().expect("created above");
+        let mut member = GzEncoder::new(
+            Vec::with_capacity(pending.buffer.len() / 4),
+            Compression::new(COMPRESSION_LEVEL),
+        );
+        member
+            .write_all(&pending.buffer)
+            .map_err(at(&file.temporary))?;
+        let member = member.finish().map_err(at(&file.temporary))?;
+        OpenOptions::new()
+            .append(true)
+            .open(&file.temporary)
+            .and_then(|mut out| out.write_all(&member))
+            .map_err(at(&file.temporary))?;
+        file.bytes += member.len() as u64;
+        file.lines += pending.lines;
+        self.buffered -= pending.buffer.len();
+        pending.lines = 0;
+        // Free it: with thousands of partitions, kept capacity would escape the budget.
+        pending.buffer = Vec::new();
         Ok(())
     }
 
     fn publish(
         &mut self,
-        (table, partition): (&'static str, HourPartition),
-        file: OpenFile,
+        (table, partition): (&'static str, Hour),
+        file: RunFile,
     ) -> Result<(), LakeError> {
-        let (path, lines) = file.finish()?;
+        let (path, lines) = file.publish()?;
         self.written.push(WrittenFile {
             table,
             partition,
@@ -381,8 +562,12 @@ impl LakeWriter<'_> {
     pub fn write_error(&mut self, failed: &FailedRecord<'_>) -> Result<&Path, LakeError> {
         if self.errors.is_none() {
             let name = unique_file_name(self.now, "json");
-            let partition = HourPartition::of(self.now);
-            let path = self.lake.errors_dir().join(partition.path()).join(name);
+            let partition = Hour::containing(self.now);
+            let path = self
+                .lake
+                .errors_dir()
+                .join(partition.to_string())
+                .join(name);
             let dir = path.parent().expect("the path has directories");
             fs::create_dir_all(dir).map_err(at(dir))?;
             let file = File::create_new(&path).map_err(at(&path))?;
@@ -404,21 +589,36 @@ impl LakeWriter<'_> {
         Ok(WriteSummary {
             files: std::mem::take(&mut self.written),
             errors,
+            removed_temporaries: std::mem::take(&mut self.removed_temporaries),
         })
     }
 
-    /// Makes everything written so far durable: completes and publishes the open data files
-    /// (later events start new files) and flushes the error file to disk. Call it before
-    /// recording progress elsewhere (a pull's cursor), so a crash never skips data.
+    /// Makes everything written so far durable: compresses every buffer, flushes the files
+    /// to disk and publishes them under their final names (later events start new files), and
+    /// flushes the error file to disk. Call it before recording progress elsewhere (a pull's
+    /// cursor), so a crash never skips data.
     pub fn checkpoint(&mut self) -> Result<(), LakeError> {
-        let mut open: Vec<_> = self.open.drain().collect();
-        open.sort_by(|(a, _), (b, _)| a.cmp(b));
         let mut first_error = None;
-        for (key, file) in open {
+        let mut keys: Vec<_> = self.partitions.keys().copied().collect();
+        keys.sort();
+        for key in &keys {
+            if let Err(error) = self.compress(*key) {
+                first_error.get_or_insert(error);
+            }
+        }
+        let mut files = std::mem::take(&mut self.completed);
+        for key in keys {
+            if let Some(file) = self.partitions.get_mut(&key).and_then(|p| p.file.take()) {
+                files.push((key, file));
+            }
+        }
+        self.partitions.retain(|_, p| !p.buffer.is_empty());
+        for (key, file) in files {
             if let Err(error) = self.publish(key, file) {
                 first_error.get_or_insert(error);
             }
         }
+        self.since_checkpoint = 0;
         if let Some((path, out, _)) = &mut self.errors {
             if let Err(error) = out.flush().and_then(|()| out.get_ref().sync_all()) {
                 first_error.get_or_insert(LakeError::Io {
@@ -485,7 +685,7 @@ mod tests {
         let hours: Vec<_> = summary
             .partitions(&EVENTS)
             .iter()
-            .map(|p| p.path())
+            .map(|p| p.to_string())
             .collect();
         assert_eq!(
             hours,
@@ -497,7 +697,7 @@ mod tests {
         let nine = summary
             .files
             .iter()
-            .find(|f| f.partition.hour == "09")
+            .find(|f| f.partition.values()[3] == "09")
             .unwrap();
         assert_eq!(nine.lines, 2);
         assert!(
@@ -576,23 +776,94 @@ mod tests {
     }
 
     #[test]
-    fn more_partitions_than_open_files_start_new_files_and_lose_nothing() {
+    fn events_in_random_hour_order_get_one_file_per_partition_within_the_memory_budget() {
         let (_dir, lake) = temp_lake();
-        let mut writer = lake.writer(time("2026-02-01T00:00:00Z"));
+        let mut writer = lake
+            .writer(time("2026-02-01T00:00:00Z"))
+            .with_buffer_budget(256 * 1024);
         let start = time("2026-01-01T00:00:00Z");
-        let hours = MAX_OPEN_FILES as i64 + 10;
-        for round in 0..2 {
-            for h in 0..hours {
-                let at = start + chrono::TimeDelta::hours(h);
-                let mut e = event(&format!("{round}-{h}"), "2026-01-01T00:00:00Z");
-                e.utctimestamp = Some(at);
-                writer.write_event(&e).unwrap();
-            }
+        let hours = 200;
+        // Enough lines that the buffers overflow the budget many times over.
+        let padding = "x".repeat(1024);
+        let lines = 20 * writer.budget / padding.len();
+        let mut state = 7u64;
+        for n in 0..lines {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = start + chrono::TimeDelta::hours((state >> 33) as i64 % hours);
+            let mut e = event(&format!("{n}"), "2026-01-01T00:00:00Z");
+            e.utctimestamp = Some(at);
+            e.summary = padding.clone();
+            writer.write_event(&e).unwrap();
+            assert!(writer.buffered <= writer.budget);
         }
         let summary = writer.finish().unwrap();
-        assert_eq!(summary.lines(&EVENTS), 2 * hours as u64);
+        assert_eq!(summary.lines(&EVENTS), lines as u64);
         assert_eq!(summary.partitions(&EVENTS).len(), hours as usize);
-        assert_eq!(lake.read_events().unwrap().len(), 2 * hours as usize);
+        assert_eq!(
+            summary.files.len(),
+            hours as usize,
+            "one file per partition"
+        );
+        let events = lake.read_events().unwrap();
+        assert_eq!(events.len(), lines);
+        // Within a partition the events keep their order, across the gzip members.
+        let first = &summary.files[0];
+        let mut text = String::new();
+        MultiGzDecoder::new(File::open(&first.path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let ids: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["eventid"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert_eq!(ids.len() as u64, first.lines);
+    }
+
+    #[test]
+    fn a_killed_runs_temporary_files_are_skipped_and_removed_by_the_next_run() {
+        let (_dir, lake) = temp_lake();
+        let mut writer = lake
+            .writer(time("2026-02-01T00:00:00Z"))
+            .with_buffer_budget(0);
+        // Compressed into its temporary file at once, not yet published: what a kill leaves.
+        writer
+            .write_event(&event("a", "2026-01-31T09:10:00Z"))
+            .unwrap();
+        let file = writer
+            .partitions
+            .values()
+            .next()
+            .unwrap()
+            .file
+            .as_ref()
+            .unwrap();
+        let ours = file.temporary.clone();
+        let name = ours.file_name().unwrap().to_string_lossy().into_owned();
+        let gone =
+            ours.with_file_name(name.replace(&format!("-{}-", std::process::id()), "-999999999-"));
+        fs::copy(&ours, &gone).unwrap();
+        assert!(lake.data_files(&EVENTS).unwrap().is_empty());
+        assert!(lake.read_events().unwrap().is_empty());
+        // A run in progress (this process) keeps its own; the dead writer's goes.
+        let second = lake.writer(time("2026-02-01T01:00:00Z")).finish().unwrap();
+        assert_eq!(second.removed_temporaries, [gone.clone()]);
+        assert!(ours.exists());
+        assert!(!gone.exists());
+        let summary = writer.finish().unwrap();
+        assert_eq!(summary.files.len(), 1);
+        assert!(!ours.exists(), "published under its final name");
+        assert_eq!(lake.read_events().unwrap().len(), 1);
+        let third = lake.writer(time("2026-02-01T02:00:00Z")).finish().unwrap();
+        assert!(third.removed_temporaries.is_empty());
     }
 
     #[test]
@@ -633,7 +904,7 @@ mod tests {
         );
         assert_eq!(errors[0]["record"], "{\"a\":");
         assert_eq!(errors[0]["failedtimestamp"], "2026-02-01T05:06:07.000000Z");
-        assert_eq!(errors[1]["record_hex"], "ff00");
+        assert_eq!(errors[1]["record_base64"], "/wA=");
         assert_eq!(errors[2]["excerpt"], "{\"big\":");
         assert!(errors[2].get("record").is_none());
     }
@@ -662,5 +933,41 @@ mod tests {
         let (_dir, lake) = temp_lake();
         assert!(lake.read_events().unwrap().is_empty());
         assert!(lake.read_errors().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_link_loops_are_skipped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("a.json"), "{}").unwrap();
+        fs::write(root.join("sub/b.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(".", root.join("x")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("y")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("self", root.join("self")).unwrap();
+        let walk = walk(root).unwrap();
+        assert_eq!(walk.files, [root.join("a.json"), root.join("sub/b.json")]);
+        let skipped: Vec<_> = walk.skipped.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(
+            skipped,
+            [
+                root.join("self"),
+                root.join("sub/up"),
+                root.join("x"),
+                root.join("y")
+            ]
+        );
+        assert!(
+            walk.skipped[0].1.contains("cannot follow"),
+            "{:?}",
+            walk.skipped
+        );
+        assert!(
+            walk.skipped[2].1.contains("already read"),
+            "{:?}",
+            walk.skipped
+        );
     }
 }

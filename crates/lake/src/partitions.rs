@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
-use lakewatch_plugins::HourPartition;
 
 use crate::schema::Table;
 
@@ -24,7 +23,14 @@ pub const DEFAULT_LOOKBACK_HOURS: u32 = 48;
 /// Longest look-back accepted: 90 days, one listing per day and table.
 pub const MAX_LOOKBACK_HOURS: u32 = 24 * 90;
 
-/// One UTC hour: the unit of partitioning.
+/// One UTC hour: the unit of partitioning, and the one type for it in every crate (the
+/// writers, the partition planner, the transform's Firehose partition keys, the detector).
+///
+/// It lives here, not beside the event shell in `lakewatch-plugins`, because partitioning is
+/// the lake's layout: the plugins make events with times and know nothing of where they are
+/// stored, and the lake already depends on the plugins for [`lakewatch_plugins::Event`], so
+/// everything that needs an hour (the transform included) depends on the lake, never the
+/// other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hour(DateTime<Utc>);
 
@@ -53,18 +59,13 @@ impl Hour {
 
     /// The partition values in [`crate::schema::PARTITION_KEYS`] order: `["2026", "01", "31", "09"]`.
     pub fn values(self) -> [String; 4] {
-        let HourPartition {
-            year,
-            month,
-            day,
-            hour,
-        } = self.partition();
-        [year, month, day, hour]
-    }
-
-    /// The same hour as the writers name it ([`HourPartition`] spells the directories).
-    pub fn partition(self) -> HourPartition {
-        HourPartition::of(self.0)
+        let t = self.0;
+        [
+            format!("{:04}", t.year()),
+            format!("{:02}", t.month()),
+            format!("{:02}", t.day()),
+            format!("{:02}", t.hour()),
+        ]
     }
 
     /// The partition's key prefix under `table`, with a trailing slash:
@@ -77,7 +78,15 @@ impl Hour {
 /// `year=2026/month=01/day=31/hour=09`: the Hive-style path of the partition.
 impl fmt::Display for Hour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.partition().path())
+        let t = self.0;
+        write!(
+            f,
+            "year={:04}/month={:02}/day={:02}/hour={:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour()
+        )
     }
 }
 

@@ -123,9 +123,8 @@ impl LakeTable {
             for entry in read_dir_sorted(&dir)? {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                // Writers' temporaries: hidden and underscore files (as Hive and Athena skip
-                // them) and `*.tmp` files being written before their rename.
-                if name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp") {
+                // Writers' temporaries and other non-data files: the lake's one convention.
+                if !lakewatch_lake::layout::is_data_file_name(&name) {
                     continue;
                 }
                 let meta = entry.metadata().map_err(|e| io_error(&entry.path(), e))?;

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store;
-use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window, alert_object_key};
+use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
 use lakewatch_detect::{alerts_file, run_scheduled};
+use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -96,7 +97,7 @@ impl AlertSink for S3AlertSink {
         if alerts.is_empty() {
             return Ok(());
         }
-        let key = alert_object_key(&rule.id, window);
+        let key = alert_object_key(&rule.id, window.start, window.end);
         let body = alerts_file(alerts);
         lakewatch_aws::s3::put(&self.s3, &self.bucket, &key, "application/x-ndjson", body).await
     }

@@ -28,7 +28,8 @@ use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store as S3StateStore;
 use lakewatch_detect::state::{StateError, Stored};
 use lakewatch_detect::{QueryEngine, Rule, RuleState, StateStore, Window};
-use lakewatch_detect::{RuleOutcome, alert_object_key, run_scheduled};
+use lakewatch_detect::{RuleOutcome, run_scheduled};
+use lakewatch_lake::layout::alert_object_key;
 use lakewatch_testkit::moto::{MotoServer, REGION};
 use serde_json::{Value, json};
 
@@ -525,7 +526,7 @@ async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
             vec!["erin@example.com", "frank@example.com"],
         ),
     ] {
-        let key = alert_object_key(rule, window);
+        let key = alert_object_key(rule, window.start, window.end);
         assert!(
             key.starts_with("alerts/year=2026/month=11/day=23/hour=09/"),
             "{key}"
@@ -692,7 +693,11 @@ async fn a_rule_with_malformed_results_fails_alone_and_the_others_complete() {
         assert_eq!((outcome.report.alerts.len(), outcome.published), (1, 0));
         let window = outcome.report.windows[0];
         let lines = lake
-            .alert_lines(&alert_object_key(&outcome.report.rule, window))
+            .alert_lines(&alert_object_key(
+                &outcome.report.rule,
+                window.start,
+                window.end,
+            ))
             .await;
         assert_eq!(lines.len(), 1);
         assert_eq!(

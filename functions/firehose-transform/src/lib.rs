@@ -43,25 +43,24 @@
 //! ingestion of that object gives. Enveloped events keep their provenance under
 //! `details._origin`.
 
+use std::ops::ControlFlow;
+
 use chrono::{DateTime, Utc};
-use lakewatch_plugins::envelope;
-use lakewatch_plugins::framing::frame_bytes;
-use lakewatch_plugins::shell::insert_keeping_both;
-use lakewatch_plugins::{HourPartition, Outcome, Pipeline, Tally};
+use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::schema::PARTITION_KEYS;
+use lakewatch_plugins::intake::{Cause, Intake, Unit};
+use lakewatch_plugins::{Pipeline, Tally};
 
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
     KinesisFirehoseResponseRecordMetadata,
 };
-use serde_json::Value;
 
 /// Lambda's limit on a synchronous response payload: 6 MB.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 /// Characters of a record's data shown in a log line about it.
 pub const LOG_EXCERPT_CHARS: usize = 60;
-/// Where an enveloped event keeps the object and position it came from.
-pub const ORIGIN_DETAIL: &str = "_origin";
 
 /// Firehose's name for each per-record result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,15 +152,11 @@ pub fn transform(
     }
     let mut records = Vec::with_capacity(event.records.len());
     let mut failures = Vec::new();
+    let intake = Intake::new(pipeline, received);
     for record in &event.records {
         let record_id = record.record_id.as_deref();
         reserved -= minimal_entry_size(record_id);
-        let processed = transform_record(
-            pipeline,
-            record_id.unwrap_or_default(),
-            &record.data,
-            received,
-        );
+        let processed = transform_record(&intake, record_id.unwrap_or_default(), &record.data);
         let fits = |size: usize| {
             if used + size + reserved <= limit {
                 return Ok(());
@@ -199,7 +194,7 @@ enum Processed {
     /// Event lines, the first event's partition, and the event counts.
     Ok {
         data: Vec<u8>,
-        partition: HourPartition,
+        partition: Hour,
         events: Tally,
         outside_partition: u64,
     },
@@ -217,116 +212,84 @@ enum Processed {
 /// The events of one record as they are processed.
 struct RecordOutput {
     data: Vec<u8>,
-    events: Tally,
-    first_hour: Option<(i64, HourPartition)>,
+    first_hour: Option<Hour>,
     outside_partition: u64,
     last_drop: Option<String>,
+    /// Why the record fails, at its first failed unit.
+    failure: Option<String>,
 }
 
 impl RecordOutput {
     fn new(capacity: usize) -> Self {
         RecordOutput {
             data: Vec::with_capacity(capacity),
-            events: Tally::default(),
             first_hour: None,
             outside_partition: 0,
             last_drop: None,
+            failure: None,
         }
     }
 
-    /// Takes one pipeline outcome; an `Err` fails the whole record with that reason.
-    fn take(&mut self, outcome: Outcome, origin: Option<Value>) -> Result<(), String> {
-        self.events.count(&outcome);
-        match outcome {
-            Outcome::Ok(mut event) => {
-                if let Some(origin) = origin {
-                    // Ours is authoritative; a producer's own `_origin` is kept beside it.
-                    if let Some(theirs) = event.details.insert(ORIGIN_DETAIL.into(), origin) {
-                        insert_keeping_both(&mut event.details, ORIGIN_DETAIL.into(), theirs);
-                    }
-                }
-                let hour = event.event_time().timestamp().div_euclid(3600);
-                match &self.first_hour {
-                    None => self.first_hour = Some((hour, event.partition())),
-                    Some((first, _)) if *first != hour => self.outside_partition += 1,
+    /// Takes one unit; the first failed one fails the whole record and stops it.
+    fn take(&mut self, unit: Unit<'_>) -> ControlFlow<()> {
+        match unit {
+            Unit::Event(event) => {
+                let hour = Hour::containing(event.event_time());
+                match self.first_hour {
+                    None => self.first_hour = Some(hour),
+                    Some(first) if first != hour => self.outside_partition += 1,
                     Some(_) => {}
                 }
                 event.write_json_line(&mut self.data);
-                Ok(())
             }
-            Outcome::Dropped { plugin, reason } => {
+            Unit::Dropped { plugin, reason } => {
                 self.last_drop = Some(format!("plugin {plugin} dropped it: {reason}"));
-                Ok(())
             }
-            Outcome::Failed { reason } => Err(reason),
+            Unit::Failed(failed) => {
+                self.failure = Some(match failed.cause {
+                    Cause::Framing => format!(
+                        "cannot frame the data at line {} (byte {}): {}",
+                        failed.line, failed.offset, failed.reason
+                    ),
+                    Cause::Envelope | Cause::Plugin => failed.reason,
+                });
+                return ControlFlow::Break(());
+            }
         }
+        ControlFlow::Continue(())
     }
 
-    fn fail(self, reason: String) -> Processed {
-        Processed::Failed {
-            // The failing unit was counted as a failed event already when it was an outcome;
-            // a framing or envelope failure is one more unit.
-            events: self.events.records().max(1),
-            reason,
+    fn finish(self, events: Tally) -> Processed {
+        if let Some(reason) = self.failure {
+            // Every unit framed before (and including) the failure counts as a failed event.
+            return Processed::Failed {
+                events: events.records(),
+                reason,
+            };
         }
-    }
-
-    fn finish(self) -> Processed {
         match self.first_hour {
-            Some((_, partition)) => Processed::Ok {
+            Some(partition) => Processed::Ok {
                 data: self.data,
                 partition,
-                events: self.events,
+                events,
                 outside_partition: self.outside_partition,
             },
             None => Processed::Dropped {
                 reason: self.last_drop.unwrap_or_else(|| {
                     "the record holds no events (empty or only blank lines)".into()
                 }),
-                events: self.events,
+                events,
             },
         }
     }
 }
 
 /// Runs one record's data through envelope, framing and the pipeline.
-fn transform_record(
-    pipeline: &Pipeline,
-    record_id: &str,
-    data: &[u8],
-    received: DateTime<Utc>,
-) -> Processed {
+fn transform_record(intake: &Intake<'_>, record_id: &str, data: &[u8]) -> Processed {
     // The output is usually a bit larger than the input (the shell adds fields).
     let mut output = RecordOutput::new(data.len() + data.len() / 2 + 512);
-    match envelope::unwrap(data) {
-        Some(Err(error)) => return output.fail(error.to_string()),
-        Some(Ok(enveloped)) => {
-            let outcome = pipeline.process(enveloped.record(), received);
-            if let Err(reason) = output.take(outcome, Some(enveloped.provenance_json())) {
-                return output.fail(reason);
-            }
-        }
-        None => {
-            for framed in frame_bytes(data) {
-                let result = match framed {
-                    Ok(framed) => {
-                        output.take(pipeline.process(framed.record(record_id), received), None)
-                    }
-                    Err(error) => {
-                        output.events.count_failed();
-                        Err(format!(
-                            "cannot frame the data at line {} (byte {}): {}",
-                            error.line, error.offset, error.reason
-                        ))
-                    }
-                };
-                if let Err(reason) = result {
-                    return output.fail(reason);
-                }
-            }
-        }
-    }
-    output.finish()
+    let events = intake.record_data(data, record_id, |unit| output.take(unit));
+    output.finish(events)
 }
 
 /// Turns a processed record into its response entry and counts it in the summary. `admit`
@@ -346,15 +309,11 @@ fn answer(
             outside_partition,
         } => {
             let mut entry = empty_entry(record_id, RecordResult::Ok);
-            entry.metadata.partition_keys = [
-                ("year", partition.year),
-                ("month", partition.month),
-                ("day", partition.day),
-                ("hour", partition.hour),
-            ]
-            .into_iter()
-            .map(|(key, value)| (key.to_string(), value))
-            .collect();
+            entry.metadata.partition_keys = PARTITION_KEYS
+                .iter()
+                .map(|key| key.to_string())
+                .zip(partition.values())
+                .collect();
             entry.data.0 = data;
             match admit(entry_size(&mut entry)) {
                 Ok(()) => {
@@ -486,6 +445,7 @@ mod tests {
     use lakewatch_plugins::{
         Event, Origin, Plugin, PluginError, RecordKind, Registration, Stage, Trigger, Verdict,
     };
+    use serde_json::Value;
 
     /// A test plugin with behaviour keyed on fields, so these tests do not depend on what the
     /// built-in plugins do: `t` (RFC 3339) sets the event time, `drop` drops, `fail` fails.
@@ -880,6 +840,7 @@ mod properties {
     use aws_lambda_events::event::firehose::KinesisFirehoseEventRecord;
     use lakewatch_plugins::{PluginConfig, builtin_pipeline};
     use proptest::prelude::*;
+    use serde_json::Value;
     use std::sync::LazyLock;
 
     static PIPELINE: LazyLock<Pipeline> =

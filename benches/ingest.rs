@@ -1,0 +1,93 @@
+//! `lakewatch ingest` end to end on the shape of a historical import, against the pipeline's
+//! own cost on the same records.
+//!
+//! The corpus is generated (deterministically, never committed) by
+//! `crates/lake/benches/common.rs` from defendA's samples in `events/defenda/`: 200,000 NDJSON
+//! records (CloudFront, CloudTrail, G Suite, syslog, VPC flow log) with times spread over 460
+//! consecutive hours in random order, as in a back-fill of months of logs.
+//!
+//! Two measurements, both on one core:
+//! - **pipeline**: framing + the built-in pipeline + serializing each event's lake line, in this
+//!   process, nothing written (the cost `cargo bench -p lakewatch-plugins --bench pipeline`
+//!   measures, on this corpus).
+//! - **cli**: the `lakewatch` binary ingesting the corpus file into an empty lake, as a user runs
+//!   it: CPU user + system of the child process, wall time, peak memory, and the files and
+//!   hour partitions it wrote.
+//!
+//! It prints both and the lake's overhead: CLI CPU / pipeline CPU - 1 (the goal is at most 30%).
+//! Linux only (CPU times and memory from `/proc`). Run: `cargo bench --bench ingest`
+//! (`LAKEWATCH_BENCH_RECORDS=N` for another corpus size).
+
+#[path = "../crates/lake/benches/common.rs"]
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Usage, corpus, lake_files, pipeline_only};
+
+fn main() {
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ingest-bench");
+    let corpus = corpus(&work);
+    let (events, pipeline_cpu) = pipeline_only(&corpus);
+    let lake = work.join("lake");
+    if lake.exists() {
+        fs::remove_dir_all(&lake).unwrap();
+    }
+    let before = Usage::now();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakewatch"))
+        .args(["ingest", "--quiet", "--lake"])
+        .arg(&lake)
+        .arg(&corpus)
+        .env_remove("LAKEWATCH_GEOIP_CITY_DATABASE")
+        .env_remove("LAKEWATCH_GEOIP_ASN_DATABASE")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak_rss_mib) = wait_peak_rss(&mut child);
+    let wall = start.elapsed();
+    let after = Usage::now();
+    assert!(status.success(), "lakewatch ingest failed: {status}");
+    let user = after.children_user - before.children_user;
+    let sys = after.children_sys - before.children_sys;
+    let cpu = user + sys;
+    let (files, partitions, most) = lake_files(&lake.join("events"));
+    println!(
+        "cli: wall {:.2} s, CPU {:.2} s (user {:.2} + sys {:.2}) = {:.0} events/s of CPU, \
+         {:.0} events/s wall, peak RSS {peak_rss_mib} MiB",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        user.as_secs_f64(),
+        sys.as_secs_f64(),
+        events as f64 / cpu.as_secs_f64(),
+        events as f64 / wall.as_secs_f64(),
+    );
+    println!("lake: {files} files in {partitions} hour partitions (at most {most} in one)");
+    println!(
+        "lake overhead: CLI CPU / pipeline CPU = {:.2} ({:+.0}%)",
+        cpu.as_secs_f64() / pipeline_cpu.as_secs_f64(),
+        (cpu.as_secs_f64() / pipeline_cpu.as_secs_f64() - 1.0) * 100.0
+    );
+}
+
+/// The child's peak resident memory (VmHWM), sampled until it exits, in MiB.
+fn wait_peak_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    loop {
+        if let Ok(status) = fs::read_to_string(&status_path) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak_kib / 1024);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,331 @@
+//! Local ingestion: files, stdin or S3 object bodies into a local lake, through the same
+//! intake ([`lakewatch_plugins::intake`]) as the Lambdas, written as Firehose would deliver them.
+//!
+//! [`Ingest`] is the reusable part: give it readers and it frames, processes, writes and
+//! counts. `lakewatch ingest` (src/cli/ingest.rs) only finds the inputs from its arguments,
+//! shows progress and prints the report; detection replays and tests feed it too.
+
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use lakewatch_lake::local::{WriteSummary, walk};
+use lakewatch_lake::{FailedRecord, LakeError, LakeWriter};
+use lakewatch_plugins::envelope::Provenance;
+use lakewatch_plugins::intake::{Container, Intake, Unit};
+use lakewatch_plugins::{Pipeline, Tally};
+
+/// Failures reported one by one before the rest are only counted (all are in the error file).
+pub const FAILURES_SHOWN: usize = 20;
+/// Name and origin container of standard input.
+pub const STDIN: &str = "<stdin>";
+
+/// Where one input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputPath {
+    Stdin,
+    File(PathBuf),
+}
+
+impl InputPath {
+    /// How messages name it: the path as given or found, relative to `base` when below it.
+    pub fn name(&self, base: Option<&Path>) -> String {
+        match self {
+            InputPath::Stdin => STDIN.to_string(),
+            InputPath::File(path) => base
+                .and_then(|base| path.strip_prefix(base).ok())
+                .unwrap_or(path)
+                .display()
+                .to_string(),
+        }
+    }
+}
+
+/// Expands the command line's paths: directories to their files (sorted), `-` to stdin.
+/// A path that does not exist is an error before anything is read. Symbolic link loops in a
+/// directory are skipped with a warning on stderr naming the link (see [`expand_paths_with`]).
+pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<InputPath>> {
+    expand_paths_with(paths, |warning| eprintln!("warning: {warning}"))
+}
+
+/// [`expand_paths`], telling `warn` about each path a directory walk skipped and why.
+pub fn expand_paths_with(
+    paths: &[PathBuf],
+    mut warn: impl FnMut(String),
+) -> anyhow::Result<Vec<InputPath>> {
+    if paths.is_empty() {
+        return Ok(vec![InputPath::Stdin]);
+    }
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push(InputPath::Stdin);
+        } else if path.is_dir() {
+            let walked = walk(path)?;
+            for (skipped, reason) in walked.skipped {
+                warn(format!("skipping {}: {reason}", skipped.display()));
+            }
+            inputs.extend(
+                walked
+                    .files
+                    .into_iter()
+                    .filter(|file| file.extension().is_none_or(|e| e != "md"))
+                    .map(InputPath::File),
+            );
+        } else if path.is_file() {
+            inputs.push(InputPath::File(path.clone()));
+        } else {
+            bail!(
+                "{}: no such file or directory (give files, directories, or - for stdin)",
+                path.display()
+            );
+        }
+    }
+    Ok(inputs)
+}
+
+/// Counts of one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputReport {
+    pub name: String,
+    pub gzip: bool,
+    pub tally: Tally,
+}
+
+/// Everything one run did.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    pub inputs: Vec<InputReport>,
+    pub total: Tally,
+    pub written: WriteSummary,
+    /// Failures that were not printed one by one.
+    pub failures_not_shown: usize,
+    /// Inputs that could not be read at all (name, why): the run went on with the others.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// One ingest run: frames each input, runs the pipeline, writes events and failures into the
+/// lake, and counts, so that for every input `records = ok + dropped + failed`.
+pub struct Ingest<'a> {
+    pipeline: &'a Pipeline,
+    writer: LakeWriter<'a>,
+    inputs: Vec<InputReport>,
+    /// Told about each failed record, with a message naming input, position and error file.
+    on_failure: Box<dyn FnMut(&str) + 'a>,
+    failures: usize,
+    unreadable: Vec<(String, String)>,
+}
+
+impl<'a> Ingest<'a> {
+    pub fn new(
+        pipeline: &'a Pipeline,
+        writer: LakeWriter<'a>,
+        on_failure: impl FnMut(&str) + 'a,
+    ) -> Self {
+        Ingest {
+            pipeline,
+            writer,
+            inputs: Vec::new(),
+            on_failure: Box::new(on_failure),
+            failures: 0,
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// Ingests one input: `name` for messages and the error file, `container` for event ids
+    /// (the same container and bytes always give the same ids).
+    pub fn ingest(
+        &mut self,
+        name: &str,
+        container: &str,
+        reader: impl Read + Send,
+    ) -> anyhow::Result<&InputReport> {
+        self.ingest_from(name, Container::Named(container), reader)
+    }
+
+    /// Ingests one S3 object as the S3-ingest Lambda and the transform would: container
+    /// `s3://bucket/key#version` (so the same event ids) and `details._origin` on each event.
+    pub fn ingest_object(
+        &mut self,
+        provenance: &Provenance,
+        reader: impl Read + Send,
+    ) -> anyhow::Result<&InputReport> {
+        let name = format!("s3://{}/{}", provenance.bucket, provenance.key);
+        self.ingest_from(&name, Container::Object(provenance), reader)
+    }
+
+    fn ingest_from(
+        &mut self,
+        name: &str,
+        container: Container<'_>,
+        reader: impl Read + Send,
+    ) -> anyhow::Result<&InputReport> {
+        // One clock reading per input: every event of it gets the same received time.
+        let intake = Intake::new(self.pipeline, Utc::now());
+        let mut written: Result<(), LakeError> = Ok(());
+        let streamed = intake.stream(reader, container, |unit| {
+            let result = match unit {
+                Unit::Event(event) => self.writer.write_event(&event),
+                Unit::Dropped { .. } => Ok(()),
+                Unit::Failed(failed) => {
+                    let record = FailedRecord {
+                        source: name,
+                        line: failed.line,
+                        offset: failed.offset,
+                        reason: &failed.reason,
+                        raw: failed.raw,
+                        excerpt: failed.excerpt,
+                    };
+                    self.writer.write_error(&record).map(|file| {
+                        self.failures += 1;
+                        (self.on_failure)(&format!(
+                            "{name}:{} (byte {}): {}; the record was written to {}",
+                            failed.line,
+                            failed.offset,
+                            failed.reason,
+                            file.display()
+                        ));
+                    })
+                }
+            };
+            match result {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(error) => {
+                    written = Err(error);
+                    ControlFlow::Break(())
+                }
+            }
+        });
+        written?;
+        self.inputs.push(InputReport {
+            name: name.to_string(),
+            gzip: streamed.gzip,
+            tally: streamed.tally,
+        });
+        Ok(self.inputs.last().expect("pushed above"))
+    }
+
+    /// Records an input that could not be read at all (it cannot be opened): reported at the
+    /// end, while the run goes on with the other inputs.
+    pub fn unreadable(&mut self, name: &str, reason: String) {
+        self.unreadable.push((name.to_string(), reason));
+    }
+
+    /// Makes everything ingested so far durable in the lake (see [`LakeWriter::checkpoint`]).
+    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
+        Ok(self.writer.checkpoint()?)
+    }
+
+    /// Completes the lake's files and returns the counts.
+    pub fn finish(self) -> anyhow::Result<IngestOutcome> {
+        let written = self.writer.finish()?;
+        let mut total = Tally::default();
+        for input in &self.inputs {
+            total.merge(&input.tally);
+        }
+        Ok(IngestOutcome {
+            failures_not_shown: self.failures.saturating_sub(FAILURES_SHOWN),
+            inputs: self.inputs,
+            total,
+            written,
+            unreadable: self.unreadable,
+        })
+    }
+}
+
+/// The origin container of a file's records: its absolute, canonical path, so the same file
+/// gets the same event ids whatever the working directory or the path spelling.
+pub fn container_of(path: &Path) -> anyhow::Result<String> {
+    let canonical = path
+        .canonicalize()
+        .with_context(|| format!("{}: cannot resolve the path", path.display()))?;
+    Ok(canonical.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakewatch_lake::LocalLake;
+    use lakewatch_plugins::{PluginConfig, builtin_pipeline};
+
+    #[test]
+    fn expanding_paths_walks_directories_and_rejects_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        for file in ["a/b/x.log", "a/y.json", "a/README.md", "a/.hidden"] {
+            std::fs::write(root.join(file), "x\n").unwrap();
+        }
+        let inputs = expand_paths(&[root.join("a"), PathBuf::from("-")]).unwrap();
+        assert_eq!(
+            inputs,
+            [
+                InputPath::File(root.join("a/b/x.log")),
+                InputPath::File(root.join("a/y.json")),
+                InputPath::Stdin
+            ]
+        );
+        assert_eq!(expand_paths(&[]).unwrap(), [InputPath::Stdin]);
+        let error = expand_paths(&[root.join("nope")]).unwrap_err().to_string();
+        assert!(error.contains("nope: no such file or directory"), "{error}");
+    }
+
+    #[test]
+    fn s3_objects_get_the_lambdas_event_ids_and_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LocalLake::open(dir.path()).unwrap();
+        let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
+        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |_: &str| {});
+        let provenance = Provenance {
+            bucket: "audit".into(),
+            key: "logs/a.json".into(),
+            version: "v1".into(),
+        };
+        let data = b"{\"a\":1}\n{\"b\":2}\n";
+        let report = ingest.ingest_object(&provenance, &data[..]).unwrap();
+        assert_eq!(report.name, "s3://audit/logs/a.json");
+        ingest.finish().unwrap();
+        let events = lake.read_events().unwrap();
+        let second = events.iter().find(|e| e["details"]["b"] == 2).unwrap();
+        assert_eq!(second["details"]["_origin"]["key"], "logs/a.json");
+        assert_eq!(second["details"]["_origin"]["line"], 2);
+        assert_eq!(second["details"]["_origin"]["offset"], 8);
+        let origin = lakewatch_plugins::Origin {
+            container: "s3://audit/logs/a.json#v1",
+            position: 8,
+        };
+        let expected = lakewatch_plugins::shell::derive_eventid(r#"{"b":2}"#, origin);
+        assert_eq!(second["eventid"], expected.as_str());
+    }
+
+    #[test]
+    fn ingest_counts_every_record_and_keeps_failures_with_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LocalLake::open(dir.path()).unwrap();
+        let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
+        let mut messages = Vec::new();
+        let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
+            messages.push(m.to_string())
+        });
+        let data = b"{\"a\":1}\n{\"b\":\ntext line\n[1]\n";
+        let report = ingest.ingest("x.json", "/x.json", &data[..]).unwrap();
+        let t = report.tally.clone();
+        assert_eq!((t.records(), t.ok, t.failed), (4, 2, 2));
+        let outcome = ingest.finish().unwrap();
+        assert_eq!(outcome.total, t);
+        assert_eq!(lake.read_events().unwrap().len(), 2);
+        let errors = lake.read_errors().unwrap();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0]["line"], 2);
+        assert_eq!(errors[1]["record"], "1");
+        assert!(
+            messages[0].starts_with("x.json:2 (byte 8): truncated JSON"),
+            "{}",
+            messages[0]
+        );
+        assert!(messages[1].starts_with("x.json:4 (byte 25): record is JSON but not an object"));
+        assert!(messages[1].contains("; the record was written to "));
+    }
+}
