@@ -18,6 +18,12 @@
 //!   applied here ignores changes to those two blocks (`moto_gaps_override.tf` below); that they
 //!   are set is checked on the HCL (`tests/terraform.rs`) and by checkov (CKV_AWS_116), and
 //!   their argument names by `terraform validate` with the real provider.
+//! - S3 bucket policies: moto evaluates them without the request's context, so the TLS-only
+//!   Deny statements (`aws:SecureTransport`, `s3:TlsVersion`) refuse every object read, and moto
+//!   only speaks plain HTTP here. The policies are applied and re-planned like everything else;
+//!   before the SDK checks, the test deletes them from the lake and input buckets (after checking
+//!   they deny insecure transport) so lakewatch's code can read objects. Their statements are
+//!   checked on the HCL (`every_bucket_is_kms_encrypted_tls_only_and_private`) and by checkov.
 //! - Lambda invocation: moto runs no function code, so Firehose's transform is not called and
 //!   records land unchanged under an arrival-time prefix instead of the dynamic partitions; the
 //!   transform itself runs through the Lambda Runtime API in functions/firehose-transform's
@@ -114,6 +120,15 @@ fn the_complete_example_applies_replans_clean_works_and_destroys_against_moto() 
             .to_builder()
             .region(Region::new(REGION))
             .build();
+        let s3 = lakewatch_aws::config::s3_client(&sdk);
+        for bucket in [&outputs["lake_bucket"], &outputs["input_bucket"]] {
+            let policy = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+            assert!(
+                policy.policy().unwrap_or("").contains("aws:SecureTransport"),
+                "{bucket} must refuse plain HTTP"
+            );
+            s3.delete_bucket_policy().bucket(bucket).send().await.unwrap();
+        }
         records_put_to_the_stream_arrive_in_the_lake(&sdk, &outputs).await;
         glue_tables_have_the_rust_schema(&sdk, &outputs).await;
         partitions_code_creates_partitions_in_the_table(&sdk, &outputs, &state).await;
