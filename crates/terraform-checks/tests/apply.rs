@@ -124,10 +124,17 @@ fn the_complete_example_applies_replans_clean_works_and_destroys_against_moto() 
         for bucket in [&outputs["lake_bucket"], &outputs["input_bucket"]] {
             let policy = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
             assert!(
-                policy.policy().unwrap_or("").contains("aws:SecureTransport"),
+                policy
+                    .policy()
+                    .unwrap_or("")
+                    .contains("aws:SecureTransport"),
                 "{bucket} must refuse plain HTTP"
             );
-            s3.delete_bucket_policy().bucket(bucket).send().await.unwrap();
+            s3.delete_bucket_policy()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
         }
         records_put_to_the_stream_arrive_in_the_lake(&sdk, &outputs).await;
         glue_tables_have_the_rust_schema(&sdk, &outputs).await;
