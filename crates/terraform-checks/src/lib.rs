@@ -1,5 +1,8 @@
 //! Reads the Terraform tree as HCL so that tests can assert properties of the deployment
-//! (least privilege, encryption, the Glue schema) without a cloud account or provider plugins.
+//! (least privilege, encryption, the Glue schema) without a cloud account or provider plugins,
+//! and ([`cli`]) runs the `terraform` CLI with the real provider against a local AWS server.
+
+pub mod cli;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

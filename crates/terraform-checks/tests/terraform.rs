@@ -1,16 +1,11 @@
 //! Properties of terraform/ that a deployment relies on, checked on the HCL itself.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-
+use lakewatch_terraform_checks::cli::terraform_root;
 use lakewatch_terraform_checks::{
     TerraformFile, as_str, attribute, block_name, blocks, nested, object_entries, parse_tree,
     render, string_list,
 };
-
-fn terraform_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../terraform")
-}
+use std::collections::{BTreeMap, BTreeSet};
 
 fn tree() -> Vec<TerraformFile> {
     parse_tree(&terraform_root()).unwrap_or_else(|e| panic!("terraform/ does not parse: {e}"))
@@ -376,4 +371,125 @@ fn every_function_may_decrypt_its_environment_with_the_deployment_key() {
             .unwrap_or_default();
         assert_eq!(sources, [baseline], "{function} must build on its baseline");
     }
+}
+
+#[test]
+fn the_detector_may_use_the_results_location_as_athena_documents() {
+    // Athena writes large query results as multipart uploads, which it lists and aborts: the
+    // actions it documents for a workgroup's query runner on the results location.
+    let files = tree();
+    let (_, detector) = blocks(&files, "data", "aws_iam_policy_document")
+        .find(|(_, b)| block_name(b) == "detector")
+        .expect("the detector's policy document");
+    let granted = |resource: &str| -> BTreeSet<String> {
+        nested(detector.body(), "statement")
+            .into_iter()
+            .filter(|s| attribute(s, "effect").and_then(as_str).unwrap_or("Allow") == "Allow")
+            .filter(|s| {
+                // A template renders with its quotes.
+                string_list(attribute(s, "resources").unwrap())
+                    .iter()
+                    .any(|r| r.trim_matches('"') == resource)
+            })
+            .flat_map(|s| string_list(attribute(s, "actions").unwrap()))
+            .collect()
+    };
+    let bucket = granted("local.athena_results_arn");
+    for action in [
+        "s3:GetBucketLocation",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    ] {
+        assert!(
+            bucket.contains(action),
+            "{action} missing on the results bucket: {bucket:?}"
+        );
+    }
+    let objects = granted("${local.athena_results_arn}/*");
+    for action in [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+    ] {
+        assert!(
+            objects.contains(action),
+            "{action} missing on the results: {objects:?}"
+        );
+    }
+}
+
+#[test]
+fn nothing_uses_what_provider_6_deprecates() {
+    // Provider 6 deprecates `data.aws_region.<name>.name` in favour of `region`, which provider
+    // 5 lacks; `id` is the region's name in both.
+    let deprecated = regex::Regex::new(r"data\.aws_region\.[A-Za-z0-9_-]+\.name\b").unwrap();
+    let found: Vec<String> = tree()
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(&file.path).unwrap();
+            text.lines()
+                .filter(|line| deprecated.is_match(line))
+                .map(|line| format!("{}: {}", file.path.display(), line.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(found.is_empty(), "deprecated in provider 6: {found:?}");
+}
+
+/// The provider version the example's lock file names.
+fn locked_provider_version() -> String {
+    let lock = terraform_root().join("examples/complete/.terraform.lock.hcl");
+    let body = hcl::parse(&std::fs::read_to_string(&lock).expect(
+        "terraform/examples/complete/.terraform.lock.hcl is missing: run terraform init there",
+    ))
+    .unwrap();
+    let provider = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "provider"
+                && b.labels().first().map(|l| l.as_str())
+                    == Some("registry.terraform.io/hashicorp/aws")
+        })
+        .expect("the lock file pins hashicorp/aws");
+    attribute(provider.body(), "version")
+        .and_then(as_str)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_version_constraint_admits_only_the_tested_provider_line() {
+    // CI applies the example with the provider the lock file names: every module accepts that
+    // version and later 5.x releases (~> 5.<minor>), nothing older and no other major version.
+    let locked = locked_provider_version();
+    let mut parts = locked.split('.');
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    let expected = format!("~> {major}.{minor}");
+    let files = tree();
+    let mut constraints = 0;
+    for file in files.iter().filter(|f| f.path.ends_with("versions.tf")) {
+        for terraform in file.body.blocks().filter(|b| b.identifier() == "terraform") {
+            for required in nested(terraform.body(), "required_providers") {
+                let aws = attribute(required, "aws").expect("an aws provider requirement");
+                let version = object_entries(aws)
+                    .into_iter()
+                    .find(|(key, _)| key == "version")
+                    .map(|(_, value)| render(value))
+                    .unwrap();
+                assert_eq!(version, expected, "{}", file.path.display());
+                constraints += 1;
+            }
+        }
+    }
+    assert_eq!(
+        constraints, 3,
+        "the module, the bucket module and the example"
+    );
+    let readme = std::fs::read_to_string(terraform_root().join("../README.md")).unwrap();
+    let deploy = &readme[readme.find("## Deploy").expect("a Deploy section")..];
+    assert!(
+        deploy.contains(&format!("hashicorp/aws {locked}")),
+        "the README's Deploy section must name the tested provider, hashicorp/aws {locked}"
+    );
 }

@@ -17,3 +17,8 @@ output "glue_database" {
   description = "Database of the events and alerts tables."
   value       = module.lakewatch.glue_database
 }
+
+output "lake_bucket" {
+  description = "Bucket of the lake: events/, alerts/, errors/ and state/."
+  value       = module.lakewatch.lake_bucket
+}

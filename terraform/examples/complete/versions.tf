@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.70.0, < 7.0.0"
+      source = "hashicorp/aws"
+      # What CI validates, applies and re-plans (crates/terraform-checks/tests/apply.rs).
+      version = "~> 5.100"
     }
   }
 }

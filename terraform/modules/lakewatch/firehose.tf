@@ -15,7 +15,7 @@ resource "aws_cloudwatch_log_stream" "firehose_delivery" {
 }
 
 resource "aws_kinesis_firehose_delivery_stream" "events" {
-  name        = "${var.name}-events"
+  name        = local.firehose_stream_name
   destination = "extended_s3"
 
   server_side_encryption {
@@ -47,13 +47,19 @@ resource "aws_kinesis_firehose_delivery_stream" "events" {
           parameter_name  = "LambdaArn"
           parameter_value = aws_lambda_alias.live["firehose-transform"].arn
         }
-        parameters {
-          parameter_name  = "BufferSizeInMBs"
-          parameter_value = tostring(var.transform_buffering_size_mb)
-        }
-        parameters {
-          parameter_name  = "BufferIntervalInSeconds"
-          parameter_value = tostring(var.transform_buffering_interval_seconds)
+        # Only values that differ from Firehose's defaults (1 MB, 60 s): the provider does not
+        # store a parameter equal to its default, so writing one would show a change on every plan.
+        dynamic "parameters" {
+          for_each = {
+            for name, value in {
+              BufferSizeInMBs         = var.transform_buffering_size_mb == 1 ? null : tostring(var.transform_buffering_size_mb)
+              BufferIntervalInSeconds = var.transform_buffering_interval_seconds == 60 ? null : tostring(var.transform_buffering_interval_seconds)
+            } : name => value if value != null
+          }
+          content {
+            parameter_name  = parameters.key
+            parameter_value = parameters.value
+          }
         }
       }
     }

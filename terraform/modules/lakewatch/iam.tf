@@ -58,7 +58,7 @@ data "aws_iam_policy_document" "s3_ingest" {
   statement {
     sid       = "SendRecordsToFirehose"
     actions   = ["firehose:PutRecordBatch", "firehose:PutRecord"]
-    resources = [aws_kinesis_firehose_delivery_stream.events.arn]
+    resources = [local.firehose_stream_arn]
   }
   statement {
     sid     = "WriteUnframeableRecordsAndCursor"
@@ -140,7 +140,7 @@ data "aws_iam_policy_document" "detector" {
   statement {
     sid       = "ListTheLake"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = [local.lake_arn, local.athena_results_arn]
+    resources = [local.lake_arn]
   }
   statement {
     sid       = "ReadEventsAndAlerts"
@@ -155,9 +155,16 @@ data "aws_iam_policy_document" "detector" {
       "${local.lake_arn}/${local.state_prefix}detector/*",
     ]
   }
+  # What Athena documents for running queries of a workgroup with a results location: large
+  # results are written as multipart uploads, which it lists and aborts.
+  statement {
+    sid       = "ListQueryResults"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+    resources = [local.athena_results_arn]
+  }
   statement {
     sid       = "WriteQueryResults"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
     resources = ["${local.athena_results_arn}/*"]
   }
   statement {

@@ -4,12 +4,13 @@
 
 locals {
   function_environment = {
-    firehose-transform = var.geoip == null ? {} : {
-      LAKEWATCH_GEOIP_CITY_DATABASE = var.geoip.city_database_path
-      LAKEWATCH_GEOIP_ASN_DATABASE  = coalesce(var.geoip.asn_database_path, "")
-    }
+    # The ASN database is optional: without it the variable is left out, not set empty.
+    firehose-transform = var.geoip == null ? {} : merge(
+      { LAKEWATCH_GEOIP_CITY_DATABASE = var.geoip.city_database_path },
+      var.geoip.asn_database_path == null ? {} : { LAKEWATCH_GEOIP_ASN_DATABASE = var.geoip.asn_database_path },
+    )
     s3-ingest = {
-      LAKEWATCH_FIREHOSE_STREAM = aws_kinesis_firehose_delivery_stream.events.name
+      LAKEWATCH_FIREHOSE_STREAM = local.firehose_stream_name
       LAKEWATCH_ERROR_BUCKET    = module.lake_bucket.id
       LAKEWATCH_ERROR_PREFIX    = "${local.errors_prefix}s3-ingest/"
       LAKEWATCH_STATE_BUCKET    = module.lake_bucket.id

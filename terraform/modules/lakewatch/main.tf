@@ -5,7 +5,8 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
+  # `id` is the region's name in provider 5 and 6 alike; provider 6 deprecates `name`.
+  region = data.aws_region.current.id
 
   tags = merge({ "lakewatch:deployment" = var.name }, var.tags)
 
@@ -29,4 +30,11 @@ locals {
   errors_prefix      = "errors/"
   state_prefix       = "state/"
   glue_database_name = replace(var.name, "-", "_")
+
+  # The stream's name and ARN are known before it exists: the s3-ingest function's environment
+  # and policy use them, while the stream needs the transform function's alias. Referring to
+  # the stream resource from a function would make a dependency cycle, since all functions are
+  # one resource.
+  firehose_stream_name = "${var.name}-events"
+  firehose_stream_arn  = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.firehose_stream_name}"
 }

@@ -1,7 +1,10 @@
 # Three buckets, each with the secure baseline of modules/bucket:
 #   lake           events/, alerts/, errors/ (Firehose and s3-ingest), state/ (cursors, watermarks)
 #   input          objects dropped by producers; each new object is ingested by s3-ingest
-#   athena-results query results of the Athena workgroup
+#   athena         query results of the Athena workgroup
+# Bucket names are "<name>-<role>-<account>-<region>": with the longest name the `name` variable
+# accepts (26), a 12-digit account and the longest region code (15, us-isof-south-1) the longest
+# role may have 6 characters to stay within S3's 63.
 
 module "lake_bucket" {
   source = "./modules/bucket"
@@ -30,7 +33,7 @@ module "input_bucket" {
 module "athena_results_bucket" {
   source = "./modules/bucket"
 
-  name                              = "${var.name}-athena-results-${local.account_id}-${local.region}"
+  name                              = "${var.name}-athena-${local.account_id}-${local.region}"
   kms_key_arn                       = aws_kms_key.this.arn
   expiration_days                   = var.athena_results_retention_days
   noncurrent_version_retention_days = var.noncurrent_version_retention_days

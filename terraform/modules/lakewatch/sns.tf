@@ -5,9 +5,12 @@ resource "aws_sns_topic" "alerts" {
 }
 
 resource "aws_sns_topic_subscription" "alerts" {
-  for_each = { for index, subscription in var.alert_subscriptions : tostring(index) => subscription }
+  # Keyed by what identifies a subscription, not its position: removing one entry must not
+  # re-create the ones after it (e-mail recipients would have to confirm again).
+  for_each = { for subscription in var.alert_subscriptions : "${subscription.protocol}:${subscription.endpoint}" => subscription }
 
-  topic_arn = aws_sns_topic.alerts.arn
-  protocol  = each.value.protocol
-  endpoint  = each.value.endpoint
+  topic_arn             = aws_sns_topic.alerts.arn
+  protocol              = each.value.protocol
+  endpoint              = each.value.endpoint
+  subscription_role_arn = each.value.subscription_role_arn
 }

@@ -58,18 +58,18 @@ variable "lambda_timeout_seconds" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions per function: caps cost and protects the account's other functions. The detector and partition generator need only one at a time."
+  description = "Reserved concurrent executions per function (null: unreserved, the default). Reserving caps a function's cost and guarantees its capacity, but Lambda refuses a reservation that leaves the account fewer than 100 unreserved executions, so accounts with a small concurrency quota (new accounts often have 10) cannot reserve any. Suggested where the quota allows: firehose_transform 50, s3_ingest 20, partitions 1, detector 1."
   type = object({
-    firehose_transform = optional(number, 50)
-    s3_ingest          = optional(number, 20)
-    partitions         = optional(number, 1)
-    detector           = optional(number, 1)
+    firehose_transform = optional(number)
+    s3_ingest          = optional(number)
+    partitions         = optional(number)
+    detector           = optional(number)
   })
   default = {}
 
   validation {
-    condition     = alltrue([for concurrency in values(var.reserved_concurrency) : concurrency >= 1])
-    error_message = "Reserved concurrency must be at least 1 (0 would disable the function)."
+    condition     = alltrue([for concurrency in values(var.reserved_concurrency) : concurrency == null || try(concurrency >= 1, false)])
+    error_message = "Reserved concurrency must be null (unreserved) or at least 1 (0 would disable the function)."
   }
 }
 
@@ -107,13 +107,13 @@ variable "firehose_buffering_size_mb" {
 }
 
 variable "firehose_buffering_interval_seconds" {
-  description = "Longest time Firehose buffers before writing, in seconds: the delay before events are queryable."
+  description = "Longest time Firehose buffers before writing, in seconds: the delay before events are queryable (60-900; dynamic partitioning has no zero buffering)."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.firehose_buffering_interval_seconds >= 0 && var.firehose_buffering_interval_seconds <= 900
-    error_message = "firehose_buffering_interval_seconds must be 0-900."
+    condition     = var.firehose_buffering_interval_seconds >= 60 && var.firehose_buffering_interval_seconds <= 900
+    error_message = "With dynamic partitioning Firehose accepts buffering intervals of 60-900 seconds (zero buffering is not available)."
   }
 }
 
@@ -216,7 +216,7 @@ variable "geoip" {
   default = null
 
   validation {
-    condition     = var.geoip == null || try(startswith(var.geoip.city_database_path, "/opt/") && can(regex("^arn:aws[a-z-]*:lambda:", var.geoip.layer_arn)), false)
+    condition     = var.geoip == null || try(startswith(var.geoip.city_database_path, "/opt/") && (var.geoip.asn_database_path == null ? true : startswith(var.geoip.asn_database_path, "/opt/")) && can(regex("^arn:aws[a-z-]*:lambda:", var.geoip.layer_arn)), false)
     error_message = "geoip.layer_arn must be a Lambda layer version ARN and the database paths must be under /opt/, where Lambda mounts layers."
   }
 }
@@ -296,16 +296,27 @@ variable "athena_bytes_scanned_cutoff_per_query" {
 }
 
 variable "alert_subscriptions" {
-  description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"soc@example.com\" }]."
+  description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"soc@example.com\" }]. A firehose subscription needs subscription_role_arn, a role SNS assumes to write to the stream. Each is known by its protocol and endpoint, so removing one leaves the others (and their confirmations) alone."
   type = list(object({
-    protocol = string
-    endpoint = string
+    protocol              = string
+    endpoint              = string
+    subscription_role_arn = optional(string)
   }))
   default = []
 
   validation {
     condition     = alltrue([for subscription in var.alert_subscriptions : contains(["email", "email-json", "https", "sqs", "lambda", "firehose"], subscription.protocol)])
     error_message = "Subscription protocols must be email, email-json, https, sqs, lambda or firehose (plain http would send alerts unencrypted)."
+  }
+
+  validation {
+    condition     = alltrue([for subscription in var.alert_subscriptions : (subscription.protocol == "firehose") == (subscription.subscription_role_arn != null)])
+    error_message = "A firehose subscription needs subscription_role_arn (the role SNS uses to write to the stream), and only a firehose subscription takes one."
+  }
+
+  validation {
+    condition     = length(distinct([for subscription in var.alert_subscriptions : "${subscription.protocol}:${subscription.endpoint}"])) == length(var.alert_subscriptions)
+    error_message = "Each alert subscription must have a different protocol and endpoint."
   }
 }
 

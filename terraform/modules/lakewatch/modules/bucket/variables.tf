@@ -1,6 +1,11 @@
 variable "name" {
   description = "Globally unique bucket name."
   type        = string
+
+  validation {
+    condition     = length(var.name) >= 3 && length(var.name) <= 63 && can(regex("^[a-z0-9][a-z0-9.-]*[a-z0-9]$", var.name))
+    error_message = "S3 bucket names are 3-63 lower-case letters, digits, dots and dashes: choose a shorter deployment name."
+  }
 }
 
 variable "kms_key_arn" {

@@ -1,0 +1,257 @@
+//! `terraform validate` and `terraform plan` with the real AWS provider (from the local mirror,
+//! see `lakewatch_terraform_checks::cli`): what parsing the HCL cannot see, such as dependency
+//! cycles, functions failing at plan time, and what the provider is asked to create.
+//!
+//! Plans read only the caller's identity from AWS; a moto server answers it.
+
+use lakewatch_terraform_checks::cli::{
+    Run, Workspace, moto_provider_override, planned, resource_changes, terraform_or_skip,
+};
+use lakewatch_testkit::moto::MotoServer;
+use serde_json::Value;
+
+/// The moto server's account, which becomes part of every bucket name.
+const MOTO_ACCOUNT: &str = "123456789012";
+
+#[test]
+fn module_and_example_validate_with_the_real_provider() {
+    if !terraform_or_skip("module_and_example_validate_with_the_real_provider") {
+        return;
+    }
+    let workspace = Workspace::new();
+    for dir in ["modules/lakewatch", "examples/complete"] {
+        workspace.init(dir, false);
+        let output = workspace.ok(dir, &["validate", "-no-color"]);
+        assert!(output.contains("The configuration is valid"), "{output}");
+    }
+}
+
+/// A root module calling the module with `arguments` (HCL lines), planned against moto.
+struct ModulePlan {
+    workspace: Workspace,
+    _moto: MotoServer,
+    region: String,
+}
+
+impl ModulePlan {
+    fn new(region: &str) -> ModulePlan {
+        let workspace = Workspace::new();
+        workspace.use_placeholder_packages();
+        let moto = MotoServer::start();
+        workspace.write(
+            "check/moto_override.tf",
+            &moto_provider_override(moto.endpoint()),
+        );
+        let plan = ModulePlan {
+            workspace,
+            _moto: moto,
+            region: region.to_owned(),
+        };
+        plan.write_root("");
+        plan.workspace.init("check", false);
+        plan
+    }
+
+    fn write_root(&self, arguments: &str) {
+        let root = format!(
+            "provider \"aws\" {{\n  region = \"{region}\"\n}}\n\n\
+             module \"lakewatch\" {{\n  source          = \"../modules/lakewatch\"\n  \
+             lambda_dist_dir = \"{dist}\"\n{arguments}\n}}\n",
+            region = self.region,
+            dist = self.workspace.lambda_dist().display(),
+        );
+        self.workspace.write("check/main.tf", &root);
+    }
+
+    /// Plans the module with `arguments`.
+    fn plan(&self, arguments: &str) -> Result<Value, Run> {
+        self.write_root(arguments);
+        self.workspace.plan_json("check", &[])
+    }
+
+    /// Plans the module with `arguments`, which must succeed.
+    fn plan_ok(&self, arguments: &str) -> Value {
+        self.plan(arguments)
+            .unwrap_or_else(|run| panic!("plan with {arguments:?} failed:\n{}", run.output()))
+    }
+}
+
+fn function_environment(plan: &Value, function: &str) -> serde_json::Map<String, Value> {
+    let address = format!("module.lakewatch.aws_lambda_function.this[\"{function}\"]");
+    planned(plan, &address)["environment"][0]["variables"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn geoip_without_an_asn_database_plans_and_leaves_the_asn_setting_out() {
+    if !terraform_or_skip("geoip_without_an_asn_database_plans") {
+        return;
+    }
+    let check = ModulePlan::new("eu-west-1");
+    let layer = "arn:aws:lambda:eu-west-1:123456789012:layer:geoip:1";
+    let plan = check.plan_ok(&format!("  geoip = {{ layer_arn = \"{layer}\" }}"));
+    let environment = function_environment(&plan, "firehose-transform");
+    assert_eq!(
+        environment["LAKEWATCH_GEOIP_CITY_DATABASE"],
+        "/opt/GeoLite2-City.mmdb"
+    );
+    assert!(
+        !environment.contains_key("LAKEWATCH_GEOIP_ASN_DATABASE"),
+        "{environment:?}"
+    );
+
+    let plan = check.plan_ok(&format!(
+        "  geoip = {{ layer_arn = \"{layer}\", asn_database_path = \"/opt/GeoLite2-ASN.mmdb\" }}"
+    ));
+    let environment = function_environment(&plan, "firehose-transform");
+    assert_eq!(
+        environment["LAKEWATCH_GEOIP_ASN_DATABASE"],
+        "/opt/GeoLite2-ASN.mmdb"
+    );
+}
+
+#[test]
+fn bucket_names_fit_s3_with_the_longest_name_in_the_longest_region() {
+    if !terraform_or_skip("bucket_names_fit_s3_with_the_longest_name_in_the_longest_region") {
+        return;
+    }
+    // 26 characters, the longest `name` the module's validation accepts, and a 15-character
+    // region code (the longest AWS has).
+    let name = format!("l{}z", "a".repeat(24));
+    let check = ModulePlan::new("us-isof-south-1");
+    let plan = check.plan_ok(&format!("  name = \"{name}\""));
+    let buckets: Vec<String> = resource_changes(&plan)
+        .into_iter()
+        .filter(|(address, _)| address.ends_with("aws_s3_bucket.this"))
+        .map(|(_, change)| change["after"]["bucket"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(buckets.len(), 3, "{buckets:?}");
+    for bucket in &buckets {
+        assert!(bucket.contains(MOTO_ACCOUNT), "{bucket}");
+        assert!(
+            bucket.len() <= 63,
+            "{bucket} has {} characters; S3 allows 63",
+            bucket.len()
+        );
+    }
+}
+
+#[test]
+fn zero_buffering_is_refused_because_dynamic_partitioning_has_none() {
+    if !terraform_or_skip("zero_buffering_is_refused") {
+        return;
+    }
+    let check = ModulePlan::new("eu-west-1");
+    let run = check
+        .plan("  firehose_buffering_interval_seconds = 0")
+        .expect_err("a zero buffering interval must be refused at plan time");
+    assert!(
+        run.output().contains("zero buffering is not available"),
+        "{}",
+        run.output()
+    );
+    let plan = check.plan_ok("  firehose_buffering_interval_seconds = 900");
+    let stream = planned(
+        &plan,
+        "module.lakewatch.aws_kinesis_firehose_delivery_stream.events",
+    );
+    assert_eq!(
+        stream["extended_s3_configuration"][0]["buffering_interval"],
+        900
+    );
+}
+
+/// The address of the planned subscription with `endpoint`.
+fn subscription_address(plan: &Value, endpoint: &str) -> String {
+    resource_changes(plan)
+        .into_iter()
+        .find(|(address, change)| {
+            address.contains("aws_sns_topic_subscription")
+                && change["after"]["endpoint"] == endpoint
+        })
+        .map(|(address, _)| address.to_owned())
+        .unwrap_or_else(|| panic!("no subscription for {endpoint} in the plan"))
+}
+
+#[test]
+fn subscriptions_keep_their_address_when_another_is_removed_and_firehose_needs_a_role() {
+    if !terraform_or_skip("subscriptions_keep_their_address") {
+        return;
+    }
+    let check = ModulePlan::new("eu-west-1");
+    let both = check.plan_ok(
+        "  alert_subscriptions = [\n    \
+         { protocol = \"email\", endpoint = \"first@example.com\" },\n    \
+         { protocol = \"email\", endpoint = \"second@example.com\" },\n  ]",
+    );
+    let second = check.plan_ok(
+        "  alert_subscriptions = [{ protocol = \"email\", endpoint = \"second@example.com\" }]",
+    );
+    // Keyed by position, the second would move to the first's place: destroyed and created
+    // again, and its recipient asked to confirm again.
+    assert_eq!(
+        subscription_address(&both, "second@example.com"),
+        subscription_address(&second, "second@example.com")
+    );
+
+    let stream = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/alerts-archive";
+    let run = check
+        .plan(&format!(
+            "  alert_subscriptions = [{{ protocol = \"firehose\", endpoint = \"{stream}\" }}]"
+        ))
+        .expect_err("a firehose subscription without a role must be refused");
+    assert!(
+        run.output().contains("needs subscription_role_arn"),
+        "{}",
+        run.output()
+    );
+    let role = "arn:aws:iam::123456789012:role/sns-to-firehose";
+    let plan = check.plan_ok(&format!(
+        "  alert_subscriptions = [{{ protocol = \"firehose\", endpoint = \"{stream}\", subscription_role_arn = \"{role}\" }}]"
+    ));
+    let address = subscription_address(&plan, stream);
+    assert_eq!(
+        planned(&plan, &address)["subscription_role_arn"],
+        role,
+        "{address}"
+    );
+}
+
+#[test]
+fn functions_reserve_no_concurrency_unless_asked() {
+    if !terraform_or_skip("functions_reserve_no_concurrency_unless_asked") {
+        return;
+    }
+    let reserved = |plan: &Value| -> Vec<(String, i64)> {
+        resource_changes(plan)
+            .into_iter()
+            .filter(|(address, _)| address.contains("aws_lambda_function.this"))
+            .map(|(address, change)| {
+                let value = change["after"]["reserved_concurrent_executions"]
+                    .as_i64()
+                    .unwrap();
+                (address.to_owned(), value)
+            })
+            .collect()
+    };
+    let check = ModulePlan::new("eu-west-1");
+    // -1 is Lambda's "unreserved": accounts with a concurrency quota of 10 cannot reserve any.
+    let defaults = reserved(&check.plan_ok("  enable_detector = true"));
+    assert_eq!(defaults.len(), 4, "{defaults:?}");
+    assert!(
+        defaults.iter().all(|(_, value)| *value == -1),
+        "{defaults:?}"
+    );
+
+    let one = reserved(&check.plan_ok("  reserved_concurrency = { firehose_transform = 5 }"));
+    for (address, value) in one {
+        let expected = if address.contains("firehose-transform") {
+            5
+        } else {
+            -1
+        };
+        assert_eq!(value, expected, "{address}");
+    }
+}
