@@ -14,8 +14,9 @@
 //! is full within 2x of the floor). Run: `cargo bench -p lakewatch-plugins --bench pipeline`.
 //!
 //! With `LAKEWATCH_BENCH_PROFILE` set it builds the corpus, runs the full pipeline over it once
-//! and stops, for a profiler: `valgrind --tool=callgrind --toggle-collect='pipeline::full*'
-//! target/release/deps/pipeline-<hash>` (see docs/firehose-transform.md).
+//! (the floor with `LAKEWATCH_BENCH_PROFILE=floor`) and stops, for a profiler:
+//! `valgrind --tool=callgrind --toggle-collect='pipeline::full*' target/release/deps/pipeline-<hash>`
+//! (see docs/firehose-transform.md).
 
 #[path = "../tests/corpus/mod.rs"]
 mod corpus;
@@ -95,8 +96,12 @@ fn main() {
     let corpus = Corpus::build();
     let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
     let received = corpus::received();
-    if std::env::var_os("LAKEWATCH_BENCH_PROFILE").is_some() {
-        println!("{:?}", full(&pipeline, &corpus.data, received));
+    if let Some(what) = std::env::var_os("LAKEWATCH_BENCH_PROFILE") {
+        if what == "floor" {
+            println!("floor: {} bytes out", floor(&corpus.data));
+        } else {
+            println!("{:?}", full(&pipeline, &corpus.data, received));
+        }
         return;
     }
     // Timing a pipeline whose output changed would compare apples with pears.
