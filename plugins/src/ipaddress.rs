@@ -325,8 +325,9 @@ impl Meaning {
 /// Every name of the tables, prepared once: this plugin looks at every key of every event, so
 /// most keys must be turned away without a string comparison.
 struct Names {
-    /// Names and meanings, sorted for a binary search.
-    sorted: Vec<(&'static [u8], Meaning)>,
+    /// For each first letter `a`..`z`, its names and their meanings (a few each): compared
+    /// by length first, so a name is rarely compared byte by byte.
+    by_letter: [Vec<(&'static [u8], Meaning)>; 26],
     /// For each first letter `a`..`z`, a bit per length that some name of that letter has
     /// (every name starts with a letter and is shorter than 32).
     shapes: [u32; 26],
@@ -352,13 +353,13 @@ static NAMES: LazyLock<Names> = LazyLock::new(|| {
             Some((Role::Destination, DESTINATION_FIELDS.len() + i));
     }
     let mut shapes = [0u32; 26];
-    for name in meanings.keys() {
-        shapes[usize::from(name[0] - b'a')] |= 1 << name.len();
+    let mut by_letter: [Vec<(&'static [u8], Meaning)>; 26] = Default::default();
+    for (name, meaning) in meanings {
+        let letter = usize::from(name[0] - b'a');
+        shapes[letter] |= 1 << name.len();
+        by_letter[letter].push((name, meaning));
     }
-    Names {
-        sorted: meanings.into_iter().collect(),
-        shapes,
-    }
+    Names { by_letter, shapes }
 });
 
 /// What a normalized name means, if anything.
@@ -369,11 +370,10 @@ fn meaning(name: &[u8]) -> Option<Meaning> {
     if name.len() >= 32 || shapes & (1 << name.len()) == 0 {
         return None;
     }
-    names
-        .sorted
-        .binary_search_by(|(known, _)| (*known).cmp(name))
-        .ok()
-        .map(|i| names.sorted[i].1)
+    names.by_letter[first]
+        .iter()
+        .find(|(known, _)| known.len() == name.len() && *known == name)
+        .map(|(_, meaning)| *meaning)
 }
 
 /// Writes `value` under `key` unless it holds exactly that already; a different value that
