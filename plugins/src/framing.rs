@@ -289,20 +289,6 @@ fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c)
 }
 
-/// The first `"`, `\\` or newline in `bytes`. Most strings in records are keys and short
-/// values: a plain look at their first bytes is cheaper than setting up `memchr3`.
-fn find_string_stop(bytes: &[u8]) -> Option<usize> {
-    const SHORT: usize = 16;
-    let is_stop = |b: &u8| matches!(b, b'"' | b'\\' | b'\n');
-    match bytes.iter().take(SHORT).position(is_stop) {
-        Some(found) => Some(found),
-        None if bytes.len() > SHORT => {
-            memchr::memchr3(b'"', b'\\', b'\n', &bytes[SHORT..]).map(|found| found + SHORT)
-        }
-        None => None,
-    }
-}
-
 fn is_scalar_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
 }
@@ -867,7 +853,7 @@ impl<'a> Framer<'a> {
                 self.pos += 1;
                 continue;
             }
-            match find_string_stop(&self.buf[from..]) {
+            match memchr::memchr3(b'"', b'\\', b'\n', &self.buf[from..]) {
                 None => {
                     self.pos = self.end();
                     self.json.lex = Lex::String { escaped: false };
