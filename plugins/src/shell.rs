@@ -311,14 +311,8 @@ impl Event {
         }
         for (name, list) in [("tags", &self.tags), ("plugins", &self.plugins)] {
             write_json_key(out, name);
-            out.push(b'[');
-            for (i, item) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_str(out, item);
-            }
-            out.extend_from_slice(b"],");
+            write_json_array(out, list, |out, item| write_json_str(out, item));
+            out.push(b',');
         }
         write_json_key(out, "details");
         write_json_map(out, &self.details);
@@ -390,6 +384,18 @@ fn write_json_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
     out.push(b'}');
 }
 
+/// A JSON array of `items`, each written by `write`.
+fn write_json_array<T>(out: &mut Vec<u8>, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
 /// A JSON value, as serde_json writes it (numbers are left to serde_json).
 fn write_json_value(out: &mut Vec<u8>, value: &Value) {
     match value {
@@ -400,16 +406,7 @@ fn write_json_value(out: &mut Vec<u8>, value: &Value) {
             serde_json::to_writer(&mut *out, number).expect("writing to a Vec cannot fail")
         }
         Value::String(text) => write_json_str(out, text),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_json_array(out, items, write_json_value),
         Value::Object(map) => write_json_map(out, map),
     }
 }
