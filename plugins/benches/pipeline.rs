@@ -1,133 +1,37 @@
 //! The full built-in pipeline against its floor, on one core.
 //!
-//! The corpus is built at start from every sample source file under `events/` (JSON, NDJSON,
-//! arrays, CloudTrail `Records` files, raw syslog lines, gzip), framed as the Lambdas frame
-//! them, then repeated with varied fields (a sequence number, IPv4 last octets, the line's
-//! tail) until it holds at least 100,000 records, so every event differs (ids, addresses,
-//! enrichment caches cannot shortcut). It is laid out as one NDJSON/raw-line stream, one
-//! record per line, as an S3 object or a batch of Firehose records would hold it.
+//! The corpus (`tests/corpus/mod.rs`) is built at start from every sample source file under
+//! `events/`, repeated with varied fields until it holds at least 100,000 records, one per
+//! line. Before timing anything, the output on the whole corpus is checked against the stored
+//! digests (`tests/corpus/output.digests`): the bench times only a pipeline whose output is
+//! byte for byte the reference.
 //!
 //! - `pipeline/full`: framing + every built-in plugin + serializing each event's lake line.
 //! - `pipeline/floor`: `serde_json` parse + serialize of the same records (a raw line is
 //!   serialized as a JSON string): what any JSON-in/JSON-out stage must at least spend.
 //!
 //! After criterion's statistics it prints events/s and MB/s of both and their ratio (the goal
-//! is full within 2x of the floor). Run: `cargo bench -p lakewatch-plugins --bench pipeline`.
+//! is full within 2x of the floor), from the best of five runs of each measured in CPU time
+//! of the bench's thread (wall-clock time where Linux's schedstat is missing).
+//! Run: `cargo bench -p lakewatch-plugins --bench pipeline`.
+//!
+//! With `LAKEWATCH_BENCH_PROFILE` set it builds the corpus, runs the full pipeline over it once
+//! (the floor with `LAKEWATCH_BENCH_PROFILE=floor`, nothing with `=corpus`) and stops, for a
+//! profiler or `time`:
+//! `valgrind --tool=callgrind --toggle-collect='pipeline::full*' target/release/deps/pipeline-<hash>`
+//! (see docs/firehose-transform.md).
+
+#[path = "../tests/corpus/mod.rs"]
+mod corpus;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use corpus::{Corpus, Digests, Produced};
 use criterion::{Criterion, Throughput};
-use lakewatch_plugins::framing::frame_reader;
-use lakewatch_plugins::{Outcome, Pipeline, PluginConfig, RecordKind, builtin_pipeline};
+use lakewatch_plugins::{Pipeline, PluginConfig, builtin_pipeline};
 use serde_json::Value;
-
-const MIN_EVENTS: usize = 100_000;
-/// Source files only: Lambda event fixtures and GeoIP test databases are not source events.
-const SKIPPED_DIRS: [&str; 2] = ["lambda", "geoip"];
-const SOURCE_EXTENSIONS: [&str; 6] = ["json", "ndjson", "jsonl", "log", "txt", "gz"];
-
-struct Corpus {
-    /// One record per line.
-    data: Vec<u8>,
-    records: usize,
-    files: usize,
-}
-
-impl Corpus {
-    fn build() -> Corpus {
-        let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
-        let mut files = Vec::new();
-        collect_files(&events, &mut files);
-        files.sort();
-        let mut samples: Vec<(RecordKind, String)> = Vec::new();
-        for path in &files {
-            let file = std::fs::File::open(path).unwrap();
-            for framed in frame_reader(std::io::BufReader::new(file)).flatten() {
-                let text = match framed.kind {
-                    // One line per record: re-serialize pretty-printed JSON compactly.
-                    RecordKind::Json => match serde_json::from_str::<Value>(&framed.text) {
-                        Ok(value) => value.to_string(),
-                        Err(_) => continue,
-                    },
-                    RecordKind::Line => framed.text,
-                };
-                samples.push((framed.kind, text));
-            }
-        }
-        assert!(
-            !samples.is_empty(),
-            "no sample events under {}",
-            events.display()
-        );
-        let mut data = Vec::new();
-        let mut records = 0;
-        while records < MIN_EVENTS {
-            for (kind, text) in &samples {
-                vary(*kind, text, records, &mut data);
-                data.push(b'\n');
-                records += 1;
-            }
-        }
-        Corpus {
-            data,
-            records,
-            files: files.len(),
-        }
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
-            if !SKIPPED_DIRS.contains(&name.as_str()) {
-                collect_files(&path, out);
-            }
-        } else if path
-            .extension()
-            .is_some_and(|e| SOURCE_EXTENSIONS.contains(&e.to_string_lossy().as_ref()))
-        {
-            out.push(path);
-        }
-    }
-}
-
-/// Writes a variant of a sample record: copy `n` differs from every other copy.
-fn vary(kind: RecordKind, text: &str, n: usize, out: &mut Vec<u8>) {
-    match kind {
-        RecordKind::Line => {
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(format!(" seq={n}").as_bytes());
-        }
-        RecordKind::Json => {
-            let mut value: Value = serde_json::from_str(text).unwrap();
-            vary_addresses(&mut value, n);
-            if let Value::Object(map) = &mut value {
-                map.insert("bench_seq".into(), n.into());
-            }
-            serde_json::to_writer(&mut *out, &value).unwrap();
-        }
-    }
-}
-
-/// Changes the last octet of every IPv4 address string.
-fn vary_addresses(value: &mut Value, n: usize) {
-    match value {
-        Value::String(s) => {
-            if s.parse::<std::net::Ipv4Addr>().is_ok() {
-                let (head, _) = s.rsplit_once('.').unwrap();
-                *s = format!("{head}.{}", n % 250 + 1);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| vary_addresses(v, n)),
-        Value::Object(map) => map.values_mut().for_each(|v| vary_addresses(v, n)),
-        _ => {}
-    }
-}
 
 /// Counts of what the full run produced, to show it did the work.
 #[derive(Debug, Default)]
@@ -141,26 +45,19 @@ struct Counts {
 fn full(pipeline: &Pipeline, corpus: &[u8], received: DateTime<Utc>) -> Counts {
     let mut counts = Counts::default();
     let mut out = Vec::with_capacity(64 * 1024);
-    for framed in frame_reader(corpus) {
-        let Ok(framed) = framed else {
-            counts.failed += 1;
-            continue;
-        };
-        match pipeline.process(framed.record("bench"), received) {
-            Outcome::Ok(event) => {
-                event.write_json_line(&mut out);
-                counts.ok += 1;
-            }
-            Outcome::Dropped { .. } => counts.dropped += 1,
-            Outcome::Failed { .. } => counts.failed += 1,
+    corpus::run(pipeline, corpus, received, &mut out, |out, produced| {
+        match produced {
+            Produced::Event => counts.ok += 1,
+            Produced::Dropped { .. } => counts.dropped += 1,
+            Produced::Failed { .. } => counts.failed += 1,
         }
         // Flush as a writer would, so memory stays flat and the copy cost is counted.
         if out.len() > 60 * 1024 {
             counts.output_bytes += out.len();
-            black_box(&out);
+            black_box(&*out);
             out.clear();
         }
-    }
+    });
     counts.output_bytes += out.len();
     counts
 }
@@ -186,24 +83,49 @@ fn floor(corpus: &[u8]) -> usize {
     written + out.len()
 }
 
-/// Best of `runs` wall-clock timings of `work`.
+/// Best of `runs` timings of `work`: the CPU time this thread spent, where Linux tells it
+/// (`/proc/thread-self/schedstat`), so that other processes on a busy machine do not count;
+/// wall-clock time otherwise.
 fn best_of(runs: usize, mut work: impl FnMut()) -> Duration {
     (0..runs)
         .map(|_| {
-            let start = Instant::now();
+            let (start, cpu_start) = (Instant::now(), cpu_time());
             work();
-            start.elapsed()
+            match (cpu_start, cpu_time()) {
+                (Some(before), Some(after)) => after - before,
+                _ => start.elapsed(),
+            }
         })
         .min()
         .unwrap()
 }
 
+/// The CPU time this thread has run, from the scheduler's statistics.
+fn cpu_time() -> Option<Duration> {
+    let stats = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stats.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
 fn main() {
     let corpus = Corpus::build();
     let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
-    let received: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-04-17T06:10:54Z")
-        .unwrap()
-        .into();
+    let received = corpus::received();
+    if let Some(what) = std::env::var_os("LAKEWATCH_BENCH_PROFILE") {
+        if what == "floor" {
+            println!("floor: {} bytes out", floor(&corpus.data));
+        } else if what == "corpus" {
+            println!("corpus only: {} bytes", corpus.data.len());
+        } else {
+            println!("{:?}", full(&pipeline, &corpus.data, received));
+        }
+        return;
+    }
+    // Timing a pipeline whose output changed would compare apples with pears.
+    Digests::check(
+        &Digests::compute(&pipeline, &corpus, corpus.records),
+        &corpus,
+    );
     let counts = full(&pipeline, &corpus.data, received);
     println!(
         "corpus: {} records ({:.1} MB) from {} files under events/; pipeline: {:?}\n\

@@ -145,28 +145,20 @@ impl Plugin for IpAddress {
         if found.all.is_empty() {
             return Ok(Verdict::Unchanged);
         }
+        // Each address is written as text once, whatever the fields it goes to.
+        let texts: Vec<String> = found.all.iter().map(address_text).collect();
+        let text_of = |best: Candidate| {
+            let at = found.all.iter().position(|a| *a == best.address);
+            Value::String(texts[at.expect("every candidate is collected")].clone())
+        };
         let mut changed = false;
         if let Some(best) = found.source {
-            changed |= set_keeping_original(
-                &mut event.details,
-                SOURCE_KEY,
-                best.address.to_string().into(),
-            );
+            changed |= set_keeping_original(&mut event.details, SOURCE_KEY, text_of(best));
         }
         if let Some(best) = found.destination {
-            changed |= set_keeping_original(
-                &mut event.details,
-                DESTINATION_KEY,
-                best.address.to_string().into(),
-            );
+            changed |= set_keeping_original(&mut event.details, DESTINATION_KEY, text_of(best));
         }
-        let all = Value::Array(
-            found
-                .all
-                .iter()
-                .map(|address| Value::String(address.to_string()))
-                .collect(),
-        );
+        let all = Value::Array(texts.into_iter().map(Value::String).collect());
         if event.details.get(ALL_KEY) != Some(&all) {
             event.details.insert(ALL_KEY.to_string(), all);
             changed = true;
@@ -177,6 +169,28 @@ impl Plugin for IpAddress {
             Verdict::Unchanged
         })
     }
+}
+
+/// An address's canonical text, as its `Display` writes it; IPv4 without the formatting
+/// machinery, which cost more than finding the address.
+fn address_text(address: &IpAddr) -> String {
+    let IpAddr::V4(v4) = address else {
+        return address.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Whose address a field holds.
@@ -311,8 +325,9 @@ impl Meaning {
 /// Every name of the tables, prepared once: this plugin looks at every key of every event, so
 /// most keys must be turned away without a string comparison.
 struct Names {
-    /// Names and meanings, sorted for a binary search.
-    sorted: Vec<(&'static [u8], Meaning)>,
+    /// For each first letter `a`..`z`, its names and their meanings (a few each): compared
+    /// by length first, so a name is rarely compared byte by byte.
+    by_letter: [Vec<(&'static [u8], Meaning)>; 26],
     /// For each first letter `a`..`z`, a bit per length that some name of that letter has
     /// (every name starts with a letter and is shorter than 32).
     shapes: [u32; 26],
@@ -338,13 +353,13 @@ static NAMES: LazyLock<Names> = LazyLock::new(|| {
             Some((Role::Destination, DESTINATION_FIELDS.len() + i));
     }
     let mut shapes = [0u32; 26];
-    for name in meanings.keys() {
-        shapes[usize::from(name[0] - b'a')] |= 1 << name.len();
+    let mut by_letter: [Vec<(&'static [u8], Meaning)>; 26] = Default::default();
+    for (name, meaning) in meanings {
+        let letter = usize::from(name[0] - b'a');
+        shapes[letter] |= 1 << name.len();
+        by_letter[letter].push((name, meaning));
     }
-    Names {
-        sorted: meanings.into_iter().collect(),
-        shapes,
-    }
+    Names { by_letter, shapes }
 });
 
 /// What a normalized name means, if anything.
@@ -355,11 +370,10 @@ fn meaning(name: &[u8]) -> Option<Meaning> {
     if name.len() >= 32 || shapes & (1 << name.len()) == 0 {
         return None;
     }
-    names
-        .sorted
-        .binary_search_by(|(known, _)| (*known).cmp(name))
-        .ok()
-        .map(|i| names.sorted[i].1)
+    names.by_letter[first]
+        .iter()
+        .find(|(known, _)| known.len() == name.len() && *known == name)
+        .map(|(_, meaning)| *meaning)
 }
 
 /// Writes `value` under `key` unless it holds exactly that already; a different value that
@@ -713,6 +727,11 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            #[test]
+            fn address_text_is_what_display_writes(address in any::<IpAddr>()) {
+                prop_assert_eq!(address_text(&address), address.to_string());
+            }
+
             #[test]
             fn what_parses_is_canonical_and_parses_again_to_itself(
                 text in prop_oneof![

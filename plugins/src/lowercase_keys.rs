@@ -52,16 +52,20 @@ pub fn lowercase_map(map: &mut Map<String, Value>) -> bool {
             .fold(false, |changed, value| lowercase_value(value) | changed);
     }
     // Rebuilt from its own entries: keys are lower-cased in place (no new allocation for
-    // ASCII keys), which is cheaper than removing and re-inserting each camelCase key.
+    // ASCII keys), which is cheaper than removing and re-inserting each camelCase key. The
+    // kept keys come out in order, so the map is built from them in one pass rather than by
+    // one search per key.
     let mut renamed = Vec::new();
+    let mut kept = Vec::with_capacity(map.len());
     for (key, mut value) in std::mem::take(map) {
         lowercase_value(&mut value);
         if needs_lowercasing(&key) {
             renamed.push((key, value));
         } else {
-            map.insert(key, value);
+            kept.push((key, value));
         }
     }
+    *map = kept.into_iter().collect();
     // Keys that were lower case already keep their names; the renamed ones are inserted
     // after them, so on a collision it is the renamed key that gets the `_2` suffix.
     for (mut key, value) in renamed {

@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, Trigger};
 use crate::shell::{Event, Origin, RecordKind};
 
 /// One record as framing found it: its text, whether it is JSON or a raw line, and where it was.
@@ -35,7 +35,42 @@ pub enum Outcome {
 
 /// The ordered plugins. Build it once (at Lambda init, at CLI start) and share it.
 pub struct Pipeline {
-    plugins: Vec<(Box<dyn Plugin>, crate::plugin::Registration)>,
+    plugins: Vec<(Box<dyn Plugin>, Vec<Matcher>)>,
+}
+
+/// A [`Trigger`] prepared once: every record asks every plugin's triggers, so a dotted path
+/// below `details` is split here rather than for each record.
+enum Matcher {
+    /// `Trigger::Field` of a path below `details`, split at its dots.
+    Detail(Vec<String>),
+    Other(Trigger),
+}
+
+impl Matcher {
+    fn new(trigger: Trigger) -> Self {
+        match trigger {
+            Trigger::Field(path) if !crate::shell::SHELL_FIELDS.contains(&path.as_str()) => {
+                Matcher::Detail(path.split('.').map(str::to_string).collect())
+            }
+            other => Matcher::Other(other),
+        }
+    }
+
+    /// [`Trigger::matches`].
+    fn matches(&self, event: &Event) -> bool {
+        match self {
+            Matcher::Detail(path) => {
+                let mut value = path.first().and_then(|key| event.details.get(key));
+                for key in &path[1..] {
+                    value = value
+                        .and_then(Value::as_object)
+                        .and_then(|map| map.get(key));
+                }
+                value.is_some()
+            }
+            Matcher::Other(trigger) => trigger.matches(event),
+        }
+    }
 }
 
 impl Pipeline {
@@ -52,6 +87,19 @@ impl Pipeline {
         plugins.sort_by(|(a, ra), (b, rb)| {
             (ra.stage, ra.priority, a.name()).cmp(&(rb.stage, rb.priority, b.name()))
         });
+        let plugins = plugins
+            .into_iter()
+            .map(|(plugin, registration)| {
+                (
+                    plugin,
+                    registration
+                        .triggers
+                        .into_iter()
+                        .map(Matcher::new)
+                        .collect(),
+                )
+            })
+            .collect();
         Pipeline { plugins }
     }
 
@@ -88,8 +136,8 @@ impl Pipeline {
 
     /// Runs the plugins on an event that is already in the shell.
     pub fn run(&self, mut event: Event) -> Outcome {
-        for (plugin, registration) in &self.plugins {
-            if !registration.matches(&event) {
+        for (plugin, triggers) in &self.plugins {
+            if !triggers.iter().any(|trigger| trigger.matches(&event)) {
                 continue;
             }
             let verdict = catch_unwind(AssertUnwindSafe(|| plugin.process(&mut event)));

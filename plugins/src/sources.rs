@@ -87,6 +87,15 @@ pub fn first_logged_value(event: &Event, paths: &[&str]) -> Option<String> {
 /// Text fit for a one-line summary: whitespace runs (newlines included) become one space,
 /// the ends are trimmed, and text longer than `max_chars` is cut with `…`.
 pub fn one_line(text: &str, max_chars: usize) -> String {
+    if is_one_line_already(text, max_chars) {
+        // The usual summary: nothing to collapse or cut (perf: every syslog line gets here).
+        return text.to_string();
+    }
+    collapse_whitespace(text, max_chars)
+}
+
+/// [`one_line`] the long way, for any text.
+fn collapse_whitespace(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars * 4));
     let mut chars = 0;
     for word in text.split_whitespace() {
@@ -108,6 +117,19 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
         }
     }
     out
+}
+
+/// Whether [`one_line`] would return `text` as it is: short ASCII, single spaces between
+/// words, none at the ends.
+fn is_one_line_already(text: &str, max_chars: usize) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() <= max_chars
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        && memchr::memmem::find(bytes, b"  ").is_none()
 }
 
 /// Rank of the shell's severities, lowest first; unknown names rank with `INFO`.
@@ -234,6 +256,14 @@ mod tests {
         assert_eq!(not_dash("-"), None);
         assert_eq!(not_dash("--"), Some("--"));
         assert_eq!(not_dash(String::from("x")).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn one_line_returns_what_the_long_way_does() {
+        use proptest::prelude::*;
+        proptest!(|(text in "[ a\t\n\u{0b}\u{85}\u{a0}é.]{0,12}", max in 0usize..10)| {
+            prop_assert_eq!(one_line(&text, max), collapse_whitespace(&text, max));
+        });
     }
 
     #[test]

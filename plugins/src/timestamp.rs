@@ -17,6 +17,9 @@
 //!
 //! [`parse_time`] is public so source parsers accept exactly the same formats.
 
+use std::sync::LazyLock;
+
+use chrono::format::{self, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Number, Value};
 
@@ -256,9 +259,16 @@ fn parse_syslog(text: &str, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
         return None;
     }
     // Parsed once in 2000, a leap year, so that every syslog time (29 February too) parses;
-    // the real year is then chosen by date arithmetic alone.
-    let parsed =
-        NaiveDateTime::parse_from_str(&format!("2000 {text}"), "%Y %b %e %H:%M:%S%.f").ok()?;
+    // the real year is then chosen by date arithmetic alone. What `parse_from_str` does, with
+    // the format read once rather than for every line.
+    static FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
+        StrftimeItems::new("%Y %b %e %H:%M:%S%.f")
+            .parse()
+            .expect("the syslog time format is valid")
+    });
+    let mut fields = Parsed::new();
+    format::parse(&mut fields, &format!("2000 {text}"), FORMAT.iter()).ok()?;
+    let parsed = fields.to_naive_datetime_with_offset(0).ok()?;
     let limit = received + future_tolerance();
     let year = received.year();
     // Eight years back reaches a leap year for a `Feb 29` even across 2100.
