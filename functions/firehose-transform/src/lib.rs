@@ -156,11 +156,13 @@ pub fn transform(
     for record in &event.records {
         let record_id = record.record_id.as_deref();
         reserved -= minimal_entry_size(record_id);
+        let room = limit.saturating_sub(used + reserved + minimal_entry_size(record_id));
         let processed = transform_record(
             pipeline,
             record_id.unwrap_or_default(),
             &record.data,
             received,
+            (limit, room),
         );
         let fits = |size: usize| {
             if used + size + reserved <= limit {
@@ -211,6 +213,8 @@ enum Processed {
         /// Units framed before (and including) the failure: all count as failed events.
         events: u64,
         reason: String,
+        /// Failed because its events outgrew the room left in the response.
+        over_limit: bool,
     },
 }
 
@@ -268,6 +272,7 @@ impl RecordOutput {
             // a framing or envelope failure is one more unit.
             events: self.events.records().max(1),
             reason,
+            over_limit: false,
         }
     }
 
@@ -290,11 +295,17 @@ impl RecordOutput {
 }
 
 /// Runs one record's data through envelope, framing and the pipeline.
+///
+/// `room` is what the response (of at most `limit` bytes) has left for this record's answer: once the events' base64
+/// outgrow it the record cannot be answered `Ok`, so decompression and framing stop there and
+/// the record fails. A gzip bomb (5 KB expanding to millions of lines) thus costs at most the
+/// response budget in memory and time, never its full expansion.
 fn transform_record(
     pipeline: &Pipeline,
     record_id: &str,
     data: &[u8],
     received: DateTime<Utc>,
+    (limit, room): (usize, usize),
 ) -> Processed {
     // The output is usually a bit larger than the input (the shell adds fields).
     let mut output = RecordOutput::new(data.len() + data.len() / 2 + 512);
@@ -307,7 +318,8 @@ fn transform_record(
             }
         }
         None => {
-            for framed in frame_bytes(data) {
+            // No single record longer than the room can fit either: never hold more.
+            for framed in frame_bytes(data).max_record_bytes(room) {
                 let result = match framed {
                     Ok(framed) => {
                         output.take(pipeline.process(framed.record(record_id), received), None)
@@ -322,6 +334,22 @@ fn transform_record(
                 };
                 if let Err(reason) = result {
                     return output.fail(reason);
+                }
+                if base64_len(output.data.len()) > room {
+                    let reason = format!(
+                        "response would exceed Lambda's {limit}-byte limit: this record's events \
+                         passed {} bytes ({} in base64) with {room} bytes of the response left, \
+                         so processing stopped (a record that expands this much, e.g. a gzip \
+                         bomb, cannot be answered; split it, or lower the Firehose processing \
+                         buffer size)",
+                        output.data.len(),
+                        base64_len(output.data.len()),
+                    );
+                    return Processed::Failed {
+                        events: output.events.records(),
+                        reason,
+                        over_limit: true,
+                    };
                 }
             }
         }
@@ -375,7 +403,14 @@ fn answer(
             tracing::debug!(record_id, reason, "record dropped");
             return empty_entry(record_id, RecordResult::Dropped);
         }
-        Processed::Failed { events, reason } => (events, reason),
+        Processed::Failed {
+            events,
+            reason,
+            over_limit,
+        } => {
+            summary.records_over_limit += u64::from(over_limit);
+            (events, reason)
+        }
     };
     summary.records_failed += 1;
     for _ in 0..events {
