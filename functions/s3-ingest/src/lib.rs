@@ -245,6 +245,7 @@ pub async fn handle(
                     "new": summary.new,
                     "ingested": summary.ingested,
                     "left": summary.left,
+                    "outside_window": summary.outside_window,
                     "since": summary.since,
                 }
             }))
