@@ -293,17 +293,6 @@ async fn the_binary_keeps_its_response_under_6_mb() {
     );
 }
 
-/// The process's peak resident memory so far, in MiB, from `/proc/<pid>/status`.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
-    kb / 1024.0
-}
-
 #[tokio::test]
 async fn a_gzip_bomb_record_fails_alone_in_bounded_memory() {
     // About 6 KB of gzip that expands to 2 million `{}` lines: ~600 MB of events if built.
@@ -326,7 +315,7 @@ async fn a_gzip_bomb_record_fails_alone_in_bounded_memory() {
         .collect();
     let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
     let body = respond(&lambda, &batch).await;
-    let peak = peak_rss_mib(lambda.pid());
+    let peak = lakewatch_testkit::peak_rss_kib(lambda.pid()) as f64 / 1024.0;
     let answers = answers(&body);
     assert_eq!(answers[0].1.result, "ProcessingFailed");
     assert_eq!(answers[1].1.result, "Ok");

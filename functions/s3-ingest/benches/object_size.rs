@@ -231,7 +231,7 @@ fn child(s3_endpoint: &str, firehose_endpoint: &str, key: &str) {
             errors: ErrorLocation::new(BUCKET, "errors/"),
             in_flight: 4,
         };
-        let init_rss_kb = peak_rss_kb();
+        let init_rss_kb = lakewatch_testkit::peak_rss_kib(std::process::id());
         let start = Instant::now();
         let summary = ingester
             .ingest(&ObjectRef {
@@ -250,19 +250,9 @@ fn child(s3_endpoint: &str, firehose_endpoint: &str, key: &str) {
                 "oversize": summary.oversize,
                 "failed_to_frame": summary.failed_to_frame,
                 "seconds": seconds,
-                "peak_rss_kb": peak_rss_kb(),
+                "peak_rss_kb": lakewatch_testkit::peak_rss_kib(std::process::id()),
                 "init_rss_kb": init_rss_kb,
             })
         );
     });
-}
-
-/// The process's peak resident set size so far, from /proc/self/status.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
 }
