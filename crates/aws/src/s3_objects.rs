@@ -490,8 +490,13 @@ fn frame_object(
         };
         let share = item.bytes().min(RECORD_BYTES_BUFFERED);
         let share = u32::try_from(share).expect("the byte budget fits in u32");
-        let Ok(permit) = runtime.block_on(Arc::clone(budget).acquire_many_owned(share)) else {
-            break;
+        // Waiting goes through the runtime only when the budget is spent: most records fit.
+        let permit = match Arc::clone(budget).try_acquire_many_owned(share) {
+            Ok(permit) => permit,
+            Err(_) => match runtime.block_on(Arc::clone(budget).acquire_many_owned(share)) {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
         };
         if items.blocking_send((item, permit)).is_err() {
             break;
