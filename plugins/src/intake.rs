@@ -93,12 +93,15 @@ impl<'p> Intake<'p> {
 
     /// The data of one Firehose record: one record in an envelope from the S3-ingest Lambda
     /// (identified by its object), or records framed from the data, identified by the
-    /// Firehose `record_id` and their byte offsets. Returns the counts, which add up
+    /// Firehose `record_id` and their byte offsets. A framed record longer than
+    /// `max_record_bytes` fails as a framing error without being held whole (a caller whose
+    /// answer has a size limit passes what is left of it). Returns the counts, which add up
     /// (`records = ok + dropped + failed`) up to where the sink stopped.
     pub fn record_data(
         &self,
         data: &[u8],
         record_id: &str,
+        max_record_bytes: usize,
         mut sink: impl FnMut(Unit<'_>) -> ControlFlow<()>,
     ) -> Tally {
         let mut tally = Tally::default();
@@ -123,7 +126,13 @@ impl<'p> Intake<'p> {
                 let provenance = Some(&enveloped.provenance);
                 let _ = self.process(enveloped.record(), unit, provenance, &mut tally, &mut sink);
             }
-            None => self.frames(frame_bytes(data), record_id, None, &mut tally, &mut sink),
+            None => self.frames(
+                frame_bytes(data).max_record_bytes(max_record_bytes),
+                record_id,
+                None,
+                &mut tally,
+                &mut sink,
+            ),
         }
         tally
     }
@@ -305,7 +314,7 @@ mod tests {
         let mut firehose = Vec::new();
         for framed in frame_bytes(data).flatten() {
             let wrapped = wrap(&provenance, &framed);
-            let tally = intake.record_data(&wrapped, "record-1", |unit| {
+            let tally = intake.record_data(&wrapped, "record-1", usize::MAX, |unit| {
                 if let Unit::Event(event) = unit {
                     firehose.push(event);
                 }
@@ -326,7 +335,7 @@ mod tests {
         let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
         let intake = Intake::new(&pipeline, received());
         let mut seen = 0;
-        let tally = intake.record_data(b"{\"b\":\n{\"a\":1}\n", "rec", |_| {
+        let tally = intake.record_data(b"{\"b\":\n{\"a\":1}\n", "rec", usize::MAX, |_| {
             seen += 1;
             ControlFlow::Break(())
         });
@@ -339,7 +348,7 @@ mod tests {
             index: 0,
         };
         let mut ids = Vec::new();
-        intake.record_data(b"{\"a\":1}", "rec", |unit| {
+        intake.record_data(b"{\"a\":1}", "rec", usize::MAX, |unit| {
             if let Unit::Event(event) = unit {
                 ids.push(event.eventid);
             }
@@ -348,7 +357,7 @@ mod tests {
         let expected = crate::shell::derive_eventid(&framed.text, framed.record("rec").origin);
         assert_eq!(ids, [expected]);
         let mut causes = Vec::new();
-        let tally = intake.record_data(b"\x1elakewatch/9 {}\n{}", "rec", |unit| {
+        let tally = intake.record_data(b"\x1elakewatch/9 {}\n{}", "rec", usize::MAX, |unit| {
             if let Unit::Failed(failed) = unit {
                 causes.push(failed.cause);
             }

@@ -5,14 +5,20 @@
 //!
 //! - `since`: the newest `LastModified` ingested so far (or, on a first run, now minus the
 //!   look-back);
-//! - `done`: the keys already ingested whose `LastModified` is within `overlap` of `since`,
-//!   with that time.
+//! - `done`: the keys already ingested whose `LastModified` is within the window below `since`,
+//!   with that time;
+//! - `complete_from`: `done` holds every key ingested with a `LastModified` at or after this
+//!   time (the start of the first run's look-back); absent in cursors written before it was
+//!   kept, which hold only their overlap.
 //!
-//! An object is new when its `LastModified` is at or after `since - overlap` and `done` does
-//! not hold it with the same time. So objects sharing the cursor's timestamp are neither
-//! skipped nor ingested twice, and an object that becomes visible late with a slightly older
-//! time (a multipart upload is stamped when it started) is still picked up within the overlap.
-//! A key written again later has a new time and is ingested again.
+//! An object is new when its `LastModified` is at or after the [floor](Cursor::floor)
+//! (`since - window`, but not before `complete_from`) and `done` does not hold it with the same
+//! time. So objects sharing the cursor's timestamp are neither skipped nor ingested twice, and
+//! an object that becomes visible late with an older time (a multipart upload is stamped when
+//! it started, however long it took) is still picked up as long as that time is within the
+//! window. The pull makes the window its whole look-back (see [`crate::pull`]), and counts and
+//! logs the objects below the floor, the only ones it does not take. A key written again later
+//! has a new time and is ingested again.
 //!
 //! The cursor advances one object at a time, only after that object's records were accepted
 //! ([`Cursor::advance`]), and is saved after each, so a run that fails half way leaves the
@@ -35,6 +41,8 @@ pub struct Cursor {
     pub since: DateTime<Utc>,
     #[serde(default)]
     pub done: BTreeMap<String, DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_from: Option<DateTime<Utc>>,
 }
 
 impl Cursor {
@@ -43,19 +51,27 @@ impl Cursor {
         Cursor {
             since: now - lookback,
             done: BTreeMap::new(),
+            complete_from: Some(now - lookback),
         }
     }
 
-    /// Whether an object with this key and `LastModified` still has to be ingested.
-    pub fn is_new(&self, key: &str, modified: DateTime<Utc>, overlap: Duration) -> bool {
-        modified >= self.since - overlap && self.done.get(key) != Some(&modified)
+    /// The oldest `LastModified` still looked at: objects older than this are not taken, as
+    /// `done` no longer tells whether they were.
+    pub fn floor(&self, window: Duration) -> DateTime<Utc> {
+        let floor = self.since - window;
+        self.complete_from.map_or(floor, |from| floor.max(from))
     }
 
-    /// Records that an object was ingested, and forgets keys that fell out of the overlap.
-    pub fn advance(&mut self, key: &str, modified: DateTime<Utc>, overlap: Duration) {
+    /// Whether an object with this key and `LastModified` still has to be ingested.
+    pub fn is_new(&self, key: &str, modified: DateTime<Utc>, window: Duration) -> bool {
+        modified >= self.floor(window) && self.done.get(key) != Some(&modified)
+    }
+
+    /// Records that an object was ingested, and forgets keys that fell out of the window.
+    pub fn advance(&mut self, key: &str, modified: DateTime<Utc>, window: Duration) {
         self.since = self.since.max(modified);
         self.done.insert(key.to_string(), modified);
-        let floor = self.since - overlap;
+        let floor = self.floor(window);
         self.done.retain(|_, time| *time >= floor);
     }
 }

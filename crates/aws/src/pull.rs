@@ -2,7 +2,11 @@
 //! new since the last run, then advance the cursor ([`crate::cursor`]).
 //!
 //! One run lists the prefix, keeps the objects the cursor has not seen, and ingests them oldest
-//! first (by `LastModified`, then key). The cursor is saved after each object, once its records
+//! first (by `LastModified`, then key). The cursor remembers every key ingested over the whole
+//! look-back window (`lookback_days`), not only the last minutes: an object that becomes visible
+//! late with an older `LastModified` (a multipart upload started before, and completed after, a
+//! later object) is still taken as long as its time is within the window. Objects older than the
+//! window are the only ones not taken: each run counts them (`outside_window`) and logs them. The cursor is saved after each object, once its records
 //! were accepted; the first object that fails stops the run with an error, leaving the cursor
 //! just before it, so the next run starts again from that object: nothing is skipped, and
 //! objects already done are not ingested twice. A run cut short by the Lambda timeout is caught
@@ -49,8 +53,8 @@ pub struct PullConfig {
     /// The store's region, when it cares (most S3-compatible stores accept any).
     #[serde(default)]
     pub region: Option<String>,
-    /// How far below the cursor objects are still looked for, in minutes (see
-    /// [`crate::cursor`]): covers objects that become visible late with an older time.
+    /// How far below the cursor objects were looked for by cursors written before the cursor
+    /// kept its whole look-back window; such a cursor is complete from `since` minus this.
     #[serde(default = "default_overlap_minutes")]
     pub overlap_minutes: u32,
 }
@@ -79,6 +83,12 @@ impl PullConfig {
 
     fn overlap(&self) -> Duration {
         Duration::minutes(i64::from(self.overlap_minutes))
+    }
+
+    /// How far below the cursor objects are looked for: the look-back (at least the overlap).
+    /// The cursor keeps the keys ingested within it, about one line per object.
+    fn window(&self) -> Duration {
+        Duration::days(i64::from(self.lookback_days)).max(self.overlap())
     }
 
     /// A pull of `s3://bucket/prefix` (the CLI's argument), from `endpoint_url` if given.
@@ -158,6 +168,18 @@ pub struct PullSummary {
     pub left: u64,
     /// The cursor after the run.
     pub since: Option<DateTime<Utc>>,
+    /// Objects under the prefix older than the window: not taken (see the module docs).
+    pub outside_window: u64,
+}
+
+/// What a listing found: how many objects, the new ones, and the ones too old to tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub listed: u64,
+    pub new: Vec<Listed>,
+    /// Objects older than the cursor's floor; a few keys are kept for the log.
+    pub outside_window: u64,
+    pub outside_examples: Vec<Listed>,
 }
 
 /// Why a run stopped. The cursor stays before the object that failed.
@@ -192,15 +214,14 @@ pub async fn list_new(
     s3: &aws_sdk_s3::Client,
     config: &PullConfig,
     cursor: &Cursor,
-) -> Result<(u64, Vec<Listed>), PullError> {
+) -> Result<Listing, PullError> {
     let mut pages = s3
         .list_objects_v2()
         .bucket(&config.bucket)
         .prefix(&config.prefix)
         .into_paginator()
         .send();
-    let mut listed = 0;
-    let mut new = Vec::new();
+    let mut listing = Listing::default();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|error| PullError::List {
             bucket: config.bucket.clone(),
@@ -208,7 +229,7 @@ pub async fn list_new(
             reason: DisplayErrorContext(&error).to_string(),
         })?;
         for object in page.contents() {
-            listed += 1;
+            listing.listed += 1;
             let (Some(key), Some(modified)) = (object.key(), object.last_modified()) else {
                 continue;
             };
@@ -216,18 +237,29 @@ pub async fn list_new(
             else {
                 continue;
             };
-            if cursor.is_new(key, modified, config.overlap()) {
-                new.push(Listed {
-                    key: key.to_string(),
-                    last_modified: modified,
-                    size: object.size().unwrap_or(0),
-                });
+            let found = Listed {
+                key: key.to_string(),
+                last_modified: modified,
+                size: object.size().unwrap_or(0),
+            };
+            if modified < cursor.floor(config.window()) {
+                listing.outside_window += 1;
+                if listing.outside_examples.len() < OUTSIDE_EXAMPLES {
+                    listing.outside_examples.push(found);
+                }
+            } else if cursor.is_new(key, modified, config.window()) {
+                listing.new.push(found);
             }
         }
     }
-    new.sort_by(|a, b| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key)));
-    Ok((listed, new))
+    listing
+        .new
+        .sort_by(|a, b| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key)));
+    Ok(listing)
 }
+
+/// Keys of objects outside the window named in a run's log line.
+const OUTSIDE_EXAMPLES: usize = 5;
 
 /// One run of a pull; `ingest` does what the caller wants with each new object (send it to
 /// Firehose, write it to a local lake) and must return `Ok` only when all its records are safe.
@@ -255,12 +287,32 @@ where
             None,
         ),
     };
-    let (listed, new) = list_new(s3, config, &cursor).await?;
+    // A cursor from before `complete_from` knows its keys only over the overlap.
+    let overlap_floor = cursor.since - config.overlap();
+    cursor.complete_from.get_or_insert(overlap_floor);
+    let Listing {
+        listed,
+        new,
+        outside_window,
+        outside_examples,
+    } = list_new(s3, config, &cursor).await?;
     let mut summary = PullSummary {
         listed,
         new: new.len() as u64,
+        outside_window,
         ..PullSummary::default()
     };
+    if outside_window > 0 {
+        tracing::info!(
+            bucket = %config.bucket,
+            prefix = %config.prefix,
+            outside_window,
+            floor = %cursor.floor(config.window()),
+            examples = ?outside_examples.iter().map(|o| (&o.key, o.last_modified)).collect::<Vec<_>>(),
+            "pull: objects older than the look-back window are not taken (ingest them by hand \
+             if they are new, e.g. with `lakewatch ingest s3://…`)"
+        );
+    }
     tracing::info!(
         bucket = %config.bucket,
         prefix = %config.prefix,
@@ -292,7 +344,7 @@ where
                 new: summary.new,
             });
         }
-        cursor.advance(&object.key, object.last_modified, config.overlap());
+        cursor.advance(&object.key, object.last_modified, config.window());
         version = Some(store.save(&cursor, version.as_deref()).await?);
         summary.ingested += 1;
     }
@@ -497,5 +549,54 @@ mod local_tests {
             seen.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
             ["logs/c.json"]
         );
+    }
+
+    #[test]
+    fn an_object_that_appears_late_with_an_older_time_is_taken_unless_outside_the_window() {
+        let moto = MotoServer::start();
+        let setup = tokio::runtime::Runtime::new().unwrap();
+        let sdk = setup.block_on(moto.sdk_config());
+        let s3 = crate::config::s3_client(&sdk);
+        setup.block_on(async {
+            s3.create_bucket().bucket("store").send().await.unwrap();
+            s3.put_object()
+                .bucket("store")
+                .key("logs/late.json")
+                .body(ByteStream::from_static(b"{\"late\":1}\n"))
+                .send()
+                .await
+                .unwrap();
+        });
+        let lake = tempfile::tempdir().unwrap();
+        let config = PullConfig::from_url("s3://store/logs/", moto.endpoint().into()).unwrap();
+        let store = local_cursor(lake.path(), &config);
+        // The cursor of a pull that started yesterday and has since ingested an object stamped
+        // an hour from now: `late.json` (stamped now) is far below it, but it was never seen.
+        let now = Utc::now();
+        let save = |complete_from: DateTime<Utc>| {
+            let cursor = Cursor {
+                since: now + Duration::hours(1),
+                done: [("logs/newer.json".to_string(), now + Duration::hours(1))].into(),
+                complete_from: Some(complete_from),
+            };
+            let version = setup
+                .block_on(store.load())
+                .unwrap()
+                .map(|(_, version)| version);
+            setup
+                .block_on(store.save(&cursor, version.as_deref()))
+                .unwrap();
+        };
+        save(now - Duration::days(1));
+        let (summary, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!((summary.new, summary.outside_window), (1, 0));
+        assert_eq!(seen[0].0, "logs/late.json");
+        let (summary, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!((summary.new, seen.len()), (0, 0));
+
+        // A cursor complete only from after its time: it cannot tell, so it counts it instead.
+        save(now + Duration::minutes(30));
+        let (summary, seen) = run(&config, lake.path(), &sdk);
+        assert_eq!((summary.new, summary.outside_window, seen.len()), (0, 1, 0));
     }
 }

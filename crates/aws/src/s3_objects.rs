@@ -4,9 +4,12 @@
 //! Memory stays flat whatever the object's size (a 1 GB object in a 128 MB function): the body
 //! is pulled from the network in chunks through a small bounded channel into a blocking reader,
 //! framed on a blocking thread (gzip detected by magic bytes, see
-//! [`lakewatch_plugins::framing`]), and the records go through another bounded channel to at most
-//! [`ObjectIngester::in_flight`] `PutRecordBatch` calls at a time. At any moment the function
-//! holds a few read chunks, one record being framed, and the batches in flight.
+//! [`lakewatch_plugins::framing`]), and the records go through another channel, bounded by
+//! count and by bytes, to at most [`ObjectIngester::in_flight`] `PutRecordBatch` calls at a
+//! time. At any moment the function holds a few read chunks, one record being framed, 4 MiB of
+//! records waiting, and the batches in flight, whatever the records' sizes: a record over
+//! Firehose's limit is not wrapped but goes straight to the error location, one at a time, and
+//! one over [`MAX_KEPT_RECORD_BYTES`] is not even held (its position and excerpt are kept).
 //!
 //! Every record read ends up in exactly one place, and the counts say where:
 //! `read = sent + failed_to_frame + oversize` ([`ObjectSummary`]). A record that cannot be
@@ -24,16 +27,18 @@ use std::fmt;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Buf, Bytes};
 use lakewatch_plugins::envelope::{self, Provenance};
-use lakewatch_plugins::framing::{self, FramingError};
+use lakewatch_plugins::framing::{self, FramedRecord, FramingError};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::firehose::{Batch, Batcher, Delivered, Entry, FirehoseSender, Oversize, SendError};
+use crate::firehose::{
+    Batch, Batcher, Delivered, Entry, FirehoseSender, MAX_RECORD_BYTES, Oversize, SendError,
+};
 
 /// The default key prefix of the error location.
 pub const DEFAULT_ERROR_PREFIX: &str = "errors/s3-ingest/";
@@ -41,8 +46,16 @@ pub const DEFAULT_ERROR_PREFIX: &str = "errors/s3-ingest/";
 const ERROR_PART_BYTES: usize = 1024 * 1024;
 /// Read chunks waiting between the network and the framer.
 const BODY_CHUNKS_BUFFERED: usize = 8;
-/// Framed records waiting between the framer and the batcher.
+/// Framed records waiting between the framer and the batcher, at most…
 const RECORDS_BUFFERED: usize = 1024;
+/// …and at most this many bytes of them: a count alone let 1,024 records of 1 MB each (a
+/// 367 KB gzip object) fill 1 GB. A record larger than this takes the whole budget, so at most
+/// one such record waits at a time.
+const RECORD_BYTES_BUFFERED: usize = 4 * 1024 * 1024;
+/// Records longer than this are not held at all: the framer skips them and the error location
+/// gets their position and first characters only. Records between Firehose's limit and this
+/// are kept whole in the error location, one at a time, for a replay after splitting them.
+pub const MAX_KEPT_RECORD_BYTES: usize = 4 * 1024 * 1024;
 
 /// One object to ingest. The key is the real key (already URL-decoded if it came from an event).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +185,10 @@ pub enum IngestError {
         "cannot read {object}: {reason}; check that it exists and that the function may read it"
     )]
     Read { object: ObjectRef, reason: String },
+    /// The object (or the notified version) no longer exists: deleted after the notification.
+    /// Retrying cannot help, so callers report it and go on.
+    #[error("{object} no longer exists (deleted after it was notified); nothing to ingest")]
+    Gone { object: ObjectRef },
     #[error(
         "{object}: {error}; ingestion stopped after {read} record(s) read; the object must be \
          ingested again (records already sent keep their eventids)"
@@ -208,8 +225,25 @@ pub struct ObjectIngester {
 /// What the framing thread hands to the sender.
 enum Item {
     Record(Entry<RecordPosition>),
+    /// A record over Firehose's limit even before its envelope: not wrapped (it cannot be sent
+    /// anyway), it goes straight to the error location.
+    TooLarge(FramedRecord),
     Failed(FramingError),
 }
+
+impl Item {
+    /// The bytes this item holds, counted against [`RECORD_BYTES_BUFFERED`].
+    fn bytes(&self) -> usize {
+        match self {
+            Item::Record(entry) => entry.data.len(),
+            Item::TooLarge(record) => record.text.len(),
+            Item::Failed(failure) => failure.raw.len(),
+        }
+    }
+}
+
+/// An item and its share of the channel's byte budget, given back when the item is dropped.
+type Queued = (Item, OwnedSemaphorePermit);
 
 impl ObjectIngester {
     /// Ingests one object; see the module docs. Logs the object's summary line either way.
@@ -225,17 +259,21 @@ impl ObjectIngester {
             version: provenance.version.clone(),
             ..ObjectSummary::default()
         };
-        let (items_tx, mut items_rx) = mpsc::channel::<Item>(RECORDS_BUFFERED);
+        let (items_tx, mut items_rx) = mpsc::channel::<Queued>(RECORDS_BUFFERED);
+        let budget = Arc::new(Semaphore::new(RECORD_BYTES_BUFFERED));
         let framing = {
             let provenance = provenance.clone();
-            tokio::task::spawn_blocking(move || frame_object(reader, &provenance, items_tx))
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                frame_object(reader, &provenance, items_tx, &budget, &runtime)
+            })
         };
 
         let mut errors = ErrorWriter::new(self, object, &provenance);
         let mut batcher = Batcher::new();
         let mut sends: JoinSet<Result<Delivered, SendError<RecordPosition>>> = JoinSet::new();
         let mut not_delivered: Option<SendError<RecordPosition>> = None;
-        while let Some(item) = items_rx.recv().await {
+        while let Some((item, _permit)) = items_rx.recv().await {
             summary.read += 1;
             let ready = match item {
                 Item::Failed(failure) => {
@@ -243,11 +281,25 @@ impl ObjectIngester {
                     errors.framing(&failure).await?;
                     None
                 }
+                Item::TooLarge(record) => {
+                    summary.oversize += 1;
+                    errors
+                        .oversize(position(&record), record.text.len(), &record.text)
+                        .await?;
+                    None
+                }
                 Item::Record(entry) => match batcher.push(entry) {
                     Ok(ready) => ready,
                     Err(oversize) => {
                         summary.oversize += 1;
-                        errors.oversize(&oversize).await?;
+                        // The entry is our own envelope: keep the record as the producer wrote it.
+                        let text = match envelope::unwrap(&oversize.entry.data) {
+                            Some(Ok(enveloped)) => enveloped.text.to_string(),
+                            _ => String::from_utf8_lossy(&oversize.entry.data).into_owned(),
+                        };
+                        errors
+                            .oversize(oversize.entry.label, oversize.size, &text)
+                            .await?;
                         None
                     }
                 },
@@ -350,9 +402,14 @@ pub async fn open(
         .set_version_id(object.version_id.clone())
         .send()
         .await
-        .map_err(|e| IngestError::Read {
-            object: object.clone(),
-            reason: DisplayErrorContext(&e).to_string(),
+        .map_err(|e| match e.code() {
+            Some("NoSuchKey" | "NoSuchVersion") => IngestError::Gone {
+                object: object.clone(),
+            },
+            _ => IngestError::Read {
+                object: object.clone(),
+                reason: DisplayErrorContext(&e).to_string(),
+            },
         })?;
     let version = match output.version_id() {
         Some(id) if !id.is_empty() && id != "null" => id.to_string(),
@@ -401,27 +458,47 @@ fn collect(
     }
 }
 
+fn position(record: &FramedRecord) -> RecordPosition {
+    RecordPosition {
+        index: record.index,
+        line: record.line,
+        offset: record.offset,
+    }
+}
+
 /// Frames the object on a blocking thread and wraps each record; stops when the receiver is
-/// gone. Returns the bytes read from S3 and whether the object was gzip.
+/// gone. Each item first takes its bytes from `budget` (all of it when larger), so what waits
+/// in the channel stays under [`RECORD_BYTES_BUFFERED`] plus one record. Returns the bytes
+/// read from S3 and whether the object was gzip.
 fn frame_object(
     reader: ObjectReader,
     provenance: &Provenance,
-    items: mpsc::Sender<Item>,
+    items: mpsc::Sender<Queued>,
+    budget: &Arc<Semaphore>,
+    runtime: &tokio::runtime::Handle,
 ) -> (u64, bool) {
-    let mut framer = framing::frame_reader(reader);
+    let mut framer = framing::frame_reader(reader).max_record_bytes(MAX_KEPT_RECORD_BYTES);
     for framed in framer.by_ref() {
         let item = match framed {
+            // The envelope only adds to a record's length.
+            Ok(record) if record.text.len() > MAX_RECORD_BYTES => Item::TooLarge(record),
             Ok(record) => Item::Record(Entry {
-                label: RecordPosition {
-                    index: record.index,
-                    line: record.line,
-                    offset: record.offset,
-                },
+                label: position(&record),
                 data: envelope::wrap(provenance, &record),
             }),
             Err(failure) => Item::Failed(failure),
         };
-        if items.blocking_send(item).is_err() {
+        let share = item.bytes().min(RECORD_BYTES_BUFFERED);
+        let share = u32::try_from(share).expect("the byte budget fits in u32");
+        // Waiting goes through the runtime only when the budget is spent: most records fit.
+        let permit = match Arc::clone(budget).try_acquire_many_owned(share) {
+            Ok(permit) => permit,
+            Err(_) => match runtime.block_on(Arc::clone(budget).acquire_many_owned(share)) {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        if items.blocking_send((item, permit)).is_err() {
             break;
         }
     }
@@ -532,20 +609,28 @@ impl<'a> ErrorWriter<'a> {
         self.push(line).await
     }
 
-    async fn oversize(&mut self, oversize: &Oversize<RecordPosition>) -> Result<(), IngestError> {
-        let position = oversize.entry.label;
+    /// A record over Firehose's limit (`size` bytes with its envelope, when it has one).
+    async fn oversize(
+        &mut self,
+        position: RecordPosition,
+        size: usize,
+        text: &str,
+    ) -> Result<(), IngestError> {
+        // Only the size goes into the reason; the record is kept once, below.
+        let reason = Oversize {
+            size,
+            entry: Entry {
+                label: position,
+                data: Vec::new(),
+            },
+        };
         let mut line = self.line(
             "oversize",
-            &oversize.to_string(),
+            &reason.to_string(),
             position.line,
             position.offset,
         );
         line["index"] = json!(position.index);
-        // The entry is our own envelope: keep the record itself, as the producer wrote it.
-        let text = match envelope::unwrap(&oversize.entry.data) {
-            Some(Ok(enveloped)) => enveloped.text.to_string(),
-            _ => String::from_utf8_lossy(&oversize.entry.data).into_owned(),
-        };
         line["length"] = json!(text.len());
         line["excerpt"] = json!(
             text.chars()

@@ -17,15 +17,6 @@ use lakewatch_testkit::runtime_api::LambdaProcess;
 /// Lambda's limit on a synchronous request payload.
 const REQUEST_LIMIT: usize = 6 * 1024 * 1024;
 
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("Linux /proc");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-}
-
 #[tokio::main]
 async fn main() {
     let binary = std::env::args()
@@ -58,7 +49,7 @@ async fn main() {
     // An empty batch first: the process is initialised and has answered once.
     let empty = br#"{"records":[]}"#.to_vec();
     lambda.invoke(empty).await.unwrap().into_response().unwrap();
-    let idle = peak_kib(lambda.pid());
+    let idle = lakewatch_testkit::peak_rss_kib(lambda.pid());
     let started = std::time::Instant::now();
     let body = lambda
         .invoke(event.clone())
@@ -67,7 +58,7 @@ async fn main() {
         .into_response()
         .unwrap();
     let elapsed = started.elapsed();
-    let peak = peak_kib(lambda.pid());
+    let peak = lakewatch_testkit::peak_rss_kib(lambda.pid());
     let response: KinesisFirehoseResponse = serde_json::from_slice(&body).unwrap();
     let count = |result: &str| {
         response

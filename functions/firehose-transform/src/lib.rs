@@ -156,7 +156,13 @@ pub fn transform(
     for record in &event.records {
         let record_id = record.record_id.as_deref();
         reserved -= minimal_entry_size(record_id);
-        let processed = transform_record(&intake, record_id.unwrap_or_default(), &record.data);
+        let room = limit.saturating_sub(used + reserved + minimal_entry_size(record_id));
+        let processed = transform_record(
+            &intake,
+            record_id.unwrap_or_default(),
+            &record.data,
+            (limit, room),
+        );
         let fits = |size: usize| {
             if used + size + reserved <= limit {
                 return Ok(());
@@ -206,6 +212,8 @@ enum Processed {
         /// Units framed before (and including) the failure: all count as failed events.
         events: u64,
         reason: String,
+        /// Failed because its events outgrew the room left in the response.
+        over_limit: bool,
     },
 }
 
@@ -217,16 +225,24 @@ struct RecordOutput {
     last_drop: Option<String>,
     /// Why the record fails, at its first failed unit.
     failure: Option<String>,
+    /// The response's limit, and what it has left for this record's answer.
+    limit: usize,
+    room: usize,
+    /// The record failed because its events outgrew `room`.
+    over_limit: bool,
 }
 
 impl RecordOutput {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, limit: usize, room: usize) -> Self {
         RecordOutput {
-            data: Vec::with_capacity(capacity),
+            data: Vec::with_capacity(capacity.min(room)),
             first_hour: None,
             outside_partition: 0,
             last_drop: None,
             failure: None,
+            limit,
+            room,
+            over_limit: false,
         }
     }
 
@@ -241,6 +257,20 @@ impl RecordOutput {
                     Some(_) => {}
                 }
                 event.write_json_line(&mut self.data);
+                if base64_len(self.data.len()) > self.room {
+                    let (limit, room) = (self.limit, self.room);
+                    self.failure = Some(format!(
+                        "response would exceed Lambda's {limit}-byte limit: this record's events \
+                         passed {} bytes ({} in base64) with {room} bytes of the response left, \
+                         so processing stopped (a record that expands this much, e.g. a gzip \
+                         bomb, cannot be answered; split it, or lower the Firehose processing \
+                         buffer size)",
+                        self.data.len(),
+                        base64_len(self.data.len()),
+                    ));
+                    self.over_limit = true;
+                    return ControlFlow::Break(());
+                }
             }
             Unit::Dropped { plugin, reason } => {
                 self.last_drop = Some(format!("plugin {plugin} dropped it: {reason}"));
@@ -265,6 +295,7 @@ impl RecordOutput {
             return Processed::Failed {
                 events: events.records(),
                 reason,
+                over_limit: self.over_limit,
             };
         }
         match self.first_hour {
@@ -285,10 +316,21 @@ impl RecordOutput {
 }
 
 /// Runs one record's data through envelope, framing and the pipeline.
-fn transform_record(intake: &Intake<'_>, record_id: &str, data: &[u8]) -> Processed {
+///
+/// `room` is what the response (of at most `limit` bytes) has left for this record's answer:
+/// once the events' base64 outgrow it the record cannot be answered `Ok`, so decompression and
+/// framing stop there and the record fails. A gzip bomb (5 KB expanding to millions of lines)
+/// thus costs at most the response budget in memory and time, never its full expansion.
+fn transform_record(
+    intake: &Intake<'_>,
+    record_id: &str,
+    data: &[u8],
+    (limit, room): (usize, usize),
+) -> Processed {
     // The output is usually a bit larger than the input (the shell adds fields).
-    let mut output = RecordOutput::new(data.len() + data.len() / 2 + 512);
-    let events = intake.record_data(data, record_id, |unit| output.take(unit));
+    let mut output = RecordOutput::new(data.len() + data.len() / 2 + 512, limit, room);
+    // No single record longer than the room can fit either: never hold more.
+    let events = intake.record_data(data, record_id, room, |unit| output.take(unit));
     output.finish(events)
 }
 
@@ -334,7 +376,14 @@ fn answer(
             tracing::debug!(record_id, reason, "record dropped");
             return empty_entry(record_id, RecordResult::Dropped);
         }
-        Processed::Failed { events, reason } => (events, reason),
+        Processed::Failed {
+            events,
+            reason,
+            over_limit,
+        } => {
+            summary.records_over_limit += u64::from(over_limit);
+            (events, reason)
+        }
     };
     summary.records_failed += 1;
     for _ in 0..events {

@@ -294,6 +294,38 @@ async fn the_binary_keeps_its_response_under_6_mb() {
 }
 
 #[tokio::test]
+async fn a_gzip_bomb_record_fails_alone_in_bounded_memory() {
+    // About 6 KB of gzip that expands to 2 million `{}` lines: ~600 MB of events if built.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..2_000_000 {
+        std::io::Write::write_all(&mut encoder, b"{}\n").unwrap();
+    }
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < 10_000, "{} bytes", bomb.len());
+    let mut batch = KinesisFirehoseEvent::default();
+    batch.records = [("bomb", bomb), ("small", br#"{"a":1}"#.to_vec())]
+        .into_iter()
+        .map(|(id, data)| {
+            let mut record =
+                aws_lambda_events::event::firehose::KinesisFirehoseEventRecord::default();
+            record.record_id = Some(id.to_string());
+            record.data.0 = data;
+            record
+        })
+        .collect();
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = respond(&lambda, &batch).await;
+    let peak = lakewatch_testkit::peak_rss_kib(lambda.pid()) as f64 / 1024.0;
+    let answers = answers(&body);
+    assert_eq!(answers[0].1.result, "ProcessingFailed");
+    assert_eq!(answers[1].1.result, "Ok");
+    let logs = lambda.stop();
+    assert!(logs.contains("processing stopped"), "{logs}");
+    eprintln!("gzip bomb: transform peak RSS {peak:.1} MiB");
+    assert!(peak < 128.0, "peak RSS {peak:.1} MiB");
+}
+
+#[tokio::test]
 async fn the_binary_places_addresses_with_the_geoip_database_from_its_environment() {
     let database =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/geoip/test-city.mmdb");

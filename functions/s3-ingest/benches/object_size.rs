@@ -1,13 +1,17 @@
 //! Throughput and peak memory of ingesting one object, for objects of 10 MB and 500 MB
 //! (uncompressed NDJSON, stored plain and gzip): memory must not grow with the object's size.
+//! Then the hostile shapes, which must stay under 128 MiB too: 400 records of 900 KiB (a
+//! 367 KB gzip object), 96 and 512 lines of 2 MiB (over Firehose's record limit), and 5 million
+//! one-byte lines.
 //!
 //! ```text
 //! LAKEWATCH_MOTO_SERVER=$PWD/.venv/bin/moto_server cargo bench -p s3-ingest --bench object_size
 //! LAKEWATCH_BENCH_SIZES_MB=10,100 cargo bench -p s3-ingest --bench object_size   (other sizes)
+//! LAKEWATCH_BENCH_SIZES_MB= cargo bench -p s3-ingest --bench object_size   (hostile shapes only)
 //! ```
 //!
 //! The object is served by moto (real S3 API, real SDK streaming); Firehose is the fake server,
-//! accepting every entry without keeping it. Each size is ingested by a fresh child process
+//! accepting every entry without keeping it. Each object is ingested by a fresh child process
 //! (this binary again, with `child …`) so its peak resident memory (`VmHWM`) is that object's
 //! alone, and neither moto nor the fake server is counted in it. The child runs the same
 //! `ObjectIngester` as the Lambda, on a two-thread runtime.
@@ -23,6 +27,8 @@ use lakewatch_testkit::fake_firehose::{FakeFirehose, FakeFirehoseConfig};
 use lakewatch_testkit::moto::MotoServer;
 
 const BUCKET: &str = "bench";
+/// The goal for any single object, of any size or shape: half the function's 256 MB.
+const PEAK_RSS_LIMIT_MB: f64 = 128.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -33,12 +39,23 @@ fn main() {
     let sizes: Vec<u64> = std::env::var("LAKEWATCH_BENCH_SIZES_MB")
         .unwrap_or_else(|_| "10,500".into())
         .split(',')
+        .filter(|s| !s.trim().is_empty())
         .map(|s| {
             s.trim()
                 .parse()
                 .expect("LAKEWATCH_BENCH_SIZES_MB: sizes in MB, comma-separated")
         })
         .collect();
+    let mut objects: Vec<Object> = sizes
+        .iter()
+        .flat_map(|&size| [(size, false), (size, true)])
+        .map(|(size_mb, gzip)| Object {
+            name: format!("{size_mb}MB{}", if gzip { " gzip" } else { "" }),
+            gzip,
+            write: Box::new(move |out| write_records(out, size_mb * 1_000_000)),
+        })
+        .collect();
+    objects.extend(hostile());
     let moto = MotoServer::start();
     let fake = FakeFirehose::start(FakeFirehoseConfig {
         discard_accepted: true,
@@ -51,14 +68,22 @@ fn main() {
     runtime.block_on(async { s3.create_bucket().bucket(BUCKET).send().await.unwrap() });
 
     println!(
-        "{:>13} {:>10} {:>8} {:>12} {:>8} {:>14} {:>14}",
-        "object", "records", "seconds", "records/s", "MB/s", "peak RSS MB", "RSS at init MB"
+        "{:>16} {:>10} {:>8} {:>8} {:>12} {:>10} {:>14} {:>14}",
+        "object",
+        "records",
+        "oversize",
+        "seconds",
+        "records/s",
+        "stored MB",
+        "peak RSS MB",
+        "RSS at init MB"
     );
-    for (size_mb, gzip) in sizes.iter().flat_map(|&size| [(size, false), (size, true)]) {
+    for (n, object) in objects.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("object");
-        let records = write_object(&path, size_mb * 1_000_000, gzip);
-        let key = format!("audit/{size_mb}mb.ndjson{}", if gzip { ".gz" } else { "" });
+        let records = write_object(&path, object.gzip, object.write);
+        let stored = std::fs::metadata(&path).unwrap().len();
+        let key = format!("bench/{n}");
         runtime.block_on(async {
             s3.put_object()
                 .bucket(BUCKET)
@@ -80,41 +105,86 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         );
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let count = |field: &str| report[field].as_u64().unwrap();
         let accepted = fake.stats().accepted_entries - before;
-        assert_eq!(accepted, records, "Firehose did not get every record");
-        assert_eq!(report["sent"].as_u64(), Some(records));
+        assert_eq!(count("read"), records, "not every record was read");
+        assert_eq!(accepted, count("sent"), "Firehose did not get every record");
+        assert_eq!(
+            count("sent") + count("oversize") + count("failed_to_frame"),
+            records
+        );
         let seconds = report["seconds"].as_f64().unwrap();
+        let peak_mb = report["peak_rss_kb"].as_f64().unwrap() / 1024.0;
         println!(
-            "{:>6}MB{} {:>10} {:>8.2} {:>12.0} {:>8.1} {:>14.1} {:>14.1}",
-            size_mb,
-            if gzip { " gzip" } else { "     " },
+            "{:>16} {:>10} {:>8} {:>8.2} {:>12.0} {:>10.1} {:>14.1} {:>14.1}",
+            object.name,
             records,
+            count("oversize") + count("failed_to_frame"),
             seconds,
             records as f64 / seconds,
-            size_mb as f64 / seconds,
-            report["peak_rss_kb"].as_f64().unwrap() / 1024.0,
+            stored as f64 / 1e6,
+            peak_mb,
             report["init_rss_kb"].as_f64().unwrap() / 1024.0,
+        );
+        assert!(
+            peak_mb < PEAK_RSS_LIMIT_MB,
+            "{}: peak RSS {peak_mb:.1} MB, over the {PEAK_RSS_LIMIT_MB} MB goal",
+            object.name
         );
     }
 }
 
-/// Writes NDJSON audit-log-like records until `bytes` (uncompressed), gzip-compressed if
-/// asked; returns how many.
-fn write_object(path: &std::path::Path, bytes: u64, gzip: bool) -> u64 {
+/// One object to ingest: its content, written by `write` (which returns how many records).
+struct Object {
+    name: String,
+    gzip: bool,
+    write: Box<dyn FnOnce(&mut dyn Write) -> u64>,
+}
+
+/// The shapes that once took hundreds of MB: records just under Firehose's limit (the channel
+/// held 1,024 of them), lines over it (each was wrapped and queued), and very many tiny lines.
+fn hostile() -> Vec<Object> {
+    let lines = |name: &str, count: u64, bytes: usize| Object {
+        name: name.to_string(),
+        gzip: true,
+        write: Box::new(move |out: &mut dyn Write| {
+            let mut line = vec![b'a'; bytes];
+            line.push(b'\n');
+            for _ in 0..count {
+                out.write_all(&line).unwrap();
+            }
+            count
+        }),
+    };
+    vec![
+        lines("400x900KiB gzip", 400, 900 * 1024),
+        lines("96x2MiB gzip", 96, 2 * 1024 * 1024),
+        lines("512x2MiB gzip", 512, 2 * 1024 * 1024),
+        lines("5Mx1B gzip", 5_000_000, 1),
+    ]
+}
+
+/// Writes an object, gzip-compressed if asked; returns how many records.
+fn write_object(
+    path: &std::path::Path,
+    gzip: bool,
+    write: Box<dyn FnOnce(&mut dyn Write) -> u64>,
+) -> u64 {
     let mut file = BufWriter::new(std::fs::File::create(path).unwrap());
     let records = if gzip {
         let mut encoder = flate2::write::GzEncoder::new(&mut file, flate2::Compression::fast());
-        let records = write_records(&mut encoder, bytes);
+        let records = write(&mut encoder);
         encoder.finish().unwrap();
         records
     } else {
-        write_records(&mut file, bytes)
+        write(&mut file)
     };
     file.flush().unwrap();
     records
 }
 
-fn write_records(out: &mut impl Write, bytes: u64) -> u64 {
+/// Writes NDJSON audit-log-like records until `bytes` (uncompressed); returns how many.
+fn write_records(out: &mut dyn Write, bytes: u64) -> u64 {
     let (mut written, mut records) = (0u64, 0u64);
     while written < bytes {
         let line = format!(
@@ -137,7 +207,7 @@ fn write_records(out: &mut impl Write, bytes: u64) -> u64 {
     records
 }
 
-/// Ingests one object and prints `{"sent", "seconds", "peak_rss_kb", "init_rss_kb"}`.
+/// Ingests one object and prints its counts, `seconds`, `peak_rss_kb` and `init_rss_kb`.
 fn child(s3_endpoint: &str, firehose_endpoint: &str, key: &str) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -161,7 +231,7 @@ fn child(s3_endpoint: &str, firehose_endpoint: &str, key: &str) {
             errors: ErrorLocation::new(BUCKET, "errors/"),
             in_flight: 4,
         };
-        let init_rss_kb = peak_rss_kb();
+        let init_rss_kb = lakewatch_testkit::peak_rss_kib(std::process::id());
         let start = Instant::now();
         let summary = ingester
             .ingest(&ObjectRef {
@@ -175,21 +245,14 @@ fn child(s3_endpoint: &str, firehose_endpoint: &str, key: &str) {
         println!(
             "{}",
             serde_json::json!({
+                "read": summary.read,
                 "sent": summary.sent,
+                "oversize": summary.oversize,
+                "failed_to_frame": summary.failed_to_frame,
                 "seconds": seconds,
-                "peak_rss_kb": peak_rss_kb(),
+                "peak_rss_kb": lakewatch_testkit::peak_rss_kib(std::process::id()),
                 "init_rss_kb": init_rss_kb,
             })
         );
     });
-}
-
-/// The process's peak resident set size so far, from /proc/self/status.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
 }

@@ -6,12 +6,17 @@
 //! [`lakewatch_aws::s3_objects::ObjectIngester`] or runs [`lakewatch_aws::pull::pull`]. All the
 //! work is in those libraries; this crate only wires them to the Lambda's settings.
 //!
-//! An object that is not completely delivered fails the invocation, after the other objects of
-//! the invocation were tried, so Lambda's retries and on-failure destination take over; its
-//! records are then sent again with the same `eventid`s.
+//! Each object is handled on its own. An object that is not completely delivered fails the
+//! invocation, after the other objects of the invocation were tried, so Lambda's retries and
+//! on-failure destination take over; its records are then sent again with the same `eventid`s.
+//! From SQS only its message fails (the response lists it in `batchItemFailures`; the event
+//! source mapping must set `function_response_types = ["ReportBatchItemFailures"]`), so the
+//! other messages' objects are not sent again. An object deleted since it was notified, and a
+//! key that does not decode, are reported and do not fail the others.
 
 pub mod trigger;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -27,7 +32,7 @@ use lakewatch_aws::s3_state::S3Store;
 use lakewatch_lambda::settings::{Env, SettingsError};
 use serde_json::{Value, json};
 
-use crate::trigger::{Invocation, TriggerError};
+use crate::trigger::{Invocation, Notified, TriggerError};
 
 /// Default key prefix of pull cursors in the state bucket.
 pub const DEFAULT_STATE_PREFIX: &str = "state/s3-ingest/";
@@ -156,16 +161,57 @@ pub async fn handle(
     time_left: Option<Duration>,
 ) -> Result<Value, HandlerError> {
     match trigger::parse(event)? {
-        Invocation::Objects { objects, skipped } => {
+        Invocation::Objects {
+            objects,
+            skipped,
+            rejected,
+        } => {
             for what in &skipped {
                 tracing::info!(event = %what, "notification skipped: not an object creation");
             }
-            let summaries = ingest_objects(function, &objects).await?;
-            Ok(json!({
-                "objects": summaries.len(),
+            for rejection in &rejected {
+                tracing::error!(
+                    reason = %rejection.reason,
+                    message_id = rejection.message_id.as_deref().unwrap_or(""),
+                    "notification rejected: it names no object that can be read"
+                );
+            }
+            let outcome = ingest_objects(function, &objects).await;
+            let mut response = json!({
+                "objects": outcome.summaries.len(),
                 "skipped": skipped.len(),
-                "records": totals(&summaries),
-            }))
+                "gone": outcome.gone,
+                "rejected": rejected.iter().map(|r| &r.reason).collect::<Vec<_>>(),
+                "records": totals(&outcome.summaries),
+            });
+            // From SQS, only the messages whose objects failed go back to the queue
+            // (`ReportBatchItemFailures`), so the others are not sent again. A key that does not
+            // decode fails its message too: after the queue's retries it lands in its
+            // dead-letter queue for someone to look at.
+            let failed_messages: Option<BTreeSet<&str>> = outcome
+                .failures
+                .iter()
+                .map(|(message_id, _)| message_id.as_deref())
+                .chain(rejected.iter().map(|r| r.message_id.as_deref()))
+                .collect();
+            let sqs = objects.iter().any(|n| n.message_id.is_some())
+                || rejected.iter().any(|r| r.message_id.is_some());
+            match failed_messages {
+                Some(failed) if sqs => {
+                    response["batchItemFailures"] = failed
+                        .into_iter()
+                        .map(|id| json!({"itemIdentifier": id}))
+                        .collect();
+                    Ok(response)
+                }
+                _ if outcome.failures.is_empty() => Ok(response),
+                // Straight from S3 (or EventBridge, SNS): the invocation fails and is retried
+                // whole. A rejected key alone does not fail it: no retry can make it readable.
+                _ => Err(HandlerError::Objects {
+                    total: objects.len(),
+                    failures: outcome.failures.into_iter().map(|(_, e)| e).collect(),
+                }),
+            }
         }
         Invocation::Pull(config) => {
             let stop_by = time_left
@@ -179,6 +225,7 @@ pub async fn handle(
                     "new": summary.new,
                     "ingested": summary.ingested,
                     "left": summary.left,
+                    "outside_window": summary.outside_window,
                     "since": summary.since,
                 }
             }))
@@ -186,34 +233,41 @@ pub async fn handle(
     }
 }
 
-/// Ingests every object (our own error objects excepted); fails naming each one that failed.
-async fn ingest_objects(
-    function: &Function,
-    objects: &[ObjectRef],
-) -> Result<Vec<ObjectSummary>, HandlerError> {
-    let mut summaries = Vec::new();
-    let mut failures = Vec::new();
-    for object in objects {
+/// What became of the objects of one notification.
+struct Outcome {
+    summaries: Vec<ObjectSummary>,
+    /// Objects not completely ingested, with the SQS message that named them.
+    failures: Vec<(Option<String>, IngestError)>,
+    /// Objects deleted since they were notified.
+    gone: Vec<String>,
+}
+
+/// Ingests each object on its own (our own error objects excepted): one that fails or is gone
+/// does not stop the others.
+async fn ingest_objects(function: &Function, objects: &[Notified]) -> Outcome {
+    let mut outcome = Outcome {
+        summaries: Vec::new(),
+        failures: Vec::new(),
+        gone: Vec::new(),
+    };
+    for Notified { object, message_id } in objects {
         if function.settings.errors.contains(object) {
             tracing::warn!(%object, "skipped: it is one of this function's own error objects");
             continue;
         }
         match function.ingester.ingest(object).await {
-            Ok(summary) => summaries.push(summary),
+            Ok(summary) => outcome.summaries.push(summary),
+            Err(error @ IngestError::Gone { .. }) => {
+                tracing::warn!(%object, %error, "object skipped");
+                outcome.gone.push(object.to_string());
+            }
             Err(error) => {
                 tracing::error!(%object, %error, "object not completely ingested");
-                failures.push(error);
+                outcome.failures.push((message_id.clone(), error));
             }
         }
     }
-    if failures.is_empty() {
-        Ok(summaries)
-    } else {
-        Err(HandlerError::Objects {
-            total: objects.len(),
-            failures,
-        })
-    }
+    outcome
 }
 
 /// One scheduled pull: the store's client (credentials from the secret, if any), the cursor in

@@ -4,6 +4,11 @@
 //! Object keys in S3 notifications (and in EventBridge's S3 events) are URL-encoded the way
 //! HTML forms are: a space is `+`, a real `+` is `%2B`. They are decoded here, once, so every
 //! key past this module is the object's real key.
+//!
+//! Each object stands alone: a key that does not decode, or an SQS message whose body is not a
+//! notification, is [`Rejected`] by itself and the other objects of the invocation still go
+//! through. Objects and rejections that came in an SQS message carry its `messageId`, so the
+//! handler can answer SQS with only the failed messages (`ReportBatchItemFailures`).
 
 use lakewatch_aws::pull::PullConfig;
 use lakewatch_aws::s3_objects::ObjectRef;
@@ -15,11 +20,40 @@ pub enum Invocation {
     /// Ingest these objects. `skipped` counts notifications that are not object creations
     /// (deletions, S3's test event) and were ignored on purpose.
     Objects {
-        objects: Vec<ObjectRef>,
+        objects: Vec<Notified>,
         skipped: Vec<String>,
+        rejected: Vec<Rejected>,
     },
     /// Run a scheduled pull.
     Pull(PullConfig),
+}
+
+/// One object to ingest, and the SQS message that brought it, if one did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notified {
+    pub object: ObjectRef,
+    pub message_id: Option<String>,
+}
+
+/// A notification (or SQS message) that names no object this function can read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub reason: String,
+    pub message_id: Option<String>,
+}
+
+/// Where the notification being read came from: the SQS message, if any.
+#[derive(Clone, Copy)]
+struct From<'a> {
+    message_id: Option<&'a str>,
+}
+
+/// What one invocation names so far.
+#[derive(Default)]
+struct Found {
+    objects: Vec<Notified>,
+    skipped: Vec<String>,
+    rejected: Vec<Rejected>,
 }
 
 /// The invocation's payload is not one this function understands.
@@ -37,36 +71,35 @@ pub fn parse(event: &Value) -> Result<Invocation, TriggerError> {
             .map_err(|error| TriggerError(format!("the pull configuration is invalid: {error}")))?;
         return Ok(Invocation::Pull(config));
     }
-    let mut objects = Vec::new();
-    let mut skipped = Vec::new();
-    collect(event, &mut objects, &mut skipped)?;
-    Ok(Invocation::Objects { objects, skipped })
+    let mut found = Found::default();
+    collect(event, &mut found, From { message_id: None })?;
+    Ok(Invocation::Objects {
+        objects: found.objects,
+        skipped: found.skipped,
+        rejected: found.rejected,
+    })
 }
 
-/// Adds the objects of one notification (of any supported shape) to `objects`.
-fn collect(
-    event: &Value,
-    objects: &mut Vec<ObjectRef>,
-    skipped: &mut Vec<String>,
-) -> Result<(), TriggerError> {
+/// Adds the objects of one notification (of any supported shape) to `found`.
+fn collect(event: &Value, found: &mut Found, from: From<'_>) -> Result<(), TriggerError> {
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
         for record in records {
-            collect_record(record, objects, skipped)?;
+            collect_record(record, found, from)?;
         }
         return Ok(());
     }
     if event.get("source").and_then(Value::as_str) == Some("aws.s3") {
-        return collect_eventbridge(event, objects, skipped);
+        return collect_eventbridge(event, found, from);
     }
     if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        skipped.push("s3:TestEvent".to_string());
+        found.skipped.push("s3:TestEvent".to_string());
         return Ok(());
     }
     // SNS delivered to SQS without raw message delivery: the notification is in `Message`.
     if event.get("Type").and_then(Value::as_str) == Some("Notification")
         && let Some(message) = event.get("Message").and_then(Value::as_str)
     {
-        return collect(&parse_embedded(message, "SNS Message")?, objects, skipped);
+        return collect(&parse_embedded(message, "SNS Message")?, found, from);
     }
     Err(TriggerError(format!(
         "no Records, EventBridge source or pull section in {}",
@@ -74,11 +107,7 @@ fn collect(
     )))
 }
 
-fn collect_record(
-    record: &Value,
-    objects: &mut Vec<ObjectRef>,
-    skipped: &mut Vec<String>,
-) -> Result<(), TriggerError> {
+fn collect_record(record: &Value, found: &mut Found, from: From<'_>) -> Result<(), TriggerError> {
     let source = record
         .get("eventSource")
         .or_else(|| record.get("EventSource"))
@@ -96,29 +125,42 @@ fn collect_record(
                 .pointer("/s3/object/versionId")
                 .and_then(Value::as_str);
             if !name.starts_with("ObjectCreated:") {
-                skipped.push(format!(
+                found.skipped.push(format!(
                     "{name} s3://{}/{}",
                     bucket.unwrap_or("?"),
                     key.unwrap_or("?")
                 ));
                 return Ok(());
             }
-            objects.push(object(bucket, key, version, record)?);
-            Ok(())
+            object(bucket, key, version, record, found, from)
         }
         "aws:sqs" => {
             let body = record
                 .get("body")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            collect(&parse_embedded(body, "SQS message body")?, objects, skipped)
+            let message_id = record.get("messageId").and_then(Value::as_str);
+            let message = From { message_id };
+            // In a real SQS batch (messages have ids) a bad message fails alone.
+            let notification = parse_embedded(body, "SQS message body")
+                .and_then(|body| collect(&body, found, message));
+            match (notification, message_id) {
+                (Err(error), Some(_)) => {
+                    found.rejected.push(Rejected {
+                        reason: error.0,
+                        message_id: message_id.map(str::to_string),
+                    });
+                    Ok(())
+                }
+                (result, _) => result,
+            }
         }
         "aws:sns" => {
             let message = record
                 .pointer("/Sns/Message")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            collect(&parse_embedded(message, "SNS message")?, objects, skipped)
+            collect(&parse_embedded(message, "SNS message")?, found, from)
         }
         other => Err(TriggerError(format!(
             "a record from {other:?} (expected aws:s3, aws:sqs or aws:sns)"
@@ -128,8 +170,8 @@ fn collect_record(
 
 fn collect_eventbridge(
     event: &Value,
-    objects: &mut Vec<ObjectRef>,
-    skipped: &mut Vec<String>,
+    found: &mut Found,
+    from: From<'_>,
 ) -> Result<(), TriggerError> {
     let kind = event
         .get("detail-type")
@@ -138,7 +180,7 @@ fn collect_eventbridge(
     let bucket = event.pointer("/detail/bucket/name").and_then(Value::as_str);
     let key = event.pointer("/detail/object/key").and_then(Value::as_str);
     if kind != "Object Created" {
-        skipped.push(format!(
+        found.skipped.push(format!(
             "{kind} s3://{}/{}",
             bucket.unwrap_or("?"),
             key.unwrap_or("?")
@@ -148,29 +190,42 @@ fn collect_eventbridge(
     let version = event
         .pointer("/detail/object/version-id")
         .and_then(Value::as_str);
-    objects.push(object(bucket, key, version, event)?);
-    Ok(())
+    object(bucket, key, version, event, found, from)
 }
 
+/// Adds one object, or its rejection when its key does not decode: that key fails alone.
 fn object(
     bucket: Option<&str>,
     key: Option<&str>,
     version: Option<&str>,
     context: &Value,
-) -> Result<ObjectRef, TriggerError> {
+    found: &mut Found,
+    from: From<'_>,
+) -> Result<(), TriggerError> {
     let (Some(bucket), Some(key)) = (bucket, key) else {
         return Err(TriggerError(format!(
             "an object event without bucket name or object key: {}",
             excerpt(context)
         )));
     };
-    Ok(ObjectRef {
-        bucket: bucket.to_string(),
-        key: decode_key(key)?,
-        version_id: version
-            .filter(|v| !v.is_empty() && *v != "null")
-            .map(str::to_string),
-    })
+    let message_id = from.message_id.map(str::to_string);
+    match decode_key(key) {
+        Ok(key) => found.objects.push(Notified {
+            object: ObjectRef {
+                bucket: bucket.to_string(),
+                key,
+                version_id: version
+                    .filter(|v| !v.is_empty() && *v != "null")
+                    .map(str::to_string),
+            },
+            message_id,
+        }),
+        Err(error) => found.rejected.push(Rejected {
+            reason: format!("s3://{bucket}/{key}: {}", error.0),
+            message_id,
+        }),
+    }
+    Ok(())
 }
 
 /// Decodes a key from an S3 notification: `+` is a space, `%XX` a byte.
@@ -208,7 +263,7 @@ mod tests {
 
     fn objects(invocation: Invocation) -> Vec<ObjectRef> {
         match invocation {
-            Invocation::Objects { objects, .. } => objects,
+            Invocation::Objects { objects, .. } => objects.into_iter().map(|n| n.object).collect(),
             other => panic!("expected objects, got {other:?}"),
         }
     }
@@ -254,13 +309,21 @@ mod tests {
 
     #[test]
     fn an_sqs_batch_of_s3_notifications_gives_every_object_and_skips_test_events() {
-        let Invocation::Objects { objects, skipped } =
-            parse(&fixture("s3-object-created-sqs.json")).unwrap()
+        let Invocation::Objects {
+            objects, skipped, ..
+        } = parse(&fixture("s3-object-created-sqs.json")).unwrap()
         else {
             panic!("expected objects")
         };
         assert_eq!(
-            objects,
+            objects.iter().map(|n| &n.message_id).collect::<Vec<_>>(),
+            [
+                &Some("2e1424d4-f796-459a-8184-9c92662be6da".to_string()),
+                &Some("3f2535e5-a7a6-4b6a-9295-ad03773cf7eb".to_string())
+            ]
+        );
+        assert_eq!(
+            objects.into_iter().map(|n| n.object).collect::<Vec<_>>(),
             [
                 object("lakewatch-input", "syslog/host a.log", None),
                 object("lakewatch-input", "audit/2026/01/01/00.json.gz", None),
@@ -300,11 +363,65 @@ mod tests {
     fn deletions_are_skipped_by_name_not_ingested() {
         let event = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
             "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]});
-        let Invocation::Objects { objects, skipped } = parse(&event).unwrap() else {
+        let Invocation::Objects {
+            objects, skipped, ..
+        } = parse(&event).unwrap()
+        else {
             panic!()
         };
         assert!(objects.is_empty());
         assert_eq!(skipped, ["ObjectRemoved:Delete s3://b/k"]);
+    }
+
+    #[test]
+    fn a_key_that_does_not_decode_or_a_bad_message_is_rejected_alone() {
+        let created = |key: &str| {
+            json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": key}}}]})
+        };
+        let event = json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "m1", "body": created("good%20one").to_string()},
+            {"eventSource": "aws:sqs", "messageId": "m2", "body": created("bad%FF").to_string()},
+            {"eventSource": "aws:sqs", "messageId": "m3", "body": "not json"},
+        ]});
+        let Invocation::Objects {
+            objects, rejected, ..
+        } = parse(&event).unwrap()
+        else {
+            panic!("expected objects")
+        };
+        assert_eq!(
+            objects,
+            [Notified {
+                object: object("b", "good one", None),
+                message_id: Some("m1".into())
+            }]
+        );
+        assert_eq!(
+            rejected
+                .iter()
+                .map(|r| r.message_id.as_deref().unwrap())
+                .collect::<Vec<_>>(),
+            ["m2", "m3"]
+        );
+        assert_eq!(
+            rejected[0].reason,
+            "s3://b/bad%FF: object key \"bad%FF\" does not decode to UTF-8"
+        );
+        // Directly from S3 the bad key is rejected and the other object still goes through.
+        let mut direct = created("bad%FF");
+        direct["Records"]
+            .as_array_mut()
+            .unwrap()
+            .push(created("ok")["Records"][0].clone());
+        let Invocation::Objects {
+            objects, rejected, ..
+        } = parse(&direct).unwrap()
+        else {
+            panic!("expected objects")
+        };
+        assert_eq!((objects.len(), rejected.len()), (1, 1));
+        assert_eq!(rejected[0].message_id, None);
     }
 
     #[test]

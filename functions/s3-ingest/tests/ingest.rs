@@ -527,6 +527,63 @@ async fn own_error_objects_are_not_ingested_again() {
     assert!(delivered_by_moto(&aws).await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_object_fails_alone_and_sqs_gets_back_only_the_failed_messages() {
+    let aws = aws().await;
+    put(&aws.s3, INPUT, "good.ndjson", b"{\"g\":1}\n".to_vec()).await;
+    put(
+        &aws.s3,
+        INPUT,
+        "poison.ndjson",
+        b"{\"poison\":1}\n".to_vec(),
+    )
+    .await;
+    let fake = FakeFirehose::start(FakeFirehoseConfig {
+        always_refuse: Some(b"poison".to_vec()),
+        ..Default::default()
+    })
+    .unwrap();
+    let retry = RetryPolicy {
+        attempts: 2,
+        ..FAST
+    };
+    let function = function(&aws, Some(&fake), retry).await;
+    let message = |id: &str, key: &str| json!({"eventSource": "aws:sqs", "messageId": id, "body": s3_event(&[key]).to_string()});
+    // A key that does not decode, an object deleted since, one Firehose refuses, a good one.
+    let batch = json!({"Records": [
+        message("bad-key", "bad%FF"),
+        message("deleted", "deleted.ndjson"),
+        message("refused", "poison.ndjson"),
+        message("good", "good.ndjson"),
+    ]});
+    let response = handle(&function, &batch).await;
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "bad-key"}, {"itemIdentifier": "refused"}])
+    );
+    assert_eq!(response["gone"], json!(["s3://input/deleted.ndjson"]));
+    assert_eq!(response["records"]["sent"], 1);
+    assert_eq!(
+        delivered_keys(&fake.accepted()),
+        [("good.ndjson".to_string(), 1)].into()
+    );
+
+    // Straight from S3: the bad key and the deleted object are reported, the rest is sent, and
+    // the invocation succeeds, so no retry sends the good object again.
+    let direct = s3_event(&["bad%FF", "deleted.ndjson", "good.ndjson"]);
+    let response = handle(&function, &direct).await;
+    assert_eq!(response["objects"], 1);
+    assert_eq!(response["gone"], json!(["s3://input/deleted.ndjson"]));
+    assert_eq!(
+        response["rejected"],
+        json!(["s3://input/bad%FF: object key \"bad%FF\" does not decode to UTF-8"])
+    );
+    assert_eq!(
+        delivered_keys(&fake.accepted()),
+        [("good.ndjson".to_string(), 2)].into()
+    );
+}
+
 /// Puts an object in the remote store and waits a second, so the next one is newer.
 async fn put_in_store(aws: &Aws, key: &str, body: &str) {
     put(&aws.s3, STORE, key, body.as_bytes().to_vec()).await;
@@ -754,15 +811,18 @@ async fn the_lambda_binary_answers_logs_one_summary_per_object_and_never_logs_se
     );
     assert_eq!(delivered_by_moto(&aws).await.len(), 4);
 
+    // An object that cannot be read fails the invocation (one deleted since is only reported).
+    let mut unreadable = s3_event(&["missing.json"]);
+    unreadable["Records"][0]["s3"]["bucket"]["name"] = json!("no-such-bucket");
     let missing = lambda
-        .invoke(s3_event(&["missing.json"]).to_string().into_bytes())
+        .invoke(unreadable.to_string().into_bytes())
         .await
         .unwrap();
     let Invocation::Error { body, .. } = missing else {
-        panic!("a missing object must fail the invocation: {missing:?}")
+        panic!("an unreadable object must fail the invocation: {missing:?}")
     };
     assert!(
-        body.contains("cannot read s3://input/missing.json"),
+        body.contains("cannot read s3://no-such-bucket/missing.json"),
         "{body}"
     );
 
