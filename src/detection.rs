@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -16,12 +17,31 @@ use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
 
-/// The embedded engine as the rules' query engine: rows as text, as Athena returns them.
-pub struct LocalQueries<'a>(pub &'a LocalEngine);
+/// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
+/// the compressed bytes every query's scans read, summed (what Athena would bill).
+pub struct LocalQueries<'a> {
+    engine: &'a LocalEngine,
+    bytes_read: AtomicU64,
+}
+
+impl<'a> LocalQueries<'a> {
+    pub fn new(engine: &'a LocalEngine) -> Self {
+        LocalQueries {
+            engine,
+            bytes_read: AtomicU64::new(0),
+        }
+    }
+}
 
 impl QueryEngine for LocalQueries<'_> {
+    fn bytes_read(&self) -> Option<u64> {
+        Some(self.bytes_read.load(Ordering::Relaxed))
+    }
+
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
-        let result = self.0.query(sql).await.map_err(|e| e.to_string())?;
+        let result = self.engine.query(sql).await.map_err(|e| e.to_string())?;
+        self.bytes_read
+            .fetch_add(result.stats.bytes_read, Ordering::Relaxed);
         let columns = result.column_names();
         let rows = result.rows().map_err(|e| e.to_string())?;
         Ok(rows
@@ -152,7 +172,7 @@ async fn run_rule_test(
     let state = lakewatch_detect::FileStateStore::new(state_dir(lake_dir.path()));
     let reports = lakewatch_detect::run_rules(
         std::slice::from_ref(rule),
-        &LocalQueries(&engine),
+        &LocalQueries::new(&engine),
         &state,
         &LocalAlerts::new(lake_dir.path()),
         to,

@@ -17,6 +17,13 @@ use crate::window::{Window, due_window_ends, replay_window_ends};
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
 pub trait QueryEngine {
     fn query(&self, sql: &str) -> impl Future<Output = Result<Vec<Row>, String>>;
+
+    /// Compressed lake bytes read by this engine's queries so far, counted like Athena bills
+    /// them (every file a query opens, each time it opens it); `None` when the engine cannot
+    /// tell (Athena reports its bytes per query execution instead, see the detector's metrics).
+    fn bytes_read(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, when configured, a topic.
@@ -53,6 +60,10 @@ pub struct RuleReport {
     pub rule: String,
     pub windows: Vec<Window>,
     pub rows: usize,
+    /// Queries sent to the engine.
+    pub queries: usize,
+    /// Lake bytes those queries read ([`QueryEngine::bytes_read`]); `None` when unknown.
+    pub bytes_read: Option<u64>,
     pub alerts: Vec<Alert>,
     pub suppressed: usize,
     pub published: usize,
@@ -127,10 +138,13 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
         for end in ends {
             let window = Window::new(end - rule.window, end);
             let sql = compile(rule, window).map_err(|e| e.to_string())?;
-            let rows = engine
-                .query(&sql)
-                .await
-                .map_err(|e| format!("window {window}: query failed: {e}"))?;
+            let before = engine.bytes_read();
+            report.queries += 1;
+            let answer = engine.query(&sql).await;
+            if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
+                *report.bytes_read.get_or_insert(0) += after - before;
+            }
+            let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
             report.rows += rows.len();
             let mut alerts = Vec::new();
             for row in &rows {
