@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, Window};
 use lakewatch_plugins::{Pipeline, PluginConfig};
@@ -52,7 +50,10 @@ impl QueryEngine for LocalQueries<'_> {
 }
 
 /// Alerts into `LAKE/alerts/year=…/month=…/day=…/hour=…/<rule>-<window>.json.gz`: one file per
-/// rule and window, replaced when the window is evaluated again, so retries never duplicate.
+/// rule and window; evaluating the window again rewrites it with the alerts it had plus the new
+/// ones, so retries never duplicate and replays never erase ([`merged_alerts_body`]).
+///
+/// [`merged_alerts_body`]: lakewatch_detect::alert::merged_alerts_body
 pub struct LocalAlerts {
     lake: PathBuf,
 }
@@ -80,17 +81,22 @@ impl AlertSink for LocalAlerts {
             return Ok(());
         }
         let path = self.window_file(rule, window);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("alert files have a directory"))?;
+        let write = || -> Result<(), String> {
+            let existing = match std::fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            let body = lakewatch_detect::alert::merged_alerts_body(existing.as_deref(), alerts)?;
+            std::fs::create_dir_all(path.parent().expect("alert files have a directory"))
+                .map_err(|e| e.to_string())?;
             // Write aside, then rename: a reader never sees half a file.
             let temporary = path.with_extension("gz.tmp");
-            let mut gzip = GzEncoder::new(File::create(&temporary)?, Compression::default());
-            for alert in alerts {
-                gzip.write_all(alert.to_json_line().as_bytes())?;
-                gzip.write_all(b"\n")?;
-            }
-            gzip.finish()?.sync_all()?;
-            std::fs::rename(&temporary, &path)
+            let mut file = File::create(&temporary).map_err(|e| e.to_string())?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .map_err(|e| e.to_string())
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -65,6 +65,10 @@ pub struct DetectArgs {
     /// Most windows one rule evaluates in a scheduled run; the rest follow in the next runs.
     #[arg(long, default_value_t = 24, value_name = "N")]
     pub max_windows: usize,
+    /// Evaluate again the windows set aside after failing three scheduled runs in a row (see
+    /// the rule-failure alerts); those that succeed leave the list and their alerts are published.
+    #[arg(long, conflicts_with = "from")]
+    pub set_aside: bool,
 }
 
 /// Run every rule's offline tests: each test's events are ingested into a lake of their own,
@@ -226,6 +230,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 advance_watermark: args.advance_watermark,
             }
         }
+        _ if args.set_aside => Mode::SetAside,
         _ => Mode::Scheduled {
             max_windows: args.max_windows.max(1),
         },

@@ -6,14 +6,11 @@
 //! only the engine ([`crate::athena::AthenaEngine`]), the [`S3StateStore`] and the
 //! [`S3AlertSink`] are AWS-specific.
 
-use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use lakewatch_detect::runner::RuleReport;
 use lakewatch_detect::state::{StateError, Stored};
 use lakewatch_detect::{Alert, AlertSink, Mode, Rule, RuleState, StateStore, Window, run_rules};
@@ -240,14 +237,14 @@ impl AlertSink for S3AlertSink {
             return Ok(());
         }
         let key = alert_object_key(&rule.id, window);
-        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-        for alert in alerts {
-            let line = alert.to_json_line();
-            gzip.write_all(line.as_bytes())
-                .and_then(|()| gzip.write_all(b"\n"))
-                .expect("writing to memory does not fail");
-        }
-        let body = gzip.finish().expect("writing to memory does not fail");
+        let existing = versioned::read(&self.s3, &self.bucket, &key)
+            .await
+            .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket))?;
+        let body = lakewatch_detect::alert::merged_alerts_body(
+            existing.as_ref().map(|read| read.bytes.as_slice()),
+            alerts,
+        )
+        .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket))?;
         self.s3
             .put_object()
             .bucket(&self.bucket)

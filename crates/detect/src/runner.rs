@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Row};
 use crate::compile::compile;
 use crate::rule::Rule;
-use crate::state::{RuleState, StateError, StateStore, UnpublishedAlert};
+use crate::state::{
+    FailedWindow, RuleState, SET_ASIDE_AFTER, StateError, StateStore, UnpublishedAlert,
+};
 use crate::window::{Window, due_window_ends, replay_window_ends};
 
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
@@ -52,6 +54,9 @@ pub enum Mode {
         to: DateTime<Utc>,
         advance_watermark: bool,
     },
+    /// The windows set aside after repeated failures ([`RuleState::set_aside`]): each one
+    /// that succeeds now leaves the list and its alerts are published.
+    SetAside,
 }
 
 /// What happened to one rule in a run.
@@ -68,6 +73,8 @@ pub struct RuleReport {
     pub suppressed: usize,
     pub published: usize,
     pub publish_failures: usize,
+    /// Windows set aside in this run after failing run after run.
+    pub set_aside: Vec<FailedWindow>,
     pub duration_ms: u128,
     pub error: Option<String>,
 }
@@ -90,6 +97,14 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
         };
         if let Err(error) = run_rule(rule, engine, state, sink, now, mode, &mut report).await {
             report.error = Some(error);
+        } else if let Some(failed) = report.set_aside.first() {
+            // The rule went on, but it failed: the run says so (and the detector's metric).
+            report.error = Some(format!(
+                "window {} set aside after {} failed runs: {}",
+                failed.window(),
+                failed.attempts,
+                failed.error
+            ));
         }
         report.duration_ms = started.elapsed().as_millis();
         reports.push(report);
@@ -109,6 +124,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
     let mut state = stored.state;
     let mut version = stored.version;
+    let sets_aside = matches!(mode, Mode::Scheduled { .. });
     let (ends, saves_state, publishes) = match mode {
         Mode::Scheduled { max_windows } => (
             due_window_ends(
@@ -130,6 +146,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
             advance_watermark,
             false,
         ),
+        Mode::SetAside => (state.set_aside.iter().map(|f| f.end).collect(), true, true),
     };
 
     // Windows evaluated before a failure are written and their state saved: their alerts are
@@ -137,28 +154,30 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let evaluated: Result<(), String> = async {
         for end in ends {
             let window = Window::new(end - rule.window, end);
-            let sql = compile(rule, window).map_err(|e| e.to_string())?;
-            let before = engine.bytes_read();
-            report.queries += 1;
-            let answer = engine.query(&sql).await;
-            if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
-                *report.bytes_read.get_or_insert(0) += after - before;
-            }
-            let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
-            report.rows += rows.len();
-            let mut alerts = Vec::new();
-            for row in &rows {
-                let alert = Alert::from_row(rule, window, row);
-                if state.is_suppressed(&alert.dedup_key, window.end)
-                    || alerts
-                        .iter()
-                        .any(|a: &Alert| a.dedup_key == alert.dedup_key)
-                {
-                    report.suppressed += 1;
-                    continue;
+            let alerts = match query_window(rule, engine, window, report).await {
+                Ok(rows) => {
+                    state.failing = None;
+                    state.set_aside.retain(|failed| failed.end != window.end);
+                    alerts_of(rule, window, &rows, &state, report)
                 }
-                alerts.push(alert);
-            }
+                Err(error) if sets_aside => {
+                    let failed = state.note_failure(window, &error);
+                    if failed.attempts < SET_ASIDE_AFTER {
+                        version = Some(save(store, rule, &state, version.as_deref()).await?);
+                        return Err(format!(
+                            "{error} (failed {} of {SET_ASIDE_AFTER} runs in a row; then the window is set aside)",
+                            failed.attempts
+                        ));
+                    }
+                    // Set aside: an alert naming the error stands for the window, and the rule
+                    // goes on with the next windows.
+                    state.failing = None;
+                    state.set_aside.push(failed.clone());
+                    report.set_aside.push(failed.clone());
+                    vec![Alert::rule_failure(rule, &failed)]
+                }
+                Err(error) => return Err(error),
+            };
             sink.write(rule, window, &alerts)
                 .await
                 .map_err(|e| format!("window {window}: writing alerts failed: {e}"))?;
@@ -192,6 +211,47 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     } else {
         evaluated
     }
+}
+
+/// Runs the window's query, counting it and the bytes it read.
+async fn query_window<E: QueryEngine>(
+    rule: &Rule,
+    engine: &E,
+    window: Window,
+    report: &mut RuleReport,
+) -> Result<Vec<Row>, String> {
+    let sql = compile(rule, window).map_err(|e| e.to_string())?;
+    let before = engine.bytes_read();
+    report.queries += 1;
+    let answer = engine.query(&sql).await;
+    if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
+        *report.bytes_read.get_or_insert(0) += after - before;
+    }
+    let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
+    report.rows += rows.len();
+    Ok(rows)
+}
+
+/// The alerts of a window's rows: one per de-duplication key, none for a suppressed key.
+fn alerts_of(
+    rule: &Rule,
+    window: Window,
+    rows: &[Row],
+    state: &RuleState,
+    report: &mut RuleReport,
+) -> Vec<Alert> {
+    let mut alerts: Vec<Alert> = Vec::new();
+    for row in rows {
+        let alert = Alert::from_row(rule, window, row);
+        if state.is_suppressed(&alert.dedup_key, window.end)
+            || alerts.iter().any(|a| a.dedup_key == alert.dedup_key)
+        {
+            report.suppressed += 1;
+            continue;
+        }
+        alerts.push(alert);
+    }
+    alerts
 }
 
 /// Publishes the alerts the state holds: this run's and those left by earlier runs. An alert is
