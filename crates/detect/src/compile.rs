@@ -153,6 +153,30 @@ fn first_seen_sql(
     }
 }
 
+/// The CTEs both first-seen variants start from, so that each reads the events once: `seen`,
+/// the matching events of history and window (one scan of `{{span}}`), and `current`, the
+/// window's rows grouped by entity and value with their evidence.
+fn seen_and_current(filter: &str, both: &[Key], ranges: &Ranges) -> String {
+    format!(
+        "seen AS (SELECT {selects}, utctimestamp, eventid FROM events \
+         WHERE {{{{span}}}} AND ({filter}) AND {present}), \
+         current AS (SELECT {names}, {EVIDENCE} FROM seen \
+         WHERE utctimestamp >= '{start}' AND utctimestamp < '{end}' GROUP BY {names})",
+        selects = key_selects(both),
+        present = keys_present(both),
+        names = key_names(both),
+        start = format_timestamp(ranges.window.start),
+        end = format_timestamp(ranges.window.end),
+    )
+}
+
+fn key_names(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|k| k.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// New terms in event-time order: a value is new at its first event in the span (history and
 /// window), when that event lies in the window and comes after the entity's first event (the
 /// entity's very first value is what it starts with, not a change). So of four logins within one
@@ -167,12 +191,6 @@ fn new_value_sql(
     ranges: &Ranges,
 ) -> String {
     let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
-    let names = |keys: &[Key]| {
-        keys.iter()
-            .map(|k| k.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let learned = match learning {
         Some(learning) => format!(
             " AND from_iso8601_timestamp(f.value_first_seen) >= \
@@ -182,26 +200,23 @@ fn new_value_sql(
         None => String::new(),
     };
     format!(
-        "WITH seen AS (SELECT {selects}, utctimestamp, eventid FROM events \
-         WHERE {{{{span}}}} AND ({filter}) AND {present}), \
+        "WITH {seen_and_current}, \
          entities AS (SELECT {entity_names}, min(utctimestamp) AS entity_first_seen FROM seen GROUP BY {entity_names}), \
-         firsts AS (SELECT {both_names}, min(utctimestamp) AS value_first_seen FROM seen GROUP BY {both_names}), \
-         current AS (SELECT {both_names}, {EVIDENCE} FROM seen \
-         WHERE utctimestamp >= '{start}' AND utctimestamp < '{end}' GROUP BY {both_names}) \
+         firsts AS (SELECT {both_names}, min(utctimestamp) AS value_first_seen FROM seen GROUP BY {both_names}) \
          SELECT c.* FROM current c JOIN firsts f ON {first_join} JOIN entities n ON {entity_join} \
          WHERE f.value_first_seen >= '{start}' AND f.value_first_seen > n.entity_first_seen{learned}",
-        selects = key_selects(&both),
-        present = keys_present(&both),
-        entity_names = names(entity),
-        both_names = names(&both),
+        seen_and_current = seen_and_current(filter, &both, ranges),
+        entity_names = key_names(entity),
+        both_names = key_names(&both),
         start = format_timestamp(ranges.window.start),
-        end = format_timestamp(ranges.window.end),
         first_join = keys_equal(&both, "c", "f"),
         entity_join = keys_equal(entity, "c", "n"),
     )
 }
 
-/// Values seen for the entity before `recent`, but not within it ("not seen for").
+/// Values seen for the entity before `recent`, but not within it ("not seen for"): the last
+/// sighting before the window is older than `recent`. With `learning`, the entity must have been
+/// first seen at least that long before the window.
 fn dormant_value_sql(
     filter: &str,
     entity: &[Key],
@@ -211,26 +226,6 @@ fn dormant_value_sql(
     ranges: &Ranges,
 ) -> String {
     let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
-    let current = format!(
-        "SELECT {selects}, {EVIDENCE} FROM events WHERE {{{{window}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
-        selects = key_selects(&both),
-        present = keys_present(&both),
-        exprs = key_exprs(&both),
-    );
-    let known_in = |extra: &str| {
-        format!(
-            "SELECT DISTINCT {selects} FROM events WHERE {{{{history}}}} AND ({filter}) AND {present}{extra}",
-            selects = key_selects(&both),
-            present = keys_present(&both),
-        )
-    };
-    let entities = format!(
-        "SELECT {selects}, min(utctimestamp) AS entity_first_seen FROM events \
-         WHERE {{{{history}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
-        selects = key_selects(entity),
-        present = keys_present(entity),
-        exprs = key_exprs(entity),
-    );
     let learned = match learning {
         Some(learning) => format!(
             " AND n.entity_first_seen <= '{}'",
@@ -238,18 +233,21 @@ fn dormant_value_sql(
         ),
         None => String::new(),
     };
-    let first_value = &value[0].name;
-    let recent_start = format_timestamp(ranges.window.start - recent);
     format!(
-        "WITH current AS ({current}), older AS ({older}), recent AS ({recent_known}), entities AS ({entities}) \
-         SELECT c.* FROM current c JOIN entities n ON {entity_join} \
-         JOIN older o ON {older_join} \
-         LEFT JOIN recent r ON {recent_join} WHERE r.{first_value} IS NULL{learned}",
-        older = known_in(&format!(" AND utctimestamp < '{recent_start}'")),
-        recent_known = known_in(&format!(" AND utctimestamp >= '{recent_start}'")),
+        "WITH {seen_and_current}, \
+         entities AS (SELECT {entity_names}, min(utctimestamp) AS entity_first_seen FROM seen \
+         WHERE utctimestamp < '{start}' GROUP BY {entity_names}), \
+         known AS (SELECT {both_names}, max(utctimestamp) AS last_before FROM seen \
+         WHERE utctimestamp < '{start}' GROUP BY {both_names}) \
+         SELECT c.* FROM current c JOIN entities n ON {entity_join} JOIN known k ON {known_join} \
+         WHERE k.last_before < '{recent_start}'{learned}",
+        seen_and_current = seen_and_current(filter, &both, ranges),
+        entity_names = key_names(entity),
+        both_names = key_names(&both),
+        start = format_timestamp(ranges.window.start),
+        recent_start = format_timestamp(ranges.window.start - recent),
         entity_join = keys_equal(entity, "c", "n"),
-        older_join = keys_equal(&both, "c", "o"),
-        recent_join = keys_equal(&both, "c", "r"),
+        known_join = keys_equal(&both, "c", "k"),
     )
 }
 
@@ -464,6 +462,7 @@ mod tests {
         );
         let sql = compile(&rule, window()).unwrap();
         // One scan of history and window; the window is a time range inside it.
+        assert_eq!(sql.matches("FROM events").count(), 1);
         assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:15:00.000000Z'"), "{sql}");
         assert!(sql.contains("JOIN firsts f ON c.user = f.user AND c.country = f.country"));
         assert!(sql.contains(
@@ -476,16 +475,20 @@ mod tests {
     }
 
     #[test]
-    fn dormant_values_need_an_older_sighting_and_none_recent() {
+    fn dormant_values_were_last_seen_before_the_recent_period() {
         let rule = rule(
             "kind = \"first-seen\"\nwhere = \"true\"\nnot_seen_for = \"6h\"\n\
              entity = [{ name = \"user\", expr = \"u\" }]\nvalue = [{ name = \"country\", expr = \"c\" }]",
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.contains("JOIN older o ON"));
-        assert!(sql.contains("LEFT JOIN recent r ON"));
-        assert!(sql.contains("utctimestamp < '2026-11-23T04:00:00.000000Z'"));
+        assert!(sql.contains("JOIN known k ON c.user = k.user AND c.country = k.country"));
+        assert!(
+            sql.contains("WHERE k.last_before < '2026-11-23T04:00:00.000000Z'"),
+            "{sql}"
+        );
+        // History and window are read in one scan.
+        assert_eq!(sql.matches("FROM events").count(), 1);
     }
 
     #[test]
