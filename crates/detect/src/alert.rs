@@ -111,7 +111,7 @@ impl Alert {
             severity: "HIGH".to_string(),
             summary: format!(
                 "rule {} failed {} runs in a row on window {window} and set it aside: {}; fix \
-                 the cause, then run `lakewatch detect --set-aside` (on AWS, a replay of the window)",
+                 the cause, then evaluate it again with `lakewatch detect --set-aside`",
                 rule.id, failed.attempts, failed.error
             ),
             windowstart: format_timestamp(window.start),
