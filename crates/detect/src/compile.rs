@@ -153,28 +153,52 @@ fn first_seen_sql(
     }
 }
 
-/// The CTEs both first-seen variants start from, so that each reads the events once: `seen`,
-/// the matching events of history and window (one scan of `{{span}}`), and `current`, the
-/// window's rows grouped by entity and value with their evidence.
-fn seen_and_current(filter: &str, both: &[Key], ranges: &Ranges) -> String {
+/// The query both first-seen variants share, built so that it reads the events **once** (engines
+/// inline a CTE at each reference, so a CTE read three times is scanned three times): `seen`, the
+/// matching events of history and window (`{{span}}`); `grouped`, one row per entity and value
+/// with the window's evidence (aggregates filtered to the window), `seen_before` (the aggregate
+/// `sighting` over the history alone) and `value_first_seen`; each row also gets
+/// `entity_first_seen` (over the history alone with `entity_before_window`) by a window function
+/// over the groups. `condition` picks the alerting rows.
+fn first_seen_query(
+    filter: &str,
+    entity: &[Key],
+    value: &[Key],
+    ranges: &Ranges,
+    sighting: &str,
+    entity_before_window: bool,
+    condition: &str,
+) -> String {
+    let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
+    let start = format_timestamp(ranges.window.start);
+    let in_window = format!("FILTER (WHERE utctimestamp >= '{start}')");
+    let before = format!("FILTER (WHERE utctimestamp < '{start}')");
+    let entity_first = if entity_before_window {
+        format!("min(utctimestamp) {before}")
+    } else {
+        "min(utctimestamp)".to_string()
+    };
     format!(
-        "seen AS (SELECT {selects}, utctimestamp, eventid FROM events \
+        "WITH seen AS (SELECT {selects}, utctimestamp, eventid FROM events \
          WHERE {{{{span}}}} AND ({filter}) AND {present}), \
-         current AS (SELECT {names}, {EVIDENCE} FROM seen \
-         WHERE utctimestamp >= '{start}' AND utctimestamp < '{end}' GROUP BY {names})",
-        selects = key_selects(both),
-        present = keys_present(both),
-        names = key_names(both),
-        start = format_timestamp(ranges.window.start),
-        end = format_timestamp(ranges.window.end),
+         grouped AS (SELECT {s_named}, \
+         count(DISTINCT eventid) {in_window} AS event_count, \
+         min(utctimestamp) {in_window} AS first_seen, \
+         max(utctimestamp) {in_window} AS last_seen, \
+         array_join(array_agg(DISTINCT eventid) {in_window}, ',') AS eventids, \
+         min(utctimestamp) AS value_first_seen, {sighting}(utctimestamp) {before} AS seen_before, \
+         min({entity_first}) OVER (PARTITION BY {s_entity}) AS entity_first_seen \
+         FROM seen s GROUP BY {s_keys}) \
+         SELECT {g_named}, g.event_count AS event_count, g.first_seen AS first_seen, \
+         g.last_seen AS last_seen, g.eventids AS eventids FROM grouped g \
+         WHERE g.event_count > 0 AND {condition}",
+        selects = key_selects(&both),
+        present = keys_present(&both),
+        s_named = key_columns_named(&both, "s"),
+        s_keys = key_columns(&both, "s"),
+        s_entity = key_columns(entity, "s"),
+        g_named = key_columns_named(&both, "g"),
     )
-}
-
-fn key_names(keys: &[Key]) -> String {
-    keys.iter()
-        .map(|k| k.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// New terms in event-time order: a value is new at its first event in the span (history and
@@ -190,28 +214,18 @@ fn new_value_sql(
     learning: Option<TimeDelta>,
     ranges: &Ranges,
 ) -> String {
-    let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
-    let learned = match learning {
-        Some(learning) => format!(
-            " AND from_iso8601_timestamp(f.value_first_seen) >= \
-             from_iso8601_timestamp(n.entity_first_seen) + INTERVAL '{}' SECOND",
+    let mut condition = format!(
+        "g.value_first_seen >= '{}' AND g.value_first_seen > g.entity_first_seen",
+        format_timestamp(ranges.window.start)
+    );
+    if let Some(learning) = learning {
+        condition.push_str(&format!(
+            " AND from_iso8601_timestamp(g.value_first_seen) >= \
+             from_iso8601_timestamp(g.entity_first_seen) + INTERVAL '{}' SECOND",
             learning.num_seconds()
-        ),
-        None => String::new(),
-    };
-    format!(
-        "WITH {seen_and_current}, \
-         entities AS (SELECT {entity_names}, min(utctimestamp) AS entity_first_seen FROM seen GROUP BY {entity_names}), \
-         firsts AS (SELECT {both_names}, min(utctimestamp) AS value_first_seen FROM seen GROUP BY {both_names}) \
-         SELECT c.* FROM current c JOIN firsts f ON {first_join} JOIN entities n ON {entity_join} \
-         WHERE f.value_first_seen >= '{start}' AND f.value_first_seen > n.entity_first_seen{learned}",
-        seen_and_current = seen_and_current(filter, &both, ranges),
-        entity_names = key_names(entity),
-        both_names = key_names(&both),
-        start = format_timestamp(ranges.window.start),
-        first_join = keys_equal(&both, "c", "f"),
-        entity_join = keys_equal(entity, "c", "n"),
-    )
+        ));
+    }
+    first_seen_query(filter, entity, value, ranges, "min", false, &condition)
 }
 
 /// Values seen for the entity before `recent`, but not within it ("not seen for"): the last
@@ -225,30 +239,17 @@ fn dormant_value_sql(
     recent: TimeDelta,
     ranges: &Ranges,
 ) -> String {
-    let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
-    let learned = match learning {
-        Some(learning) => format!(
-            " AND n.entity_first_seen <= '{}'",
+    let mut condition = format!(
+        "g.seen_before < '{}'",
+        format_timestamp(ranges.window.start - recent)
+    );
+    if let Some(learning) = learning {
+        condition.push_str(&format!(
+            " AND g.entity_first_seen <= '{}'",
             format_timestamp(ranges.window.start - learning)
-        ),
-        None => String::new(),
-    };
-    format!(
-        "WITH {seen_and_current}, \
-         entities AS (SELECT {entity_names}, min(utctimestamp) AS entity_first_seen FROM seen \
-         WHERE utctimestamp < '{start}' GROUP BY {entity_names}), \
-         known AS (SELECT {both_names}, max(utctimestamp) AS last_before FROM seen \
-         WHERE utctimestamp < '{start}' GROUP BY {both_names}) \
-         SELECT c.* FROM current c JOIN entities n ON {entity_join} JOIN known k ON {known_join} \
-         WHERE k.last_before < '{recent_start}'{learned}",
-        seen_and_current = seen_and_current(filter, &both, ranges),
-        entity_names = key_names(entity),
-        both_names = key_names(&both),
-        start = format_timestamp(ranges.window.start),
-        recent_start = format_timestamp(ranges.window.start - recent),
-        entity_join = keys_equal(entity, "c", "n"),
-        known_join = keys_equal(&both, "c", "k"),
-    )
+        ));
+    }
+    first_seen_query(filter, entity, value, ranges, "max", true, &condition)
 }
 
 fn sequence_sql(
@@ -461,16 +462,19 @@ mod tests {
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        // One scan of history and window; the window is a time range inside it.
+        // One scan of history and window; the window's evidence is filtered inside it.
         assert_eq!(sql.matches("FROM events").count(), 1);
         assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:15:00.000000Z'"), "{sql}");
-        assert!(sql.contains("JOIN firsts f ON c.user = f.user AND c.country = f.country"));
+        assert!(sql.contains("count(DISTINCT eventid) FILTER (WHERE utctimestamp >= '2026-11-23T10:00:00.000000Z') AS event_count"));
+        assert!(
+            sql.contains("min(min(utctimestamp)) OVER (PARTITION BY s.user) AS entity_first_seen")
+        );
         assert!(sql.contains(
-            "WHERE f.value_first_seen >= '2026-11-23T10:00:00.000000Z' AND f.value_first_seen > n.entity_first_seen"
+            "WHERE g.event_count > 0 AND g.value_first_seen >= '2026-11-23T10:00:00.000000Z' AND g.value_first_seen > g.entity_first_seen"
         ));
         // Learning counts from the entity's first sighting, not from the window.
         assert!(sql.contains(
-            "from_iso8601_timestamp(f.value_first_seen) >= from_iso8601_timestamp(n.entity_first_seen) + INTERVAL '86400' SECOND"
+            "from_iso8601_timestamp(g.value_first_seen) >= from_iso8601_timestamp(g.entity_first_seen) + INTERVAL '86400' SECOND"
         ));
     }
 
@@ -482,13 +486,14 @@ mod tests {
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.contains("JOIN known k ON c.user = k.user AND c.country = k.country"));
+        assert_eq!(sql.matches("FROM events").count(), 1);
+        assert!(sql.contains("max(utctimestamp) FILTER (WHERE utctimestamp < '2026-11-23T10:00:00.000000Z') AS seen_before"));
         assert!(
-            sql.contains("WHERE k.last_before < '2026-11-23T04:00:00.000000Z'"),
+            sql.contains(
+                "WHERE g.event_count > 0 AND g.seen_before < '2026-11-23T04:00:00.000000Z'"
+            ),
             "{sql}"
         );
-        // History and window are read in one scan.
-        assert_eq!(sql.matches("FROM events").count(), 1);
     }
 
     #[test]
