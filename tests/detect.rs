@@ -393,3 +393,195 @@ fn alerts_of_earlier_windows_are_published_when_a_later_window_fails() {
         [reports[0].alerts[0].alertid.clone()]
     );
 }
+
+/// Every alert line in the lake's alerts table.
+fn alerts_table(lake: &Path) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut alerts = Vec::new();
+    for path in lakewatch_lake::local::files_under(&lake.join("alerts")).unwrap() {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        alerts.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+    }
+    alerts
+}
+
+fn test_events(name: &str) -> Vec<String> {
+    let path = bundled_rules_dir().join("tests").join(name);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_record_ingested_twice_is_counted_once() {
+    let lake = tempfile::tempdir().unwrap();
+    // Four failures for frank: below the threshold of five, however often they are delivered.
+    let records = test_events("brute-force-user-negative.ndjson");
+    // The same object read again (a retried delivery) gives each record its id again.
+    ingest(lake.path(), "negative.ndjson", &records);
+    ingest(lake.path(), "negative.ndjson", &records);
+    let report = run(
+        lake.path(),
+        &rule("brute-force-user"),
+        t("2026-11-20T11:00:00Z"),
+        Mode::Replay {
+            from: t("2026-11-20T00:00:00Z"),
+            to: t("2026-11-20T10:00:00Z"),
+            advance_watermark: false,
+        },
+    );
+    assert!(report.alerts.is_empty(), "{:?}", report.alerts);
+}
+
+#[test]
+fn a_replay_keeps_the_alerts_published_before() {
+    let lake = tempfile::tempdir().unwrap();
+    let rule = rule("brute-force-user");
+    let failures = |user: &str, minutes: std::ops::Range<u32>| -> Vec<String> {
+        minutes
+            .map(|m| {
+                let time = format!("2026-11-20T09:{m:02}:10.000Z");
+                gsuite_login(&time, user, "203.0.113.95", "login_failure")
+            })
+            .collect()
+    };
+    ingest(lake.path(), "erin", &failures("erin@example.com", 0..5));
+    // The scheduled run at 09:16 evaluates [08:55, 09:10): erin's alert is published.
+    let scheduled_run = run(lake.path(), &rule, t("2026-11-20T09:16:00Z"), scheduled(10));
+    assert_eq!(scheduled_run.alerts.len(), 1);
+    assert_eq!(published(lake.path()).len(), 1);
+    // Late events for frank arrive; a replay of the window raises frank (erin is suppressed).
+    ingest(lake.path(), "frank", &failures("frank@example.com", 2..7));
+    let replay = run(
+        lake.path(),
+        &rule,
+        t("2026-11-20T09:16:00Z"),
+        Mode::Replay {
+            from: t("2026-11-20T09:05:00Z"),
+            to: t("2026-11-20T09:10:00Z"),
+            advance_watermark: false,
+        },
+    );
+    assert_eq!(replay.alerts.len(), 1);
+    let users: BTreeSet<String> = alerts_table(lake.path())
+        .iter()
+        .map(|a| a["details"]["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            "erin@example.com".to_string(),
+            "frank@example.com".to_string()
+        ])
+    );
+}
+
+#[test]
+fn a_window_failing_run_after_run_is_set_aside_and_evaluated_again_on_demand() {
+    let lake = tempfile::tempdir().unwrap();
+    let rule = rule("impossible-travel");
+    // New York, London, Tokyo, Sydney: three impossible hops, the second window has one.
+    let trip = [
+        ("2026-11-20T09:00:00.000Z", "192.0.2.10"),
+        ("2026-11-20T09:06:00.000Z", "192.0.2.70"),
+        ("2026-11-20T09:13:00.000Z", "198.51.100.140"),
+        ("2026-11-20T09:20:00.000Z", "198.51.100.20"),
+    ];
+    let records: Vec<String> = trip
+        .iter()
+        .map(|(time, ip)| gsuite_login(time, "leap@example.com", ip, "login_success"))
+        .collect();
+    ingest(lake.path(), "trip", &records);
+    // A lake written before leap seconds were normalised at ingest: London's time is 09:06:60,
+    // which the rule's time functions refuse.
+    let rewrite = |from: &str, to: &str| {
+        for path in lakewatch_lake::local::files_under(&lake.path().join("events")).unwrap() {
+            use std::io::{Read, Write};
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            let mut gzip = flate2::write::GzEncoder::new(
+                std::fs::File::create(&path).unwrap(),
+                flate2::Compression::default(),
+            );
+            gzip.write_all(text.replace(from, to).as_bytes()).unwrap();
+            gzip.finish().unwrap();
+        }
+    };
+    rewrite("2026-11-20T09:06:00.000000Z", "2026-11-20T09:06:60.000000Z");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let detect_at = |now: &str, mode: Mode| {
+        runtime
+            .block_on(detect(
+                lake.path(),
+                std::slice::from_ref(&rule),
+                t(now),
+                mode,
+            ))
+            .unwrap()
+            .remove(0)
+    };
+    // The rule starts at 09:10 (its latest window then ends at 09:00).
+    assert_eq!(detect_at("2026-11-20T09:10:00Z", scheduled(10)).error, None);
+    for attempt in 1..=2 {
+        let report = detect_at("2026-11-20T09:40:00Z", scheduled(10));
+        let error = report.error.unwrap();
+        assert!(
+            error.contains(&format!("failed {attempt} of 3 runs")),
+            "{error}"
+        );
+        assert!(report.windows.is_empty(), "the watermark waits");
+    }
+    let third = detect_at("2026-11-20T09:40:00Z", scheduled(10));
+    // The third failure sets the window aside: the watermark passes it, and an alert names the
+    // error. (The next window fails too, as its history holds the same row: it counts its own
+    // runs, and would be set aside in turn.)
+    assert_eq!(third.set_aside.len(), 1);
+    assert!(
+        third.set_aside[0].error.contains("09:06:60"),
+        "{:?}",
+        third.set_aside
+    );
+    assert_eq!(third.windows, [third.set_aside[0].window()]);
+    assert_eq!(third.alerts.len(), 1);
+    assert!(
+        third.alerts[0].summary.contains("set it aside"),
+        "{}",
+        third.alerts[0].summary
+    );
+    assert!(third.alerts[0].summary.contains("from_iso8601_timestamp"));
+    assert_eq!(published(lake.path()).len(), 1);
+    let error = third.error.unwrap();
+    assert!(
+        error.contains("09:15:00.000000Z, 2026-11-20T09:30:00"),
+        "{error}"
+    );
+
+    // Once the data is fixed, the next window goes on from the watermark (Tokyo to Sydney)...
+    rewrite("2026-11-20T09:06:60.000000Z", "2026-11-20T09:07:00.000000Z");
+    let fixed = detect_at("2026-11-20T09:41:00Z", scheduled(10));
+    assert_eq!(fixed.error, None);
+    assert_eq!(fixed.alerts.len(), 1);
+    assert!(
+        fixed.alerts[0].summary.contains("Tokyo") && fixed.alerts[0].summary.contains("Sydney")
+    );
+    assert_eq!(published(lake.path()).len(), 2);
+
+    // ...and the set-aside window is evaluated again on demand, its alerts published.
+    let again = detect_at("2026-11-20T09:45:00Z", Mode::SetAside);
+    assert_eq!(again.error, None);
+    assert_eq!(again.alerts.len(), 2, "New York to London, London to Tokyo");
+    assert_eq!(published(lake.path()).len(), 4);
+    assert!(
+        detect_at("2026-11-20T09:46:00Z", Mode::SetAside)
+            .windows
+            .is_empty()
+    );
+}

@@ -50,7 +50,7 @@ fn run(lake: &Path, now: &str) -> RuleOutcome {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut outcomes = runtime.block_on(run_scheduled(
         &rules,
-        &LocalQueries(&engine),
+        &LocalQueries::new(&engine),
         &FileStore::new(state_dir(lake)),
         &LocalAlerts::new(lake),
         at(now),

@@ -20,7 +20,7 @@
 use std::sync::LazyLock;
 
 use chrono::format::{self, Item, Parsed, StrftimeItems};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde_json::{Number, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -170,7 +170,19 @@ pub fn parse_str(text: &str, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
         parse_syslog(text, received)
             .or_else(|| DateTime::parse_from_rfc2822(text).ok().map(|t| t.to_utc()))
     }?;
+    let time = without_leap_second(time);
     plausible(time, received).then_some(time)
+}
+
+/// A leap second (`23:59:60`, which chrono reads as second 59 plus a whole second of
+/// nanoseconds) as the instant after it (`00:00:00`): the lake's `utctimestamp` then always has
+/// seconds 00-59, which every engine parses (Athena's `from_iso8601_timestamp` refuses `:60`).
+/// The raw value stays in `details`.
+fn without_leap_second(time: DateTime<Utc>) -> DateTime<Utc> {
+    match time.nanosecond().checked_sub(1_000_000_000) {
+        Some(nanos) => time.with_nanosecond(nanos).expect("below a second") + Duration::seconds(1),
+        None => time,
+    }
 }
 
 /// Whether an event time is believable for an event received at `received`.
@@ -322,6 +334,22 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(parse(json!(input)), Some(at(expected)), "{input}");
         }
+    }
+
+    #[test]
+    fn a_leap_second_becomes_the_next_second() {
+        assert_eq!(
+            parse(json!("2026-04-17T09:06:60Z")),
+            Some(at("2026-04-17T09:07:00Z"))
+        );
+        assert_eq!(
+            parse(json!("2026-04-17T09:06:60.250Z")),
+            Some(at("2026-04-17T09:07:00.250Z"))
+        );
+        assert_eq!(
+            parse(json!("Apr 17 09:06:60")),
+            Some(at("2026-04-17T09:07:00Z"))
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use lakewatch_detect::{Mode, RuleReport};
+use lakewatch_detect::{Mode, RuleReport, Window};
+use lakewatch_lake::local::files_under;
+use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 
 pub use crate::local::detect::detect;
@@ -76,6 +79,10 @@ pub struct DetectArgs {
     /// Most windows one rule evaluates in a scheduled run; the rest follow in the next runs.
     #[arg(long, default_value_t = 24, value_name = "N")]
     pub max_windows: usize,
+    /// Evaluate again the windows set aside after failing three scheduled runs in a row (see
+    /// the rule-failure alerts); those that succeed leave the list and their alerts are published.
+    #[arg(long, conflicts_with = "from")]
+    pub set_aside: bool,
 }
 
 /// Run every rule's offline tests: each test's events are ingested into a lake of their own,
@@ -90,31 +97,59 @@ pub struct TestRulesArgs {
     pub only: Vec<String>,
 }
 
-/// The reports as people read them: one line per rule, then the alerts.
-pub fn render_reports(reports: &[RuleReport]) -> String {
+/// The reports as people read them: one line per rule with its queries and the lake bytes they
+/// read, a total that compares those bytes with the bytes of the range evaluated (how many
+/// times each byte was read: what Athena would bill relative to the data), then the alerts.
+pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
     let mut out = String::new();
     let width = reports
         .iter()
         .map(|r| r.rule.len())
         .max()
-        .unwrap_or(4)
-        .max(4);
+        .unwrap_or(5)
+        .max(5);
     out.push_str(&format!(
-        "{:width$}  windows  alerts  suppressed  published  status\n",
+        "{:width$}  windows  queries  bytes read  alerts  suppressed  published  status\n",
         "rule"
     ));
+    let bytes = |read: Option<u64>| read.map_or("?".to_string(), |b| b.to_string());
     for report in reports {
         let status = match &report.error {
             Some(error) => format!("FAILED: {error}"),
             None => format!("ok ({} ms)", report.duration_ms),
         };
         out.push_str(&format!(
-            "{:width$}  {:>7}  {:>6}  {:>10}  {:>9}  {status}\n",
+            "{:width$}  {:>7}  {:>7}  {:>10}  {:>6}  {:>10}  {:>9}  {status}\n",
             report.rule,
             report.windows.len(),
+            report.queries,
+            bytes(report.bytes_read),
             report.alerts.len(),
             report.suppressed,
             report.published,
+        ));
+    }
+    let queries: usize = reports.iter().map(|r| r.queries).sum();
+    let read: Option<u64> = reports
+        .iter()
+        .filter_map(|r| r.bytes_read)
+        .reduce(|a, b| a + b);
+    out.push_str(&format!(
+        "{:width$}  {:>7}  {:>7}  {:>10}\n",
+        "total",
+        reports.iter().map(|r| r.windows.len()).sum::<usize>(),
+        queries,
+        bytes(read),
+    ));
+    if let Some(range) = evaluated_range(reports) {
+        let data = events_bytes(lake, range);
+        let ratio = match read {
+            Some(read) if data > 0 => format!("{:.1}x", read as f64 / data as f64),
+            _ => "?".to_string(),
+        };
+        out.push_str(&format!(
+            "range evaluated {range}: {data} bytes of events; read {} bytes = {ratio}\n",
+            bytes(read)
         ));
     }
     let alerts: Vec<_> = reports.iter().flat_map(|r| &r.alerts).collect();
@@ -132,6 +167,32 @@ pub fn render_reports(reports: &[RuleReport]) -> String {
     out
 }
 
+/// From the earliest start to the latest end of the windows the reports evaluated.
+fn evaluated_range(reports: &[RuleReport]) -> Option<Window> {
+    let windows = reports.iter().flat_map(|r| &r.windows);
+    let start = windows.clone().map(|w| w.start).min()?;
+    let end = windows.map(|w| w.end).max()?;
+    Some(Window::new(start, end))
+}
+
+/// Compressed bytes of the `events` files in the hour partitions that `range` touches: the
+/// data a perfect detector would read once.
+pub fn events_bytes(lake: &Path, range: Window) -> u64 {
+    let mut hour = Hour::containing(range.start);
+    let mut total = 0;
+    while hour.start() < range.end {
+        let dir = lake.join(hour.prefix(&EVENTS));
+        total += files_under(&dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| meta.len())
+            .sum::<u64>();
+        hour = hour.plus_hours(1);
+    }
+    total
+}
+
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let rules = select_rules(args.rules.as_deref(), &args.only)?;
     let now = args.now.unwrap_or_else(Utc::now);
@@ -144,13 +205,14 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 advance_watermark: args.advance_watermark,
             }
         }
+        _ if args.set_aside => Mode::SetAside,
         _ => Mode::Scheduled {
             max_windows: args.max_windows.max(1),
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let reports = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
-    print!("{}", render_reports(&reports));
+    print!("{}", render_reports(&args.lake, &reports));
     Ok(if reports.iter().any(|r| r.error.is_some()) {
         ExitCode::FAILURE
     } else {

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
-use lakewatch_detect::{alerts_file, load_rules, run_rules};
+use lakewatch_detect::{load_rules, run_rules};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::{Pipeline, PluginConfig};
@@ -53,7 +54,7 @@ pub async fn detect(
     let state = FileStore::new(state_dir(lake));
     Ok(run_rules(
         rules,
-        &LocalQueries(&engine),
+        &LocalQueries::new(&engine),
         &state,
         &LocalAlerts::new(lake),
         now,
@@ -62,12 +63,31 @@ pub async fn detect(
     .await)
 }
 
-/// The embedded engine as the rules' query engine: rows as text, as Athena returns them.
-pub struct LocalQueries<'a>(pub &'a LocalEngine);
+/// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
+/// the compressed bytes every query's scans read, summed (what Athena would bill).
+pub struct LocalQueries<'a> {
+    engine: &'a LocalEngine,
+    bytes_read: AtomicU64,
+}
+
+impl<'a> LocalQueries<'a> {
+    pub fn new(engine: &'a LocalEngine) -> Self {
+        LocalQueries {
+            engine,
+            bytes_read: AtomicU64::new(0),
+        }
+    }
+}
 
 impl QueryEngine for LocalQueries<'_> {
+    fn bytes_read(&self) -> Option<u64> {
+        Some(self.bytes_read.load(Ordering::Relaxed))
+    }
+
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
-        let result = self.0.query(sql).await.map_err(|e| e.to_string())?;
+        let result = self.engine.query(sql).await.map_err(|e| e.to_string())?;
+        self.bytes_read
+            .fetch_add(result.stats.bytes_read, Ordering::Relaxed);
         let columns = result.column_names();
         let rows = result.rows().map_err(|e| e.to_string())?;
         Ok(rows
@@ -78,7 +98,10 @@ impl QueryEngine for LocalQueries<'_> {
 }
 
 /// Alerts into `LAKE/alerts/year=…/month=…/day=…/hour=…/<rule>-<window>.json.gz`: one file per
-/// rule and window, replaced when the window is evaluated again, so retries never duplicate.
+/// rule and window; evaluating the window again rewrites it with the alerts it had plus the new
+/// ones, so retries never duplicate and replays never erase ([`merged_alerts_body`]).
+///
+/// [`merged_alerts_body`]: lakewatch_detect::alert::merged_alerts_body
 pub struct LocalAlerts {
     lake: PathBuf,
 }
@@ -106,10 +129,17 @@ impl AlertSink for LocalAlerts {
             return Ok(());
         }
         let path = self.window_file(rule, window);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("alert files have a directory"))?;
+        let write = || -> Result<(), String> {
+            let existing = match std::fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            let body = lakewatch_detect::alert::merged_alerts_body(existing.as_deref(), alerts)?;
+            std::fs::create_dir_all(path.parent().expect("alert files have a directory"))
+                .map_err(|e| e.to_string())?;
             // A reader never sees half a file.
-            write_atomically(&path, |file| file.write_all(&alerts_file(alerts)))
+            write_atomically(&path, |file| file.write_all(&body)).map_err(|e| e.to_string())
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -197,7 +227,7 @@ async fn run_rule_test(
     let state = FileStore::new(state_dir(lake_dir.path()));
     let reports = lakewatch_detect::run_rules(
         std::slice::from_ref(rule),
-        &LocalQueries(&engine),
+        &LocalQueries::new(&engine),
         &state,
         &LocalAlerts::new(lake_dir.path()),
         to,

@@ -1,5 +1,5 @@
 //! Plain S3 calls shared by the functions: listing the names directly under a prefix, and
-//! putting a small object.
+//! getting and putting a small object.
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
@@ -61,4 +61,16 @@ pub async fn put(
         .await
         .map_err(|e| format!("s3://{bucket}/{key}: {}", DisplayErrorContext(&e)))?;
     Ok(())
+}
+
+/// The bytes of the small object `s3://bucket/key`; `None` when there is no such object.
+pub async fn get_if_exists(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    crate::s3_state::read(s3, bucket, key)
+        .await
+        .map(|read| read.map(|read| read.bytes))
+        .map_err(|e| format!("s3://{bucket}/{key}: {e}"))
 }

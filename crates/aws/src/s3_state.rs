@@ -54,8 +54,8 @@ impl VersionedStore for S3Store {
     }
 }
 
-/// Reads `s3://bucket/key`; `None` when there is no such object.
-async fn read(
+/// Reads `s3://bucket/key` with its ETag; `None` when there is no such object.
+pub(crate) async fn read(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,

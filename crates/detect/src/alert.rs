@@ -1,12 +1,14 @@
 //! Alerts: a shell like events, built from one result row of a rule, with a deterministic id so
 //! that a retried, caught-up or replayed window produces the same alert again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::rule::Rule;
+use crate::state::FailedWindow;
 use crate::window::Window;
 use lakewatch_plugins::shell::{format_timestamp, id_from_hash};
 
@@ -86,10 +88,67 @@ impl Alert {
         }
     }
 
+    /// The alert of a window set aside after failing run after run: the rule went on with later
+    /// windows, so someone must read the error, fix its cause and evaluate the window again.
+    pub fn rule_failure(rule: &Rule, failed: &FailedWindow) -> Alert {
+        let window = failed.window();
+        let dedup_key = format!("rule_failure={window}");
+        let details = [
+            ("rule_failure", "window set aside".to_string()),
+            ("error", failed.error.clone()),
+            ("attempts", failed.attempts.to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), Value::String(value)))
+        .collect();
+        Alert {
+            utctimestamp: format_timestamp(window.end),
+            alertid: alert_id(&rule.id, &dedup_key, window),
+            rule: rule.id.clone(),
+            severity: "HIGH".to_string(),
+            summary: format!(
+                "rule {} failed {} runs in a row on window {window} and set it aside: {}; fix \
+                 the cause, then evaluate it again with `lakewatch detect --set-aside`",
+                rule.id, failed.attempts, failed.error
+            ),
+            windowstart: format_timestamp(window.start),
+            windowend: format_timestamp(window.end),
+            eventids: Vec::new(),
+            details,
+            dedup_key,
+        }
+    }
+
     /// The line the alerts table stores.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an alert always serializes")
     }
+}
+
+/// The gzip NDJSON body of a rule window's alerts object after evaluating the window again:
+/// `alerts` plus every alert of the `existing` body whose id is not among them. A published
+/// alert never disappears from the alerts table, even when a replay of its window (after late
+/// events, or with a changed rule) finds other rows; a retried window still writes each alert
+/// once, as its id is deterministic.
+pub fn merged_alerts_body(existing: Option<&[u8]>, alerts: &[Alert]) -> Result<Vec<u8>, String> {
+    let mut text = String::new();
+    if let Some(existing) = existing {
+        flate2::read::MultiGzDecoder::new(existing)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("the alerts already written cannot be read: {e}"))?;
+    }
+    let new_ids: BTreeSet<&str> = alerts.iter().map(|a| a.alertid.as_str()).collect();
+    let kept = text.lines().filter(|line| {
+        let id = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|alert| alert["alertid"].as_str().map(String::from));
+        !line.trim().is_empty() && id.is_none_or(|id| !new_ids.contains(id.as_str()))
+    });
+    let lines: Vec<String> = kept
+        .map(str::to_string)
+        .chain(alerts.iter().map(Alert::to_json_line))
+        .collect();
+    Ok(lakewatch_lake::layout::gzip_lines(lines))
 }
 
 /// The values of the rule's de-duplication columns (all non-evidence columns when it names none).
@@ -219,6 +278,30 @@ mod tests {
         let a = Alert::from_row(&rule, window(15), &row("alice", "1", "a"));
         let b = Alert::from_row(&rule, window(15), &with_ip);
         assert_eq!(a.dedup_key, b.dedup_key);
+    }
+
+    #[test]
+    fn evaluating_a_window_again_keeps_the_alerts_written_before() {
+        let decode = |body: &[u8]| {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(body)
+                .read_to_string(&mut text)
+                .unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()["details"]["user"].clone())
+                .collect::<Vec<_>>()
+        };
+        let erin = Alert::from_row(&rule(""), window(15), &row("erin", "5", "a"));
+        let first = merged_alerts_body(None, std::slice::from_ref(&erin)).unwrap();
+        assert_eq!(decode(&first), ["erin"]);
+        // A replay finds frank only: erin's alert stays.
+        let frank = Alert::from_row(&rule(""), window(15), &row("frank", "5", "b"));
+        let replayed = merged_alerts_body(Some(&first), std::slice::from_ref(&frank)).unwrap();
+        assert_eq!(decode(&replayed), ["erin", "frank"]);
+        // A retry with the same alerts writes each once, with its latest evidence.
+        let erin_again = Alert::from_row(&rule(""), window(15), &row("erin", "6", "a,c"));
+        let retried = merged_alerts_body(Some(&replayed), &[erin_again, frank]).unwrap();
+        assert_eq!(decode(&retried), ["erin", "frank"]);
     }
 
     #[test]

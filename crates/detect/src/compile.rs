@@ -122,15 +122,17 @@ fn keys_equal(keys: &[Key], left: &str, right: &str) -> String {
         .join(" AND ")
 }
 
-/// Columns every compiled kind returns about the events behind a row.
-const EVIDENCE: &str = "count(*) AS event_count, min(utctimestamp) AS first_seen, \
-     max(utctimestamp) AS last_seen, array_join(array_agg(eventid), ',') AS eventids";
+/// Columns every compiled kind returns about the events behind a row. Events are counted by
+/// `eventid`: a record sent twice (a retried delivery, a file ingested again) keeps its id, so
+/// it is one event, not two.
+const EVIDENCE: &str = "count(DISTINCT eventid) AS event_count, min(utctimestamp) AS first_seen, \
+     max(utctimestamp) AS last_seen, array_join(array_agg(DISTINCT eventid), ',') AS eventids";
 
 fn threshold_sql(filter: &str, group: &[Key], min_count: &str) -> String {
     format!(
         "SELECT {selects}, {EVIDENCE} FROM events \
          WHERE {{{{window}}}} AND ({filter}) AND {present} \
-         GROUP BY {exprs} HAVING count(*) >= {min_count}",
+         GROUP BY {exprs} HAVING count(DISTINCT eventid) >= {min_count}",
         selects = key_selects(group),
         present = keys_present(group),
         exprs = key_exprs(group),
@@ -145,66 +147,109 @@ fn first_seen_sql(
     not_seen_for: Option<TimeDelta>,
     ranges: &Ranges,
 ) -> String {
+    match not_seen_for {
+        None => new_value_sql(filter, entity, value, learning, ranges),
+        Some(recent) => dormant_value_sql(filter, entity, value, learning, recent, ranges),
+    }
+}
+
+/// The query both first-seen variants share, built so that it reads the events **once** (engines
+/// inline a CTE at each reference, so a CTE read three times is scanned three times): `seen`, the
+/// matching events of history and window (`{{span}}`); `grouped`, one row per entity and value
+/// with the window's evidence (aggregates filtered to the window), `seen_before` (the aggregate
+/// `sighting` over the history alone) and `value_first_seen`; each row also gets
+/// `entity_first_seen` (over the history alone with `entity_before_window`) by a window function
+/// over the groups. `condition` picks the alerting rows.
+fn first_seen_query(
+    filter: &str,
+    entity: &[Key],
+    value: &[Key],
+    ranges: &Ranges,
+    sighting: &str,
+    entity_before_window: bool,
+    condition: &str,
+) -> String {
     let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
-    let current = format!(
-        "SELECT {selects}, {EVIDENCE} FROM events WHERE {{{{window}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
+    let start = format_timestamp(ranges.window.start);
+    let in_window = format!("FILTER (WHERE utctimestamp >= '{start}')");
+    let before = format!("FILTER (WHERE utctimestamp < '{start}')");
+    let entity_first = if entity_before_window {
+        format!("min(utctimestamp) {before}")
+    } else {
+        "min(utctimestamp)".to_string()
+    };
+    format!(
+        "WITH seen AS (SELECT {selects}, utctimestamp, eventid FROM events \
+         WHERE {{{{span}}}} AND ({filter}) AND {present}), \
+         grouped AS (SELECT {s_named}, \
+         count(DISTINCT eventid) {in_window} AS event_count, \
+         min(utctimestamp) {in_window} AS first_seen, \
+         max(utctimestamp) {in_window} AS last_seen, \
+         array_join(array_agg(DISTINCT eventid) {in_window}, ',') AS eventids, \
+         min(utctimestamp) AS value_first_seen, {sighting}(utctimestamp) {before} AS seen_before, \
+         min({entity_first}) OVER (PARTITION BY {s_entity}) AS entity_first_seen \
+         FROM seen s GROUP BY {s_keys}) \
+         SELECT {g_named}, g.event_count AS event_count, g.first_seen AS first_seen, \
+         g.last_seen AS last_seen, g.eventids AS eventids FROM grouped g \
+         WHERE g.event_count > 0 AND {condition}",
         selects = key_selects(&both),
         present = keys_present(&both),
-        exprs = key_exprs(&both),
+        s_named = key_columns_named(&both, "s"),
+        s_keys = key_columns(&both, "s"),
+        s_entity = key_columns(entity, "s"),
+        g_named = key_columns_named(&both, "g"),
+    )
+}
+
+/// New terms in event-time order: a value is new at its first event in the span (history and
+/// window), when that event lies in the window and comes after the entity's first event (the
+/// entity's very first value is what it starts with, not a change). So of four logins within one
+/// window from countries A, B, C, B of a known user, B and C are new even though the user's
+/// first login of the window came earlier. With `learning`, a value first seen less than that
+/// long after the entity's own first sighting is still being learned.
+fn new_value_sql(
+    filter: &str,
+    entity: &[Key],
+    value: &[Key],
+    learning: Option<TimeDelta>,
+    ranges: &Ranges,
+) -> String {
+    let mut condition = format!(
+        "g.value_first_seen >= '{}' AND g.value_first_seen > g.entity_first_seen",
+        format_timestamp(ranges.window.start)
     );
-    let known_in = |range: &str, extra: &str| {
-        format!(
-            "SELECT DISTINCT {selects} FROM events WHERE {range} AND ({filter}) AND {present}{extra}",
-            selects = key_selects(&both),
-            present = keys_present(&both),
-        )
-    };
-    let entities = format!(
-        "SELECT {selects}, min(utctimestamp) AS entity_first_seen FROM events \
-         WHERE {{{{history}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
-        selects = key_selects(entity),
-        present = keys_present(entity),
-        exprs = key_exprs(entity),
-    );
-    let learned = match learning {
-        Some(learning) => format!(
-            " AND n.entity_first_seen <= '{}'",
-            format_timestamp(ranges.window.start - learning)
-        ),
-        None => String::new(),
-    };
-    let first_value = &value[0].name;
-    match not_seen_for {
-        None => format!(
-            "WITH current AS ({current}), known AS ({known}), entities AS ({entities}) \
-             SELECT c.* FROM current c JOIN entities n ON {entity_join} \
-             LEFT JOIN known k ON {both_join} WHERE k.{first_value} IS NULL{learned}",
-            known = known_in("{{history}}", ""),
-            entity_join = keys_equal(entity, "c", "n"),
-            both_join = keys_equal(&both, "c", "k"),
-        ),
-        Some(recent) => {
-            let cutoff = format!(
-                " AND utctimestamp < '{}'",
-                format_timestamp(ranges.window.start - recent)
-            );
-            let recent_start = format_timestamp(ranges.window.start - recent);
-            format!(
-                "WITH current AS ({current}), older AS ({older}), recent AS ({recent_known}), entities AS ({entities}) \
-                 SELECT c.* FROM current c JOIN entities n ON {entity_join} \
-                 JOIN older o ON {older_join} \
-                 LEFT JOIN recent r ON {recent_join} WHERE r.{first_value} IS NULL{learned}",
-                older = known_in("{{history}}", &cutoff),
-                recent_known = known_in(
-                    "{{history}}",
-                    &format!(" AND utctimestamp >= '{recent_start}'")
-                ),
-                entity_join = keys_equal(entity, "c", "n"),
-                older_join = keys_equal(&both, "c", "o"),
-                recent_join = keys_equal(&both, "c", "r"),
-            )
-        }
+    if let Some(learning) = learning {
+        condition.push_str(&format!(
+            " AND from_iso8601_timestamp(g.value_first_seen) >= \
+             from_iso8601_timestamp(g.entity_first_seen) + INTERVAL '{}' SECOND",
+            learning.num_seconds()
+        ));
     }
+    first_seen_query(filter, entity, value, ranges, "min", false, &condition)
+}
+
+/// Values seen for the entity before `recent`, but not within it ("not seen for"): the last
+/// sighting before the window is older than `recent`. With `learning`, the entity must have been
+/// first seen at least that long before the window.
+fn dormant_value_sql(
+    filter: &str,
+    entity: &[Key],
+    value: &[Key],
+    learning: Option<TimeDelta>,
+    recent: TimeDelta,
+    ranges: &Ranges,
+) -> String {
+    let mut condition = format!(
+        "g.seen_before < '{}'",
+        format_timestamp(ranges.window.start - recent)
+    );
+    if let Some(learning) = learning {
+        condition.push_str(&format!(
+            " AND g.entity_first_seen <= '{}'",
+            format_timestamp(ranges.window.start - learning)
+        ));
+    }
+    first_seen_query(filter, entity, value, ranges, "max", true, &condition)
 }
 
 fn sequence_sql(
@@ -219,11 +264,11 @@ fn sequence_sql(
     format!(
         "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
          b AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}) \
-         SELECT {b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(a.eventid) AS first_count, \
-         b.eventid AS then_eventid, concat(array_join(array_agg(a.eventid), ','), ',', b.eventid) AS eventids \
+         SELECT {b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(DISTINCT a.eventid) AS first_count, \
+         b.eventid AS then_eventid, concat(array_join(array_agg(DISTINCT a.eventid), ','), ',', b.eventid) AS eventids \
          FROM b JOIN a ON {join} AND a.t < b.t \
          AND from_iso8601_timestamp(a.t) >= from_iso8601_timestamp(b.t) - INTERVAL '{seconds}' SECOND \
-         GROUP BY {b_keys}, b.t, b.eventid HAVING count(a.eventid) >= {min_count}",
+         GROUP BY {b_keys}, b.t, b.eventid HAVING count(DISTINCT a.eventid) >= {min_count}",
         b_keys = key_columns(key, "b"),
         b_named = key_columns_named(key, "b"),
         join = keys_equal(key, "a", "b"),
@@ -401,41 +446,54 @@ mod tests {
         );
         let sql = compile(&rule, window()).unwrap();
         assert!(sql.starts_with(
-            "SELECT json_extract_scalar(details, '$.user') AS user, count(*) AS event_count"
+            "SELECT json_extract_scalar(details, '$.user') AS user, count(DISTINCT eventid) AS event_count"
         ));
         assert!(sql.contains("(json_extract_scalar(details, '$.user')) IS NOT NULL"));
-        assert!(
-            sql.ends_with("GROUP BY json_extract_scalar(details, '$.user') HAVING count(*) >= 5")
-        );
+        assert!(sql.ends_with(
+            "GROUP BY json_extract_scalar(details, '$.user') HAVING count(DISTINCT eventid) >= 5"
+        ));
     }
 
     #[test]
-    fn first_seen_compares_the_window_with_the_history_before_it() {
+    fn first_seen_orders_values_by_their_first_event_in_history_and_window() {
         let rule = rule(
             "kind = \"first-seen\"\nwhere = \"category = 'authentication'\"\nlearning = \"1d\"\n\
              entity = [{ name = \"user\", expr = \"u\" }]\nvalue = [{ name = \"country\", expr = \"c\" }]",
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.contains("LEFT JOIN known k ON c.user = k.user AND c.country = k.country"));
+        // One scan of history and window; the window's evidence is filtered inside it.
+        assert_eq!(sql.matches("FROM events").count(), 1);
+        assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:15:00.000000Z'"), "{sql}");
+        assert!(sql.contains("count(DISTINCT eventid) FILTER (WHERE utctimestamp >= '2026-11-23T10:00:00.000000Z') AS event_count"));
+        assert!(
+            sql.contains("min(min(utctimestamp)) OVER (PARTITION BY s.user) AS entity_first_seen")
+        );
         assert!(sql.contains(
-            "WHERE k.country IS NULL AND n.entity_first_seen <= '2026-11-22T10:00:00.000000Z'"
+            "WHERE g.event_count > 0 AND g.value_first_seen >= '2026-11-23T10:00:00.000000Z' AND g.value_first_seen > g.entity_first_seen"
         ));
-        // The history ends where the window starts.
-        assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:00:00.000000Z'"));
+        // Learning counts from the entity's first sighting, not from the window.
+        assert!(sql.contains(
+            "from_iso8601_timestamp(g.value_first_seen) >= from_iso8601_timestamp(g.entity_first_seen) + INTERVAL '86400' SECOND"
+        ));
     }
 
     #[test]
-    fn dormant_values_need_an_older_sighting_and_none_recent() {
+    fn dormant_values_were_last_seen_before_the_recent_period() {
         let rule = rule(
             "kind = \"first-seen\"\nwhere = \"true\"\nnot_seen_for = \"6h\"\n\
              entity = [{ name = \"user\", expr = \"u\" }]\nvalue = [{ name = \"country\", expr = \"c\" }]",
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.contains("JOIN older o ON"));
-        assert!(sql.contains("LEFT JOIN recent r ON"));
-        assert!(sql.contains("utctimestamp < '2026-11-23T04:00:00.000000Z'"));
+        assert_eq!(sql.matches("FROM events").count(), 1);
+        assert!(sql.contains("max(utctimestamp) FILTER (WHERE utctimestamp < '2026-11-23T10:00:00.000000Z') AS seen_before"));
+        assert!(
+            sql.contains(
+                "WHERE g.event_count > 0 AND g.seen_before < '2026-11-23T04:00:00.000000Z'"
+            ),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -447,7 +505,7 @@ mod tests {
         );
         let sql = compile(&rule, window()).unwrap();
         assert!(sql.contains("INTERVAL '600' SECOND"));
-        assert!(sql.contains("HAVING count(a.eventid) >= 3"));
+        assert!(sql.contains("HAVING count(DISTINCT a.eventid) >= 3"));
         assert!(sql.contains("FROM b JOIN a ON a.user = b.user AND a.t < b.t"));
         assert!(sql.contains("SELECT b.user AS user, b.t AS last_seen"));
         assert!(sql.contains("GROUP BY b.user, b.t, b.eventid"));

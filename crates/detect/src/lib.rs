@@ -17,6 +17,6 @@ pub mod window;
 pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
-pub use scheduled::{QueryCost, RuleOutcome, alerts_file, run_scheduled};
+pub use scheduled::{QueryCost, RuleOutcome, run_scheduled};
 pub use state::{RuleState, StateStore};
 pub use window::Window;

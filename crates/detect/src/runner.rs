@@ -12,7 +12,9 @@ use crate::alert::{Alert, Row};
 use crate::compile::compile;
 use crate::rule::Rule;
 use crate::scheduled::QueryCost;
-use crate::state::{RuleState, StateError, StateStore, UnpublishedAlert};
+use crate::state::{
+    FailedWindow, RuleState, SET_ASIDE_AFTER, StateError, StateStore, UnpublishedAlert,
+};
 use crate::window::{Window, due_window_ends, replay_window_ends};
 
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
@@ -22,6 +24,13 @@ pub trait QueryEngine {
     /// that does not meter its queries reports nothing.
     fn take_cost(&self) -> QueryCost {
         QueryCost::default()
+    }
+
+    /// Compressed lake bytes read by this engine's queries so far, counted like Athena bills
+    /// them (every file a query opens, each time it opens it); `None` when the engine cannot
+    /// tell (Athena reports its bytes per query execution instead, see the detector's metrics).
+    fn bytes_read(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -56,6 +65,9 @@ pub enum Mode {
         to: DateTime<Utc>,
         advance_watermark: bool,
     },
+    /// The windows set aside after repeated failures ([`RuleState::set_aside`]): each one
+    /// that succeeds now leaves the list and its alerts are published.
+    SetAside,
 }
 
 /// What happened to one rule in a run.
@@ -64,10 +76,16 @@ pub struct RuleReport {
     pub rule: String,
     pub windows: Vec<Window>,
     pub rows: usize,
+    /// Queries sent to the engine.
+    pub queries: usize,
+    /// Lake bytes those queries read ([`QueryEngine::bytes_read`]); `None` when unknown.
+    pub bytes_read: Option<u64>,
     pub alerts: Vec<Alert>,
     pub suppressed: usize,
     pub published: usize,
     pub publish_failures: usize,
+    /// Windows set aside in this run after failing run after run.
+    pub set_aside: Vec<FailedWindow>,
     pub duration_ms: u128,
     pub error: Option<String>,
 }
@@ -90,6 +108,14 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
         };
         if let Err(error) = run_rule(rule, engine, state, sink, now, mode, &mut report).await {
             report.error = Some(error);
+        } else if let Some(failed) = report.set_aside.first() {
+            // The rule went on, but it failed: the run says so (and the detector's metric).
+            report.error = Some(format!(
+                "window {} set aside after {} failed runs: {}",
+                failed.window(),
+                failed.attempts,
+                failed.error
+            ));
         }
         report.duration_ms = started.elapsed().as_millis();
         reports.push(report);
@@ -109,6 +135,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
     let mut state = stored.state;
     let mut version = stored.version;
+    let sets_aside = matches!(mode, Mode::Scheduled { .. });
     let (ends, saves_state, publishes) = match mode {
         Mode::Scheduled { max_windows } => (
             due_window_ends(
@@ -130,6 +157,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
             advance_watermark,
             false,
         ),
+        Mode::SetAside => (state.set_aside.iter().map(|f| f.end).collect(), true, true),
     };
 
     // Windows evaluated before a failure are written and their state saved: their alerts are
@@ -137,25 +165,30 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let evaluated: Result<(), String> = async {
         for end in ends {
             let window = Window::new(end - rule.window, end);
-            let sql = compile(rule, window).map_err(|e| e.to_string())?;
-            let rows = engine
-                .query(&sql)
-                .await
-                .map_err(|e| format!("window {window}: query failed: {e}"))?;
-            report.rows += rows.len();
-            let mut alerts = Vec::new();
-            for row in &rows {
-                let alert = Alert::from_row(rule, window, row);
-                if state.is_suppressed(&alert.dedup_key, window.end)
-                    || alerts
-                        .iter()
-                        .any(|a: &Alert| a.dedup_key == alert.dedup_key)
-                {
-                    report.suppressed += 1;
-                    continue;
+            let alerts = match query_window(rule, engine, window, report).await {
+                Ok(rows) => {
+                    state.failing = None;
+                    state.set_aside.retain(|failed| failed.end != window.end);
+                    alerts_of(rule, window, &rows, &state, report)
                 }
-                alerts.push(alert);
-            }
+                Err(error) if sets_aside => {
+                    let failed = state.note_failure(window, &error);
+                    if failed.attempts < SET_ASIDE_AFTER {
+                        version = Some(save(store, rule, &state, version.as_deref()).await?);
+                        return Err(format!(
+                            "{error} (failed {} of {SET_ASIDE_AFTER} runs in a row; then the window is set aside)",
+                            failed.attempts
+                        ));
+                    }
+                    // Set aside: an alert naming the error stands for the window, and the rule
+                    // goes on with the next windows.
+                    state.failing = None;
+                    state.set_aside.push(failed.clone());
+                    report.set_aside.push(failed.clone());
+                    vec![Alert::rule_failure(rule, &failed)]
+                }
+                Err(error) => return Err(error),
+            };
             sink.write(rule, window, &alerts)
                 .await
                 .map_err(|e| format!("window {window}: writing alerts failed: {e}"))?;
@@ -189,6 +222,47 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     } else {
         evaluated
     }
+}
+
+/// Runs the window's query, counting it and the bytes it read.
+async fn query_window<E: QueryEngine>(
+    rule: &Rule,
+    engine: &E,
+    window: Window,
+    report: &mut RuleReport,
+) -> Result<Vec<Row>, String> {
+    let sql = compile(rule, window).map_err(|e| e.to_string())?;
+    let before = engine.bytes_read();
+    report.queries += 1;
+    let answer = engine.query(&sql).await;
+    if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
+        *report.bytes_read.get_or_insert(0) += after - before;
+    }
+    let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
+    report.rows += rows.len();
+    Ok(rows)
+}
+
+/// The alerts of a window's rows: one per de-duplication key, none for a suppressed key.
+fn alerts_of(
+    rule: &Rule,
+    window: Window,
+    rows: &[Row],
+    state: &RuleState,
+    report: &mut RuleReport,
+) -> Vec<Alert> {
+    let mut alerts: Vec<Alert> = Vec::new();
+    for row in rows {
+        let alert = Alert::from_row(rule, window, row);
+        if state.is_suppressed(&alert.dedup_key, window.end)
+            || alerts.iter().any(|a| a.dedup_key == alert.dedup_key)
+        {
+            report.suppressed += 1;
+            continue;
+        }
+        alerts.push(alert);
+    }
+    alerts
 }
 
 /// Publishes the alerts the state holds: this run's and those left by earlier runs. An alert is

@@ -6,15 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::Alert;
 use crate::rule::Rule;
 use crate::runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 use crate::state::StateStore;
-
-/// A window's alerts as the bytes of their file in the alerts table (gzip NDJSON).
-pub fn alerts_file(alerts: &[Alert]) -> Vec<u8> {
-    lakewatch_lake::layout::gzip_lines(alerts.iter().map(Alert::to_json_line))
-}
 
 /// What queries cost, as far as the engine measures it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use lakewatch_lake::versioned::{VersionedStore, WriteError};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::window::Window;
 
 /// What a rule remembers between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,44 @@ pub struct RuleState {
     /// Alerts written to the table whose publication failed: retried by the next run.
     #[serde(default)]
     pub unpublished: Vec<UnpublishedAlert>,
+    /// The window after the watermark whose evaluation failed, and how many runs in a row
+    /// failed it the same way: after [`SET_ASIDE_AFTER`] it is set aside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<FailedWindow>,
+    /// Windows set aside after failing again and again, so that the rule went on with later
+    /// windows; `lakewatch detect --set-aside` evaluates them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<FailedWindow>,
+}
+
+/// How many scheduled runs in a row may fail a window the same way before it is set aside:
+/// one bad value (a time no function parses) must not stop a rule for good, while an outage
+/// that fails differently, or a failure that goes away, never skips a window.
+pub const SET_ASIDE_AFTER: u32 = 3;
+
+/// A window whose evaluation failed, with the latest error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub error: String,
+    pub attempts: u32,
+}
+
+impl FailedWindow {
+    pub fn window(&self) -> Window {
+        Window::new(self.start, self.end)
+    }
+}
+
+/// What makes two failures "the same": the error without its numbers and ids (an Athena query
+/// id, a byte offset), which differ from one attempt to the next.
+fn failure_signature(error: &str) -> String {
+    error
+        .split_whitespace()
+        .filter(|word| !word.bytes().any(|b| b.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `[since, until)`: an alert with the same key whose window ends in this period is a duplicate.
@@ -47,6 +86,28 @@ impl UnpublishedAlert {
 }
 
 impl RuleState {
+    /// Counts a failed evaluation of `window` and returns it with the runs in a row that failed
+    /// it the same way (a different window or error starts again at one).
+    pub fn note_failure(&mut self, window: Window, error: &str) -> FailedWindow {
+        let attempts = match &self.failing {
+            Some(failed)
+                if failed.window() == window
+                    && failure_signature(&failed.error) == failure_signature(error) =>
+            {
+                failed.attempts + 1
+            }
+            _ => 1,
+        };
+        let failed = FailedWindow {
+            start: window.start,
+            end: window.end,
+            error: error.to_string(),
+            attempts,
+        };
+        self.failing = Some(failed.clone());
+        failed
+    }
+
     /// Whether an alert with this key and window end duplicates one already raised.
     pub fn is_suppressed(&self, key: &str, window_end: DateTime<Utc>) -> bool {
         self.suppressed
@@ -196,6 +257,23 @@ mod tests {
         assert_eq!(reloaded.version.as_deref(), Some(version.as_str()));
         advanced.watermark = Some(at(11));
         block_on(store.save("r", &advanced, Some(&version))).unwrap();
+    }
+
+    #[test]
+    fn failures_count_up_only_for_the_same_window_and_error() {
+        let mut state = RuleState::default();
+        let window = Window::new(at(9), at(10));
+        let error = "query failed: Athena query 1f2e ended FAILED: INVALID_FUNCTION_ARGUMENT";
+        assert_eq!(state.note_failure(window, error).attempts, 1);
+        let other_id = error.replace("1f2e", "9a8b");
+        assert_eq!(state.note_failure(window, &other_id).attempts, 2);
+        assert_eq!(state.note_failure(window, "throttled").attempts, 1);
+        assert_eq!(
+            state
+                .note_failure(Window::new(at(10), at(11)), "throttled")
+                .attempts,
+            1
+        );
     }
 
     #[test]

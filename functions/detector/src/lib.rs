@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store;
+use lakewatch_detect::run_scheduled;
 use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
-use lakewatch_detect::{alerts_file, run_scheduled};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
@@ -98,7 +98,10 @@ impl AlertSink for S3AlertSink {
             return Ok(());
         }
         let key = alert_object_key(&rule.id, window.start, window.end);
-        let body = alerts_file(alerts);
+        // A replay keeps the alerts this window published before (see `merged_alerts_body`).
+        let existing = lakewatch_aws::s3::get_if_exists(&self.s3, &self.bucket, &key).await?;
+        let body = lakewatch_detect::alert::merged_alerts_body(existing.as_deref(), alerts)
+            .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket))?;
         lakewatch_aws::s3::put(&self.s3, &self.bucket, &key, "application/x-ndjson", body).await
     }
 

@@ -685,10 +685,10 @@ async fn a_rule_with_malformed_results_fails_alone_and_the_others_complete() {
         error.contains("page 1 row 1: 2 values for 1 columns (user); the results are malformed"),
         "{error}"
     );
-    assert_eq!(
-        state.load("brute-force-user").await.unwrap(),
-        Stored::default()
-    );
+    // The watermark stays; the state counts the failed run (three in a row set the window aside).
+    let failed_state = state.load("brute-force-user").await.unwrap().state;
+    assert_eq!(failed_state.watermark, None);
+    assert_eq!(failed_state.failing.map(|f| f.attempts), Some(1));
     for outcome in [&outcomes[0], &outcomes[2]] {
         assert_eq!((outcome.report.alerts.len(), outcome.published), (1, 0));
         let window = outcome.report.windows[0];
