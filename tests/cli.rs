@@ -424,3 +424,26 @@ fn an_unreadable_file_is_reported_and_the_others_are_ingested() {
     assert_eq!(totals(&stdout), [2, 2, 0, 0], "{stdout}");
     assert_eq!(events(&lake).len(), 2);
 }
+
+#[test]
+#[cfg(unix)]
+fn files_whose_names_differ_only_in_invalid_utf8_get_distinct_eventids() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Both names read `log-\u{fffd}` once made text; only their raw bytes tell them apart.
+    for name in [&b"log-\xff"[..], &b"log-\xfe"[..]] {
+        let path = input.join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(path, "same line\n").unwrap();
+    }
+    let lake = dir.path().join("lake");
+    ingest(&[&input], &lake, None);
+    let mut ids: Vec<String> = events(&lake)
+        .iter()
+        .map(|e| e["eventid"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "one distinct eventid per file: {ids:?}");
+}

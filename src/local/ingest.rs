@@ -237,11 +237,26 @@ impl<'a> Ingest<'a> {
 
 /// The origin container of a file's records: its absolute, canonical path, so the same file
 /// gets the same event ids whatever the working directory or the path spelling.
+///
+/// A UTF-8 path is its own container (the ids it has always had). A path that is not UTF-8 is
+/// derived from its raw bytes: its text with the invalid bytes replaced, a NUL, and the raw
+/// bytes in hex. Replacement alone would give `log-\xff` and `log-\xfe` one container and so
+/// the same event ids; the NUL, which no path can hold, keeps it from ever equalling a UTF-8
+/// path's container.
 pub fn container_of(path: &Path) -> anyhow::Result<String> {
     let canonical = path
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve the path", path.display()))?;
-    Ok(canonical.display().to_string())
+    if let Some(text) = canonical.to_str() {
+        return Ok(text.to_string());
+    }
+    // The OS's own bytes: on Unix exactly those of the file name (`OsStrExt::as_bytes`).
+    let raw = canonical.as_os_str().as_encoded_bytes();
+    let mut container = format!("{}\0", canonical.display());
+    for byte in raw {
+        container.push_str(&format!("{byte:02x}"));
+    }
+    Ok(container)
 }
 
 #[cfg(test)]
