@@ -25,6 +25,15 @@
 //!   duplicating the events that did succeed. The reason is logged (with the record id and a
 //!   short excerpt, never the record).
 //!
+//! A record whose own fields cannot be read fails alone, before any processing: `data` that
+//! is missing or not valid base64, a missing (or non-string) `recordId`, or a `recordId` that
+//! appears more than once in the batch (every copy fails: Firehose matches answers to records
+//! by id, so two answers under one id cannot be told apart). The batch is read leniently
+//! ([`Batch::from_json`]) so that such a record cannot fail the whole invocation, which
+//! Firehose would retry, with the same record, forever. The answer to a record without an id
+//! has no id either; every other record keeps its own. Since records whose ids are missing or
+//! repeated produce no events, every event id of a batch derives from a `recordId` unique in it.
+//!
 //! Dropped and failed records are answered with empty data: Firehose keeps the original data
 //! of a failed record itself, and the bytes are better spent on the response budget.
 //!
@@ -51,11 +60,15 @@ use lakewatch_lake::schema::PARTITION_KEYS;
 use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
 
+use std::collections::HashMap;
+
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::firehose::{
-    KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
-    KinesisFirehoseResponseRecordMetadata,
+    KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
 };
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
 
 /// Lambda's limit on a synchronous response payload: 6 MB.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
@@ -119,6 +132,89 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// A Firehose batch, read record by record so that one malformed record cannot make the
+/// whole batch unreadable (deserializing Firehose's event type fails on the first bad field).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub invocation_id: Option<String>,
+    pub records: Vec<InputRecord>,
+}
+
+/// One record of a batch as far as it could be read.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    /// The record's `recordId`, or why it has none.
+    pub record_id: Result<String, String>,
+    /// The record's decoded `data`, or why it cannot be decoded.
+    pub data: Result<Vec<u8>, String>,
+}
+
+impl Batch {
+    /// Reads a Firehose transformation event. Only an event without a `records` array is an
+    /// error (it is not a Firehose batch at all); any fault of one record stays with it.
+    pub fn from_json(event: &Value) -> Result<Batch, String> {
+        let records = event.get("records").and_then(Value::as_array).ok_or(
+            "the event has no `records` array: this function takes Firehose data \
+                    transformation batches only",
+        )?;
+        Ok(Batch {
+            invocation_id: event
+                .get("invocationId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            records: records.iter().map(InputRecord::from_json).collect(),
+        })
+    }
+}
+
+impl InputRecord {
+    /// A well-formed record (what Firehose sends).
+    pub fn new(record_id: &str, data: Vec<u8>) -> Self {
+        InputRecord {
+            record_id: Ok(record_id.to_string()),
+            data: Ok(data),
+        }
+    }
+
+    fn from_json(record: &Value) -> Self {
+        let field = |name: &str| match record.get(name) {
+            Some(Value::String(text)) => Ok(text.as_str()),
+            Some(other) => Err(format!(
+                "its `{name}` is not a string but `{}`",
+                excerpt(other.to_string().as_bytes())
+            )),
+            None => Err(format!("it has no `{name}`")),
+        };
+        InputRecord {
+            record_id: field("recordId").map(str::to_string),
+            data: field("data").and_then(|text| {
+                BASE64
+                    .decode(text)
+                    .map_err(|e| format!("its `data` is not valid base64 ({e})"))
+            }),
+        }
+    }
+}
+
+/// Why a record cannot be processed at all, or its id and data.
+fn readable<'r>(
+    record: &'r InputRecord,
+    copies: &HashMap<&str, usize>,
+) -> Result<(&'r str, &'r [u8]), String> {
+    let id = record
+        .record_id
+        .as_deref()
+        .map_err(|reason| format!("{reason}, so Firehose cannot match an answer to it"))?;
+    let data = record.data.as_deref().map_err(String::clone)?;
+    match copies[id] {
+        1 => Ok((id, data)),
+        n => Err(format!(
+            "its recordId appears {n} times in the batch; every copy fails, since Firehose \
+             cannot tell their answers apart"
+        )),
+    }
+}
+
 /// Transforms one Firehose batch. Never fails and never panics: every input record gets
 /// exactly one result, in input order, carrying its `recordId`.
 ///
@@ -126,10 +222,18 @@ pub struct Failure {
 /// allowed ([`RESPONSE_LIMIT_BYTES`] in the Lambda).
 pub fn transform(
     pipeline: &Pipeline,
-    event: &KinesisFirehoseEvent,
+    event: &Batch,
     received: DateTime<Utc>,
     limit: usize,
 ) -> Transformed {
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for id in event
+        .records
+        .iter()
+        .filter_map(|r| r.record_id.as_deref().ok())
+    {
+        *copies.entry(id).or_default() += 1;
+    }
     let mut summary = Summary {
         records_in: event.records.len() as u64,
         ..Summary::default()
@@ -138,7 +242,7 @@ pub fn transform(
     let mut reserved: usize = event
         .records
         .iter()
-        .map(|record| minimal_entry_size(record.record_id.as_deref()))
+        .map(|record| minimal_entry_size(record.record_id.as_deref().ok()))
         .sum();
     let mut used = response_overhead(event.records.len());
     if used + reserved > limit {
@@ -154,15 +258,18 @@ pub fn transform(
     let mut failures = Vec::new();
     let intake = Intake::new(pipeline, received);
     for record in &event.records {
-        let record_id = record.record_id.as_deref();
+        let record_id = record.record_id.as_deref().ok();
         reserved -= minimal_entry_size(record_id);
         let room = limit.saturating_sub(used + reserved + minimal_entry_size(record_id));
-        let processed = transform_record(
-            &intake,
-            record_id.unwrap_or_default(),
-            &record.data,
-            (limit, room),
-        );
+        let data = record.data.as_deref().unwrap_or_default();
+        let processed = match readable(record, &copies) {
+            Ok((id, data)) => transform_record(&intake, id, data, (limit, room)),
+            Err(reason) => Processed::Failed {
+                events: 0,
+                reason: format!("the record cannot be read: {reason}"),
+                over_limit: false,
+            },
+        };
         let fits = |size: usize| {
             if used + size + reserved <= limit {
                 return Ok(());
@@ -176,7 +283,7 @@ pub fn transform(
         let mut entry = answer(
             record_id,
             processed,
-            &record.data,
+            data,
             (&mut summary, &mut failures),
             fits,
         );
@@ -487,7 +594,6 @@ fn log_summary(invocation_id: Option<&str>, summary: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::event::firehose::KinesisFirehoseEventRecord;
     use lakewatch_plugins::envelope::{Provenance, wrap};
     use lakewatch_plugins::framing::FramedRecord;
     use lakewatch_plugins::shell::derive_eventid;
@@ -532,19 +638,14 @@ mod tests {
             .into()
     }
 
-    fn batch(records: &[(&str, &[u8])]) -> KinesisFirehoseEvent {
-        let mut event = KinesisFirehoseEvent::default();
-        event.invocation_id = Some("invocation-1".into());
-        event.records = records
-            .iter()
-            .map(|(id, data)| {
-                let mut record = KinesisFirehoseEventRecord::default();
-                record.record_id = Some(id.to_string());
-                record.data.0 = data.to_vec();
-                record
-            })
-            .collect();
-        event
+    fn batch(records: &[(&str, &[u8])]) -> Batch {
+        Batch {
+            invocation_id: Some("invocation-1".into()),
+            records: records
+                .iter()
+                .map(|(id, data)| InputRecord::new(id, data.to_vec()))
+                .collect(),
+        }
     }
 
     fn run(records: &[(&str, &[u8])]) -> Transformed {
@@ -697,6 +798,73 @@ mod tests {
         assert_eq!(lines(&out.response.records[3]).len(), 1);
         assert_eq!((out.summary.events.ok, out.summary.events.dropped), (1, 3));
         assert_adds_up(&out.summary);
+    }
+
+    #[test]
+    fn records_with_unreadable_fields_fail_alone_and_the_others_keep_their_ids() {
+        let good = BASE64.encode(br#"{"a":1}"#);
+        let event = serde_json::json!({
+            "invocationId": "invocation-1",
+            "records": [
+                {"recordId": "first", "data": good},
+                {"recordId": "bad-base64", "data": "not base64!"},
+                {"data": good},
+                {"recordId": 7, "data": good},
+                {"recordId": "twice", "data": good},
+                {"recordId": "no-data"},
+                {"recordId": "twice", "data": good},
+                "not an object",
+                {"recordId": "last", "data": good},
+            ],
+        });
+        let batch = Batch::from_json(&event).unwrap();
+        let out = transform(&pipeline(), &batch, received(), RESPONSE_LIMIT_BYTES);
+        let answers: Vec<(Option<&str>, &str)> = out
+            .response
+            .records
+            .iter()
+            .map(|r| (r.record_id.as_deref(), result(r)))
+            .collect();
+        let failed = "ProcessingFailed";
+        assert_eq!(
+            answers,
+            [
+                (Some("first"), "Ok"),
+                (Some("bad-base64"), failed),
+                (None, failed),
+                (None, failed),
+                (Some("twice"), failed),
+                (Some("no-data"), failed),
+                (Some("twice"), failed),
+                (None, failed),
+                (Some("last"), "Ok"),
+            ]
+        );
+        let reasons: Vec<&str> = out.failures.iter().map(|f| f.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("`data` is not valid base64"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("it has no `recordId`"), "{reasons:?}");
+        assert!(
+            reasons[2].contains("`recordId` is not a string but `7`"),
+            "{reasons:?}"
+        );
+        assert!(reasons[3].contains("appears 2 times"), "{reasons:?}");
+        assert!(reasons[5].contains("appears 2 times"), "{reasons:?}");
+        assert!(reasons[4].contains("it has no `data`"), "{reasons:?}");
+        assert!(reasons[6].contains("no `recordId`"), "{reasons:?}");
+        // The two good records hold the same text: their ids still differ.
+        let ids: Vec<Value> = [0, 8]
+            .iter()
+            .map(|&i| lines(&out.response.records[i])[0]["eventid"].clone())
+            .collect();
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!((out.summary.records_ok, out.summary.records_failed), (2, 7));
+        assert_adds_up(&out.summary);
+        let serialized = serde_json::to_vec(&out.response).unwrap();
+        assert_eq!(serialized.len(), out.summary.response_bytes);
+        assert!(Batch::from_json(&serde_json::json!({"Records": []})).is_err());
     }
 
     #[test]
@@ -886,7 +1054,6 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use aws_lambda_events::event::firehose::KinesisFirehoseEventRecord;
     use lakewatch_plugins::{PluginConfig, builtin_pipeline};
     use proptest::prelude::*;
     use serde_json::Value;
@@ -985,17 +1152,14 @@ mod properties {
             datas in prop::collection::vec(record_data(), 0..8),
             limit in prop_oneof![Just(RESPONSE_LIMIT_BYTES), 600usize..4000],
         ) {
-            let mut event = KinesisFirehoseEvent::default();
-            event.records = datas
-                .iter()
-                .enumerate()
-                .map(|(i, data)| {
-                    let mut record = KinesisFirehoseEventRecord::default();
-                    record.record_id = Some(format!("record-{i}"));
-                    record.data.0 = data.clone();
-                    record
-                })
-                .collect();
+            let event = Batch {
+                invocation_id: None,
+                records: datas
+                    .iter()
+                    .enumerate()
+                    .map(|(i, data)| InputRecord::new(&format!("record-{i}"), data.clone()))
+                    .collect(),
+            };
             let received = DateTime::parse_from_rfc3339("2026-04-17T06:10:54Z").unwrap().into();
             let out = transform(&PIPELINE, &event, received, limit);
             let summary = &out.summary;
@@ -1003,7 +1167,7 @@ mod properties {
             let ids: Vec<Option<String>> =
                 out.response.records.iter().map(|r| r.record_id.clone()).collect();
             let input_ids: Vec<Option<String>> =
-                event.records.iter().map(|r| r.record_id.clone()).collect();
+                event.records.iter().map(|r| r.record_id.clone().ok()).collect();
             prop_assert_eq!(ids, input_ids);
             prop_assert_eq!(
                 summary.records_in,
@@ -1045,7 +1209,7 @@ mod properties {
             let serialized = serde_json::to_vec(&out.response).unwrap();
             prop_assert_eq!(serialized.len(), summary.response_bytes);
             let floor = response_overhead(datas.len())
-                + event.records.iter().map(|r| minimal_entry_size(r.record_id.as_deref())).sum::<usize>();
+                + event.records.iter().map(|r| minimal_entry_size(r.record_id.as_deref().ok())).sum::<usize>();
             prop_assert!(serialized.len() <= limit.max(floor));
         }
     }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
-use firehose_transform::{RESPONSE_LIMIT_BYTES, transform};
+use aws_lambda_events::event::firehose::KinesisFirehoseResponse;
+use firehose_transform::{Batch, RESPONSE_LIMIT_BYTES, transform};
 use lakewatch_plugins::{Pipeline, PluginConfig, builtin_plugins_with_notes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -20,15 +20,13 @@ async fn main() -> Result<(), Error> {
     let pipeline = Arc::new(Pipeline::new(plugins));
     tracing::info!(plugins = ?pipeline.plugin_names(), "pipeline ready");
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KinesisFirehoseEvent>| {
+        // Read as plain JSON: one malformed record must fail alone, not the batch.
+        move |event: LambdaEvent<serde_json::Value>| {
             let pipeline = Arc::clone(&pipeline);
             async move {
-                let transformed = transform(
-                    &pipeline,
-                    &event.payload,
-                    chrono::Utc::now(),
-                    RESPONSE_LIMIT_BYTES,
-                );
+                let batch = Batch::from_json(&event.payload)?;
+                let transformed =
+                    transform(&pipeline, &batch, chrono::Utc::now(), RESPONSE_LIMIT_BYTES);
                 Ok::<KinesisFirehoseResponse, Error>(transformed.response)
             }
         },
