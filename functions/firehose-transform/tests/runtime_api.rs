@@ -357,3 +357,56 @@ async fn the_binary_places_addresses_with_the_geoip_database_from_its_environmen
     );
     assert!(plain.stop().contains("plugin configuration"));
 }
+
+#[tokio::test]
+async fn records_with_malformed_fields_fail_alone_and_the_batch_is_answered() {
+    use base64::Engine;
+    let good = base64::engine::general_purpose::STANDARD.encode(br#"{"a":1}"#);
+    let batch = serde_json::json!({
+        "invocationId": "invocation-malformed",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/lake",
+        "region": "us-east-1",
+        "records": [
+            {"recordId": "ok-1", "approximateArrivalTimestamp": 1, "data": good},
+            {"recordId": "bad-base64", "approximateArrivalTimestamp": 1, "data": "%%%"},
+            {"approximateArrivalTimestamp": 1, "data": good},
+            {"recordId": "twice", "approximateArrivalTimestamp": 1, "data": good},
+            {"recordId": "twice", "approximateArrivalTimestamp": 1, "data": good},
+            {"recordId": "ok-2", "approximateArrivalTimestamp": 1, "data": good},
+        ],
+    });
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = lambda
+        .invoke(serde_json::to_vec(&batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .expect("one malformed record does not fail the invocation");
+    let response: Value = serde_json::from_slice(&body).unwrap();
+    let answers: Vec<(Value, &str)> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["recordId"].clone(), r["result"].as_str().unwrap()))
+        .collect();
+    let failed = "ProcessingFailed";
+    assert_eq!(
+        answers,
+        [
+            (Value::from("ok-1"), "Ok"),
+            (Value::from("bad-base64"), failed),
+            (Value::Null, failed),
+            (Value::from("twice"), failed),
+            (Value::from("twice"), failed),
+            (Value::from("ok-2"), "Ok"),
+        ]
+    );
+    let logs = lambda.stop();
+    for reason in [
+        "`data` is not valid base64",
+        "it has no `recordId`",
+        "its recordId appears 2 times",
+    ] {
+        assert!(logs.contains(reason), "{reason} not logged: {logs}");
+    }
+}
