@@ -5,8 +5,7 @@
 
 use std::sync::LazyLock;
 
-use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
-use firehose_transform::{RESPONSE_LIMIT_BYTES, transform};
+use firehose_transform::{Batch, InputRecord, RESPONSE_LIMIT_BYTES, transform};
 use lakewatch_plugins::{Pipeline, PluginConfig, builtin_pipeline};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,17 +13,13 @@ static PIPELINE: LazyLock<Pipeline> =
     LazyLock::new(|| builtin_pipeline(&PluginConfig::default()).expect("the built-in pipeline"));
 
 fuzz_target!(|data: &[u8]| {
-    let mut batch = KinesisFirehoseEvent::default();
-    batch.records = [data, br#"{"after":1}"#.as_slice()]
-        .into_iter()
-        .enumerate()
-        .map(|(i, data)| {
-            let mut record = KinesisFirehoseEventRecord::default();
-            record.record_id = Some(format!("r{i}"));
-            record.data.0 = data.to_vec();
-            record
-        })
-        .collect();
+    let batch = Batch {
+        invocation_id: None,
+        records: vec![
+            InputRecord::new("r0", data.to_vec()),
+            InputRecord::new("r1", br#"{"after":1}"#.to_vec()),
+        ],
+    };
     let out = transform(&PIPELINE, &batch, chrono::Utc::now(), RESPONSE_LIMIT_BYTES);
     assert_eq!(out.response.records.len(), 2);
     assert!(out.summary.response_bytes <= RESPONSE_LIMIT_BYTES);
