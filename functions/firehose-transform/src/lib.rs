@@ -52,6 +52,7 @@
 //! ingestion of that object gives. Enveloped events keep their provenance under
 //! `details._origin`.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
@@ -59,8 +60,6 @@ use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::PARTITION_KEYS;
 use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
-
-use std::collections::HashMap;
 
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::firehose::{
@@ -155,7 +154,7 @@ impl Batch {
     pub fn from_json(event: &Value) -> Result<Batch, String> {
         let records = event.get("records").and_then(Value::as_array).ok_or(
             "the event has no `records` array: this function takes Firehose data \
-                    transformation batches only",
+             transformation batches only",
         )?;
         Ok(Batch {
             invocation_id: event
@@ -216,7 +215,8 @@ fn readable<'r>(
 }
 
 /// Transforms one Firehose batch. Never fails and never panics: every input record gets
-/// exactly one result, in input order, carrying its `recordId`.
+/// exactly one result, in input order, carrying its `recordId` (none for a record without
+/// one).
 ///
 /// `received` is the processing time stamped on every event; `limit` the largest response
 /// allowed ([`RESPONSE_LIMIT_BYTES`] in the Lambda).
