@@ -437,6 +437,8 @@ fn files_whose_names_differ_only_in_invalid_utf8_get_distinct_eventids() {
         let path = input.join(std::ffi::OsStr::from_bytes(name));
         std::fs::write(path, "same line\n").unwrap();
     }
+    let plain = input.join("log-plain");
+    std::fs::write(&plain, "same line\n").unwrap();
     let lake = dir.path().join("lake");
     ingest(&[&input], &lake, None);
     let mut ids: Vec<String> = events(&lake)
@@ -445,5 +447,14 @@ fn files_whose_names_differ_only_in_invalid_utf8_get_distinct_eventids() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 2, "one distinct eventid per file: {ids:?}");
+    assert_eq!(ids.len(), 3, "one distinct eventid per file: {ids:?}");
+    // A UTF-8 path keeps the id it always had: its canonical path is its container.
+    let canonical = plain.canonicalize().unwrap();
+    let container = canonical.to_str().unwrap();
+    let origin = lakewatch_plugins::Origin {
+        container,
+        position: 0,
+    };
+    let plain_id = lakewatch_plugins::shell::derive_eventid("same line", origin);
+    assert!(ids.contains(&plain_id), "{plain_id} not in {ids:?}");
 }
