@@ -9,7 +9,7 @@
 //! separate lines, each small enough to be sent on its own. Positions are counted in that
 //! decoded stream, so replaying the same object gives the same positions (and event ids).
 
-use std::io::{self, BufRead, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -18,21 +18,22 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 /// (`!{firehose:error-output-type}` in the error prefix).
 pub const PROCESSING_FAILED_SEGMENT: &str = "processing-failed";
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Whether an object key is one of Firehose's `processing-failed` objects.
 pub fn is_processing_failed_key(key: &str) -> bool {
     key.split('/').any(|part| part == PROCESSING_FAILED_SEGMENT)
 }
 
-/// Reads a `processing-failed` object (any [`BufRead`] over its bytes) as the decoded data of
-/// its records, one after the other, each ending with a newline. Holds one line of the object
+/// Reads a `processing-failed` object as the decoded data of its records, one after the other, each ending with a newline. Holds one line of the object
 /// at a time (a Firehose record is at most 1,000 KiB, so about 1.4 MB of base64); gzip data is
 /// inflated as it is read, never whole.
 ///
 /// A line that is not Firehose's format (not JSON, no string `rawData`, invalid base64) ends
 /// the stream with an error naming its line: the framing reports it, with that reason, after
 /// every record before it.
-pub struct RawDataReader<R> {
-    lines: R,
+pub struct RawDataReader {
+    lines: Box<dyn BufRead + Send>,
     line_number: u64,
     current: Option<Box<dyn Read + Send>>,
     /// Whether the current record's data ended with a newline (else one is added).
@@ -40,15 +41,23 @@ pub struct RawDataReader<R> {
     line: Vec<u8>,
 }
 
-impl<R: BufRead> RawDataReader<R> {
-    pub fn new(lines: R) -> Self {
-        RawDataReader {
+impl RawDataReader {
+    /// Reads the object's bytes, plain or gzip (Firehose compresses error objects as it
+    /// compresses the destination's; detected by the magic bytes).
+    pub fn new(object: impl Read + Send + 'static) -> io::Result<Self> {
+        let mut object = BufReader::new(object);
+        let lines: Box<dyn BufRead + Send> = if object.fill_buf()?.starts_with(&GZIP_MAGIC) {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(object)))
+        } else {
+            Box::new(object)
+        };
+        Ok(RawDataReader {
             lines,
             line_number: 0,
             current: None,
             ended_with_newline: true,
             line: Vec::new(),
-        }
+        })
     }
 
     /// Loads the next record's data; `false` at the end of the object.
@@ -71,7 +80,7 @@ impl<R: BufRead> RawDataReader<R> {
                     ),
                 )
             })?;
-            self.current = Some(if data.starts_with(&[0x1f, 0x8b]) {
+            self.current = Some(if data.starts_with(&GZIP_MAGIC) {
                 Box::new(flate2::read::MultiGzDecoder::new(Cursor::new(data)))
             } else {
                 Box::new(Cursor::new(data))
@@ -95,7 +104,7 @@ fn raw_data(line: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("`rawData` is not valid base64 ({e})"))
 }
 
-impl<R: BufRead> Read for RawDataReader<R> {
+impl Read for RawDataReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -138,9 +147,15 @@ mod tests {
             + "\n"
     }
 
-    fn read_all(object: &str) -> io::Result<Vec<u8>> {
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(data).unwrap();
+        gzip.finish().unwrap()
+    }
+
+    fn read_all(object: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        RawDataReader::new(object.as_bytes()).read_to_end(&mut out)?;
+        RawDataReader::new(Cursor::new(object.to_vec()))?.read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -155,28 +170,26 @@ mod tests {
 
     #[test]
     fn records_come_back_decoded_gunzipped_and_newline_separated() {
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gzip.write_all(b"{\"a\":1}\n{\"a\":2}").unwrap();
         let object = failed_line(b"line one\nline two")
             + "\n"
-            + &failed_line(&gzip.finish().unwrap())
+            + &failed_line(&gzip(b"{\"a\":1}\n{\"a\":2}"))
             + &failed_line(b"last\n");
-        assert_eq!(
-            read_all(&object).unwrap(),
-            b"line one\nline two\n{\"a\":1}\n{\"a\":2}\nlast\n"
-        );
+        let decoded = b"line one\nline two\n{\"a\":1}\n{\"a\":2}\nlast\n";
+        assert_eq!(read_all(object.as_bytes()).unwrap(), decoded);
+        // The object itself gzip, as Firehose writes it for a GZIP destination.
+        assert_eq!(read_all(&gzip(object.as_bytes())).unwrap(), decoded);
     }
 
     #[test]
     fn a_line_not_in_firehose_format_is_an_error_naming_it() {
         let object = failed_line(b"fine\n") + "{\"rawData\": \"***\"}\n";
-        let mut reader = RawDataReader::new(object.as_bytes());
+        let mut reader = RawDataReader::new(Cursor::new(object.into_bytes())).unwrap();
         let mut out = Vec::new();
         let error = reader.read_to_end(&mut out).unwrap_err();
         assert_eq!(out, b"fine\n");
         assert!(error.to_string().contains("line 2"), "{error}");
         assert!(error.to_string().contains("base64"), "{error}");
-        let error = read_all("not json\n").unwrap_err();
+        let error = read_all(b"not json\n").unwrap_err();
         assert!(error.to_string().contains("not a JSON object"), "{error}");
     }
 }
