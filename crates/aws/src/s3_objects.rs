@@ -19,6 +19,11 @@
 //! ([`IngestError::NotDelivered`], naming the records) so the caller fails too and the object
 //! is ingested again: records already sent are then sent again with the same `eventid`s.
 //!
+//! A Firehose `processing-failed` object (the transform's failed records, in the stream's
+//! error prefix) is read as its records' decoded data
+//! ([`lakewatch_lake::processing_failed::RawDataReader`]) and framed like any object, so those
+//! records are replayed line by line; [`ObjectSummary`]'s `bytes` then counts decoded bytes.
+//!
 //! Error objects are named after the object and its version
 //! (`<prefix><bucket>/<key>/<version>/part-00000.ndjson`), so ingesting an object again
 //! rewrites the same error objects instead of adding copies.

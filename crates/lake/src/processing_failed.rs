@@ -6,12 +6,14 @@
 //! [`RawDataReader`] reads such an object as the records' data back to back, each decoded (and
 //! gunzipped when it is gzip) and ended by a newline, so the usual framing cuts it into events
 //! again: a record that failed because it was too large for the response comes back as its
-//! separate lines, each small enough to be sent on its own. Positions are counted in that
+//! separate lines, each small enough to be sent on its own. A record that failed in s3-ingest's
+//! envelope (sent from an object, or by an earlier replay) comes back as the record it wraps. Positions are counted in that
 //! decoded stream, so replaying the same object gives the same positions (and event ids).
 
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use base64::Engine;
+use lakewatch_plugins::envelope;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// The path segment Firehose puts in the keys of the records a processor failed
@@ -71,7 +73,7 @@ impl RawDataReader {
             if self.line.trim_ascii().is_empty() {
                 continue;
             }
-            let data = raw_data(&self.line).map_err(|reason| {
+            let mut data = raw_data(&self.line).map_err(|reason| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -80,6 +82,11 @@ impl RawDataReader {
                     ),
                 )
             })?;
+            // A record sent by s3-ingest (a replay too) failed in its envelope: replay the
+            // record itself; a damaged envelope is replayed as it is, and fails with its reason.
+            if let Some(Ok(enveloped)) = envelope::unwrap(&data) {
+                data = enveloped.text.as_bytes().to_vec();
+            }
             self.current = Some(if data.starts_with(&GZIP_MAGIC) {
                 Box::new(flate2::read::MultiGzDecoder::new(Cursor::new(data)))
             } else {
@@ -178,6 +185,21 @@ mod tests {
         assert_eq!(read_all(object.as_bytes()).unwrap(), decoded);
         // The object itself gzip, as Firehose writes it for a GZIP destination.
         assert_eq!(read_all(&gzip(object.as_bytes())).unwrap(), decoded);
+    }
+
+    #[test]
+    fn an_enveloped_record_comes_back_as_the_record_it_wraps() {
+        let provenance = envelope::Provenance {
+            bucket: "input".into(),
+            key: "a.log".into(),
+            version: "v1".into(),
+        };
+        let record = lakewatch_plugins::framing::frame_bytes(b"sshd: hello\n")
+            .next()
+            .unwrap()
+            .unwrap();
+        let object = failed_line(&envelope::wrap(&provenance, &record));
+        assert_eq!(read_all(object.as_bytes()).unwrap(), b"sshd: hello\n");
     }
 
     #[test]
