@@ -13,8 +13,8 @@
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use base64::Engine;
-use lakewatch_plugins::envelope;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use lakewatch_plugins::envelope;
 
 /// The path segment Firehose puts in the keys of the records a processor failed
 /// (`!{firehose:error-output-type}` in the error prefix).
@@ -171,7 +171,9 @@ mod tests {
         assert!(is_processing_failed_key(
             "errors/firehose/processing-failed/year=2026/month=04/day=17/hour=06/x-1"
         ));
-        assert!(!is_processing_failed_key("errors/firehose/processing-failed-x/a"));
+        assert!(!is_processing_failed_key(
+            "errors/firehose/processing-failed-x/a"
+        ));
         assert!(!is_processing_failed_key("logs/auth.log"));
     }
 

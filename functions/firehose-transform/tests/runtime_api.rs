@@ -441,7 +441,10 @@ async fn a_default_buffer_of_syslog_lines_never_fails_for_size() {
     let one_mb = results(respond(&lambda, &auth_log_batch(1024 * 1024)).await);
     let failed = one_mb.iter().filter(|r| *r == "ProcessingFailed").count();
     assert!(failed > 0, "{} records, none failed", one_mb.len());
-    eprintln!("1 MiB of auth.log: {failed} of {} records failed for size", one_mb.len());
+    eprintln!(
+        "1 MiB of auth.log: {failed} of {} records failed for size",
+        one_mb.len()
+    );
     // The buffer the module configures by default answers every record.
     let default = results(respond(&lambda, &auth_log_batch(PROCESSING_BUFFER_BYTES)).await);
     assert!(default.len() > 100);

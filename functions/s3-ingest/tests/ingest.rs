@@ -967,7 +967,10 @@ async fn processing_failed_records_are_replayed_line_by_line_exactly_once() {
         .map(str::to_string)
         .collect();
     expected.push("{\"user\":\"alice\"}".into());
-    assert_eq!(texts, expected, "every line once, in order, alone in its record");
+    assert_eq!(
+        texts, expected,
+        "every line once, in order, alone in its record"
+    );
     // The truncated line is reported with its reason, at its place in the replayed object.
     let errors = error_lines(&aws).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
