@@ -19,6 +19,11 @@
 //! ([`IngestError::NotDelivered`], naming the records) so the caller fails too and the object
 //! is ingested again: records already sent are then sent again with the same `eventid`s.
 //!
+//! A Firehose `processing-failed` object (the transform's failed records, in the stream's
+//! error prefix) is read as its records' decoded data
+//! ([`lakewatch_lake::processing_failed::RawDataReader`]) and framed like any object, so those
+//! records are replayed line by line; [`ObjectSummary`]'s `bytes` then counts decoded bytes.
+//!
 //! Error objects are named after the object and its version
 //! (`<prefix><bucket>/<key>/<version>/part-00000.ndjson`), so ingesting an object again
 //! rewrites the same error objects instead of adding copies.
@@ -30,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Buf, Bytes};
+use lakewatch_lake::processing_failed::{RawDataReader, is_processing_failed_key};
 use lakewatch_plugins::envelope::{self, Provenance};
 use lakewatch_plugins::framing::{self, FramedRecord, FramingError};
 use serde_json::json;
@@ -253,6 +259,18 @@ impl ObjectIngester {
             reader,
             download,
         } = open(&self.s3, object).await?;
+        // Firehose's own failed records (its error prefix): replay their decoded data.
+        let reader: Box<dyn Read + Send> = if is_processing_failed_key(&object.key) {
+            let opened = tokio::task::spawn_blocking(move || RawDataReader::new(reader))
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+            Box::new(opened.map_err(|e| IngestError::Read {
+                object: object.clone(),
+                reason: format!("cannot read the processing-failed object: {e}"),
+            })?)
+        } else {
+            Box::new(reader)
+        };
         let mut summary = ObjectSummary {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
@@ -471,7 +489,7 @@ fn position(record: &FramedRecord) -> RecordPosition {
 /// in the channel stays under [`RECORD_BYTES_BUFFERED`] plus one record. Returns the bytes
 /// read from S3 and whether the object was gzip.
 fn frame_object(
-    reader: ObjectReader,
+    reader: Box<dyn Read + Send>,
     provenance: &Provenance,
     items: mpsc::Sender<Queued>,
     budget: &Arc<Semaphore>,

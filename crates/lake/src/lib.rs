@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod layout;
 pub mod local;
 pub mod partitions;
+pub mod processing_failed;
 pub mod schema;
 pub mod versioned;
 

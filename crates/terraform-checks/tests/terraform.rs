@@ -493,3 +493,25 @@ fn the_version_constraint_admits_only_the_tested_provider_line() {
         "the README's Deploy section must name the tested provider, hashicorp/aws {locked}"
     );
 }
+
+#[test]
+fn the_default_transform_buffer_is_no_larger_than_the_transform_is_sized_for() {
+    // Raw syslog grows ~8.4x into the response; a larger buffer fails records for size
+    // (issue 15). firehose-transform's tests/growth.rs measures that growth against the same
+    // constant.
+    let files = tree();
+    let (_, variable) = blocks(&files, "variable", "transform_buffering_size_mb")
+        .next()
+        .expect("a transform_buffering_size_mb variable");
+    let default_mb: f64 = render(attribute(variable.body(), "default").expect("a default"))
+        .parse()
+        .expect("a number");
+    let default_bytes = default_mb * 1024.0 * 1024.0;
+    assert!(
+        default_bytes <= firehose_transform::PROCESSING_BUFFER_BYTES as f64,
+        "transform_buffering_size_mb defaults to {default_mb} MB, more than the \
+         {} bytes firehose_transform::PROCESSING_BUFFER_BYTES is measured against",
+        firehose_transform::PROCESSING_BUFFER_BYTES
+    );
+    assert!(default_mb >= 0.2, "Firehose accepts 0.2-3 MB");
+}

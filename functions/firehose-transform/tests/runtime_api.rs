@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
-use firehose_transform::RESPONSE_LIMIT_BYTES;
+use firehose_transform::{PROCESSING_BUFFER_BYTES, RESPONSE_LIMIT_BYTES};
 use lakewatch_testkit::runtime_api::LambdaProcess;
 use serde_json::Value;
 
@@ -409,4 +409,46 @@ async fn records_with_malformed_fields_fail_alone_and_the_batch_is_answered() {
     ] {
         assert!(logs.contains(reason), "{reason} not logged: {logs}");
     }
+}
+
+/// A batch of about `bytes` of `auth.log` records (each the sample twice, ~4.7 KB, as a
+/// producer batching lines would send), with Firehose-length record ids.
+fn auth_log_batch(bytes: usize) -> KinesisFirehoseEvent {
+    let data = fixture("../syslog/auth.log").repeat(2);
+    let mut batch = KinesisFirehoseEvent::default();
+    batch.records = (0..bytes / data.len())
+        .map(|i| {
+            let mut record =
+                aws_lambda_events::event::firehose::KinesisFirehoseEventRecord::default();
+            record.record_id = Some(format!("{i:056}"));
+            record.data.0 = data.clone();
+            record
+        })
+        .collect();
+    batch
+}
+
+#[tokio::test]
+async fn a_default_buffer_of_syslog_lines_never_fails_for_size() {
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let results = |body: Vec<u8>| {
+        answers(&body)
+            .into_iter()
+            .map(|(_, answer)| answer.result)
+            .collect::<Vec<_>>()
+    };
+    // Issue 15: 1 MB (Firehose's own default buffer) of syslog grows past the 6 MB response.
+    let one_mb = results(respond(&lambda, &auth_log_batch(1024 * 1024)).await);
+    let failed = one_mb.iter().filter(|r| *r == "ProcessingFailed").count();
+    assert!(failed > 0, "{} records, none failed", one_mb.len());
+    eprintln!(
+        "1 MiB of auth.log: {failed} of {} records failed for size",
+        one_mb.len()
+    );
+    // The buffer the module configures by default answers every record.
+    let default = results(respond(&lambda, &auth_log_batch(PROCESSING_BUFFER_BYTES)).await);
+    assert!(default.len() > 100);
+    assert!(default.iter().all(|r| r == "Ok"), "{default:?}");
+    let logs = lambda.stop();
+    assert!(logs.contains("response would exceed"), "{logs}");
 }

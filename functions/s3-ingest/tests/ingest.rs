@@ -924,3 +924,83 @@ async fn an_error_location_that_cannot_be_written_fails_the_invocation() {
         "{error}"
     );
 }
+
+/// One line of a Firehose `processing-failed` object, as Firehose writes it.
+fn processing_failed_line(data: &[u8]) -> String {
+    use base64::Engine;
+    json!({"attemptsMade": 1, "arrivalTimestamp": 1776406254000_u64,
+           "errorCode": "Lambda.ProcessingFailed",
+           "errorMessage": "The Lambda function was successfully invoked but it returned an error result.",
+           "attemptEndingTimestamp": 1776406256000_u64,
+           "rawData": base64::engine::general_purpose::STANDARD.encode(data),
+           "lambdaArn": "arn:aws:lambda:us-east-1:123456789012:function:lakewatch-firehose-transform:live"})
+    .to_string()
+        + "\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_failed_records_are_replayed_line_by_line_exactly_once() {
+    let aws = aws().await;
+    // A record that failed for size (many syslog lines in one record), and a gzip record with a
+    // good line and a truncated one; the object itself gzip, as for the lake's GZIP stream.
+    let auth_log = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/syslog/auth.log"),
+    )
+    .unwrap()
+    .repeat(2);
+    let object = processing_failed_line(&auth_log)
+        + &processing_failed_line(&gzip(b"{\"user\":\"alice\"}\n{\"broken\": \n"));
+    let key = "errors/firehose/processing-failed/year=2026/month=04/day=17/hour=06/events-1-2026-04-17-06-10-54-0a1b";
+    put(&aws.s3, LAKE, key, gzip(object.as_bytes())).await;
+    let function = function(&aws, None, FAST).await;
+    let event = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": LAKE}, "object": {"key": key}}}]});
+
+    let response = handle(&function, &event).await;
+    let delivered = delivered_by_moto(&aws).await;
+    // by_place panics on a record delivered twice.
+    let texts: Vec<String> = by_place(&delivered).into_values().collect();
+    let mut expected: Vec<String> = String::from_utf8(auth_log)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    expected.push("{\"user\":\"alice\"}".into());
+    assert_eq!(
+        texts, expected,
+        "every line once, in order, alone in its record"
+    );
+    // The truncated line is reported with its reason, at its place in the replayed object.
+    let errors = error_lines(&aws).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["key"], key);
+    assert!(
+        errors[0]["reason"].as_str().unwrap().contains("truncated"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[0]["record"], "{\"broken\": \n");
+    let records = &response["records"];
+    assert_eq!(records["sent"], expected.len() as u64);
+    assert_eq!(records["failed_to_frame"], 1);
+    assert_eq!(records["read"], expected.len() as u64 + 1);
+
+    // A second replay of the same object gives the same event ids: idempotent.
+    let first = eventids(&delivered);
+    assert_eq!(first.iter().collect::<BTreeSet<_>>().len(), first.len());
+    for old in keys(&aws.s3, DESTINATION, "").await {
+        aws.s3
+            .delete_object()
+            .bucket(DESTINATION)
+            .key(old)
+            .send()
+            .await
+            .unwrap();
+    }
+    handle(&function, &event).await;
+    let second = eventids(&delivered_by_moto(&aws).await);
+    assert_eq!(
+        second.into_iter().collect::<BTreeSet<_>>(),
+        first.into_iter().collect::<BTreeSet<_>>()
+    );
+}

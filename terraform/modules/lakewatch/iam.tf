@@ -69,6 +69,12 @@ data "aws_iam_policy_document" "s3_ingest" {
     ]
   }
   statement {
+    # Replaying the records the transform failed (docs/s3-ingest.md, "Replaying failed records").
+    sid       = "ReadProcessingFailedRecords"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${local.lake_arn}/${local.errors_prefix}firehose/processing-failed/*"]
+  }
+  statement {
     # Without it S3 answers 403 instead of 404 for a cursor that does not exist yet.
     sid       = "FindTheCursor"
     actions   = ["s3:ListBucket"]
