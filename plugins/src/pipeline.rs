@@ -112,7 +112,7 @@ impl Pipeline {
     pub fn process(&self, record: Record<'_>, received: DateTime<Utc>) -> Outcome {
         let event = match record.kind {
             RecordKind::Line => Event::from_line(record.text, record.origin, received),
-            RecordKind::Json => match serde_json::from_str::<Value>(record.text) {
+            RecordKind::Json => match crate::record_json::parse_record(record.text) {
                 Ok(Value::Object(map)) => {
                     Event::from_json(map, record.text, record.origin, received)
                 }
@@ -509,6 +509,25 @@ mod tests {
             panic!("expected a failure")
         };
         assert!(reason.contains("not an object"), "{reason}");
+    }
+
+    #[test]
+    fn big_integers_and_duplicate_keys_reach_the_lake_line_whole() {
+        let pipeline = crate::builtin_pipeline(&crate::PluginConfig::default()).unwrap();
+        let record = r#"{"bytes":18446744073709551617,"user":"alice","User":"carol","user":"bob","n":{"id":-99999999999999999999}}"#;
+        let Outcome::Ok(event) = pipeline.process(json(record), received()) else {
+            panic!("expected an event")
+        };
+        let line: Value = serde_json::from_str(&event.to_json_line()).unwrap();
+        let details = &line["details"];
+        assert_eq!(details["bytes"], "18446744073709551617");
+        assert_eq!(details["n"]["id"], "-99999999999999999999");
+        // The duplicate comes second in the document and gets `_2`; the key that lower-cases
+        // alike is renamed after both, as lowercase_keys names its collisions.
+        assert_eq!(
+            (&details["user"], &details["user_2"], &details["user_3"]),
+            (&"alice".into(), &"bob".into(), &"carol".into())
+        );
     }
 
     #[test]
