@@ -15,9 +15,11 @@
 //!
 //! Errors are serde_json's own, with the same messages and positions. Parsing is serde_json's
 //! parser with a visitor of ours, so it costs what `serde_json::from_str::<Value>` costs; the
-//! exact-integer pass only runs again over text that holds a run of 19 or more digits (the
-//! shortest integer that can overflow), and parses such a record's values one level at a time.
+//! exact-integer pass only runs again over a record in which serde_json found a float of
+//! magnitude 2^63 or more (which is what it makes of a big integer), and parses such a
+//! record's values one level at a time.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -26,13 +28,11 @@ use serde_json::{Map, Number, Value};
 
 use crate::shell::insert_keeping_both;
 
-/// Digits in the shortest integer text that may not fit in 64 bits (`-9223372036854775809`).
-const LONGEST_SAFE_DIGITS: usize = 18;
-
 /// Parses one record's JSON text (any JSON value; the caller decides what it accepts).
 pub fn parse_record(text: &str) -> Result<Value, serde_json::Error> {
-    let value = parse_with(text, KeepingDuplicates)?;
-    if !has_long_digit_run(text) {
+    let maybe_big = Cell::new(false);
+    let value = parse_with(text, KeepingDuplicates(&maybe_big))?;
+    if !maybe_big.get() {
         return Ok(value);
     }
     // Parsed again, now that serde_json has checked the syntax and the nesting depth (so the
@@ -50,20 +50,15 @@ fn parse_with<'de, S: DeserializeSeed<'de, Value = Value>>(
     Ok(value)
 }
 
-/// Whether `text` holds more than [`LONGEST_SAFE_DIGITS`] ASCII digits in a row.
-fn has_long_digit_run(text: &str) -> bool {
-    let mut run = 0;
-    for byte in text.bytes() {
-        if byte.is_ascii_digit() {
-            run += 1;
-            if run > LONGEST_SAFE_DIGITS {
-                return true;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    false
+/// Whether serde_json may have given this float for an integer too big for 64 bits: it does
+/// so only for integers of magnitude 2^63 and more, and a float of that size is rare.
+fn may_be_big_integer(value: f64) -> bool {
+    value.abs() >= 2f64.powi(63)
+}
+
+/// A float as serde_json's `Value` holds it (non-finite ones cannot come from its parser).
+fn float(value: f64) -> Value {
+    Number::from_f64(value).map_or(Value::Null, Value::Number)
 }
 
 /// The scalars every visitor here builds the same way serde_json's `Value` does.
@@ -77,9 +72,6 @@ macro_rules! scalar_visits {
         }
         fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
             Ok(Value::Number(value.into()))
-        }
-        fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-            Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
         }
         fn visit_str<E>(self, value: &str) -> Result<Value, E> {
             Ok(Value::String(value.to_string()))
@@ -96,11 +88,12 @@ macro_rules! scalar_visits {
     };
 }
 
-/// serde_json's `Value`, except that duplicate keys are all kept.
+/// serde_json's `Value` as serde_json parses it, except that duplicate keys are all kept; it
+/// notes whether a float may have been a big integer.
 #[derive(Clone, Copy)]
-struct KeepingDuplicates;
+struct KeepingDuplicates<'a>(&'a Cell<bool>);
 
-impl<'de> DeserializeSeed<'de> for KeepingDuplicates {
+impl<'de> DeserializeSeed<'de> for KeepingDuplicates<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -108,7 +101,7 @@ impl<'de> DeserializeSeed<'de> for KeepingDuplicates {
     }
 }
 
-impl<'de> Visitor<'de> for KeepingDuplicates {
+impl<'de> Visitor<'de> for KeepingDuplicates<'_> {
     type Value = Value;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -116,6 +109,13 @@ impl<'de> Visitor<'de> for KeepingDuplicates {
     }
 
     scalar_visits!();
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        if may_be_big_integer(value) {
+            self.0.set(true);
+        }
+        Ok(float(value))
+    }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
         let mut array = Vec::with_capacity(items.size_hint().unwrap_or(0));
@@ -148,7 +148,7 @@ impl ExactValue {
                 Ok(Value::String(text.to_string()))
             }
             Some(b'{' | b'[') => parse_with(text, ExactValue).map_err(E::custom),
-            _ => parse_with(text, KeepingDuplicates).map_err(E::custom),
+            _ => parse_with(text, KeepingDuplicates(&Cell::new(false))).map_err(E::custom),
         }
     }
 }
@@ -177,6 +177,10 @@ impl<'de> Visitor<'de> for ExactValue {
     }
 
     scalar_visits!();
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(float(value))
+    }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
         let mut array = Vec::new();
@@ -210,14 +214,17 @@ mod tests {
         .unwrap();
         assert_eq!(value["big"], "18446744073709551617");
         assert_eq!(value["neg"], "-9223372036854775809");
-        assert_eq!(value["list"], json!([1, "340282366920938463463374607431768211457"]));
+        assert_eq!(
+            value["list"],
+            json!([1, "340282366920938463463374607431768211457"])
+        );
         assert_eq!(value["deep"]["n"], "99999999999999999999");
     }
 
     #[test]
     fn numbers_within_64_bits_and_floats_parse_as_serde_json_parses_them() {
         let text = r#"{"max": 18446744073709551615, "min": -9223372036854775808, "zero": -0,
-            "f": 1.5, "long": 1234567890123456789.5, "exp": 12345678901234567890e-5,
+            "f": 1.5, "long": 1234567890123456789.5, "huge": 1e19, "huge_neg": -2.5e30, "exp": 12345678901234567890e-5,
             "digits": "123456789012345678901234"}"#;
         let expected: Value = serde_json::from_str(text).unwrap();
         assert_eq!(parse_record(text).unwrap(), expected);
@@ -231,8 +238,8 @@ mod tests {
     fn duplicate_keys_keep_every_value_in_document_order() {
         for text in [
             r#"{"user": "alice", "user": "bob", "n": {"a": 1, "a": 2, "a": 3}}"#,
-            // The same with a long digit run, which takes the exact-integer path.
-            r#"{"user": "alice", "user": "bob", "n": {"a": 1, "a": 2, "a": 3}, "id": "1234567890123456789012"}"#,
+            // The same with a big integer, which takes the exact-integer path.
+            r#"{"user": "alice", "user": "bob", "n": {"a": 1, "a": 2, "a": 3}, "id": 1234567890123456789012}"#,
         ] {
             let value = parse_record(text).unwrap();
             assert_eq!(value["user"], "alice", "{text}");

@@ -24,7 +24,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, U
 use serde_json::{Number, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
-use crate::shell::Event;
+use crate::shell::{Event, KeySignature};
 
 /// A place the event time may be found, below `details` (keys are lower case by then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub enum TimeField {
         date: &'static str,
         time: &'static str,
     },
+}
+
+impl TimeField {
+    /// The top-level key of `details` this place needs (every one of them needs one).
+    fn first_key(self) -> &'static str {
+        let path = match self {
+            TimeField::Path(path) => path,
+            TimeField::DateAndTime { date, .. } => date,
+        };
+        path.split('.').next().unwrap_or(path)
+    }
 }
 
 /// Where the event time is looked for, in order: the first field whose value is a plausible
@@ -109,7 +120,11 @@ impl Plugin for Timestamp {
         }
         let received = event.receivedtimestamp;
         let mut candidates = 0;
+        let keys = KeySignature::of(&event.details);
         for field in PRECEDENCE {
+            if !keys.may_hold(KeySignature::bit(field.first_key())) {
+                continue;
+            }
             let time = match *field {
                 TimeField::Path(path) => event.detail(path).map(|v| parse_time(v, received)),
                 TimeField::DateAndTime { date, time } => {
