@@ -87,6 +87,14 @@ pub const PRECEDENCE: &[TimeField] = &[
     TimeField::Path("event.created"),
 ];
 
+/// The [`KeySignature`] bit of each place's top-level key, in [`PRECEDENCE`] order.
+static PRECEDENCE_KEY_BITS: LazyLock<Vec<u64>> = LazyLock::new(|| {
+    PRECEDENCE
+        .iter()
+        .map(|field| KeySignature::bit(field.first_key()))
+        .collect()
+});
+
 /// The earliest event time believed: anything before is a default or a broken clock.
 pub fn earliest_plausible() -> DateTime<Utc> {
     NaiveDate::from_ymd_opt(2000, 1, 1)
@@ -121,8 +129,8 @@ impl Plugin for Timestamp {
         let received = event.receivedtimestamp;
         let mut candidates = 0;
         let keys = KeySignature::of(&event.details);
-        for field in PRECEDENCE {
-            if !keys.may_hold(KeySignature::bit(field.first_key())) {
+        for (field, bit) in PRECEDENCE.iter().zip(PRECEDENCE_KEY_BITS.iter()) {
+            if !keys.may_hold(*bit) {
                 continue;
             }
             let time = match *field {
