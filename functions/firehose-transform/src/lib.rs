@@ -718,7 +718,10 @@ mod tests {
         assert_eq!(result(record), "Ok");
         let details = &lines(record)[0]["details"];
         assert_eq!(details["bytes"], "18446744073709551617");
-        assert_eq!((&details["user"], &details["user_2"]), (&"alice".into(), &"bob".into()));
+        assert_eq!(
+            (&details["user"], &details["user_2"]),
+            (&"alice".into(), &"bob".into())
+        );
         assert_adds_up(&out.summary);
     }
 
