@@ -20,6 +20,7 @@ pub mod ipaddress;
 pub mod lowercase_keys;
 pub mod pipeline;
 pub mod plugin;
+pub mod record_json;
 pub mod s3_audit;
 pub mod shell;
 pub mod sources;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::plugin::{Plugin, Trigger};
-use crate::shell::{Event, Origin, RecordKind};
+use crate::shell::{Event, KeySignature, Origin, RecordKind};
 
 /// One record as framing found it: its text, whether it is JSON or a raw line, and where it was.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +41,9 @@ pub struct Pipeline {
 /// A [`Trigger`] prepared once: every record asks every plugin's triggers, so a dotted path
 /// below `details` is split here rather than for each record.
 enum Matcher {
-    /// `Trigger::Field` of a path below `details`, split at its dots.
-    Detail(Vec<String>),
+    /// `Trigger::Field` of a path below `details`, split at its dots, with the
+    /// [`KeySignature`] bit of its first key.
+    Detail(Vec<String>, u64),
     Other(Trigger),
 }
 
@@ -50,16 +51,23 @@ impl Matcher {
     fn new(trigger: Trigger) -> Self {
         match trigger {
             Trigger::Field(path) if !crate::shell::SHELL_FIELDS.contains(&path.as_str()) => {
-                Matcher::Detail(path.split('.').map(str::to_string).collect())
+                let path: Vec<String> = path.split('.').map(str::to_string).collect();
+                let bit = KeySignature::bit(&path[0]);
+                Matcher::Detail(path, bit)
             }
             other => Matcher::Other(other),
         }
     }
 
-    /// [`Trigger::matches`].
-    fn matches(&self, event: &Event) -> bool {
+    /// [`Trigger::matches`]; `keys` is the signature of the event's `details` as it is now,
+    /// computed on first need.
+    fn matches(&self, event: &Event, keys: &mut Option<KeySignature>) -> bool {
         match self {
-            Matcher::Detail(path) => {
+            Matcher::Detail(path, bit) => {
+                let keys = *keys.get_or_insert_with(|| KeySignature::of(&event.details));
+                if !keys.may_hold(*bit) {
+                    return false;
+                }
                 let mut value = path.first().and_then(|key| event.details.get(key));
                 for key in &path[1..] {
                     value = value
@@ -112,7 +120,7 @@ impl Pipeline {
     pub fn process(&self, record: Record<'_>, received: DateTime<Utc>) -> Outcome {
         let event = match record.kind {
             RecordKind::Line => Event::from_line(record.text, record.origin, received),
-            RecordKind::Json => match serde_json::from_str::<Value>(record.text) {
+            RecordKind::Json => match crate::record_json::parse_record(record.text) {
                 Ok(Value::Object(map)) => {
                     Event::from_json(map, record.text, record.origin, received)
                 }
@@ -136,10 +144,16 @@ impl Pipeline {
 
     /// Runs the plugins on an event that is already in the shell.
     pub fn run(&self, mut event: Event) -> Outcome {
+        let mut keys = None;
         for (plugin, triggers) in &self.plugins {
-            if !triggers.iter().any(|trigger| trigger.matches(&event)) {
+            if !triggers
+                .iter()
+                .any(|trigger| trigger.matches(&event, &mut keys))
+            {
                 continue;
             }
+            // Whatever it says, a plugin that ran may have changed the keys.
+            keys = None;
             let verdict = catch_unwind(AssertUnwindSafe(|| plugin.process(&mut event)));
             match verdict {
                 Ok(Ok(crate::plugin::Verdict::Unchanged)) => {}
@@ -509,6 +523,25 @@ mod tests {
             panic!("expected a failure")
         };
         assert!(reason.contains("not an object"), "{reason}");
+    }
+
+    #[test]
+    fn big_integers_and_duplicate_keys_reach_the_lake_line_whole() {
+        let pipeline = crate::builtin_pipeline(&crate::PluginConfig::default()).unwrap();
+        let record = r#"{"bytes":18446744073709551617,"user":"alice","User":"carol","user":"bob","n":{"id":-99999999999999999999}}"#;
+        let Outcome::Ok(event) = pipeline.process(json(record), received()) else {
+            panic!("expected an event")
+        };
+        let line: Value = serde_json::from_str(&event.to_json_line()).unwrap();
+        let details = &line["details"];
+        assert_eq!(details["bytes"], "18446744073709551617");
+        assert_eq!(details["n"]["id"], "-99999999999999999999");
+        // The duplicate comes second in the document and gets `_2`; the key that lower-cases
+        // alike is renamed after both, as lowercase_keys names its collisions.
+        assert_eq!(
+            (&details["user"], &details["user_2"], &details["user_3"]),
+            (&"alice".into(), &"bob".into(), &"carol".into())
+        );
     }
 
     #[test]

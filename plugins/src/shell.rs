@@ -111,7 +111,14 @@ impl Event {
         let mut event = Event::empty(received, RecordKind::Json);
         let mut record = record;
         // `details` first, so that top-level keys moved below it never overwrite its keys.
-        match record.remove("details") {
+        // Most records hold none of the shell's own fields: look up only those that may be there.
+        let keys = KeySignature::of(&record);
+        let take = |record: &mut Map<String, Value>, name: &str| {
+            keys.may_hold(KeySignature::bit(name))
+                .then(|| record.remove(name))
+                .flatten()
+        };
+        match take(&mut record, "details") {
             Some(Value::Object(details)) => event.details = details,
             Some(Value::Null) | None => {
                 // The usual case: the record's own map becomes `details` once the shell fields
@@ -120,7 +127,7 @@ impl Event {
                 // back under `details` (a typed value) was removed from it first.
                 let shell: Vec<(&str, Value)> = SHELL_FIELDS_TAKEN
                     .iter()
-                    .filter_map(|name| Some((*name, record.remove(*name)?)))
+                    .filter_map(|name| Some((*name, take(&mut record, name)?)))
                     .collect();
                 event.details = record;
                 for (key, value) in shell {
@@ -520,6 +527,33 @@ pub fn id_from_hash(hash: &blake3::Hash) -> String {
         id.push_str(&hex[range]);
     }
     id
+}
+
+/// A 64-bit summary of the keys of a map (an event's `details`, a record): a key's bit is set
+/// when some key may be that key, clear when none is. Field triggers, the timestamp's list of
+/// fields and the shell's own fields are looked up in every event and nearly all of them miss;
+/// a clear bit turns one away without searching the map (string comparisons in those searches
+/// were 7% of the pipeline).
+#[derive(Clone, Copy)]
+pub(crate) struct KeySignature(u64);
+
+impl KeySignature {
+    pub(crate) fn of(details: &Map<String, Value>) -> Self {
+        KeySignature(details.keys().fold(0, |bits, key| bits | Self::bit(key)))
+    }
+
+    /// The bit of one key, from its length and its first and last bytes.
+    pub(crate) fn bit(key: &str) -> u64 {
+        let bytes = key.as_bytes();
+        let (first, last) = (bytes.first().copied(), bytes.last().copied());
+        let mix =
+            bytes.len() * 7 + usize::from(first.unwrap_or(0)) * 3 + usize::from(last.unwrap_or(0));
+        1 << (mix % 64)
+    }
+
+    pub(crate) fn may_hold(self, bit: u64) -> bool {
+        self.0 & bit != 0
+    }
 }
 
 /// Inserts `value` under `key`, or under `key_2`, `key_3`… when `key` is taken, so that a

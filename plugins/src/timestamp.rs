@@ -24,7 +24,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, U
 use serde_json::{Number, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
-use crate::shell::Event;
+use crate::shell::{Event, KeySignature};
 
 /// A place the event time may be found, below `details` (keys are lower case by then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub enum TimeField {
         date: &'static str,
         time: &'static str,
     },
+}
+
+impl TimeField {
+    /// The top-level key of `details` this place needs (every one of them needs one).
+    fn first_key(self) -> &'static str {
+        let path = match self {
+            TimeField::Path(path) => path,
+            TimeField::DateAndTime { date, .. } => date,
+        };
+        path.split('.').next().unwrap_or(path)
+    }
 }
 
 /// Where the event time is looked for, in order: the first field whose value is a plausible
@@ -76,6 +87,14 @@ pub const PRECEDENCE: &[TimeField] = &[
     TimeField::Path("event.created"),
 ];
 
+/// The [`KeySignature`] bit of each place's top-level key, in [`PRECEDENCE`] order.
+static PRECEDENCE_KEY_BITS: LazyLock<Vec<u64>> = LazyLock::new(|| {
+    PRECEDENCE
+        .iter()
+        .map(|field| KeySignature::bit(field.first_key()))
+        .collect()
+});
+
 /// The earliest event time believed: anything before is a default or a broken clock.
 pub fn earliest_plausible() -> DateTime<Utc> {
     NaiveDate::from_ymd_opt(2000, 1, 1)
@@ -109,7 +128,11 @@ impl Plugin for Timestamp {
         }
         let received = event.receivedtimestamp;
         let mut candidates = 0;
-        for field in PRECEDENCE {
+        let keys = KeySignature::of(&event.details);
+        for (field, bit) in PRECEDENCE.iter().zip(PRECEDENCE_KEY_BITS.iter()) {
+            if !keys.may_hold(*bit) {
+                continue;
+            }
             let time = match *field {
                 TimeField::Path(path) => event.detail(path).map(|v| parse_time(v, received)),
                 TimeField::DateAndTime { date, time } => {

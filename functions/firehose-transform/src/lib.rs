@@ -718,6 +718,23 @@ mod tests {
     }
 
     #[test]
+    fn big_integers_stay_exact_and_duplicate_keys_keep_both_values() {
+        let out = run(&[(
+            "hostile",
+            br#"{"bytes":18446744073709551617,"user":"alice","user":"bob"}"#,
+        )]);
+        let record = &out.response.records[0];
+        assert_eq!(result(record), "Ok");
+        let details = &lines(record)[0]["details"];
+        assert_eq!(details["bytes"], "18446744073709551617");
+        assert_eq!(
+            (&details["user"], &details["user_2"]),
+            (&"alice".into(), &"bob".into())
+        );
+        assert_adds_up(&out.summary);
+    }
+
+    #[test]
     fn ok_records_carry_the_hour_partition_of_their_first_event() {
         let out = run(&[
             ("timed", br#"{"t":"2024-02-29T23:59:59Z"}"#),
