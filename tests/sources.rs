@@ -52,7 +52,10 @@ fn sources_dir(dir: &Path, text: &str) -> String {
 fn test_sources_runs_the_bundled_and_the_users_tests_and_shows_a_diff_on_failure() {
     let (output, text) = lakewatch(&["test-sources"]);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("ok   minio-audit / a slow GetObject"), "{text}");
+    assert!(
+        text.contains("ok   minio-audit / a slow GetObject"),
+        "{text}"
+    );
     assert!(text.contains("test-sources: 7 passed, 0 failed"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +78,10 @@ fn test_sources_runs_the_bundled_and_the_users_tests_and_shows_a_diff_on_failure
 #[test]
 fn a_broken_source_file_stops_the_command_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let broken = sources_dir(dir.path(), &BADGE.replace("\"%d/%m/%Y %H:%M:%S %z\"", "\"dd/mm/yyyy\""));
+    let broken = sources_dir(
+        dir.path(),
+        &BADGE.replace("\"%d/%m/%Y %H:%M:%S %z\"", "\"dd/mm/yyyy\""),
+    );
     let (output, text) = lakewatch(&["test-sources", "--sources", &broken]);
     assert!(!output.status.success(), "{text}");
     assert!(

@@ -29,7 +29,11 @@ pub fn run(args: TestSourcesArgs) -> anyhow::Result<ExitCode> {
     for source in &sources {
         if source.tests().is_empty() {
             failed += 1;
-            println!("FAIL {} ({}): the source has no tests", source.id(), source.file());
+            println!(
+                "FAIL {} ({}): the source has no tests",
+                source.id(),
+                source.file()
+            );
         }
     }
     for result in check::run(&pipeline, &sources) {

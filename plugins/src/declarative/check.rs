@@ -61,8 +61,7 @@ fn run_one(
             event.plugins.join(", ")
         ));
     }
-    let line: Value =
-        serde_json::from_str(&event.to_json_line()).expect("the lake line is JSON");
+    let line: Value = serde_json::from_str(&event.to_json_line()).expect("the lake line is JSON");
     for (path, expected) in &test.expect {
         let found = lookup(&line, path);
         if !same(found, expected) {

@@ -73,12 +73,10 @@ impl Template {
         for part in &self.0 {
             match part {
                 Part::Text(text) => out.push_str(text),
-                Part::Field { path, fallback } => {
-                    match event.detail(path).and_then(text) {
-                        Some(value) => out.push_str(&value),
-                        None => out.push_str(fallback),
-                    }
-                }
+                Part::Field { path, fallback } => match event.detail(path).and_then(text) {
+                    Some(value) => out.push_str(&value),
+                    None => out.push_str(fallback),
+                },
             }
         }
         out
@@ -264,12 +262,19 @@ fn unix_date(text: &str, zones: &BTreeMap<String, i32>) -> Option<DateTime<Utc>>
     let offset = zones
         .get(zone)
         .copied()
-        .or_else(|| ZONES.iter().find(|(name, _)| *name == zone).map(|(_, s)| *s))
+        .or_else(|| {
+            ZONES
+                .iter()
+                .find(|(name, _)| *name == zone)
+                .map(|(_, s)| *s)
+        })
         .or_else(|| parse_offset(zone).ok())?;
     let naive =
         NaiveDateTime::parse_from_str(&format!("{month} {day} {year} {time}"), "%b %d %Y %H:%M:%S")
             .ok()?;
-    let local = naive.and_local_timezone(FixedOffset::east_opt(offset)?).single()?;
+    let local = naive
+        .and_local_timezone(FixedOffset::east_opt(offset)?)
+        .single()?;
     Some(local.to_utc())
 }
 
@@ -423,12 +428,17 @@ mod tests {
     #[test]
     fn templates_fill_fields_and_fallbacks() {
         let event = json_event(r#"{"api": {"name": "GetObject", "statuscode": 403}}"#);
-        let template = Template::parse("{api.name} {api.bucket|-} -> {api.statuscode} {{x}}").unwrap();
+        let template =
+            Template::parse("{api.name} {api.bucket|-} -> {api.statuscode} {{x}}").unwrap();
         assert_eq!(template.render(&event), "GetObject - -> 403 {x}");
         for bad in ["{api.name", "x}", "{}", "{API.name}", "{a..b}"] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
-        assert!(Template::parse("{API.name}").unwrap_err().contains("\"api.name\""));
+        assert!(
+            Template::parse("{API.name}")
+                .unwrap_err()
+                .contains("\"api.name\"")
+        );
     }
 
     #[test]
@@ -446,7 +456,10 @@ mod tests {
             Some(at("2020-03-25T09:36:26Z"))
         );
         // Ambiguous abbreviations are not guessed…
-        assert_eq!(time(json!("Wed Mar 25 15:06:26 IST 2020"), "unix_date"), None);
+        assert_eq!(
+            time(json!("Wed Mar 25 15:06:26 IST 2020"), "unix_date"),
+            None
+        );
         // …unless the source says what it means.
         let zones = BTreeMap::from([("IST".to_string(), 19800)]);
         assert_eq!(
@@ -466,7 +479,10 @@ mod tests {
         assert_eq!(time(json!(1585109186), "epoch_s"), Some(expected));
         assert_eq!(time(json!("1585109186000"), "epoch_ms"), Some(expected));
         assert_eq!(time(json!(1585109186000000u64), "epoch_us"), Some(expected));
-        assert_eq!(time(json!("1585109186000000000"), "epoch_ns"), Some(expected));
+        assert_eq!(
+            time(json!("1585109186000000000"), "epoch_ns"),
+            Some(expected)
+        );
         assert_eq!(
             time(json!("1585109186.5"), "epoch_s"),
             Some(at("2020-03-25T04:06:26.5Z"))
@@ -520,7 +536,10 @@ mod tests {
 
     #[test]
     fn paths_are_taken_and_put_keeping_what_is_there() {
-        let mut details = json!({"a": {"b": 1}, "c": 2, "s": "x"}).as_object().unwrap().clone();
+        let mut details = json!({"a": {"b": 1}, "c": 2, "s": "x"})
+            .as_object()
+            .unwrap()
+            .clone();
         assert_eq!(take_path(&mut details, "a.b"), Some(json!(1)));
         assert_eq!(take_path(&mut details, "a.z"), None);
         put_path(&mut details, "n.m", json!(3));

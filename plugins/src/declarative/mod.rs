@@ -42,7 +42,10 @@ const BUNDLED: &[(&str, &str)] = &[
         "minio-audit.toml",
         include_str!("../../../sources/minio-audit.toml"),
     ),
-    ("raw-line.toml", include_str!("../../../sources/raw-line.toml")),
+    (
+        "raw-line.toml",
+        include_str!("../../../sources/raw-line.toml"),
+    ),
 ];
 
 /// When a test does not say when its record was received.
@@ -200,7 +203,9 @@ impl DeclarativeSource {
             if !event.details.contains_key(key)
                 && let Some(address) = first(event, paths)
             {
-                event.details.insert(key.to_string(), Value::String(address));
+                event
+                    .details
+                    .insert(key.to_string(), Value::String(address));
             }
         }
         if let Some(severity) = &self.severity {
@@ -209,7 +214,7 @@ impl DeclarativeSource {
         if let Some((field, map)) = &self.severity_from
             && let Some(severity) = detail_text(event, field).and_then(|v| map.get(v.as_ref()))
         {
-            raise_severity(event, &severity.clone());
+            raise_severity(event, severity);
         }
         if let Some(auth) = &self.auth {
             let user = first(event, &auth.user);
@@ -308,7 +313,10 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<DeclarativeSource>, SourceError> {
             return Err(SourceError {
                 file: file.clone(),
                 line: None,
-                message: format!("source {:?} is already defined in {}", source.name, first.file),
+                message: format!(
+                    "source {:?} is already defined in {}",
+                    source.name, first.file
+                ),
             });
         }
         sources.push(source);
@@ -390,7 +398,12 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
             ));
         }
     };
-    let input = match raw.recognise.input.as_ref().map(|i| (i.get_ref().as_str(), i.span())) {
+    let input = match raw
+        .recognise
+        .input
+        .as_ref()
+        .map(|i| (i.get_ref().as_str(), i.span()))
+    {
         None | Some(("json", _)) => Input::Json,
         Some(("line", _)) => Input::Line,
         Some(("any", _)) => Input::Any,
@@ -404,8 +417,18 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
     let condition = |spanned: &Spanned<config::Condition>| {
         build_condition(spanned.get_ref(), spanned.span(), text, file)
     };
-    let all = raw.recognise.all.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
-    let any = raw.recognise.any.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
+    let all = raw
+        .recognise
+        .all
+        .iter()
+        .map(condition)
+        .collect::<Result<Vec<_>, _>>()?;
+    let any = raw
+        .recognise
+        .any
+        .iter()
+        .map(condition)
+        .collect::<Result<Vec<_>, _>>()?;
     if all.is_empty() && any.is_empty() && input != Input::Line {
         return Err(at(
             None,
@@ -428,27 +451,25 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
     let time = match &raw.time {
         None => None,
         Some(time) => {
-            let formats = time
+            if let (Some(format), false) = (&time.format, time.formats.is_empty()) {
+                return Err(at(
+                    Some(format.span()),
+                    "give format or formats, not both".to_string(),
+                ));
+            }
+            let mut formats = time
                 .format
                 .iter()
                 .chain(&time.formats)
                 .map(|f| TimeFormat::parse(f.get_ref()).map_err(|m| at(Some(f.span()), m)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let formats = match formats.len() {
-                0 => vec![TimeFormat::Auto],
-                1 if time.format.is_some() => formats,
-                _ if time.format.is_some() => {
-                    return Err(at(
-                        time.format.as_ref().map(Spanned::span),
-                        "give format or formats, not both".to_string(),
-                    ));
-                }
-                _ => formats,
-            };
+            if formats.is_empty() {
+                formats.push(TimeFormat::Auto);
+            }
             let mut zones = BTreeMap::new();
             for (name, offset) in &time.zones {
-                let seconds =
-                    mapping::parse_offset(offset.get_ref()).map_err(|m| at(Some(offset.span()), m))?;
+                let seconds = mapping::parse_offset(offset.get_ref())
+                    .map_err(|m| at(Some(offset.span()), m))?;
                 zones.insert(name.clone(), seconds);
             }
             Some(TimeSpec {
@@ -586,7 +607,10 @@ fn sample_test(
         })?
         .to_utc();
     if test.expect.is_empty() {
-        return Err(at(None, named("expect is empty: say what the record must give")));
+        return Err(at(
+            None,
+            named("expect is empty: say what the record must give"),
+        ));
     }
     Ok(SampleTest {
         name: test.name.clone(),

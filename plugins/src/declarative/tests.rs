@@ -36,7 +36,13 @@ fn the_bundled_list_is_every_file_of_the_sources_directory() {
     let on_disk: Vec<(String, String)> = read_dir(&dir).unwrap();
     let names: Vec<String> = on_disk
         .iter()
-        .map(|(path, _)| Path::new(path).file_name().unwrap().to_string_lossy().into_owned())
+        .map(|(path, _)| {
+            Path::new(path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let bundled: Vec<&str> = BUNDLED.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, bundled, "list every sources/*.toml in BUNDLED");
@@ -48,7 +54,10 @@ fn the_bundled_list_is_every_file_of_the_sources_directory() {
 #[test]
 fn every_bundled_source_passes_its_tests_in_the_builtin_pipeline() {
     let sources = load(&[]).unwrap();
-    assert!(sources.iter().all(|s| !s.tests().is_empty()), "every source has tests");
+    assert!(
+        sources.iter().all(|s| !s.tests().is_empty()),
+        "every source has tests"
+    );
     let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
     let results = check::run(&pipeline, &sources);
     assert!(results.len() >= 7, "{results:?}");
@@ -58,7 +67,9 @@ fn every_bundled_source_passes_its_tests_in_the_builtin_pipeline() {
 
 #[test]
 fn declarative_sources_are_in_the_builtin_pipeline_at_their_priority() {
-    let names = builtin_pipeline(&PluginConfig::default()).unwrap().plugin_names();
+    let names = builtin_pipeline(&PluginConfig::default())
+        .unwrap()
+        .plugin_names();
     let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
     assert!(position("raw-line") < position("syslog"));
     assert!(position("s3_audit") < position("minio-audit"));
@@ -90,7 +101,10 @@ fn an_unrecognised_sample_fails_its_test() {
     let pipeline = Pipeline::new(vec![Box::new(source(&text))]);
     let failures = &check::run(&pipeline, &sources)[0].failures;
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].starts_with("not recognised by x"), "{failures:?}");
+    assert!(
+        failures[0].starts_with("not recognised by x"),
+        "{failures:?}"
+    );
 }
 
 #[test]
@@ -101,10 +115,16 @@ fn conditions_decide_recognition_and_the_trigger() {
     assert_eq!(x.registration().triggers, [Trigger::Field("kind".into())]);
     for (record, recognised) in [
         (json!({"kind": "x-log", "n": 1, "m": "abb"}), true),
-        (json!({"kind": "x-log", "n": "1", "gone": 1, "m": "abb"}), true),
+        (
+            json!({"kind": "x-log", "n": "1", "gone": 1, "m": "abb"}),
+            true,
+        ),
         (json!({"kind": "x-log", "n": "two"}), true),
         (json!({"kind": "x-log", "n": 3}), false),
-        (json!({"kind": "x-log", "n": "two", "gone": 1, "m": "ac"}), false),
+        (
+            json!({"kind": "x-log", "n": "two", "gone": 1, "m": "ac"}),
+            false,
+        ),
         (json!({"kind": "X-LOG", "n": 1}), false),
         (json!({"kind": {"x-log": 1}, "n": 1}), false),
     ] {
@@ -158,7 +178,9 @@ service = "x-idp"
 
 #[test]
 fn a_value_that_does_not_cast_fails_only_that_record_with_the_reason() {
-    let x = source(&format!("{MINIMAL}[[cast]]\nfield = \"took\"\nto = \"duration_ns\"\n"));
+    let x = source(&format!(
+        "{MINIMAL}[[cast]]\nfield = \"took\"\nto = \"duration_ns\"\n"
+    ));
     let mut event = json_event(r#"{"kind": "x-log", "took": "soon"}"#);
     assert_eq!(
         x.process(&mut event).unwrap_err().0,
@@ -176,16 +198,29 @@ fn a_value_that_does_not_cast_fails_only_that_record_with_the_reason() {
         },
         crate::sources::testing::received(),
     );
-    assert!(matches!(outcome, crate::Outcome::Failed { reason } if reason.starts_with("plugin x failed: source x: cast")));
+    assert!(
+        matches!(outcome, crate::Outcome::Failed { reason } if reason.starts_with("plugin x failed: source x: cast"))
+    );
 }
 
 #[test]
 fn a_time_field_that_does_not_parse_falls_back_to_the_received_time_with_the_tag() {
-    let x = source(&format!("{MINIMAL}[time]\nfields = [\"at\", \"when\"]\nformat = \"epoch_ms\"\n"));
-    let (_, event) = process_json(&x, r#"{"kind": "x-log", "at": "soon", "when": 1585109186000}"#);
-    assert_eq!(event.utctimestamp.unwrap().to_rfc3339(), "2020-03-25T04:06:26+00:00");
+    let x = source(&format!(
+        "{MINIMAL}[time]\nfields = [\"at\", \"when\"]\nformat = \"epoch_ms\"\n"
+    ));
+    let (_, event) = process_json(
+        &x,
+        r#"{"kind": "x-log", "at": "soon", "when": 1585109186000}"#,
+    );
+    assert_eq!(
+        event.utctimestamp.unwrap().to_rfc3339(),
+        "2020-03-25T04:06:26+00:00"
+    );
     let (_, event) = process_json(&x, r#"{"kind": "x-log", "at": "soon"}"#);
-    assert_eq!(event.utctimestamp, Some(crate::sources::testing::received()));
+    assert_eq!(
+        event.utctimestamp,
+        Some(crate::sources::testing::received())
+    );
     assert_eq!(event.tags, [crate::shell::TIMESTAMP_FALLBACK_TAG]);
     let (_, event) = process_json(&x, r#"{"kind": "x-log"}"#);
     assert_eq!(event.utctimestamp, None);
@@ -195,7 +230,10 @@ fn a_time_field_that_does_not_parse_falls_back_to_the_received_time_with_the_tag
 fn bad_files_are_errors_with_file_and_line() {
     let cases = [
         (file("summary = \"x", ""), "t/x.toml:6:"),
-        (file("sumary = \"x\"", ""), "t/x.toml:6: unknown field `sumary`"),
+        (
+            file("sumary = \"x\"", ""),
+            "t/x.toml:6: unknown field `sumary`",
+        ),
         (
             format!("{MINIMAL}[time]\nfields = [\"t\"]\nformat = \"iso\""),
             "t/x.toml:11: unknown time format \"iso\"",
@@ -212,21 +250,37 @@ fn bad_files_are_errors_with_file_and_line() {
             file("hostname = [\"computerName\"]", ""),
             "t/x.toml:6: \"computerName\": keys are lower-cased before sources run, write \"computername\"",
         ),
-        (file("summary = \"{a\"", ""), "t/x.toml:6: placeholder at character 0"),
-        (file("severity = \"LOUD\"", ""), "t/x.toml:6: severity \"LOUD\""),
+        (
+            file("summary = \"{a\"", ""),
+            "t/x.toml:6: placeholder at character 0",
+        ),
+        (
+            file("severity = \"LOUD\"", ""),
+            "t/x.toml:6: severity \"LOUD\"",
+        ),
         (file("priority = 5", ""), "t/x.toml:6: priority must be"),
-        (MINIMAL.replace("id = \"x\"", "id = \"y\""), "t/x.toml:2: id \"y\" must be"),
+        (
+            MINIMAL.replace("id = \"x\"", "id = \"y\""),
+            "t/x.toml:2: id \"y\" must be",
+        ),
     ];
     for (text, expected) in cases {
         let message = error(&text);
-        assert!(message.starts_with(expected), "{message}\n  expected: {expected}");
+        assert!(
+            message.starts_with(expected),
+            "{message}\n  expected: {expected}"
+        );
     }
 }
 
 #[test]
 fn an_id_defined_twice_names_both_files() {
     let dir = tempfile_dir();
-    std::fs::write(dir.join("minio-audit.toml"), MINIMAL.replace("\"x\"", "\"minio-audit\"")).unwrap();
+    std::fs::write(
+        dir.join("minio-audit.toml"),
+        MINIMAL.replace("\"x\"", "\"minio-audit\""),
+    )
+    .unwrap();
     let message = load(std::slice::from_ref(&dir)).unwrap_err().to_string();
     assert!(
         message.ends_with("minio-audit.toml: source \"minio-audit\" is already defined in sources/minio-audit.toml"),
@@ -251,7 +305,10 @@ fn a_users_directory_adds_its_sources_to_the_pipeline() {
         ..PluginConfig::default()
     };
     let message = builtin_pipeline(&missing).err().unwrap().to_string();
-    assert!(message.contains("nope: cannot read the sources directory"), "{message}");
+    assert!(
+        message.contains("nope: cannot read the sources directory"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
