@@ -64,16 +64,7 @@ impl Plugin for Authentication {
         let Some(attempt) = attempt else {
             return Ok(Verdict::Unchanged);
         };
-        let outcome = if attempt.success {
-            "success"
-        } else {
-            "failure"
-        };
-        event.details.insert(
-            "auth".into(),
-            json!({"user": attempt.user, "outcome": outcome, "service": attempt.service}),
-        );
-        event.add_tag(&format!("login_{outcome}"));
+        record_login(event, &attempt.user, attempt.success, attempt.service);
         if let Some(address) = attempt.address
             && !event.details.contains_key("sourceipaddress")
         {
@@ -83,6 +74,18 @@ impl Plugin for Authentication {
         }
         Ok(Verdict::Changed)
     }
+}
+
+/// Writes a login attempt in the one shape the rules read: `details.auth` = `{user, outcome,
+/// service}` and the tag `login_success` or `login_failure`. Declarative sources with an
+/// `[auth]` table write their logins with it too.
+pub fn record_login(event: &mut Event, user: &str, success: bool, service: &str) {
+    let outcome = if success { "success" } else { "failure" };
+    event.details.insert(
+        "auth".into(),
+        json!({"user": user, "outcome": outcome, "service": service}),
+    );
+    event.add_tag(&format!("login_{outcome}"));
 }
 
 fn gsuite_attempt(event: &Event) -> Option<Attempt> {

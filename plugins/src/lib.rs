@@ -11,6 +11,7 @@
 pub mod authentication;
 pub mod cloudfront;
 pub mod cloudtrail;
+pub mod declarative;
 pub mod envelope;
 pub mod framing;
 pub mod geoip;
@@ -43,6 +44,9 @@ pub struct PluginConfig {
     /// A MaxMind-format ASN database (GeoLite2-ASN.mmdb): adds `asn` and `asorg` to
     /// `details.sourcegeo`.
     pub geoip_asn_database: Option<std::path::PathBuf>,
+    /// Directories of the user's own source files (`*.toml`, see [`declarative`]), loaded
+    /// after the bundled ones.
+    pub source_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Environment variable naming the City database (a path, e.g. in a Lambda layer under /opt).
@@ -62,6 +66,7 @@ impl PluginConfig {
         PluginConfig {
             geoip_city_database: path(GEOIP_CITY_ENV),
             geoip_asn_database: path(GEOIP_ASN_ENV),
+            source_dirs: Vec::new(),
         }
     }
 }
@@ -99,6 +104,10 @@ pub fn builtin_plugins_with_notes(
         Box::new(authentication::Authentication),
         Box::new(s3_audit::S3Audit),
     ];
+    // Declarative sources: the bundled files and the user's.
+    for source in declarative::load(&config.source_dirs).map_err(|e| ConfigError(e.to_string()))? {
+        plugins.push(Box::new(source));
+    }
     // Plugins that depend on the deployment's configuration.
     if let Some(geoip) = geoip::GeoIp::from_config(config, &mut notes)? {
         plugins.push(Box::new(geoip));

@@ -99,8 +99,8 @@ fn source_parsers_run_before_time_and_address_plugins_and_leave_them_their_field
     let auth = run_file("syslog/auth.log");
     let first = &auth[0];
     assert_eq!(
-        first.plugins[..2],
-        ["syslog", "timestamp"],
+        first.plugins[..3],
+        ["raw-line", "syslog", "timestamp"],
         "{:?}",
         first.plugins
     );

@@ -29,6 +29,7 @@ pub fn bundled_geoip() -> PluginConfig {
     PluginConfig {
         geoip_city_database: Some(dir.join("test-city.mmdb")),
         geoip_asn_database: Some(dir.join("test-asn.mmdb")),
+        ..PluginConfig::default()
     }
 }
 
@@ -43,6 +44,7 @@ pub fn embedded_test_geoip(dir: &Path) -> std::io::Result<PluginConfig> {
     Ok(PluginConfig {
         geoip_city_database: Some(city),
         geoip_asn_database: Some(asn),
+        ..PluginConfig::default()
     })
 }
 

@@ -71,6 +71,11 @@ pub struct IngestArgs {
     /// A MaxMind-format ASN database (e.g. GeoLite2-ASN.mmdb): adds `asn` and `asorg`.
     #[arg(long, value_name = "MMDB", env = lakewatch_plugins::GEOIP_ASN_ENV)]
     pub geoip_asn: Option<PathBuf>,
+
+    /// A directory of your own source files (*.toml, see `lakewatch test-sources`), used
+    /// beside the bundled ones; repeat for several.
+    #[arg(long = "sources", value_name = "DIR")]
+    pub source_dirs: Vec<PathBuf>,
 }
 
 impl IngestArgs {
@@ -79,6 +84,7 @@ impl IngestArgs {
         PluginConfig {
             geoip_city_database: self.geoip_city.clone(),
             geoip_asn_database: self.geoip_asn.clone(),
+            source_dirs: self.source_dirs.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod ingest;
 pub mod partitions;
 pub mod query;
+pub mod sources;
 
 /// lakewatch: a serverless security data lake and detection engine, run locally.
 ///
@@ -33,6 +34,7 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Run every detection rule's test cases offline.
     TestRules(detect::TestRulesArgs),
+    TestSources(sources::TestSourcesArgs),
     Ddl(ddl::DdlArgs),
     Partitions(partitions::PartitionsArgs),
     Query(query::QueryArgs),
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args),
         Command::Detect(args) => detect::run(args),
         Command::TestRules(args) => detect::run_tests(args),
+        Command::TestSources(args) => sources::run(args),
         Command::Ddl(args) => ddl::run(args),
         Command::Partitions(args) => partitions::run(args),
         Command::Query(args) => query::run(args),
