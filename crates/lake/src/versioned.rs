@@ -68,7 +68,8 @@ impl FileStore {
         self.dir.join(name)
     }
 
-    fn read_now(&self, name: &str) -> io::Result<Option<Versioned>> {
+    /// [`VersionedStore::read`] without a runtime (a file store never waits on anything).
+    pub fn read_now(&self, name: &str) -> io::Result<Option<Versioned>> {
         match std::fs::read(self.path(name)) {
             Ok(bytes) => Ok(Some(Versioned {
                 version: version_of(&bytes),
@@ -79,7 +80,8 @@ impl FileStore {
         }
     }
 
-    fn write_now(
+    /// [`VersionedStore::write`] without a runtime.
+    pub fn write_now(
         &self,
         name: &str,
         bytes: &[u8],
