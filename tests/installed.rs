@@ -88,4 +88,9 @@ fn an_installed_binary_runs_the_demo_from_any_directory() {
     assert!(stdout.contains("events/scenario/logins.ndjson"), "{stdout}");
     assert!(stdout.contains("impossible-travel"), "{stdout}");
     assert!(cwd.path().join("lake/events").is_dir());
+    // Nothing is read from the checkout the binary was built in.
+    assert!(
+        !stdout.contains(env!("CARGO_MANIFEST_DIR")),
+        "the demo read the source tree:\n{stdout}"
+    );
 }
