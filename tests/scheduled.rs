@@ -28,7 +28,8 @@ fn ingest_failures(lake: &Path) {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/brute-force-user-positive.ndjson");
     let pipeline = lakewatch_plugins::builtin_pipeline(&test_geoip_in(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("events/geoip"),
-    )).unwrap();
+    ))
+    .unwrap();
     let local = LocalLake::open(lake).unwrap();
     let mut failures = Vec::new();
     let mut ingest = Ingest::new(&pipeline, local.writer(Utc::now()), |m: &str| {

@@ -178,7 +178,11 @@ impl<'a> Ingest<'a> {
         wrap: impl FnOnce(File) -> R,
     ) -> anyhow::Result<FileIngest<'_>> {
         let Some(ingested) = &self.ingested else {
-            return Ok(FileIngest::Ingested(self.ingest(name, container, wrap(file))?));
+            return Ok(FileIngest::Ingested(self.ingest(
+                name,
+                container,
+                wrap(file),
+            )?));
         };
         if ingested
             .holds(container, &mut file)
@@ -191,9 +195,13 @@ impl<'a> Ingest<'a> {
         self.ingest(name, container, &mut reader)?;
         if let Some(fingerprint) = reader.fingerprint() {
             let ingested = self.ingested.as_mut().expect("checked above");
-            ingested.completed.insert(container.to_string(), fingerprint);
+            ingested
+                .completed
+                .insert(container.to_string(), fingerprint);
         }
-        Ok(FileIngest::Ingested(self.inputs.last().expect("just ingested")))
+        Ok(FileIngest::Ingested(
+            self.inputs.last().expect("just ingested"),
+        ))
     }
 
     /// Ingests one input: `name` for messages and the error file, `container` for event ids
