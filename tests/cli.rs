@@ -236,12 +236,14 @@ fn a_lake_inside_the_ingested_directory_is_not_read_back() {
     let lake = dir.path().join("lake");
     ingest(&[dir.path()], &lake, None);
     let (stdout, stderr) = ingest(&[dir.path()], &lake, None);
+    // The lake's data files and its record of ingested files (state/ingest/files.json).
     assert!(
-        stderr.contains("skipping 2 files inside the lake directory"),
+        stderr.contains("skipping 3 files inside the lake directory"),
         "{stderr}"
     );
-    assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
-    assert_eq!(events(&lake).len(), 6);
+    // app.ndjson is already in the lake: re-runs are idempotent.
+    assert_eq!(totals(&stdout), [0, 0, 0, 0], "{stdout}");
+    assert_eq!(events(&lake).len(), 3);
 }
 
 #[test]
@@ -423,6 +425,65 @@ fn an_unreadable_file_is_reported_and_the_others_are_ingested() {
     assert!(stdout.contains("could not read 1 inputs"), "{stdout}");
     assert_eq!(totals(&stdout), [2, 2, 0, 0], "{stdout}");
     assert_eq!(events(&lake).len(), 2);
+}
+
+/// Re-running a directory ingest after a failure (the case: one unreadable file, the
+/// others written) writes nothing twice: files the lake holds with the same content are
+/// skipped and named; the previously unreadable file, now readable, and a changed file are read.
+#[cfg(unix)]
+#[test]
+fn a_rerun_skips_the_files_the_lake_already_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("a.json"), "{\"a\":1}\n{\"a\":2}\n").unwrap();
+    let socket = std::os::unix::net::UnixListener::bind(logs.join("b.sock")).unwrap();
+    std::fs::write(logs.join("c.json"), "{\"c\":1}\n").unwrap();
+    let lake = dir.path().join("lake");
+    let args = [
+        "ingest",
+        logs.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+    ];
+    let first = lakewatch(&args, None);
+    assert!(!first.status.success());
+    assert_eq!(events(&lake).len(), 3);
+
+    let second = lakewatch(&args, None);
+    let stdout = String::from_utf8(second.stdout).unwrap();
+    assert!(!second.status.success(), "b.sock is still unreadable");
+    assert_eq!(totals(&stdout), [0, 0, 0, 0], "{stdout}");
+    assert!(
+        stdout.contains("skipped 2 files the lake already holds"),
+        "{stdout}"
+    );
+    let named = format!("  {}\n", logs.join("a.json").display());
+    assert!(stdout.contains(&named), "{stdout}");
+    assert_eq!(events(&lake).len(), 3, "nothing written twice");
+
+    // The unreadable input fixed, and one file changed: only those are read.
+    drop(socket);
+    std::fs::remove_file(logs.join("b.sock")).unwrap();
+    std::fs::write(logs.join("b.json"), "{\"b\":1}\n").unwrap();
+    std::fs::write(logs.join("c.json"), "{\"c\":1}\n{\"c\":2}\n").unwrap();
+    let third = lakewatch(&args, None);
+    let stdout = String::from_utf8(third.stdout).unwrap();
+    assert!(third.status.success(), "{stdout}");
+    assert_eq!(totals(&stdout), [3, 3, 0, 0], "{stdout}");
+    assert!(
+        stdout.contains("skipped 1 files the lake already holds"),
+        "{stdout}"
+    );
+    let mut ids: Vec<_> = events(&lake)
+        .iter()
+        .map(|e| e["eventid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    ids.sort();
+    ids.dedup();
+    // c.json's unchanged first line was written again, with its id of the first run.
+    assert_eq!(ids.len(), 5);
 }
 
 #[test]

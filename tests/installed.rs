@@ -1,13 +1,21 @@
-//! An installed `lakewatch` runs from anywhere: its rules (and their test events) are embedded
-//! in the binary, not read from the checkout it was built in.
+//! An installed `lakewatch` runs from anywhere: its rules (and their test events) and the demo's
+//! sample events are embedded in the binary, not read from the checkout it was built in.
 //!
 //! `cargo install --path . --root <dir>` only copies the built binary to `<dir>/bin`; this test
 //! does the same with the binary cargo built for the tests (a release build would take minutes
 //! and find its rules the same way), and runs the copy from an empty working directory without
 //! cargo's environment.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// Copies the built binary to `root/bin/lakewatch`, as `cargo install --root root` does.
+fn install(root: &Path) -> PathBuf {
+    let bin = root.join("bin").join("lakewatch");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_lakewatch"), &bin).unwrap();
+    bin
+}
 
 fn run_installed(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
     let output = Command::new(bin)
@@ -29,9 +37,7 @@ fn run_installed(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
 #[test]
 fn an_installed_binary_finds_its_rules_from_any_directory() {
     let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin").join("lakewatch");
-    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_lakewatch"), &bin).unwrap();
+    let bin = install(root.path());
     let cwd = tempfile::tempdir().unwrap();
     assert!(!cwd.path().join("rules").exists());
 
@@ -65,5 +71,26 @@ fn an_installed_binary_finds_its_rules_from_any_directory() {
     assert!(
         stdout.contains("test-rules: 2 passed, 0 failed"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn an_installed_binary_runs_the_demo_from_any_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = install(root.path());
+    let cwd = tempfile::tempdir().unwrap();
+    assert!(!cwd.path().join("events").exists());
+
+    let output = run_installed(&bin, cwd.path(), &["demo", "--lake", "lake"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    // The embedded samples, the scenario's GeoIP-placed logins included, went through.
+    assert!(stdout.contains("== 1. Ingest"), "{stdout}");
+    assert!(stdout.contains("events/scenario/logins.ndjson"), "{stdout}");
+    assert!(stdout.contains("impossible-travel"), "{stdout}");
+    assert!(cwd.path().join("lake/events").is_dir());
+    // Nothing is read from the checkout the binary was built in.
+    assert!(
+        !stdout.contains(env!("CARGO_MANIFEST_DIR")),
+        "the demo read the source tree:\n{stdout}"
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use lakewatch::cli::detect::bundled_geoip;
+use lakewatch::cli::detect::test_geoip_in;
 use lakewatch::local::detect::{LocalAlerts, LocalQueries, state_dir};
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::state::StateError;
@@ -26,7 +26,10 @@ fn at(text: &str) -> DateTime<Utc> {
 fn ingest_failures(lake: &Path) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/brute-force-user-positive.ndjson");
-    let pipeline = lakewatch_plugins::builtin_pipeline(&bundled_geoip()).unwrap();
+    let pipeline = lakewatch_plugins::builtin_pipeline(&test_geoip_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("events/geoip"),
+    ))
+    .unwrap();
     let local = LocalLake::open(lake).unwrap();
     let mut failures = Vec::new();
     let mut ingest = Ingest::new(&pipeline, local.writer(Utc::now()), |m: &str| {

@@ -10,15 +10,20 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use lakewatch_lake::LocalLake;
 use lakewatch_lake::schema::EVENTS;
+use lakewatch_plugins::PluginConfig;
 use serde_json::Value;
 
-use super::detect::{bundled_geoip, detect, render_reports};
+use super::detect::{detect, embedded_test_geoip, render_reports};
 use super::ingest::{ingest_paths, render_report};
 use super::partitions::{plan_local, render as render_partitions};
 use crate::local::ingest::{IngestOutcome, InputPath, expand_paths};
 
-/// The sample events shipped with the source, found where the binary was built from.
-pub const BUNDLED_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+/// The sample events of `events/`, embedded at build time (build.rs), so the demo runs from an
+/// installed binary in any directory.
+mod samples {
+    include!(concat!(env!("OUT_DIR"), "/samples.rs"));
+}
+
 /// Lambda invocation fixtures under the events directory: test inputs, not source events.
 const LAMBDA_FIXTURES: &str = "lambda";
 /// Extensions of sample event files.
@@ -38,15 +43,18 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub lake: Option<PathBuf>,
 
-    /// The sample events to ingest (every file below it, except Lambda fixtures in lambda/).
-    #[arg(long, value_name = "DIR", default_value = BUNDLED_EVENTS)]
-    pub events: PathBuf,
+    /// The sample events to ingest (every file below it, except Lambda fixtures in lambda/);
+    /// by default the samples embedded in this binary (the source tree's events/).
+    #[arg(long, value_name = "DIR")]
+    pub events: Option<PathBuf>,
 }
 
 /// The state the steps share.
 pub struct Demo {
     pub lake: LocalLake,
     pub events: PathBuf,
+    /// The embedded test GeoIP databases, written out for the pipeline.
+    pub geoip: PluginConfig,
     pub out: Box<dyn Write>,
     step: usize,
 }
@@ -61,24 +69,25 @@ impl Demo {
 
 /// Runs `lakewatch demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    if !args.events.is_dir() {
-        bail!(
-            "{}: the sample events directory is missing; pass --events DIR",
-            args.events.display()
-        );
-    }
-    let temporary = match &args.lake {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().context("cannot create a temporary lake directory")?),
+    // The embedded samples and GeoIP databases are written here; the lake too unless kept.
+    let temporary = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let events = match args.events {
+        Some(dir) if !dir.is_dir() => bail!(
+            "{}: the sample events directory is missing (leave out --events for the bundled ones)",
+            dir.display()
+        ),
+        Some(dir) => dir,
+        None => extract_samples(temporary.path()).context("cannot write the sample events")?,
     };
-    let root = match (&args.lake, &temporary) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(temp)) => temp.path().join("lake"),
-        (None, None) => unreachable!("a temporary directory exists when no lake is given"),
+    let geoip = embedded_test_geoip(temporary.path())?;
+    let root = match &args.lake {
+        Some(dir) => dir.clone(),
+        None => temporary.path().join("lake"),
     };
     let mut demo = Demo {
         lake: LocalLake::open(root)?,
-        events: args.events,
+        events,
+        geoip,
         out: Box::new(io::stdout()),
         step: 0,
     };
@@ -89,7 +98,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     query_lake(&mut demo)?;
     detect_scenario(&mut demo)?;
     writeln!(demo.out)?;
-    if temporary.is_some() {
+    if args.lake.is_none() {
         writeln!(
             demo.out,
             "The lake was temporary and is removed now; run `lakewatch demo --lake DIR` to keep it."
@@ -100,6 +109,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "Your own logs: lakewatch ingest PATH… --lake DIR (see lakewatch ingest --help)."
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the embedded sample events to `dir/events/` and returns that directory.
+fn extract_samples(dir: &Path) -> io::Result<PathBuf> {
+    let events = dir.join("events");
+    for (relative, bytes) in samples::SAMPLE_EVENTS {
+        let path = events.join(relative);
+        std::fs::create_dir_all(path.parent().expect("below events/"))?;
+        std::fs::write(path, bytes)?;
+    }
+    Ok(events)
 }
 
 /// The files of the events directory that are source events: data files by extension
@@ -137,7 +157,7 @@ fn ingest_samples(demo: &mut Demo) -> anyhow::Result<IngestOutcome> {
         &demo.lake,
         &inputs,
         demo.events.parent(),
-        &bundled_geoip(),
+        &demo.geoip,
         false,
     )?;
     write!(demo.out, "{}", render_report(&demo.lake, &outcome))?;

@@ -15,17 +15,8 @@ use lakewatch_plugins::PluginConfig;
 pub use crate::local::detect::detect;
 use crate::local::detect::{select_rules, test_rule};
 
-/// The rules directory of the source tree this binary was built from, for tests that read one
-/// rule file. The commands themselves use the bundled rules, embedded in the binary.
-pub fn bundled_rules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
-}
-
-/// The tiny GeoIP test databases shipped in events/geoip (documentation networks only).
-pub fn bundled_geoip() -> PluginConfig {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join("geoip");
+/// The test GeoIP databases as events/geoip/ holds them (documentation networks only), in `dir`.
+pub fn test_geoip_in(dir: &Path) -> PluginConfig {
     PluginConfig {
         geoip_city_database: Some(dir.join("test-city.mmdb")),
         geoip_asn_database: Some(dir.join("test-asn.mmdb")),
@@ -33,19 +24,21 @@ pub fn bundled_geoip() -> PluginConfig {
     }
 }
 
-/// The same test GeoIP databases, embedded in the binary so that `lakewatch test-rules` runs
-/// from an installed binary too: written to `dir`, which must outlive the pipeline built from
-/// the returned configuration.
+/// The test GeoIP databases, embedded in the binary so that `lakewatch test-rules` and
+/// `lakewatch demo` run from an installed binary too: written to `dir`, which must outlive the
+/// pipeline built from the returned configuration.
 pub fn embedded_test_geoip(dir: &Path) -> std::io::Result<PluginConfig> {
-    let city = dir.join("test-city.mmdb");
-    let asn = dir.join("test-asn.mmdb");
-    std::fs::write(&city, include_bytes!("../../events/geoip/test-city.mmdb"))?;
-    std::fs::write(&asn, include_bytes!("../../events/geoip/test-asn.mmdb"))?;
-    Ok(PluginConfig {
-        geoip_city_database: Some(city),
-        geoip_asn_database: Some(asn),
-        ..PluginConfig::default()
-    })
+    let config = test_geoip_in(dir);
+    let (city, asn) = (&config.geoip_city_database, &config.geoip_asn_database);
+    std::fs::write(
+        city.as_ref().expect("set above"),
+        include_bytes!("../../events/geoip/test-city.mmdb"),
+    )?;
+    std::fs::write(
+        asn.as_ref().expect("set above"),
+        include_bytes!("../../events/geoip/test-asn.mmdb"),
+    )?;
+    Ok(config)
 }
 
 /// Run detection rules over a local lake.

@@ -14,11 +14,12 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lakewatch_lake::LocalLake;
+use lakewatch_lake::local::state_dir;
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::{PluginConfig, builtin_pipeline};
 
 use crate::local::ingest::{
-    FAILURES_SHOWN, Ingest, IngestOutcome, InputPath, container_of, expand_paths,
+    FAILURES_SHOWN, FileIngest, Ingest, IngestOutcome, InputPath, container_of, expand_paths,
 };
 
 /// Inputs at least this large (in total) get a progress bar.
@@ -105,7 +106,8 @@ pub fn ingest_paths(
         &pipeline,
         lake.writer(Utc::now()),
         failure_printer(quiet, progress.clone()),
-    );
+    )
+    .skipping_ingested_files(lake)?;
     for input in inputs {
         let name = input.name(base);
         progress.set_message(name.clone());
@@ -119,9 +121,12 @@ pub fn ingest_paths(
                     .and_then(|file| Ok((file, container_of(path)?)));
                 match opened {
                     Ok((file, container)) => {
-                        ingest
-                            .ingest(&name, &container, progress.wrap_read(file))
+                        let done = ingest
+                            .ingest_file(&name, &container, file, |file| progress.wrap_read(file))
                             .with_context(|| format!("while ingesting {name}"))?;
+                        if let FileIngest::AlreadyIngested = done {
+                            progress.inc(std::fs::metadata(path).map_or(0, |m| m.len()));
+                        }
                     }
                     // One unreadable file does not stop the others; the run fails at the end.
                     Err(error) => {
@@ -245,6 +250,22 @@ pub fn render_report(lake: &LocalLake, outcome: &IngestOutcome) -> String {
         );
         for (name, reason) in &outcome.unreadable {
             let _ = writeln!(out, "  {name}: {reason}");
+        }
+    }
+    if !outcome.already_ingested.is_empty() {
+        let skipped = &outcome.already_ingested;
+        let _ = writeln!(
+            out,
+            "skipped {} files the lake already holds (same file, same content; delete {} to \
+             read them again):",
+            skipped.len(),
+            state_dir(lake.root(), "ingest").display()
+        );
+        for name in skipped.iter().take(FAILURES_SHOWN) {
+            let _ = writeln!(out, "  {name}");
+        }
+        if skipped.len() > FAILURES_SHOWN {
+            let _ = writeln!(out, "  and {} more", skipped.len() - FAILURES_SHOWN);
         }
     }
     let removed = &outcome.written.removed_temporaries;

@@ -4,15 +4,24 @@
 //! [`Ingest`] is the reusable part: give it readers and it frames, processes, writes and
 //! counts. `lakewatch ingest` (src/cli/ingest.rs) only finds the inputs from its arguments,
 //! shows progress and prints the report; detection replays and tests feed it too.
+//!
+//! Re-runs are idempotent for files: the lake remembers each file it completed (its container
+//! and a hash of its content, in [`INGESTED_DOCUMENT`] under `DIR/state/ingest/`), and a later
+//! run given the same file with the same content skips it, so retrying a directory after one
+//! bad file does not write the others' events twice. A file whose content changed is read
+//! again (its unchanged records keep their event ids).
 
-use std::io::Read;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use lakewatch_lake::local::{WriteSummary, walk};
-use lakewatch_lake::{FailedRecord, LakeError, LakeWriter};
+use lakewatch_lake::local::{WriteSummary, state_dir, walk};
+use lakewatch_lake::versioned::{FileStore, WriteError};
+use lakewatch_lake::{FailedRecord, LakeError, LakeWriter, LocalLake};
 use lakewatch_plugins::envelope::Provenance;
 use lakewatch_plugins::intake::{Container, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
@@ -21,6 +30,8 @@ use lakewatch_plugins::{Pipeline, Tally};
 pub const FAILURES_SHOWN: usize = 20;
 /// Name and origin container of standard input.
 pub const STDIN: &str = "<stdin>";
+/// The document (in `DIR/state/ingest/`) of the files a lake holds completely.
+pub const INGESTED_DOCUMENT: &str = "files.json";
 
 /// Where one input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +115,16 @@ pub struct IngestOutcome {
     pub failures_not_shown: usize,
     /// Inputs that could not be read at all (name, why): the run went on with the others.
     pub unreadable: Vec<(String, String)>,
+    /// Files skipped because the lake already holds them (same file, same content).
+    pub already_ingested: Vec<String>,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum FileIngest<'a> {
+    Ingested(&'a InputReport),
+    /// The lake already holds this file with this content, from an earlier run.
+    AlreadyIngested,
 }
 
 /// One ingest run: frames each input, runs the pipeline, writes events and failures into the
@@ -116,6 +137,9 @@ pub struct Ingest<'a> {
     on_failure: Box<dyn FnMut(&str) + 'a>,
     failures: usize,
     unreadable: Vec<(String, String)>,
+    /// The files the lake holds, when this run skips them and records its own.
+    ingested: Option<IngestedFiles>,
+    already_ingested: Vec<String>,
 }
 
 impl<'a> Ingest<'a> {
@@ -131,7 +155,53 @@ impl<'a> Ingest<'a> {
             on_failure: Box::new(on_failure),
             failures: 0,
             unreadable: Vec::new(),
+            ingested: None,
+            already_ingested: Vec::new(),
         }
+    }
+
+    /// Makes [`ingest_file`](Self::ingest_file) skip files `lake` already holds, and record
+    /// the files this run completes there (at each checkpoint and at the end).
+    pub fn skipping_ingested_files(mut self, lake: &LocalLake) -> anyhow::Result<Self> {
+        self.ingested = Some(IngestedFiles::load(lake)?);
+        Ok(self)
+    }
+
+    /// Ingests one opened file, unless the lake already holds it (see
+    /// [`skipping_ingested_files`](Self::skipping_ingested_files)). `container` is the file's
+    /// ([`container_of`]); `wrap` wraps its reader (a progress bar).
+    pub fn ingest_file<R: Read + Send>(
+        &mut self,
+        name: &str,
+        container: &str,
+        mut file: File,
+        wrap: impl FnOnce(File) -> R,
+    ) -> anyhow::Result<FileIngest<'_>> {
+        let Some(ingested) = &self.ingested else {
+            return Ok(FileIngest::Ingested(self.ingest(
+                name,
+                container,
+                wrap(file),
+            )?));
+        };
+        if ingested
+            .holds(container, &mut file)
+            .with_context(|| format!("{name}: cannot read"))?
+        {
+            self.already_ingested.push(name.to_string());
+            return Ok(FileIngest::AlreadyIngested);
+        }
+        let mut reader = Fingerprinting::new(wrap(file));
+        self.ingest(name, container, &mut reader)?;
+        if let Some(fingerprint) = reader.fingerprint() {
+            let ingested = self.ingested.as_mut().expect("checked above");
+            ingested
+                .completed
+                .insert(container.to_string(), fingerprint);
+        }
+        Ok(FileIngest::Ingested(
+            self.inputs.last().expect("just ingested"),
+        ))
     }
 
     /// Ingests one input: `name` for messages and the error file, `container` for event ids
@@ -215,12 +285,20 @@ impl<'a> Ingest<'a> {
 
     /// Makes everything ingested so far durable in the lake (see [`LakeWriter::checkpoint`]).
     pub fn checkpoint(&mut self) -> anyhow::Result<()> {
-        Ok(self.writer.checkpoint()?)
+        self.writer.checkpoint()?;
+        if let Some(ingested) = &mut self.ingested {
+            ingested.save()?;
+        }
+        Ok(())
     }
 
-    /// Completes the lake's files and returns the counts.
-    pub fn finish(self) -> anyhow::Result<IngestOutcome> {
+    /// Completes the lake's files, records the files completed, and returns the counts.
+    pub fn finish(mut self) -> anyhow::Result<IngestOutcome> {
         let written = self.writer.finish()?;
+        if let Some(ingested) = &mut self.ingested {
+            // Only once their events are durable: a crash before this re-reads them.
+            ingested.save()?;
+        }
         let mut total = Tally::default();
         for input in &self.inputs {
             total.merge(&input.tally);
@@ -231,7 +309,174 @@ impl<'a> Ingest<'a> {
             total,
             written,
             unreadable: self.unreadable,
+            already_ingested: self.already_ingested,
         })
+    }
+}
+
+/// A file's size and content hash: the same container with the same fingerprint is the same
+/// input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    bytes: u64,
+    blake3: String,
+}
+
+impl Fingerprint {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "bytes": self.bytes, "blake3": self.blake3 })
+    }
+
+    fn from_json(value: &serde_json::Value) -> Option<Fingerprint> {
+        Some(Fingerprint {
+            bytes: value.get("bytes")?.as_u64()?,
+            blake3: value.get("blake3")?.as_str()?.to_string(),
+        })
+    }
+}
+
+/// A reader that hashes what passes through it, and notices read errors (a file not read to
+/// its end is not complete, so it is not recorded).
+struct Fingerprinting<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    bytes: u64,
+    failed: bool,
+}
+
+impl<R: Read> Fingerprinting<R> {
+    fn new(inner: R) -> Self {
+        Fingerprinting {
+            inner,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+            failed: false,
+        }
+    }
+
+    /// The fingerprint of the whole input, if it was read to its end without error.
+    fn fingerprint(mut self) -> Option<Fingerprint> {
+        let mut rest = [0; 8192];
+        loop {
+            match self.read(&mut rest) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        (!self.failed).then(|| Fingerprint {
+            bytes: self.bytes,
+            blake3: self.hasher.finalize().to_hex().to_string(),
+        })
+    }
+}
+
+impl<R: Read> Read for Fingerprinting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(error) => {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    self.failed = true;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The files a lake holds completely, by container: [`INGESTED_DOCUMENT`] in
+/// `DIR/state/ingest/`, a versioned document, so two runs into one lake both keep theirs.
+struct IngestedFiles {
+    store: FileStore,
+    /// As read at the start of the run.
+    known: BTreeMap<String, Fingerprint>,
+    /// Completed by this run and not yet saved.
+    completed: BTreeMap<String, Fingerprint>,
+}
+
+impl IngestedFiles {
+    fn load(lake: &LocalLake) -> anyhow::Result<IngestedFiles> {
+        let store = FileStore::new(state_dir(lake.root(), "ingest"));
+        let (known, _) = Self::read(&store)?;
+        Ok(IngestedFiles {
+            store,
+            known,
+            completed: BTreeMap::new(),
+        })
+    }
+
+    fn read(store: &FileStore) -> anyhow::Result<(BTreeMap<String, Fingerprint>, Option<String>)> {
+        let location = || store.path(INGESTED_DOCUMENT).display().to_string();
+        let Some(document) = store.read_now(INGESTED_DOCUMENT).with_context(location)? else {
+            return Ok((BTreeMap::new(), None));
+        };
+        let value: serde_json::Value = serde_json::from_slice(&document.bytes)
+            .with_context(|| format!("{}: not JSON", location()))?;
+        let files = value
+            .get("files")
+            .and_then(|files| files.as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(container, f)| Some((container.clone(), Fingerprint::from_json(f)?)))
+            .collect();
+        Ok((files, Some(document.version)))
+    }
+
+    /// Whether the lake holds `file` (positioned at its start, and left there): a file of
+    /// this container was completed with the same size and content. Only such a candidate is
+    /// hashed here.
+    fn holds(&self, container: &str, file: &mut File) -> io::Result<bool> {
+        let Some(known) = self.known.get(container) else {
+            return Ok(false);
+        };
+        if file.metadata()?.len() != known.bytes {
+            return Ok(false);
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut *file)?;
+        file.rewind()?;
+        Ok(hasher.finalize().to_hex().as_str() == known.blake3)
+    }
+
+    /// Adds the files completed since the last save to the document (merged with what other
+    /// runs wrote meanwhile).
+    fn save(&mut self) -> anyhow::Result<()> {
+        if self.completed.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..20 {
+            let (mut files, version) = Self::read(&self.store)?;
+            files.extend(self.completed.iter().map(|(c, f)| (c.clone(), f.clone())));
+            let document = serde_json::json!({
+                "files": files
+                    .iter()
+                    .map(|(c, f)| (c.clone(), f.to_json()))
+                    .collect::<serde_json::Map<_, _>>()
+            });
+            let bytes = serde_json::to_vec_pretty(&document).expect("JSON serializes");
+            match self
+                .store
+                .write_now(INGESTED_DOCUMENT, &bytes, version.as_deref())
+            {
+                Ok(_) => {
+                    self.known.append(&mut self.completed);
+                    return Ok(());
+                }
+                Err(WriteError::Conflict) => continue,
+                Err(WriteError::Failed(error)) => {
+                    bail!("{}: {error}", self.store.path(INGESTED_DOCUMENT).display())
+                }
+            }
+        }
+        bail!(
+            "{}: changed by other runs 20 times in a row; its files will be read again next time",
+            self.store.path(INGESTED_DOCUMENT).display()
+        )
     }
 }
 

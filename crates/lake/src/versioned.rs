@@ -68,7 +68,8 @@ impl FileStore {
         self.dir.join(name)
     }
 
-    fn read_now(&self, name: &str) -> io::Result<Option<Versioned>> {
+    /// [`VersionedStore::read`] without a runtime (a file store never waits on anything).
+    pub fn read_now(&self, name: &str) -> io::Result<Option<Versioned>> {
         match std::fs::read(self.path(name)) {
             Ok(bytes) => Ok(Some(Versioned {
                 version: version_of(&bytes),
@@ -79,7 +80,8 @@ impl FileStore {
         }
     }
 
-    fn write_now(
+    /// [`VersionedStore::write`] without a runtime.
+    pub fn write_now(
         &self,
         name: &str,
         bytes: &[u8],
@@ -174,16 +176,7 @@ impl Drop for LockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        // The file store never awaits anything: poll once with a no-op waker.
-        let mut future = std::pin::pin!(future);
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("the file store does not suspend"),
-        }
-    }
+    use lakewatch_testkit::block_on;
 
     #[test]
     fn a_writer_holding_a_stale_version_is_refused() {

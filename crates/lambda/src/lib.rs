@@ -36,30 +36,16 @@ pub fn init_logging() {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use lakewatch_testkit::LogCapture;
 
     #[test]
     fn fields_are_top_level_json_without_time_or_target() {
-        let captured = Captured::default();
+        let captured = LogCapture::default();
         let writer = captured.clone();
         tracing::subscriber::with_default(super::subscriber(move || writer.clone()), || {
             tracing::info!(records_failed = 2u64, rule_failed = true, "summary");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["records_failed"], 2);
         assert_eq!(line["rule_failed"], true);
