@@ -166,6 +166,17 @@ impl Rule {
         Ok(rule)
     }
 
+    /// Whether a result row holds one of the `[ignore]` values. Queries compiled to SQL leave
+    /// such rows out in the query itself (`compile::apply_ignores`); rules evaluated with a
+    /// baseline decide in the detector, after the ignored rows have still updated the baseline.
+    pub fn ignores(&self, row: &crate::alert::Row) -> bool {
+        self.ignore.iter().any(|(column, values)| {
+            row.get(column)
+                .and_then(|value| value.as_deref())
+                .is_some_and(|value| values.iter().any(|ignored| ignored == value))
+        })
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.id.is_empty()
             || !self
