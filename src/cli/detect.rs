@@ -155,7 +155,10 @@ pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
     }
     if !built.is_empty() {
         let read: u64 = built.iter().filter_map(|(_, b)| b.bytes_read).sum();
-        out.push_str(&format!("baselines built: {} reading {read} bytes\n", built.len()));
+        out.push_str(&format!(
+            "baselines built: {} reading {read} bytes\n",
+            built.len()
+        ));
     }
     if let Some(range) = evaluated_range(reports) {
         let data = events_bytes(lake, range);

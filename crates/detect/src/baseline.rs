@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Row;
 use crate::compile::first_seen_baseline_sql;
 use crate::rule::{Key, Query, Rule};
-use crate::runner::{RuleReport, run_query};
 use crate::runner::QueryEngine;
+use crate::runner::{RuleReport, run_query};
 use crate::state::StateStore;
 use crate::window::Window;
 use lakewatch_plugins::shell::format_timestamp;
@@ -374,7 +374,10 @@ fn keys_of(row: &Row, keys: &[Key]) -> Option<Vec<String>> {
 
 fn group_of(mut row: Row, entity: &[Key], value: &[Key]) -> Result<Group, String> {
     let sightings = |first: Option<String>, last: Option<String>| first.zip(last);
-    let before = sightings(row.remove("before_first").flatten(), row.remove("before_last").flatten());
+    let before = sightings(
+        row.remove("before_first").flatten(),
+        row.remove("before_last").flatten(),
+    );
     let in_window = sightings(text(&row, "first_seen"), text(&row, "last_seen"));
     let (Some(entity), Some(value)) = (keys_of(&row, entity), keys_of(&row, value)) else {
         return Err(format!("a row without its keys: {row:?}"));
@@ -438,7 +441,10 @@ fn evaluate_rows(
                 *earliest = (*earliest).min(*first);
             }
             for (group, first) in &seen {
-                if baseline.known(&group.entity, &group.value, &since).is_some() {
+                if baseline
+                    .known(&group.entity, &group.value, &since)
+                    .is_some()
+                {
                     continue;
                 }
                 let in_window = window_first[group.entity.as_slice()];
@@ -517,11 +523,19 @@ mod tests {
     }
 
     /// A query row: user, country, window sightings, sightings before the window.
-    fn row(user: &str, country: &str, window: Option<(&str, &str)>, before: Option<(&str, &str)>) -> Row {
+    fn row(
+        user: &str,
+        country: &str,
+        window: Option<(&str, &str)>,
+        before: Option<(&str, &str)>,
+    ) -> Row {
         let mut row = Row::new();
         row.insert("user".into(), Some(user.into()));
         row.insert("country".into(), Some(country.into()));
-        row.insert("event_count".into(), Some(if window.is_some() { "1" } else { "0" }.into()));
+        row.insert(
+            "event_count".into(),
+            Some(if window.is_some() { "1" } else { "0" }.into()),
+        );
         row.insert("first_seen".into(), window.map(|w| w.0.to_string()));
         row.insert("last_seen".into(), window.map(|w| w.1.to_string()));
         row.insert("eventids".into(), window.map(|_| "e".to_string()));
@@ -546,7 +560,10 @@ mod tests {
     fn values_are_new_in_event_time_order_inside_the_window() {
         // BuffaLogs: a known user (BR for weeks), then US, JP, US within minutes.
         let rule = rule("");
-        let mut baseline = baseline_of(&rule, &[("olga", "BR", "2026-11-01T09:00:00.000000Z", &ts("08:58"))]);
+        let mut baseline = baseline_of(
+            &rule,
+            &[("olga", "BR", "2026-11-01T09:00:00.000000Z", &ts("08:58"))],
+        );
         let rows = vec![
             row("olga", "BR", Some((&ts("09:01"), &ts("09:01"))), None),
             row("olga", "US", Some((&ts("09:05"), &ts("09:14"))), None),
@@ -557,7 +574,11 @@ mod tests {
         // Folded in: the next window knows them; the row keeps the SQL's columns only.
         assert!(!alerts[0].contains_key("before_first"));
         assert_eq!(baseline.through, window().end);
-        assert!(baseline.known(&["olga".into()], &["JP".into()], &ts("09:00")).is_some());
+        assert!(
+            baseline
+                .known(&["olga".into()], &["JP".into()], &ts("09:00"))
+                .is_some()
+        );
     }
 
     #[test]
@@ -567,7 +588,12 @@ mod tests {
         let mut baseline = baseline_of(
             &rule,
             &[
-                ("old", "BR", "2026-11-19T08:58:00.000000Z", "2026-11-19T08:58:00.000000Z"),
+                (
+                    "old",
+                    "BR",
+                    "2026-11-19T08:58:00.000000Z",
+                    "2026-11-19T08:58:00.000000Z",
+                ),
                 ("young", "BR", &ts("08:50"), &ts("08:50")),
             ],
         );
@@ -588,8 +614,18 @@ mod tests {
         let mut baseline = baseline_of(
             &rule,
             &[
-                ("u", "US", "2026-09-01T00:00:00.000000Z", "2026-11-19T00:00:00.000000Z"),
-                ("u", "JP", "2026-09-01T00:00:00.000000Z", "2026-10-01T00:00:00.000000Z"),
+                (
+                    "u",
+                    "US",
+                    "2026-09-01T00:00:00.000000Z",
+                    "2026-11-19T00:00:00.000000Z",
+                ),
+                (
+                    "u",
+                    "JP",
+                    "2026-09-01T00:00:00.000000Z",
+                    "2026-10-01T00:00:00.000000Z",
+                ),
             ],
         );
         let rows = vec![row("u", "JP", Some((&ts("09:05"), &ts("09:05"))), None)];
@@ -603,8 +639,18 @@ mod tests {
         let mut baseline = baseline_of(
             &rule,
             &[
-                ("u", "JP", "2026-10-01T00:00:00.000000Z", "2026-11-01T00:00:00.000000Z"),
-                ("u", "US", "2026-10-01T00:00:00.000000Z", "2026-11-19T00:00:00.000000Z"),
+                (
+                    "u",
+                    "JP",
+                    "2026-10-01T00:00:00.000000Z",
+                    "2026-11-01T00:00:00.000000Z",
+                ),
+                (
+                    "u",
+                    "US",
+                    "2026-10-01T00:00:00.000000Z",
+                    "2026-11-19T00:00:00.000000Z",
+                ),
             ],
         );
         let rows = vec![
@@ -623,17 +669,29 @@ mod tests {
         let rows = || {
             vec![
                 // Read from a gap before the window: known, not new.
-                row("u", "AU", Some((&ts("09:10"), &ts("09:10"))), Some((&ts("08:30"), &ts("08:40")))),
+                row(
+                    "u",
+                    "AU",
+                    Some((&ts("09:10"), &ts("09:10"))),
+                    Some((&ts("08:30"), &ts("08:40"))),
+                ),
                 row("u", "GB", Some((&ts("09:20"), &ts("09:20"))), None),
             ]
         };
         let alerts = evaluate_rows(&rule, window(), &mut baseline, rows()).unwrap();
-        assert!(alerts.is_empty(), "AU known from the gap, GB ignored: {alerts:?}");
+        assert!(
+            alerts.is_empty(),
+            "AU known from the gap, GB ignored: {alerts:?}"
+        );
         // GB is remembered although ignored, and the same rows again change nothing.
         let once = baseline.clone();
         evaluate_rows(&rule, window(), &mut baseline, rows()).unwrap();
         assert_eq!(baseline, once);
-        assert!(baseline.known(&["u".into()], &["GB".into()], &ts("00:00")).is_some());
+        assert!(
+            baseline
+                .known(&["u".into()], &["GB".into()], &ts("00:00"))
+                .is_some()
+        );
     }
 
     #[test]
@@ -650,6 +708,10 @@ mod tests {
         if let Query::FirstSeen { learning: l, .. } = &mut learning.query {
             *l = Some(chrono::TimeDelta::days(1));
         }
-        assert_eq!(definition(&learning), definition(&rule), "learning is decided, not stored");
+        assert_eq!(
+            definition(&learning),
+            definition(&rule),
+            "learning is decided, not stored"
+        );
     }
 }
