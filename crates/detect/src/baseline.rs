@@ -499,6 +499,7 @@ fn evaluate_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateStore;
 
     fn rule(extra: &str) -> Rule {
         let text = format!(
@@ -692,6 +693,112 @@ mod tests {
                 .known(&["u".into()], &["GB".into()], &ts("00:00"))
                 .is_some()
         );
+    }
+
+    /// Answers every query with the same rows (the baseline's query shape) and counts queries.
+    struct FixedRows(Vec<Row>, std::sync::atomic::AtomicUsize);
+
+    impl QueryEngine for FixedRows {
+        async fn query(&self, _sql: &str) -> Result<Vec<Row>, String> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.0.clone())
+        }
+    }
+
+    /// Writes alerts nowhere, failing the windows that end at `fail_at`.
+    struct Sink {
+        fail_at: Option<DateTime<Utc>>,
+    }
+
+    impl crate::runner::AlertSink for Sink {
+        async fn write(&self, _: &Rule, window: Window, _: &[crate::Alert]) -> Result<(), String> {
+            match self.fail_at {
+                Some(end) if end == window.end => Err("disk full".into()),
+                _ => Ok(()),
+            }
+        }
+        async fn publish(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn scheduled(
+        rule: &Rule,
+        engine: &FixedRows,
+        store: &lakewatch_lake::versioned::FileStore,
+        sink: &Sink,
+        now: &str,
+    ) -> RuleReport {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime
+            .block_on(crate::runner::run_rules(
+                std::slice::from_ref(rule),
+                engine,
+                store,
+                sink,
+                at(now),
+                crate::runner::Mode::Scheduled { max_windows: 10 },
+            ))
+            .remove(0)
+    }
+
+    fn stored(rule: &Rule, store: &lakewatch_lake::versioned::FileStore) -> Option<(Baseline, String)> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(store.load_baseline(&rule.id)).unwrap()
+    }
+
+    fn engine() -> FixedRows {
+        FixedRows(
+            vec![row("u", "US", Some((&ts("09:05"), &ts("09:05"))), None)],
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_baseline_at_the_last_written_window() {
+        let rule = rule("");
+        let dir = tempfile::tempdir().unwrap();
+        let store = lakewatch_lake::versioned::FileStore::new(dir.path());
+        let (engine, ok) = (engine(), Sink { fail_at: None });
+        // A new rule builds its baseline with the latest due window (09:00-10:00).
+        let first = scheduled(&rule, &engine, &store, &ok, "2026-11-20T10:00:00Z");
+        assert_eq!(first.baselines_built.len(), 1);
+        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T10:00:00Z"));
+        // Two more windows are due; writing the second one's alerts fails.
+        let failing = Sink {
+            fail_at: Some(at("2026-11-20T12:00:00Z")),
+        };
+        let run = scheduled(&rule, &engine, &store, &failing, "2026-11-20T12:00:00Z");
+        assert!(run.error.unwrap().contains("disk full"));
+        assert!(run.baselines_built.is_empty());
+        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T11:00:00Z"));
+        // The retry goes on incrementally from there.
+        let retry = scheduled(&rule, &engine, &store, &ok, "2026-11-20T12:00:00Z");
+        assert_eq!((retry.error, retry.windows.len()), (None, 1));
+        assert!(retry.baselines_built.is_empty());
+        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T12:00:00Z"));
+    }
+
+    #[test]
+    fn an_overlapping_run_cannot_overwrite_a_baseline_it_did_not_read() {
+        let rule = rule("");
+        let dir = tempfile::tempdir().unwrap();
+        let store = lakewatch_lake::versioned::FileStore::new(dir.path());
+        let (engine, sink) = (engine(), Sink { fail_at: None });
+        scheduled(&rule, &engine, &store, &sink, "2026-11-20T10:00:00Z");
+        // Run A loads the baseline; run B saves a newer one before A saves.
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut a = runtime.block_on(Tracker::load(&rule, &store)).unwrap().unwrap();
+        let mut report = RuleReport::default();
+        let window = Window::new(at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
+        runtime
+            .block_on(a.evaluate(&rule, &engine, window, &mut report))
+            .unwrap();
+        let b = scheduled(&rule, &engine, &store, &sink, "2026-11-20T12:00:00Z");
+        assert_eq!(b.windows.len(), 2);
+        let error = runtime.block_on(a.save(&rule, &store)).unwrap_err();
+        assert!(error.contains("another detector run is active"), "{error}");
+        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T12:00:00Z"));
     }
 
     #[test]
