@@ -55,15 +55,7 @@ const FORMAT: u32 = 1;
 /// What a rule's baseline depends on, hashed: its filter, entity and value expressions and
 /// `history` (which decides what is forgotten). `None` for rules that keep no baseline.
 pub fn definition(rule: &Rule) -> Option<String> {
-    let Query::FirstSeen {
-        filter,
-        entity,
-        value,
-        ..
-    } = &rule.query
-    else {
-        return None;
-    };
+    let (filter, entity, value) = rule.query.first_seen_keys()?;
     let text = format!(
         "{FORMAT}\n{filter}\n{entity:?}\n{value:?}\n{}",
         rule.history.num_seconds()
@@ -729,7 +721,9 @@ mod tests {
         sink: &Sink,
         now: &str,
     ) -> RuleReport {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime
             .block_on(crate::runner::run_rules(
                 std::slice::from_ref(rule),
@@ -742,8 +736,13 @@ mod tests {
             .remove(0)
     }
 
-    fn stored(rule: &Rule, store: &lakewatch_lake::versioned::FileStore) -> Option<(Baseline, String)> {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    fn stored(
+        rule: &Rule,
+        store: &lakewatch_lake::versioned::FileStore,
+    ) -> Option<(Baseline, String)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(store.load_baseline(&rule.id)).unwrap()
     }
 
@@ -763,7 +762,10 @@ mod tests {
         // A new rule builds its baseline with the latest due window (09:00-10:00).
         let first = scheduled(&rule, &engine, &store, &ok, "2026-11-20T10:00:00Z");
         assert_eq!(first.baselines_built.len(), 1);
-        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T10:00:00Z"));
+        assert_eq!(
+            stored(&rule, &store).unwrap().0.through,
+            at("2026-11-20T10:00:00Z")
+        );
         // Two more windows are due; writing the second one's alerts fails.
         let failing = Sink {
             fail_at: Some(at("2026-11-20T12:00:00Z")),
@@ -771,12 +773,18 @@ mod tests {
         let run = scheduled(&rule, &engine, &store, &failing, "2026-11-20T12:00:00Z");
         assert!(run.error.unwrap().contains("disk full"));
         assert!(run.baselines_built.is_empty());
-        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T11:00:00Z"));
+        assert_eq!(
+            stored(&rule, &store).unwrap().0.through,
+            at("2026-11-20T11:00:00Z")
+        );
         // The retry goes on incrementally from there.
         let retry = scheduled(&rule, &engine, &store, &ok, "2026-11-20T12:00:00Z");
         assert_eq!((retry.error, retry.windows.len()), (None, 1));
         assert!(retry.baselines_built.is_empty());
-        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T12:00:00Z"));
+        assert_eq!(
+            stored(&rule, &store).unwrap().0.through,
+            at("2026-11-20T12:00:00Z")
+        );
     }
 
     #[test]
@@ -787,8 +795,13 @@ mod tests {
         let (engine, sink) = (engine(), Sink { fail_at: None });
         scheduled(&rule, &engine, &store, &sink, "2026-11-20T10:00:00Z");
         // Run A loads the baseline; run B saves a newer one before A saves.
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let mut a = runtime.block_on(Tracker::load(&rule, &store)).unwrap().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut a = runtime
+            .block_on(Tracker::load(&rule, &store))
+            .unwrap()
+            .unwrap();
         let mut report = RuleReport::default();
         let window = Window::new(at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
         runtime
@@ -798,7 +811,10 @@ mod tests {
         assert_eq!(b.windows.len(), 2);
         let error = runtime.block_on(a.save(&rule, &store)).unwrap_err();
         assert!(error.contains("another detector run is active"), "{error}");
-        assert_eq!(stored(&rule, &store).unwrap().0.through, at("2026-11-20T12:00:00Z"));
+        assert_eq!(
+            stored(&rule, &store).unwrap().0.through,
+            at("2026-11-20T12:00:00Z")
+        );
     }
 
     #[test]

@@ -93,15 +93,10 @@ pub fn first_seen_baseline_sql(
         rule: rule.id.clone(),
         message,
     };
-    let Query::FirstSeen {
-        filter,
-        entity,
-        value,
-        ..
-    } = &rule.query
-    else {
-        return Err(error("only first-seen rules keep a baseline".into()));
-    };
+    let (filter, entity, value) = rule
+        .query
+        .first_seen_keys()
+        .ok_or_else(|| error("only first-seen rules keep a baseline".into()))?;
     let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
     let start = format_timestamp(window.start);
     let in_window = format!("FILTER (WHERE utctimestamp >= '{start}')");

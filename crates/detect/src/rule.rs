@@ -114,6 +114,22 @@ pub enum Query {
     },
 }
 
+impl Query {
+    /// A first-seen query's filter, entity and value keys (what its baseline is made of);
+    /// `None` for the other kinds.
+    pub fn first_seen_keys(&self) -> Option<(&str, &[Key], &[Key])> {
+        match self {
+            Query::FirstSeen {
+                filter,
+                entity,
+                value,
+                ..
+            } => Some((filter, entity, value)),
+            _ => None,
+        }
+    }
+}
+
 /// A test case: events to ingest, the range to evaluate, and the alerts expected.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

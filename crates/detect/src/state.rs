@@ -201,6 +201,24 @@ fn storage_error<V: VersionedStore>(store: &V, rule: &str, message: impl Display
     document_error(store, rule, &document(rule), message)
 }
 
+/// Writes one of a rule's documents with compare-and-swap; a stale version is a
+/// [`StateError::Conflict`] (another run is active).
+async fn write_document<V: VersionedStore>(
+    store: &V,
+    rule: &str,
+    name: &str,
+    body: Vec<u8>,
+    expected: Option<&str>,
+) -> Result<String, StateError> {
+    match store.write(name, body, expected).await {
+        Ok(version) => Ok(version),
+        Err(WriteError::Conflict) => Err(StateError::Conflict {
+            rule: rule.to_string(),
+        }),
+        Err(WriteError::Failed(reason)) => Err(document_error(store, rule, name, reason)),
+    }
+}
+
 fn document_error<V: VersionedStore>(
     store: &V,
     rule: &str,
@@ -245,13 +263,7 @@ impl<V: VersionedStore> StateStore for V {
         expected: Option<&str>,
     ) -> Result<String, StateError> {
         let body = serde_json::to_vec_pretty(state).expect("a rule state serializes");
-        match self.write(&document(rule), body, expected).await {
-            Ok(version) => Ok(version),
-            Err(WriteError::Conflict) => Err(StateError::Conflict {
-                rule: rule.to_string(),
-            }),
-            Err(WriteError::Failed(reason)) => Err(storage_error(self, rule, reason)),
-        }
+        write_document(self, rule, &document(rule), body, expected).await
     }
 
     fn keeps_baselines(&self) -> bool {
@@ -284,14 +296,14 @@ impl<V: VersionedStore> StateStore for V {
         baseline: &Baseline,
         expected: Option<&str>,
     ) -> Result<String, StateError> {
-        let name = baseline_document(rule);
-        match self.write(&name, baseline.encode(), expected).await {
-            Ok(version) => Ok(version),
-            Err(WriteError::Conflict) => Err(StateError::Conflict {
-                rule: rule.to_string(),
-            }),
-            Err(WriteError::Failed(reason)) => Err(document_error(self, rule, &name, reason)),
-        }
+        write_document(
+            self,
+            rule,
+            &baseline_document(rule),
+            baseline.encode(),
+            expected,
+        )
+        .await
     }
 }
 
