@@ -466,9 +466,9 @@ fn evaluate_rows(
                     continue;
                 }
                 if let Some(learned_by) = &learned_by
-                    && !baseline
+                    && baseline
                         .entity_first(&group.entity, &since)
-                        .is_some_and(|first| first <= learned_by.as_str())
+                        .is_none_or(|first| first > learned_by.as_str())
                 {
                     continue;
                 }
@@ -484,7 +484,7 @@ fn evaluate_rows(
     baseline.through = window.end;
     baseline.prune(&format_timestamp(window.end - rule.history));
     alerting.retain(|row| !rule.ignores(row));
-    alerting.sort_by(|a, b| text(a, "first_seen").cmp(&text(b, "first_seen")));
+    alerting.sort_by_key(|row| text(row, "first_seen"));
     Ok(alerting)
 }
 
