@@ -136,6 +136,25 @@ pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
         queries,
         bytes(read),
     ));
+    let built: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.baselines_built.iter().map(move |b| (&r.rule, b)))
+        .collect();
+    for (rule, baseline) in &built {
+        out.push_str(&format!(
+            "baseline of {rule} built from history with window {}: {} bytes read (in the total): {}\n",
+            baseline.window,
+            bytes(baseline.bytes_read),
+            baseline.reason
+        ));
+    }
+    if !built.is_empty() {
+        let read: u64 = built.iter().filter_map(|(_, b)| b.bytes_read).sum();
+        out.push_str(&format!(
+            "baselines built: {} reading {read} bytes\n",
+            built.len()
+        ));
+    }
     if let Some(range) = evaluated_range(reports) {
         let data = events_bytes(lake, range);
         let ratio = match read {

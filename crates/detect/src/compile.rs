@@ -78,6 +78,48 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
     Ok(apply_ignores(sql, rule))
 }
 
+/// The query a first-seen rule runs when it keeps a baseline ([`crate::baseline`]): one row per
+/// entity and value over `[from, window.end)`, with the window's evidence (aggregates filtered to
+/// the window) and the first and last sighting before the window (`before_first`,
+/// `before_last`), which the baseline folds in. `from` is where the baseline ends (usually the
+/// window's start: only the window is read) or, to build it, `history` before the window.
+/// Every group is returned, alerting or not: the detector decides with the baseline.
+pub fn first_seen_baseline_sql(
+    rule: &Rule,
+    window: Window,
+    from: chrono::DateTime<chrono::Utc>,
+) -> Result<String, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let (filter, entity, value) = rule
+        .query
+        .first_seen_keys()
+        .ok_or_else(|| error("only first-seen rules keep a baseline".into()))?;
+    let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
+    let start = format_timestamp(window.start);
+    let in_window = format!("FILTER (WHERE utctimestamp >= '{start}')");
+    let before = format!("FILTER (WHERE utctimestamp < '{start}')");
+    let template = format!(
+        "SELECT {selects}, count(DISTINCT eventid) {in_window} AS event_count, \
+         min(utctimestamp) {in_window} AS first_seen, max(utctimestamp) {in_window} AS last_seen, \
+         array_join(array_agg(DISTINCT eventid) {in_window}, ',') AS eventids, \
+         min(utctimestamp) {before} AS before_first, max(utctimestamp) {before} AS before_last \
+         FROM events WHERE {{{{span}}}} AND ({filter}) AND {present} GROUP BY {exprs}",
+        selects = key_selects(&both),
+        present = keys_present(&both),
+        exprs = key_exprs(&both),
+    );
+    let ranges = Ranges {
+        window,
+        history: Window::new(from, window.start),
+        span: Window::new(from, window.end),
+    };
+    let sql = expand_settings(&template, rule).map_err(error)?;
+    expand_ranges(&sql, &ranges).map_err(error)
+}
+
 fn key_columns(keys: &[Key], alias: &str) -> String {
     keys.iter()
         .map(|k| format!("{alias}.{}", k.name))

@@ -5,6 +5,7 @@
 //! [`state::StateStore`] and the [`alert::AlertSink`] differ.
 
 pub mod alert;
+pub mod baseline;
 pub mod bundled;
 pub mod compile;
 pub mod duration;

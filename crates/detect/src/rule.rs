@@ -114,6 +114,22 @@ pub enum Query {
     },
 }
 
+impl Query {
+    /// A first-seen query's filter, entity and value keys (what its baseline is made of);
+    /// `None` for the other kinds.
+    pub fn first_seen_keys(&self) -> Option<(&str, &[Key], &[Key])> {
+        match self {
+            Query::FirstSeen {
+                filter,
+                entity,
+                value,
+                ..
+            } => Some((filter, entity, value)),
+            _ => None,
+        }
+    }
+}
+
 /// A test case: events to ingest, the range to evaluate, and the alerts expected.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +180,17 @@ impl Rule {
         rule.severity = rule.severity.to_uppercase();
         rule.validate().map_err(error)?;
         Ok(rule)
+    }
+
+    /// Whether a result row holds one of the `[ignore]` values. Queries compiled to SQL leave
+    /// such rows out in the query itself (`compile::apply_ignores`); rules evaluated with a
+    /// baseline decide in the detector, after the ignored rows have still updated the baseline.
+    pub fn ignores(&self, row: &crate::alert::Row) -> bool {
+        self.ignore.iter().any(|(column, values)| {
+            row.get(column)
+                .and_then(|value| value.as_deref())
+                .is_some_and(|value| values.iter().any(|ignored| ignored == value))
+        })
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Row};
+use crate::baseline::{BaselineBuilt, Tracker};
 use crate::compile::compile;
 use crate::rule::Rule;
 use crate::scheduled::QueryCost;
@@ -88,6 +89,8 @@ pub struct RuleReport {
     pub set_aside: Vec<FailedWindow>,
     pub duration_ms: u128,
     pub error: Option<String>,
+    /// Baselines built from history in this run (first-seen rules, [`crate::baseline`]).
+    pub baselines_built: Vec<BaselineBuilt>,
 }
 
 /// Runs every rule; each gets its own report.
@@ -135,6 +138,8 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
     let mut state = stored.state;
     let mut version = stored.version;
+    // First-seen rules decide with a baseline instead of reading their history every window.
+    let mut baseline = Tracker::load(rule, store).await?;
     let sets_aside = matches!(mode, Mode::Scheduled { .. });
     let (ends, saves_state, publishes) = match mode {
         Mode::Scheduled { max_windows } => (
@@ -165,7 +170,11 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let evaluated: Result<(), String> = async {
         for end in ends {
             let window = Window::new(end - rule.window, end);
-            let alerts = match query_window(rule, engine, window, report).await {
+            let answer = match baseline.as_mut() {
+                Some(tracker) => tracker.evaluate(rule, engine, window, report).await,
+                None => query_window(rule, engine, window, report).await,
+            };
+            let alerts = match answer {
                 Ok(rows) => {
                     state.failing = None;
                     state.set_aside.retain(|failed| failed.end != window.end);
@@ -199,6 +208,11 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
             }
             report.windows.push(window);
             if saves_state {
+                // Before the watermark: a run stopped in between finds the baseline ahead of
+                // the window it evaluates again, and rebuilds it for that window.
+                if let Some(tracker) = baseline.as_mut() {
+                    tracker.save(rule, store).await?;
+                }
                 if state.watermark.is_none_or(|w| w < window.end) {
                     state.watermark = Some(window.end);
                 }
@@ -232,9 +246,19 @@ async fn query_window<E: QueryEngine>(
     report: &mut RuleReport,
 ) -> Result<Vec<Row>, String> {
     let sql = compile(rule, window).map_err(|e| e.to_string())?;
+    run_query(engine, &sql, window, report).await
+}
+
+/// Runs one query of a window, counting it and the bytes it read.
+pub(crate) async fn run_query<E: QueryEngine>(
+    engine: &E,
+    sql: &str,
+    window: Window,
+    report: &mut RuleReport,
+) -> Result<Vec<Row>, String> {
     let before = engine.bytes_read();
     report.queries += 1;
-    let answer = engine.query(&sql).await;
+    let answer = engine.query(sql).await;
     if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
         *report.bytes_read.get_or_insert(0) += after - before;
     }

@@ -7,10 +7,12 @@ use std::fmt::Display;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use lakewatch_lake::layout::baseline_document;
 use lakewatch_lake::versioned::{VersionedStore, WriteError};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::baseline::Baseline;
 use crate::window::Window;
 
 /// What a rule remembers between runs.
@@ -158,6 +160,36 @@ pub trait StateStore {
         state: &RuleState,
         expected: Option<&str>,
     ) -> impl Future<Output = Result<String, StateError>>;
+
+    /// Whether this store keeps first-seen baselines ([`crate::baseline`]); a store that does
+    /// not leaves those rules reading their history by SQL on every window.
+    fn keeps_baselines(&self) -> bool {
+        false
+    }
+
+    /// A rule's baseline with its version; `None` when none is stored.
+    fn load_baseline(
+        &self,
+        rule: &str,
+    ) -> impl Future<Output = Result<Option<(Baseline, String)>, StateError>> {
+        let _ = rule;
+        std::future::ready(Ok(None))
+    }
+
+    /// Saves a rule's baseline if the stored version is still `expected` (`None`: nothing
+    /// stored yet), like [`save`](Self::save); returns the new version.
+    fn save_baseline(
+        &self,
+        rule: &str,
+        baseline: &Baseline,
+        expected: Option<&str>,
+    ) -> impl Future<Output = Result<String, StateError>> {
+        let _ = (baseline, expected);
+        std::future::ready(Err(StateError::Storage {
+            rule: rule.to_string(),
+            message: "this state store keeps no baselines".to_string(),
+        }))
+    }
 }
 
 /// The name of a rule's state document.
@@ -166,9 +198,36 @@ fn document(rule: &str) -> String {
 }
 
 fn storage_error<V: VersionedStore>(store: &V, rule: &str, message: impl Display) -> StateError {
+    document_error(store, rule, &document(rule), message)
+}
+
+/// Writes one of a rule's documents with compare-and-swap; a stale version is a
+/// [`StateError::Conflict`] (another run is active).
+async fn write_document<V: VersionedStore>(
+    store: &V,
+    rule: &str,
+    name: &str,
+    body: Vec<u8>,
+    expected: Option<&str>,
+) -> Result<String, StateError> {
+    match store.write(name, body, expected).await {
+        Ok(version) => Ok(version),
+        Err(WriteError::Conflict) => Err(StateError::Conflict {
+            rule: rule.to_string(),
+        }),
+        Err(WriteError::Failed(reason)) => Err(document_error(store, rule, name, reason)),
+    }
+}
+
+fn document_error<V: VersionedStore>(
+    store: &V,
+    rule: &str,
+    name: &str,
+    message: impl Display,
+) -> StateError {
     StateError::Storage {
         rule: rule.to_string(),
-        message: format!("{}: {message}", store.location(&document(rule))),
+        message: format!("{}: {message}", store.location(name)),
     }
 }
 
@@ -204,13 +263,47 @@ impl<V: VersionedStore> StateStore for V {
         expected: Option<&str>,
     ) -> Result<String, StateError> {
         let body = serde_json::to_vec_pretty(state).expect("a rule state serializes");
-        match self.write(&document(rule), body, expected).await {
-            Ok(version) => Ok(version),
-            Err(WriteError::Conflict) => Err(StateError::Conflict {
-                rule: rule.to_string(),
-            }),
-            Err(WriteError::Failed(reason)) => Err(storage_error(self, rule, reason)),
-        }
+        write_document(self, rule, &document(rule), body, expected).await
+    }
+
+    fn keeps_baselines(&self) -> bool {
+        true
+    }
+
+    async fn load_baseline(&self, rule: &str) -> Result<Option<(Baseline, String)>, StateError> {
+        let name = baseline_document(rule);
+        let Some(read) = self
+            .read(&name)
+            .await
+            .map_err(|e| document_error(self, rule, &name, e))?
+        else {
+            return Ok(None);
+        };
+        let baseline = Baseline::decode(&read.bytes).map_err(|e| {
+            document_error(
+                self,
+                rule,
+                &name,
+                format!("{e}; delete it to build the baseline again from history"),
+            )
+        })?;
+        Ok(Some((baseline, read.version)))
+    }
+
+    async fn save_baseline(
+        &self,
+        rule: &str,
+        baseline: &Baseline,
+        expected: Option<&str>,
+    ) -> Result<String, StateError> {
+        write_document(
+            self,
+            rule,
+            &baseline_document(rule),
+            baseline.encode(),
+            expected,
+        )
+        .await
     }
 }
 

@@ -57,6 +57,13 @@ pub fn alert_object_key(rule_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
     )
 }
 
+/// The name of a rule's baseline document in the detector's versioned state store
+/// (`LAKE/state/detector/` locally, the state prefix of the lake bucket on AWS):
+/// `baselines/<rule>.json.gz`, gzip JSON, written with compare-and-swap like the watermarks.
+pub fn baseline_document(rule_id: &str) -> String {
+    format!("baselines/{rule_id}.json.gz")
+}
+
 /// Lines as the bytes of a data file: gzip NDJSON, one line each.
 pub fn gzip_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<u8> {
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());

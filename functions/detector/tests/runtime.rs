@@ -129,7 +129,22 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.contents().len(), ids.len());
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    // One state per rule, and a baseline per first-seen rule (built with its first window).
+    let baselines: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| k.starts_with("state/detector/baselines/"))
+        .collect();
+    assert_eq!(
+        baselines,
+        [
+            "state/detector/baselines/atypical-country.json.gz",
+            "state/detector/baselines/new-country.json.gz",
+            "state/detector/baselines/new-device.json.gz",
+        ]
+    );
+    assert_eq!(keys.len() - baselines.len(), ids.len());
 }
 
 #[tokio::test]

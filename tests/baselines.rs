@@ -1,0 +1,344 @@
+//! First-seen rules with baselines give the alerts of the history-scan SQL (the per-window
+//! evaluation they replace), over the demo scenario and a generated multi-day lake, scheduled
+//! (bootstrap, then incremental) and replayed; and they read only the window once built.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use lakewatch::cli::detect::{bundled_geoip, bundled_rules_dir, detect};
+use lakewatch::local::detect::LocalQueries;
+use lakewatch::local::ingest::Ingest;
+use lakewatch_detect::compile::compile;
+use lakewatch_detect::window::replay_window_ends;
+use lakewatch_detect::{Alert, Mode, Query, QueryEngine, Rule, RuleReport, Window};
+use lakewatch_lake::local::LocalLake;
+use lakewatch_sql::LocalEngine;
+
+fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A bundled rule without suppression, so both evaluations' raw alerts are compared.
+fn rule(id: &str) -> Rule {
+    let mut rule = Rule::from_file(&bundled_rules_dir().join(format!("{id}.toml"))).unwrap();
+    rule.suppress = TimeDelta::seconds(1);
+    rule
+}
+
+fn ingest_text(lake: &Path, name: &str, text: &str) {
+    let pipeline = lakewatch_plugins::builtin_pipeline(&bundled_geoip()).unwrap();
+    let lake = LocalLake::open(lake).unwrap();
+    let mut failures = Vec::new();
+    let mut ingest = Ingest::new(&pipeline, lake.writer(Utc::now()), |m: &str| {
+        failures.push(m.to_string())
+    });
+    ingest.ingest(name, name, text.as_bytes()).unwrap();
+    ingest.finish().unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+fn run(lake: &Path, rule: &Rule, now: DateTime<Utc>, mode: Mode) -> RuleReport {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut reports = runtime
+        .block_on(detect(lake, std::slice::from_ref(rule), now, mode))
+        .unwrap();
+    let report = reports.remove(0);
+    assert_eq!(report.error, None);
+    report
+}
+
+/// What identifies an alert across both evaluations: its window and its result columns.
+fn identity(alert: &Alert) -> String {
+    format!("{} {:?}", alert.windowend, alert.details)
+}
+
+/// The evaluation baselines replace: each window's compiled SQL over history and window.
+fn history_scan(
+    lake: &Path,
+    rule: &Rule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> BTreeSet<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let engine = LocalEngine::open(lake).unwrap();
+    let queries = LocalQueries::new(&engine);
+    let mut alerts = BTreeSet::new();
+    for end in replay_window_ends(from, to, rule.interval) {
+        let window = Window::new(end - rule.window, end);
+        let rows = runtime
+            .block_on(queries.query(&compile(rule, window).unwrap()))
+            .unwrap();
+        alerts.extend(
+            rows.iter()
+                .map(|row| identity(&Alert::from_row(rule, window, row))),
+        );
+    }
+    alerts
+}
+
+fn identities(report: &RuleReport) -> BTreeSet<String> {
+    report.alerts.iter().map(identity).collect()
+}
+
+/// Compares, over `(from, to]`: the history scan; a replay (baseline built at its first
+/// window); a first scheduled run at `from` (bootstrap) then one catching up to `to`.
+fn assert_same_alerts(lake: &Path, rule: &Rule, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
+    let expected = history_scan(lake, rule, from, to);
+    let replay = run(
+        lake,
+        rule,
+        to,
+        Mode::Replay {
+            from,
+            to,
+            advance_watermark: false,
+        },
+    );
+    assert_eq!(identities(&replay), expected, "replay of {}", rule.id);
+    assert_eq!(
+        replay.baselines_built.len(),
+        1,
+        "{:?}",
+        replay.baselines_built
+    );
+    assert_eq!(replay.queries, replay.windows.len());
+
+    let lateness = rule.lateness;
+    let first = run(
+        lake,
+        rule,
+        from + lateness,
+        Mode::Scheduled { max_windows: 1 },
+    );
+    assert_eq!(
+        first.baselines_built.len(),
+        1,
+        "the first scheduled run builds the baseline"
+    );
+    let mut scheduled = identities(&first);
+    let catch_up = run(
+        lake,
+        rule,
+        to + lateness,
+        Mode::Scheduled {
+            max_windows: 10_000,
+        },
+    );
+    assert!(
+        catch_up.baselines_built.is_empty(),
+        "{:?}",
+        catch_up.baselines_built
+    );
+    scheduled.extend(identities(&catch_up));
+    // The first scheduled run evaluated the window ending at `from`.
+    let before = history_scan(lake, rule, from - rule.interval, from);
+    let expected_scheduled: BTreeSet<String> = expected.union(&before).cloned().collect();
+    assert_eq!(
+        scheduled, expected_scheduled,
+        "scheduled runs of {}",
+        rule.id
+    );
+    expected.len()
+}
+
+/// A tiny deterministic generator (no dependency): xorshift.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const NETWORKS: [(&str, &str); 5] = [
+    ("US", "192.0.2.10"),
+    ("GB", "192.0.2.70"),
+    ("AU", "198.51.100.20"),
+    ("JP", "198.51.100.140"),
+    ("BR", "203.0.113.20"),
+];
+
+const AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+];
+
+/// Eight days of console logins of eight users: mostly from home with their usual browser, now
+/// and then from elsewhere or another device, some failures; users that start late (learning)
+/// and users that go quiet for days and come back (forgetting, dormant values).
+fn generated_lake(lake: &Path, start: DateTime<Utc>) {
+    let mut random = Random(0x5eed_1a4e_0000_0001);
+    let mut records = Vec::new();
+    for user in 0..8u64 {
+        let home = (user % 5) as usize;
+        let agent = (user % 2) as usize;
+        let first_day = if user == 6 { 6 } else { 0 };
+        let mut time = start + TimeDelta::days(first_day) + TimeDelta::minutes(7 * user as i64);
+        while time < start + TimeDelta::days(8) {
+            let quiet = user == 7
+                && time >= start + TimeDelta::days(2)
+                && time < start + TimeDelta::days(5);
+            if !quiet {
+                let country = if random.below(25) == 0 {
+                    random.below(5) as usize
+                } else {
+                    home
+                };
+                let device = if random.below(30) == 0 {
+                    random.below(3) as usize
+                } else {
+                    agent
+                };
+                let success = random.below(10) != 0;
+                records.push(
+                    serde_json::json!({
+                        "eventVersion": "1.10",
+                        "userIdentity": {"type": "IAMUser", "userName": format!("user{user}")},
+                        "eventTime": time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        "eventSource": "signin.amazonaws.com",
+                        "eventName": "ConsoleLogin",
+                        "awsRegion": "us-east-1",
+                        "sourceIPAddress": NETWORKS[country].1,
+                        "userAgent": AGENTS[device],
+                        "responseElements": {"ConsoleLogin": if success { "Success" } else { "Failure" }},
+                        "eventID": format!("gen-{user}-{}", time.timestamp()),
+                        "eventType": "AwsConsoleSignIn",
+                    })
+                    .to_string(),
+                );
+            }
+            time += TimeDelta::minutes(50 + random.below(200) as i64);
+        }
+    }
+    ingest_text(lake, "generated.ndjson", &records.join("\n"));
+}
+
+/// Runs a test body on a thread with a larger stack: the debug build of the engine plans the
+/// partition predicates of a 30-day span deeper than a test thread's 2 MB allow.
+fn with_large_stack(body: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(body)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn baselines_give_the_history_scans_alerts_on_a_generated_multi_day_lake() {
+    with_large_stack(generated_lake_case);
+}
+
+fn generated_lake_case() {
+    let lake = tempfile::tempdir().unwrap();
+    let start = t("2026-11-01T00:00:00Z");
+    generated_lake(lake.path(), start);
+    let (from, to) = (start + TimeDelta::hours(156), start + TimeDelta::days(8));
+    let mut rules = vec![
+        rule("new-country"),
+        rule("new-device"),
+        rule("atypical-country"),
+    ];
+    // Shorter history and dormancy, so that forgetting and dormant values happen in 8 days.
+    let mut forgetting = rule("new-device");
+    forgetting.id = "new-device-3d".into();
+    forgetting.history = TimeDelta::days(3);
+    let mut dormant = rule("atypical-country");
+    dormant.id = "atypical-country-2d".into();
+    dormant.history = TimeDelta::days(6);
+    if let Query::FirstSeen { not_seen_for, .. } = &mut dormant.query {
+        *not_seen_for = Some(TimeDelta::days(2));
+    }
+    rules.extend([forgetting, dormant]);
+    let mut alerts = 0;
+    for rule in &rules {
+        alerts += assert_same_alerts(lake.path(), rule, from, to);
+    }
+    assert!(
+        alerts >= 5,
+        "the lake must exercise the rules: {alerts} alerts"
+    );
+}
+
+#[test]
+fn baselines_give_the_history_scans_alerts_on_the_demo_scenario() {
+    with_large_stack(demo_scenario_case);
+}
+
+fn demo_scenario_case() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
+    let mut alerts = 0;
+    for id in ["new-country", "new-device", "atypical-country"] {
+        let lake = tempfile::tempdir().unwrap();
+        for file in ["logins.ndjson", "auth.log"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            ingest_text(lake.path(), file, &text);
+        }
+        alerts += assert_same_alerts(
+            lake.path(),
+            &rule(id),
+            t("2026-11-19T00:00:00Z"),
+            t("2026-11-21T00:00:00Z"),
+        );
+    }
+    assert_eq!(alerts, 2, "new-country: GB and BR");
+}
+
+#[test]
+fn once_built_a_baseline_reads_only_the_window_and_a_changed_rule_rebuilds_it() {
+    with_large_stack(rebuild_case);
+}
+
+fn rebuild_case() {
+    let lake = tempfile::tempdir().unwrap();
+    let start = t("2026-11-01T00:00:00Z");
+    generated_lake(lake.path(), start);
+    let rule = rule("new-country");
+    let day = start + TimeDelta::days(7);
+    let first = run(
+        lake.path(),
+        &rule,
+        day + rule.lateness,
+        Mode::Scheduled { max_windows: 1 },
+    );
+    let built = &first.baselines_built[0];
+    assert_eq!(built.reason, "the rule has no baseline yet");
+    let next = run(
+        lake.path(),
+        &rule,
+        day + TimeDelta::hours(1) + rule.lateness,
+        Mode::Scheduled { max_windows: 1 },
+    );
+    // One hour of a week: far less than the bootstrap's seven days.
+    let (bootstrap, window) = (built.bytes_read.unwrap(), next.bytes_read.unwrap());
+    assert!(
+        window * 20 < bootstrap,
+        "window {window} bytes, bootstrap {bootstrap}"
+    );
+    let mut changed = rule.clone();
+    if let Query::FirstSeen { filter, .. } = &mut changed.query {
+        filter.push_str(" AND eventid IS NOT NULL");
+    }
+    let rebuilt = run(
+        lake.path(),
+        &changed,
+        day + TimeDelta::hours(2) + rule.lateness,
+        Mode::Scheduled { max_windows: 1 },
+    );
+    assert_eq!(
+        rebuilt.baselines_built[0].reason,
+        "the rule's baseline definition changed"
+    );
+}
