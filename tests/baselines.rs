@@ -7,7 +7,10 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use lakewatch::cli::detect::{bundled_geoip, bundled_rules_dir, detect};
+mod common;
+
+use common::{bundled_geoip, bundled_rules_dir};
+use lakewatch::cli::detect::detect;
 use lakewatch::local::detect::LocalQueries;
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::compile::compile;

@@ -2,11 +2,14 @@
 //! rules from rules/, scheduled runs with watermarks, catch-up, lateness and de-duplication.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use lakewatch::cli::detect::{detect, test_geoip_in};
+mod common;
+
+use common::{bundled_geoip, bundled_rules_dir};
+use lakewatch::cli::detect::detect;
 use lakewatch::local::detect::LocalAlerts;
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::{Mode, Query, Rule, RuleReport};
@@ -16,16 +19,6 @@ fn t(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-/// The rules of the source tree, read as files (the commands use the embedded ones).
-fn bundled_rules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
-}
-
-/// The test GeoIP databases of the source tree.
-fn bundled_geoip() -> lakewatch_plugins::PluginConfig {
-    test_geoip_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("events/geoip"))
 }
 
 fn rule(id: &str) -> Rule {

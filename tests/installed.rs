@@ -18,13 +18,28 @@ fn install(root: &Path) -> PathBuf {
 }
 
 fn run_installed(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
-    let output = Command::new(bin)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CARGO_MANIFEST_DIR")
-        .env_remove("CARGO")
-        .output()
-        .unwrap();
+    let run = || {
+        Command::new(bin)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .env_remove("CARGO")
+            .output()
+    };
+    // Another test's process forked while this copy was still open for writing keeps the
+    // write descriptor until it execs: the kernel then refuses to run the file for a moment.
+    let mut attempts = 0;
+    let output = loop {
+        match run() {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            result => break result.unwrap(),
+        }
+    };
     assert!(
         output.status.success(),
         "lakewatch {args:?}: {}{}",

@@ -72,14 +72,14 @@ use serde_json::Value;
 /// Lambda's limit on a synchronous response payload: 6 MB.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 /// The Firehose processing buffer (`BufferSizeInMBs` of the Lambda processor) this function is
-/// sized for, and the Terraform module's default (`transform_buffering_size_mb`, 0.5 MB): a
+/// sized for, and the Terraform module's default (`transform_buffering_size_mb`, 0.4 MB): a
 /// batch this large of any bundled source, grown into event shells and base64, answers well
 /// under [`RESPONSE_LIMIT_BYTES`], so no record fails for size. Raw syslog lines grow the most
-/// (about 8.4x, one line per record), so the 1 MB buffer Firehose defaults to failed some of
+/// (about 10x, one line per record, since the whole line is also kept in `details.raw`), so the 1 MB buffer Firehose defaults to failed some of
 /// them. `tests/growth.rs` measures every bundled source's growth through the real pipeline and
 /// fails if worst growth times this buffer passes 80% of the limit; `lakewatch-terraform-checks`
 /// fails if the module's default is larger than this.
-pub const PROCESSING_BUFFER_BYTES: usize = 512 * 1024;
+pub const PROCESSING_BUFFER_BYTES: usize = 1024 * 1024 * 2 / 5;
 /// Characters of a record's data shown in a log line about it.
 pub const LOG_EXCERPT_CHARS: usize = 60;
 

@@ -447,7 +447,7 @@ async fn a_default_buffer_of_syslog_lines_never_fails_for_size() {
     );
     // The buffer the module configures by default answers every record.
     let default = results(respond(&lambda, &auth_log_batch(PROCESSING_BUFFER_BYTES)).await);
-    assert!(default.len() > 100);
+    assert!(default.len() > 50, "{} records", default.len());
     assert!(default.iter().all(|r| r == "Ok"), "{default:?}");
     let logs = lambda.stop();
     assert!(logs.contains("response would exceed"), "{logs}");

@@ -118,9 +118,9 @@ variable "firehose_buffering_interval_seconds" {
 }
 
 variable "transform_buffering_size_mb" {
-  description = "Size of the batches Firehose hands to the transform Lambda, in MB (0.2-3). Events grow up to about 8.4x into the lake's shell (raw syslog lines), and a response over Lambda's 6 MB fails records for size: 0.5 keeps every bundled source under 6 MB with margin."
+  description = "Size of the batches Firehose hands to the transform Lambda, in MB (0.2-3). Events grow up to about 10x into the lake's shell (raw syslog lines, kept whole in details.raw), and a response over Lambda's 6 MB fails records for size: 0.4 keeps every bundled source under 6 MB with margin."
   type        = number
-  default     = 0.5
+  default     = 0.4
 
   validation {
     condition     = var.transform_buffering_size_mb >= 0.2 && var.transform_buffering_size_mb <= 3
