@@ -44,6 +44,10 @@ pub fn select_rules(dir: Option<&Path>, only: &[String]) -> anyhow::Result<Vec<R
         .collect())
 }
 
+/// Decoded extract data a detection run keeps in memory for its rules to share; beyond it,
+/// files are read again by each query that needs them (and counted each time).
+pub const SHARED_SCAN_BYTES: usize = 512 * 1024 * 1024;
+
 /// What a detection run did: its extract pass, then each rule.
 #[derive(Debug, Clone)]
 pub struct Detection {
@@ -68,8 +72,10 @@ pub async fn detect(
     let state = FileStore::new(state_dir(lake));
     let extract = crate::local::extract::update(lake, &state, now).await?;
     let extracted = extract_dir(lake);
+    // One read of each extract file per run, shared by every rule and window of the run.
     let engine = LocalEngine::open(&extracted)
-        .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
+        .with_context(|| format!("{}: cannot open the extract", extracted.display()))?
+        .with_scan_cache(SHARED_SCAN_BYTES);
     let reports = run_rules(
         rules,
         &LocalQueries::new(&engine),

@@ -17,7 +17,7 @@ use lakewatch_lake::schema::TABLES;
 
 use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
 use crate::error::{QueryError, unsupported_function};
-use crate::reader::{ScanCounters, ScanStats};
+use crate::reader::{ScanCache, ScanCounters, ScanStats};
 use crate::table::LakeTable;
 
 /// The embedded engine of local mode: the lake's tables (`events`, `alerts`) and Athena's
@@ -26,6 +26,7 @@ use crate::table::LakeTable;
 pub struct LocalEngine {
     ctx: SessionContext,
     lake: PathBuf,
+    cache: Option<Arc<ScanCache>>,
 }
 
 /// A query's answer: the rows as Arrow batches, and what the scans read.
@@ -81,7 +82,19 @@ impl LocalEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);
-        Ok(LocalEngine { ctx, lake })
+        Ok(LocalEngine {
+            ctx,
+            lake,
+            cache: None,
+        })
+    }
+
+    /// Keeps the files its queries read in memory (up to `max_bytes` decoded), so later queries
+    /// read them again for free: for a run of many queries over the same data (detection),
+    /// never for a lake that changes while the engine is open.
+    pub fn with_scan_cache(mut self, max_bytes: usize) -> Self {
+        self.cache = Some(Arc::new(ScanCache::new(max_bytes)));
+        self
     }
 
     /// The lake directory.
@@ -100,6 +113,9 @@ impl LocalEngine {
         let mut state = self.ctx.state();
         // Each query counts its own scans: the tables find the counters in the session.
         state.config_mut().set_extension(counters.clone());
+        if let Some(cache) = &self.cache {
+            state.config_mut().set_extension(cache.clone());
+        }
 
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state

@@ -697,3 +697,39 @@ mod tests {
         assert!(error.to_string().contains("f.json.gz"), "{error}");
     }
 }
+
+/// Files already decoded by an earlier query of the same engine, kept whole (every column) so
+/// that any later query reads them from memory: the queries of one detection run (all the rules
+/// due in it, all the windows of a catch-up or replay) then read each file of the lake once,
+/// and only that first read counts in [`ScanStats::bytes_read`], as Athena would bill one
+/// shared extract. Bounded: once `max_bytes` of batches are held, further files are read (and
+/// counted) each time, as without a cache.
+#[derive(Debug)]
+pub struct ScanCache {
+    max_bytes: usize,
+    held: Mutex<(usize, std::collections::HashMap<PathBuf, Arc<[RecordBatch]>>)>,
+}
+
+impl ScanCache {
+    pub fn new(max_bytes: usize) -> Self {
+        ScanCache {
+            max_bytes,
+            held: Mutex::new((0, std::collections::HashMap::new())),
+        }
+    }
+
+    pub(crate) fn get(&self, path: &Path) -> Option<Arc<[RecordBatch]>> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.1.get(path).cloned()
+    }
+
+    /// Keeps a file's batches if they fit.
+    pub(crate) fn offer(&self, path: &Path, batches: Arc<[RecordBatch]>) {
+        let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.0 + size <= self.max_bytes {
+            held.0 += size;
+            held.1.insert(path.to_path_buf(), batches);
+        }
+    }
+}

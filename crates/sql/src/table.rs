@@ -21,7 +21,7 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use lakewatch_lake::schema::{ColumnType, Table};
 
-use crate::reader::{BatchBuilder, LakeFile, MAX_FILE_COLUMNS, ScanCounters, Source};
+use crate::reader::{BatchBuilder, LakeFile, MAX_FILE_COLUMNS, ScanCache, ScanCounters, Source};
 
 /// One table of a local lake: `LAKE/<prefix>/year=…/month=…/day=…/hour=…/<files>`.
 #[derive(Debug)]
@@ -73,6 +73,21 @@ impl LakeTable {
             names: table.columns.iter().map(|c| c.name).collect(),
             table,
         }
+    }
+
+    /// Where each of the projected columns comes from.
+    fn sources(&self, projection: &[usize]) -> Arc<[Source]> {
+        let file_columns = self.table.columns.len();
+        projection
+            .iter()
+            .map(|&i| {
+                if i < file_columns {
+                    Source::File(i, self.table.columns[i].kind)
+                } else {
+                    Source::Partition(i - file_columns)
+                }
+            })
+            .collect()
     }
 
     /// Whether `filter` only reads partition columns, so it can be decided per directory.
@@ -270,6 +285,7 @@ impl TableProvider for LakeTable {
             .config()
             .get_extension::<ScanCounters>()
             .unwrap_or_default();
+        let cache = session.config().get_extension::<ScanCache>();
         let partition_filters: Vec<Expr> = filters
             .iter()
             .filter(|f| self.is_partition_filter(f))
@@ -280,17 +296,15 @@ impl TableProvider for LakeTable {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);
         let schema = Arc::new(self.schema.project(projection)?);
-        let file_columns = self.table.columns.len();
-        let sources: Arc<[Source]> = projection
-            .iter()
-            .map(|&i| {
-                if i < file_columns {
-                    Source::File(i, self.table.columns[i].kind)
-                } else {
-                    Source::Partition(i - file_columns)
-                }
-            })
-            .collect();
+        let sources = self.sources(projection);
+        // With a cache, files are decoded whole and projected afterwards, so that a query
+        // wanting other columns finds them too.
+        let cached = cache.map(|cache| CachedScan {
+            cache,
+            full_schema: self.schema.clone(),
+            full_sources: self.sources(&all),
+            projection: projection.clone().into(),
+        });
 
         let groups = split_by_size(files, session.config().target_partitions());
         let partitions = groups
@@ -302,6 +316,7 @@ impl TableProvider for LakeTable {
                     sources: sources.clone(),
                     files,
                     counters: counters.clone(),
+                    cached: cached.clone(),
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
@@ -342,6 +357,51 @@ struct FileGroup {
     sources: Arc<[Source]>,
     files: Vec<LakeFile>,
     counters: Arc<ScanCounters>,
+    cached: Option<CachedScan>,
+}
+
+/// A scan through the engine's [`ScanCache`].
+#[derive(Debug, Clone)]
+struct CachedScan {
+    cache: Arc<ScanCache>,
+    full_schema: SchemaRef,
+    full_sources: Arc<[Source]>,
+    projection: Arc<[usize]>,
+}
+
+impl CachedScan {
+    /// The file's batches, from the cache or read whole (and counted) and offered to it.
+    fn batches(
+        &self,
+        file: &LakeFile,
+        names: &Arc<[&'static str]>,
+        batch_size: usize,
+        counters: &Arc<ScanCounters>,
+    ) -> Result<Arc<[RecordBatch]>> {
+        if let Some(batches) = self.cache.get(&file.path) {
+            return Ok(batches);
+        }
+        let mut builder = BatchBuilder::new(
+            self.full_schema.clone(),
+            names.clone(),
+            self.full_sources.to_vec(),
+            batch_size,
+            counters.clone(),
+        );
+        let mut batches = Vec::new();
+        builder
+            .read_file(file, &mut |batch| {
+                batches.push(batch);
+                true
+            })
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        if builder.has_rows() {
+            batches.push(builder.finish()?);
+        }
+        let batches: Arc<[RecordBatch]> = batches.into();
+        self.cache.offer(&file.path, batches.clone());
+        Ok(batches)
+    }
 }
 
 impl PartitionStream for FileGroup {
@@ -360,6 +420,21 @@ impl PartitionStream for FileGroup {
             self.counters.clone(),
         );
         let files = self.files.clone();
+        if let Some(cached) = self.cached.clone() {
+            let (names, counters) = (self.names.clone(), self.counters.clone());
+            let batch_size = ctx.session_config().batch_size();
+            stream.spawn_blocking(move || {
+                for file in &files {
+                    for batch in cached.batches(file, &names, batch_size, &counters)?.iter() {
+                        if tx.blocking_send(Ok(batch.project(&cached.projection)?)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(())
+            });
+            return stream.build();
+        }
         stream.spawn_blocking(move || {
             // A failed send means the consumer stopped (LIMIT reached, query cancelled).
             let mut emit = |batch| tx.blocking_send(Ok(batch)).is_ok();
