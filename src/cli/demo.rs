@@ -268,7 +268,11 @@ fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let detection = runtime.block_on(detect(demo.lake.root(), &rules, to, mode))?;
     write!(demo.out, "{}", render_reports(demo.lake.root(), &detection))?;
-    if let Some(failed) = detection.reports.iter().find(|report| report.error.is_some()) {
+    if let Some(failed) = detection
+        .reports
+        .iter()
+        .find(|report| report.error.is_some())
+    {
         bail!("rule {} failed in the demo", failed.rule);
     }
     Ok(())

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::local::extract::ExtractReport;
 use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
 use lakewatch_detect::{load_rules, run_rules};
-use crate::local::extract::ExtractReport;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
 use lakewatch_lake::versioned::{FileStore, write_atomically};

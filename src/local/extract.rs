@@ -58,7 +58,11 @@ struct Stamp<'a> {
 
 /// Extracts the lake objects new since the last pass and records the pass; the rules' queries
 /// then read [`extract_dir`]. `store` is the detector's state store.
-pub async fn update(lake: &Path, store: &FileStore, now: DateTime<Utc>) -> anyhow::Result<ExtractReport> {
+pub async fn update(
+    lake: &Path,
+    store: &FileStore,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExtractReport> {
     let location = store.location(ARRIVALS_DOCUMENT);
     let read = store
         .read(ARRIVALS_DOCUMENT)
@@ -85,8 +89,8 @@ pub async fn update(lake: &Path, store: &FileStore, now: DateTime<Utc>) -> anyho
             .expect("lake files are below the lake")
             .to_string_lossy()
             .replace('\\', "/");
-        let meta = std::fs::metadata(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let modified = meta
             .modified()
             .ok()
@@ -99,7 +103,11 @@ pub async fn update(lake: &Path, store: &FileStore, now: DateTime<Utc>) -> anyho
         }
         // A new object's events are arrivals; an object rewritten in place (a repaired file)
         // is extracted again but reopens no window (`--set-aside` or a replay evaluates it).
-        let arrived = if known.is_none() { Some(&mut times) } else { None };
+        let arrived = if known.is_none() {
+            Some(&mut times)
+        } else {
+            None
+        };
         extract_object(&path, &key, &target, &mut report, arrived)?;
         report.objects += 1;
         report.bytes_read += meta.len();
@@ -111,7 +119,11 @@ pub async fn update(lake: &Path, store: &FileStore, now: DateTime<Utc>) -> anyho
         store
             .write(ARRIVALS_DOCUMENT, body, version.as_deref())
             .await
-            .map_err(|e| anyhow::anyhow!("{location}: {e} (another detect run extracted at the same time; run again)"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{location}: {e} (another detect run extracted at the same time; run again)"
+                )
+            })?;
     }
     Ok(report)
 }
@@ -136,7 +148,10 @@ fn extract_object(
         File::open(path).with_context(|| format!("{}: cannot open", path.display()))?,
     );
     let mut outputs: BTreeMap<Hour, (PathBuf, GzEncoder<BufWriter<File>>)> = BTreeMap::new();
-    for (n, line) in BufReader::new(MultiGzDecoder::new(input)).lines().enumerate() {
+    for (n, line) in BufReader::new(MultiGzDecoder::new(input))
+        .lines()
+        .enumerate()
+    {
         let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
         if line.trim().is_empty() {
             continue;
@@ -177,7 +192,10 @@ fn extract_object(
                 .with_context(|| format!("{}: cannot create", temporary.display()))?;
             outputs.insert(
                 hour,
-                (file, GzEncoder::new(BufWriter::new(writer), Compression::fast())),
+                (
+                    file,
+                    GzEncoder::new(BufWriter::new(writer), Compression::fast()),
+                ),
             );
         }
         let (file, writer) = outputs.get_mut(&hour).expect("inserted above");

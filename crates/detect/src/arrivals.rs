@@ -66,11 +66,7 @@ impl Arrivals {
             .collect();
         let seq = self.latest() + 1;
         self.passes.retain(|pass| pass.at >= at - ARRIVALS_KEPT);
-        self.passes.push(Arrival {
-            seq,
-            at,
-            minutes,
-        });
+        self.passes.push(Arrival { seq, at, minutes });
     }
 
     /// Minutes of events that arrived in passes after `seen`.
@@ -148,7 +144,9 @@ mod tests {
         );
         // Only the window ending at the watermark was evaluated; later ones are still due.
         assert_eq!(ends, [t("2026-11-20T10:05:00Z")]);
-        assert!(late_window_ends(&minutes, None, TimeDelta::hours(1), TimeDelta::hours(1)).is_empty());
+        assert!(
+            late_window_ends(&minutes, None, TimeDelta::hours(1), TimeDelta::hours(1)).is_empty()
+        );
     }
 
     #[test]

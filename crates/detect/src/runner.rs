@@ -111,7 +111,9 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
             ..RuleReport::default()
         };
         let run = match &arrivals {
-            Ok(arrivals) => run_rule(rule, engine, state, sink, now, mode, arrivals, &mut report).await,
+            Ok(arrivals) => {
+                run_rule(rule, engine, state, sink, now, mode, arrivals, &mut report).await
+            }
             Err(error) => Err(error.clone()),
         };
         if let Err(error) = run {

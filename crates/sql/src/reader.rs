@@ -707,7 +707,10 @@ mod tests {
 #[derive(Debug)]
 pub struct ScanCache {
     max_bytes: usize,
-    held: Mutex<(usize, std::collections::HashMap<PathBuf, Arc<[RecordBatch]>>)>,
+    held: Mutex<(
+        usize,
+        std::collections::HashMap<PathBuf, Arc<[RecordBatch]>>,
+    )>,
 }
 
 impl ScanCache {

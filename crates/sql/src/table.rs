@@ -426,7 +426,10 @@ impl PartitionStream for FileGroup {
             stream.spawn_blocking(move || {
                 for file in &files {
                     for batch in cached.batches(file, &names, batch_size, &counters)?.iter() {
-                        if tx.blocking_send(Ok(batch.project(&cached.projection)?)).is_err() {
+                        if tx
+                            .blocking_send(Ok(batch.project(&cached.projection)?))
+                            .is_err()
+                        {
                             return Ok(());
                         }
                     }

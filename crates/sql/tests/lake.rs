@@ -962,3 +962,23 @@ async fn queries_during_an_ingest_or_after_a_killed_one_skip_its_temporary_files
         strings(&[&["done"]])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_scan_cache_each_file_is_read_once_whatever_the_columns_a_query_wants() {
+    let lake = defenda_lake();
+    let engine = LocalEngine::open(lake.path())
+        .unwrap()
+        .with_scan_cache(64 << 20);
+    let sql = "SELECT summary, hour FROM events WHERE year = '2020' ORDER BY summary";
+    let first = query(&engine, sql).await;
+    assert!(first.stats.bytes_read > 0);
+    // Other columns and a narrower partition predicate: answered from memory, nothing read.
+    let narrower = "SELECT count(*), count(DISTINCT eventid) FROM events \
+                    WHERE year = '2020' AND hour = '01' AND source = 'cloudtrail'";
+    let again = query(&engine, narrower).await;
+    assert_eq!((again.stats.bytes_read, again.stats.files_opened), (0, 0));
+    let uncached = query(&lake.engine(), narrower).await;
+    assert_eq!(cells(&again), cells(&uncached));
+    assert!(uncached.stats.bytes_read > 0);
+    assert_eq!(cells(&query(&engine, sql).await), cells(&first));
+}
