@@ -398,7 +398,10 @@ impl CachedScan {
         if builder.has_rows() {
             batches.push(builder.finish()?);
         }
-        let batches: Arc<[RecordBatch]> = batches.into();
+        // One batch of exactly the file's size: the builders' spare capacity (a batch's worth
+        // of rows per column) would fill the cache with nothing.
+        let compact = datafusion::arrow::compute::concat_batches(&self.full_schema, &batches)?;
+        let batches: Arc<[RecordBatch]> = vec![compact].into();
         self.cache.offer(&file.path, batches.clone());
         Ok(batches)
     }
