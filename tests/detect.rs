@@ -54,7 +54,8 @@ fn run(lake: &Path, rule: &Rule, now: DateTime<Utc>, mode: Mode) -> RuleReport {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut reports = runtime
         .block_on(detect(lake, std::slice::from_ref(rule), now, mode))
-        .unwrap();
+        .unwrap()
+        .reports;
     let report = reports.remove(0);
     assert_eq!(report.error, None);
     report
@@ -289,7 +290,8 @@ fn an_event_forty_minutes_late_alerts_exactly_once_with_an_hour_of_lateness() {
     assert_eq!(alerts[0].details["event_count"], "5");
     assert_eq!(published(lake.path()), [alerts[0].alertid.clone()]);
 
-    // Without lateness the window was evaluated before the event arrived, and the burst is missed.
+    // Without lateness the window was evaluated before the event arrived: the run that first
+    // sees the event evaluates the windows holding it again, once, and flags the alert late.
     rule.lateness = TimeDelta::zero();
     let eager = tempfile::tempdir().unwrap();
     ingest(
@@ -297,16 +299,110 @@ fn an_event_forty_minutes_late_alerts_exactly_once_with_an_hour_of_lateness() {
         "on-time",
         &(0..4).map(failure).collect::<Vec<_>>(),
     );
-    let mut missed = Vec::new();
+    let mut late = Vec::new();
     let mut now = t("2026-11-20T10:00:00Z");
     while now <= t("2026-11-20T12:30:00Z") {
         if now == t("2026-11-20T10:45:00Z") {
             ingest(eager.path(), "late", &[failure(4)]);
         }
-        missed.extend(run(eager.path(), &rule, now, scheduled(100)).alerts);
+        let report = run(eager.path(), &rule, now, scheduled(100));
+        if now == t("2026-11-20T10:45:00Z") {
+            let windows: Vec<_> = report.late_windows.iter().map(|w| w.end).collect();
+            assert_eq!(
+                windows,
+                [
+                    t("2026-11-20T10:05:00Z"),
+                    t("2026-11-20T10:10:00Z"),
+                    t("2026-11-20T10:15:00Z")
+                ]
+            );
+        } else {
+            assert!(report.late_windows.is_empty(), "each late window once");
+        }
+        late.extend(report.alerts);
         now += TimeDelta::minutes(5);
     }
-    assert!(missed.is_empty());
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0].details["event_count"], "5");
+    assert_eq!(late[0].details["late"], "true");
+    assert_eq!(published(eager.path()), [late[0].alertid.clone()]);
+}
+
+/// The case: one Firehose record whose first line is stamped 07:58, followed by the
+/// failed logins of brute-force-user's positive test (09:00–09:05). The transform files the
+/// whole record under hour 07 (Firehose allows one partition per record); detection still
+/// evaluates each event for its own time.
+fn firehose_record_spanning_hours(lake: &Path, received: DateTime<Utc>) {
+    use firehose_transform::{Batch, InputRecord, RESPONSE_LIMIT_BYTES, transform};
+    let mut lines = vec![gsuite_login(
+        "2026-11-20T07:58:00.000Z",
+        "early@example.com",
+        "203.0.113.7",
+        "login_success",
+    )];
+    lines.extend(test_events("brute-force-user-positive.ndjson"));
+    let batch = Batch {
+        invocation_id: None,
+        records: vec![InputRecord::new("r1", lines.join("\n").into_bytes())],
+    };
+    let pipeline = lakewatch_plugins::builtin_pipeline(&bundled_geoip()).unwrap();
+    let out = transform(&pipeline, &batch, received, RESPONSE_LIMIT_BYTES);
+    let record = &out.response.records[0];
+    assert_eq!(record.result.as_deref(), Some("Ok"));
+    let keys = &record.metadata.partition_keys;
+    assert_eq!(keys["hour"], "07");
+    // Where Firehose's dynamic partitioning puts the record's lines.
+    let dir = lake.join(format!(
+        "events/year={}/month={}/day={}/hour={}",
+        keys["year"], keys["month"], keys["day"], keys["hour"]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = String::from_utf8(record.data.to_vec()).unwrap();
+    std::fs::write(
+        dir.join(format!("firehose-{}.json.gz", received.timestamp())),
+        lakewatch_lake::layout::gzip_lines(text.lines()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn events_filed_under_another_hours_partition_are_evaluated_for_their_own_time() {
+    let lake = tempfile::tempdir().unwrap();
+    let rule = rule("brute-force-user");
+    firehose_record_spanning_hours(lake.path(), t("2026-11-20T09:10:00Z"));
+    let report = run(
+        lake.path(),
+        &rule,
+        t("2026-11-20T09:30:00Z"),
+        Mode::Replay {
+            from: t("2026-11-20T09:00:00Z"),
+            to: t("2026-11-20T09:30:00Z"),
+            advance_watermark: false,
+        },
+    );
+    assert_eq!(report.alerts.len(), 1, "{:?}", report.alerts);
+    assert_eq!(report.alerts[0].details["user"], "erin@example.com");
+    assert_eq!(report.alerts[0].details["event_count"], "5");
+}
+
+#[test]
+fn a_record_arriving_after_its_windows_were_evaluated_alerts_once_flagged_late() {
+    let lake = tempfile::tempdir().unwrap();
+    let rule = rule("brute-force-user");
+    // Scheduled runs every 5 minutes see nothing until the record arrives at 09:40.
+    let mut alerts = Vec::new();
+    let mut now = t("2026-11-20T09:00:00Z");
+    while now <= t("2026-11-20T10:30:00Z") {
+        if now == t("2026-11-20T09:40:00Z") {
+            firehose_record_spanning_hours(lake.path(), now);
+        }
+        alerts.extend(run(lake.path(), &rule, now, scheduled(100)).alerts);
+        now += TimeDelta::minutes(5);
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].details["user"], "erin@example.com");
+    assert_eq!(alerts[0].details["late"], "true");
+    assert_eq!(published(lake.path()), [alerts[0].alertid.clone()]);
 }
 
 #[test]
@@ -384,7 +480,8 @@ fn alerts_of_earlier_windows_are_published_when_a_later_window_fails() {
             t("2026-11-20T10:10:00Z"),
             scheduled(100),
         ))
-        .unwrap();
+        .unwrap()
+        .reports;
     let error = reports[0]
         .error
         .as_deref()
@@ -529,6 +626,7 @@ fn a_window_failing_run_after_run_is_set_aside_and_evaluated_again_on_demand() {
                 mode,
             ))
             .unwrap()
+            .reports
             .remove(0)
     };
     // The rule starts at 09:10 (its latest window then ends at 09:00).

@@ -286,9 +286,13 @@ fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
         advance_watermark: false,
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let reports = runtime.block_on(detect(demo.lake.root(), &rules, to, mode))?;
-    write!(demo.out, "{}", render_reports(demo.lake.root(), &reports))?;
-    if let Some(failed) = reports.iter().find(|report| report.error.is_some()) {
+    let detection = runtime.block_on(detect(demo.lake.root(), &rules, to, mode))?;
+    write!(demo.out, "{}", render_reports(demo.lake.root(), &detection))?;
+    if let Some(failed) = detection
+        .reports
+        .iter()
+        .find(|report| report.error.is_some())
+    {
         bail!("rule {} failed in the demo", failed.rule);
     }
     Ok(())

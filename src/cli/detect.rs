@@ -13,7 +13,7 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 
 pub use crate::local::detect::detect;
-use crate::local::detect::{select_rules, test_rule};
+use crate::local::detect::{Detection, select_rules, test_rule};
 
 /// The test GeoIP databases as events/geoip/ holds them (documentation networks only), in `dir`.
 pub fn test_geoip_in(dir: &Path) -> PluginConfig {
@@ -92,11 +92,22 @@ pub struct TestRulesArgs {
     pub only: Vec<String>,
 }
 
-/// The reports as people read them: one line per rule with its queries and the lake bytes they
-/// read, a total that compares those bytes with the bytes of the range evaluated (how many
-/// times each byte was read: what Athena would bill relative to the data), then the alerts.
-pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
-    let mut out = String::new();
+/// The reports as people read them: the extract pass (lake objects new since the last run, read
+/// once), one line per rule with its queries and the bytes they read, a total (extract and
+/// queries) that compares those bytes with the bytes of the range evaluated (how many times
+/// each byte was read: what Athena would bill relative to the data), then the alerts.
+pub fn render_reports(lake: &Path, detection: &Detection) -> String {
+    let reports = &detection.reports;
+    let extract = &detection.extract;
+    let mut out = format!(
+        "extract: {} new lake object(s), {} bytes read, {} events ({} outside their hour \
+         partition, {} without a time)\n",
+        extract.objects,
+        extract.bytes_read,
+        extract.events,
+        extract.outside_partition,
+        extract.untimed
+    );
     let width = reports
         .iter()
         .map(|r| r.rule.len())
@@ -113,6 +124,10 @@ pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
             Some(error) => format!("FAILED: {error}"),
             None => format!("ok ({} ms)", report.duration_ms),
         };
+        let status = match report.late_windows.len() {
+            0 => status,
+            late => format!("{status}, {late} window(s) again for late events"),
+        };
         out.push_str(&format!(
             "{:width$}  {:>7}  {:>7}  {:>10}  {:>6}  {:>10}  {:>9}  {status}\n",
             report.rule,
@@ -128,7 +143,8 @@ pub fn render_reports(lake: &Path, reports: &[RuleReport]) -> String {
     let read: Option<u64> = reports
         .iter()
         .filter_map(|r| r.bytes_read)
-        .reduce(|a, b| a + b);
+        .reduce(|a, b| a + b)
+        .map(|queried| queried + extract.bytes_read);
     out.push_str(&format!(
         "{:width$}  {:>7}  {:>7}  {:>10}\n",
         "total",
@@ -225,8 +241,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let reports = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
-    print!("{}", render_reports(&args.lake, &reports));
+    let detection = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
+    print!("{}", render_reports(&args.lake, &detection));
+    let reports = detection.reports;
     Ok(if reports.iter().any(|r| r.error.is_some()) {
         ExitCode::FAILURE
     } else {

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::local::extract::ExtractReport;
 use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
 use lakewatch_detect::{load_rules, run_rules};
 use lakewatch_lake::layout::alert_object_key;
+use lakewatch_lake::local::extract_dir;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
@@ -42,17 +44,33 @@ pub fn select_rules(dir: Option<&Path>, only: &[String]) -> anyhow::Result<Vec<R
         .collect())
 }
 
-/// Runs the rules over the lake and returns the reports.
+/// What a detection run did: its extract pass, then each rule.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub extract: ExtractReport,
+    pub reports: Vec<RuleReport>,
+}
+
+/// Runs the rules over the lake: first extracts what arrived since the last run
+/// ([`crate::local::extract`]), then evaluates the rules over the extract, where every event
+/// is under its own hour.
 pub async fn detect(
     lake: &Path,
     rules: &[Rule],
     now: DateTime<Utc>,
     mode: Mode,
-) -> anyhow::Result<Vec<RuleReport>> {
-    let engine = LocalEngine::open(lake)
-        .with_context(|| format!("{}: cannot open the lake", lake.display()))?;
+) -> anyhow::Result<Detection> {
+    anyhow::ensure!(
+        lake.is_dir(),
+        "{}: cannot open the lake: not a directory (create a lake with `lakewatch ingest --lake DIR FILES`)",
+        lake.display()
+    );
     let state = FileStore::new(state_dir(lake));
-    Ok(run_rules(
+    let extract = crate::local::extract::update(lake, &state, now).await?;
+    let extracted = extract_dir(lake);
+    let engine = LocalEngine::open(&extracted)
+        .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
+    let reports = run_rules(
         rules,
         &LocalQueries::new(&engine),
         &state,
@@ -60,7 +78,8 @@ pub async fn detect(
         now,
         mode,
     )
-    .await)
+    .await;
+    Ok(Detection { extract, reports })
 }
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
@@ -80,8 +99,8 @@ impl<'a> LocalQueries<'a> {
 }
 
 impl QueryEngine for LocalQueries<'_> {
-    fn bytes_read(&self) -> Option<u64> {
-        Some(self.bytes_read.load(Ordering::Relaxed))
+    fn take_bytes_read(&self) -> Option<u64> {
+        Some(self.bytes_read.swap(0, Ordering::Relaxed))
     }
 
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
@@ -223,22 +242,18 @@ async fn run_rule_test(
             .with_timezone(&Utc))
     };
     let (from, to) = (parse(&test.from)?, parse(&test.to)?);
-    let engine = LocalEngine::open(lake_dir.path())?;
-    let state = FileStore::new(state_dir(lake_dir.path()));
-    let reports = lakewatch_detect::run_rules(
+    let detection = detect(
+        lake_dir.path(),
         std::slice::from_ref(rule),
-        &LocalQueries::new(&engine),
-        &state,
-        &LocalAlerts::new(lake_dir.path()),
         to,
-        lakewatch_detect::Mode::Replay {
+        Mode::Replay {
             from,
             to,
             advance_watermark: false,
         },
     )
-    .await;
-    let report = &reports[0];
+    .await?;
+    let report = &detection.reports[0];
     if let Some(error) = &report.error {
         return Ok(Some(format!("the rule failed: {error}")));
     }

@@ -2,4 +2,5 @@
 //! their arguments.
 
 pub mod detect;
+pub mod extract;
 pub mod ingest;

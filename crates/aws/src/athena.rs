@@ -9,12 +9,13 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_athena::error::DisplayErrorContext;
 use aws_sdk_athena::operation::get_query_results::GetQueryResultsOutput;
 use aws_sdk_athena::types::{QueryExecution, QueryExecutionContext, QueryExecutionState};
-use lakewatch_detect::{QueryCost, QueryEngine, Row};
+use lakewatch_detect::{QueryEngine, Row};
 
 /// The largest page `GetQueryResults` returns (its `MaxResults` limit).
 pub const MAX_PAGE_SIZE: i32 = 1000;
@@ -71,6 +72,8 @@ pub struct AthenaEngine {
     client: aws_sdk_athena::Client,
     settings: AthenaSettings,
     metrics: Mutex<Vec<QueryMetrics>>,
+    /// Bytes scanned since [`QueryEngine::take_bytes_read`] last took them.
+    scanned_since_taken: AtomicU64,
     deadline: Mutex<Option<Instant>>,
 }
 
@@ -112,6 +115,7 @@ impl AthenaEngine {
             client,
             settings,
             metrics: Mutex::new(Vec::new()),
+            scanned_since_taken: AtomicU64::new(0),
             deadline: Mutex::new(None),
         }
     }
@@ -154,6 +158,8 @@ impl AthenaEngine {
     }
 
     fn record(&self, metrics: QueryMetrics) {
+        self.scanned_since_taken
+            .fetch_add(metrics.bytes_scanned.max(0) as u64, Ordering::Relaxed);
         self.metrics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -289,12 +295,10 @@ impl QueryEngine for AthenaEngine {
         self.run(sql).await
     }
 
-    fn take_cost(&self) -> QueryCost {
-        let metrics = self.take_metrics();
-        QueryCost {
-            queries: metrics.len(),
-            bytes_scanned: metrics.iter().map(|m| m.bytes_scanned).sum(),
-        }
+    /// Athena's `DataScannedInBytes` of the queries since the last call ([`Self::take_metrics`]
+    /// keeps the per-query figures apart).
+    fn take_bytes_read(&self) -> Option<u64> {
+        Some(self.scanned_since_taken.swap(0, Ordering::Relaxed))
     }
 }
 

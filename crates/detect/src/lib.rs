@@ -5,6 +5,7 @@
 //! [`state::StateStore`] and the [`alert::AlertSink`] differ.
 
 pub mod alert;
+pub mod arrivals;
 pub mod baseline;
 pub mod bundled;
 pub mod compile;
@@ -18,6 +19,6 @@ pub mod window;
 pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
-pub use scheduled::{QueryCost, RuleOutcome, run_scheduled};
+pub use scheduled::{RuleOutcome, run_scheduled};
 pub use state::{RuleState, StateStore};
 pub use window::Window;

@@ -9,10 +9,10 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Row};
+use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
 use crate::compile::compile;
 use crate::rule::Rule;
-use crate::scheduled::QueryCost;
 use crate::state::{
     FailedWindow, RuleState, SET_ASIDE_AFTER, StateError, StateStore, UnpublishedAlert,
 };
@@ -21,16 +21,12 @@ use crate::window::{Window, due_window_ends, replay_window_ends};
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
 pub trait QueryEngine {
     fn query(&self, sql: &str) -> impl Future<Output = Result<Vec<Row>, String>>;
-    /// What the queries since the last call cost (Athena bills by bytes scanned); an engine
-    /// that does not meter its queries reports nothing.
-    fn take_cost(&self) -> QueryCost {
-        QueryCost::default()
-    }
 
-    /// Compressed lake bytes read by this engine's queries so far, counted like Athena bills
-    /// them (every file a query opens, each time it opens it); `None` when the engine cannot
-    /// tell (Athena reports its bytes per query execution instead, see the detector's metrics).
-    fn bytes_read(&self) -> Option<u64> {
+    /// The lake bytes read by this engine's queries since the last call, counted as Athena
+    /// bills them (its `DataScannedInBytes`; locally the compressed bytes of every file a query
+    /// opens, each time it opens it). The one cost counter: the runner takes it after every
+    /// query, so each rule's report carries its own. `None` when the engine cannot tell.
+    fn take_bytes_read(&self) -> Option<u64> {
         None
     }
 }
@@ -76,10 +72,13 @@ pub enum Mode {
 pub struct RuleReport {
     pub rule: String,
     pub windows: Vec<Window>,
+    /// Windows evaluated again because events arrived for them after they were evaluated
+    /// (also in `windows`); their alerts carry `late: "true"`.
+    pub late_windows: Vec<Window>,
     pub rows: usize,
     /// Queries sent to the engine.
     pub queries: usize,
-    /// Lake bytes those queries read ([`QueryEngine::bytes_read`]); `None` when unknown.
+    /// Lake bytes those queries read ([`QueryEngine::take_bytes_read`]); `None` when unknown.
     pub bytes_read: Option<u64>,
     pub alerts: Vec<Alert>,
     pub suppressed: usize,
@@ -103,13 +102,24 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
     mode: Mode,
 ) -> Vec<RuleReport> {
     let mut reports = Vec::with_capacity(rules.len());
+    // Read once for every rule: which events arrived behind the rules' watermarks.
+    let arrivals = match mode {
+        Mode::Scheduled { .. } => state.load_arrivals().await.map_err(|e| e.to_string()),
+        _ => Ok(Arrivals::default()),
+    };
     for rule in rules {
         let started = Instant::now();
         let mut report = RuleReport {
             rule: rule.id.clone(),
             ..RuleReport::default()
         };
-        if let Err(error) = run_rule(rule, engine, state, sink, now, mode, &mut report).await {
+        let run = match &arrivals {
+            Ok(arrivals) => {
+                run_rule(rule, engine, state, sink, now, mode, arrivals, &mut report).await
+            }
+            Err(error) => Err(error.clone()),
+        };
+        if let Err(error) = run {
             report.error = Some(error);
         } else if let Some(failed) = report.set_aside.first() {
             // The rule went on, but it failed: the run says so (and the detector's metric).
@@ -126,6 +136,7 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
     reports
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     rule: &Rule,
     engine: &E,
@@ -133,6 +144,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     sink: &A,
     now: DateTime<Utc>,
     mode: Mode,
+    arrivals: &Arrivals,
     report: &mut RuleReport,
 ) -> Result<(), String> {
     let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
@@ -141,15 +153,40 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     // First-seen rules decide with a baseline instead of reading their history every window.
     let mut baseline = Tracker::load(rule, store).await?;
     let sets_aside = matches!(mode, Mode::Scheduled { .. });
+    // Windows already evaluated that events arrived for since: evaluated again first, once.
+    // A rule that never looked at arrivals starts from the latest (its first pass is the
+    // whole lake, which its watermark already covered).
+    let late_ends = match (mode, state.arrivals_seen) {
+        (Mode::Scheduled { .. }, Some(seen)) => late_window_ends(
+            &arrivals.minutes_after(seen),
+            state.watermark,
+            rule.interval,
+            rule.window,
+        ),
+        _ => Vec::new(),
+    };
+    let arrivals_done = |state: &mut RuleState| {
+        if sets_aside {
+            state.arrivals_seen = Some(arrivals.latest());
+        }
+    };
+    if late_ends.is_empty() {
+        arrivals_done(&mut state);
+    }
+    let last_late = late_ends.last().copied();
     let (ends, saves_state, publishes) = match mode {
         Mode::Scheduled { max_windows } => (
-            due_window_ends(
-                state.watermark,
-                now,
-                rule.interval,
-                rule.lateness,
-                max_windows,
-            ),
+            late_ends
+                .iter()
+                .copied()
+                .chain(due_window_ends(
+                    state.watermark,
+                    now,
+                    rule.interval,
+                    rule.lateness,
+                    max_windows,
+                ))
+                .collect(),
             true,
             true,
         ),
@@ -170,6 +207,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     let evaluated: Result<(), String> = async {
         for end in ends {
             let window = Window::new(end - rule.window, end);
+            let late = late_ends.contains(&end);
             let answer = match baseline.as_mut() {
                 Some(tracker) => tracker.evaluate(rule, engine, window, report).await,
                 None => query_window(rule, engine, window, report).await,
@@ -178,7 +216,14 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
                 Ok(rows) => {
                     state.failing = None;
                     state.set_aside.retain(|failed| failed.end != window.end);
-                    alerts_of(rule, window, &rows, &state, report)
+                    let mut alerts = alerts_of(rule, window, &rows, &state, report);
+                    if late {
+                        report.late_windows.push(window);
+                        for alert in &mut alerts {
+                            alert.details.insert("late".into(), "true".into());
+                        }
+                    }
+                    alerts
                 }
                 Err(error) if sets_aside => {
                     let failed = state.note_failure(window, &error);
@@ -207,6 +252,9 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
                 state.suppress(&alert.dedup_key, window.end, rule.suppress);
             }
             report.windows.push(window);
+            if Some(end) == last_late {
+                arrivals_done(&mut state);
+            }
             if saves_state {
                 // Before the watermark: a run stopped in between finds the baseline ahead of
                 // the window it evaluates again, and rebuilds it for that window.
@@ -256,11 +304,12 @@ pub(crate) async fn run_query<E: QueryEngine>(
     window: Window,
     report: &mut RuleReport,
 ) -> Result<Vec<Row>, String> {
-    let before = engine.bytes_read();
+    // Bytes read before this query (by another rule's or outside the runner) are not its own.
+    engine.take_bytes_read();
     report.queries += 1;
     let answer = engine.query(sql).await;
-    if let (Some(before), Some(after)) = (before, engine.bytes_read()) {
-        *report.bytes_read.get_or_insert(0) += after - before;
+    if let Some(read) = engine.take_bytes_read() {
+        *report.bytes_read.get_or_insert(0) += read;
     }
     let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
     report.rows += rows.len();

@@ -10,20 +10,11 @@ use crate::rule::Rule;
 use crate::runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 use crate::state::StateStore;
 
-/// What queries cost, as far as the engine measures it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueryCost {
-    pub queries: usize,
-    /// Bytes the engine scanned (what Athena bills by); 0 when not reported.
-    pub bytes_scanned: i64,
-}
-
-/// What one rule did in a run, with the cost of its queries.
+/// What one rule did in a run; the cost of its queries is in the report
+/// ([`RuleReport::queries`], [`RuleReport::bytes_read`]).
 #[derive(Debug, Clone)]
 pub struct RuleOutcome {
     pub report: RuleReport,
-    pub queries: usize,
-    pub bytes_scanned: i64,
     /// Alerts actually sent to a topic (0 when none is configured).
     pub published: usize,
 }
@@ -31,6 +22,11 @@ pub struct RuleOutcome {
 impl RuleOutcome {
     pub fn failed(&self) -> bool {
         self.report.error.is_some()
+    }
+
+    /// Bytes the rule's queries scanned (what Athena bills by); 0 when not reported.
+    pub fn bytes_scanned(&self) -> u64 {
+        self.report.bytes_read.unwrap_or(0)
     }
 
     /// One JSON line (fields at the top level with the JSON formatter's `flatten_event`): the
@@ -48,9 +44,9 @@ impl RuleOutcome {
                     suppressed = self.report.suppressed,
                     published = self.published,
                     publish_failures = self.report.publish_failures,
-                    queries = self.queries,
+                    queries = self.report.queries,
                     duration_ms = self.report.duration_ms as u64,
-                    bytes_scanned = self.bytes_scanned,
+                    bytes_scanned = self.bytes_scanned(),
                     $($failure)*
                 )
             };
@@ -74,7 +70,6 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     max_windows: usize,
 ) -> Vec<RuleOutcome> {
     let mut outcomes = Vec::with_capacity(rules.len());
-    engine.take_cost();
     for rule in rules {
         let report = run_rules(
             std::slice::from_ref(rule),
@@ -87,15 +82,12 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
         .await
         .pop()
         .expect("one report per rule");
-        let cost = engine.take_cost();
         let outcome = RuleOutcome {
             published: if sink.publishes() {
                 report.published
             } else {
                 0
             },
-            queries: cost.queries,
-            bytes_scanned: cost.bytes_scanned,
             report,
         };
         outcome.log();

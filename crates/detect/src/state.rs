@@ -12,6 +12,7 @@ use lakewatch_lake::versioned::{VersionedStore, WriteError};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::arrivals::{ARRIVALS_DOCUMENT, Arrivals};
 use crate::baseline::Baseline;
 use crate::window::Window;
 
@@ -34,6 +35,10 @@ pub struct RuleState {
     /// windows; `lakewatch detect --set-aside` evaluates them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_aside: Vec<FailedWindow>,
+    /// The last extract pass ([`crate::arrivals::Arrival::seq`]) whose late events this rule
+    /// has evaluated: later passes' events behind the watermark reopen their windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals_seen: Option<u64>,
 }
 
 /// How many scheduled runs in a row may fail a window the same way before it is set aside:
@@ -190,6 +195,11 @@ pub trait StateStore {
             message: "this state store keeps no baselines".to_string(),
         }))
     }
+
+    /// What reached the lake, by arrival ([`Arrivals`]); none where nothing keeps it.
+    fn load_arrivals(&self) -> impl Future<Output = Result<Arrivals, StateError>> {
+        async { Ok(Arrivals::default()) }
+    }
 }
 
 /// The name of a rule's state document.
@@ -254,6 +264,18 @@ impl<V: VersionedStore> StateStore for V {
             state,
             version: Some(read.version),
         })
+    }
+
+    async fn load_arrivals(&self) -> Result<Arrivals, StateError> {
+        let error = |message: String| StateError::Storage {
+            rule: ARRIVALS_DOCUMENT.to_string(),
+            message: format!("{}: {message}", self.location(ARRIVALS_DOCUMENT)),
+        };
+        match self.read(ARRIVALS_DOCUMENT).await.map_err(error)? {
+            None => Ok(Arrivals::default()),
+            Some(read) => serde_json::from_slice(&read.bytes)
+                .map_err(|e| error(format!("not an arrivals document ({e})"))),
+        }
     }
 
     async fn save(

@@ -59,6 +59,16 @@ pub fn state_dir(lake_root: &Path, component: &str) -> PathBuf {
     lake_root.join(STATE_DIR).join(component)
 }
 
+/// Directory (below the lake) of the detection extract.
+pub const EXTRACT_DIR: &str = "extract";
+
+/// The detection extract of a local lake: `DIR/extract`, itself laid out as a lake
+/// (`extract/events/year=…/month=…/day=…/hour=…/<file>`) whose events are filed under the hour
+/// of their own time, wherever the lake stored them; the detector queries it instead of `DIR`.
+pub fn extract_dir(lake_root: &Path) -> PathBuf {
+    lake_root.join(EXTRACT_DIR)
+}
+
 /// The local alerts topic: `DIR/topic/alerts.ndjson`, one published alert per line.
 pub fn alerts_topic_path(lake_root: &Path) -> PathBuf {
     lake_root.join(TOPIC_DIR).join("alerts.ndjson")

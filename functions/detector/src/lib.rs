@@ -199,7 +199,7 @@ pub fn summarize(outcomes: &[RuleOutcome]) -> Result<Value, String> {
         "windows": sum(|o| o.report.windows.len()),
         "alerts": sum(|o| o.report.alerts.len()),
         "published": sum(|o| o.published),
-        "bytes_scanned": outcomes.iter().map(|o| o.bytes_scanned).sum::<i64>(),
+        "bytes_scanned": outcomes.iter().map(RuleOutcome::bytes_scanned).sum::<u64>(),
     }))
 }
 
@@ -272,13 +272,13 @@ mod tests {
             report: RuleReport {
                 rule: rule.to_string(),
                 rows: 3,
+                queries: 1,
+                bytes_read: Some(1024),
                 suppressed: 1,
                 duration_ms: 42,
                 error: error.map(String::from),
                 ..RuleReport::default()
             },
-            queries: 1,
-            bytes_scanned: 1024,
             published: 0,
         }
     }

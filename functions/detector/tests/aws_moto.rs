@@ -506,7 +506,7 @@ async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
                 o.report.rows,
                 o.report.alerts.len(),
                 o.published,
-                o.queries,
+                o.report.queries,
             )
         })
         .collect();
@@ -574,7 +574,7 @@ async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
     assert!(
         again
             .iter()
-            .all(|o| o.report.windows.is_empty() && o.queries == 0)
+            .all(|o| o.report.windows.is_empty() && o.report.queries == 0)
     );
     assert!(lake.received(&queue_url).await.is_empty());
 }
