@@ -48,7 +48,8 @@ fn run(lake: &Path, rule: &Rule, now: DateTime<Utc>, mode: Mode) -> RuleReport {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut reports = runtime
         .block_on(detect(lake, std::slice::from_ref(rule), now, mode))
-        .unwrap();
+        .unwrap()
+        .reports;
     let report = reports.remove(0);
     assert_eq!(report.error, None);
     report
