@@ -38,16 +38,48 @@ use matcher::{Condition, Test};
 /// the list against `sources/`), so the binary runs exactly the sources it was built with.
 const BUNDLED: &[(&str, &str)] = &[
     (
+        "1password-signin.toml",
+        include_str!("../../../sources/1password-signin.toml"),
+    ),
+    (
         "carbon-black.toml",
         include_str!("../../../sources/carbon-black.toml"),
+    ),
+    (
+        "duo-auth.toml",
+        include_str!("../../../sources/duo-auth.toml"),
+    ),
+    (
+        "entra-signin.toml",
+        include_str!("../../../sources/entra-signin.toml"),
+    ),
+    (
+        "github-audit.toml",
+        include_str!("../../../sources/github-audit.toml"),
+    ),
+    (
+        "guardduty.toml",
+        include_str!("../../../sources/guardduty.toml"),
+    ),
+    (
+        "m365-management.toml",
+        include_str!("../../../sources/m365-management.toml"),
     ),
     (
         "minio-audit.toml",
         include_str!("../../../sources/minio-audit.toml"),
     ),
     (
+        "okta.toml",
+        include_str!("../../../sources/okta.toml"),
+    ),
+    (
         "raw-line.toml",
         include_str!("../../../sources/raw-line.toml"),
+    ),
+    (
+        "security-hub.toml",
+        include_str!("../../../sources/security-hub.toml"),
     ),
 ];
 
@@ -225,6 +257,7 @@ impl DeclarativeSource {
         // `category` is a sign-in's outcome) is under `details` for templates and `[auth]`.
         if let Some((source, category)) = &self.claim {
             claim(event, source, category);
+            keep_vendor_severity(event);
         }
         if let Some(time) = &self.time
             && event.utctimestamp.is_none()
@@ -311,6 +344,24 @@ impl DeclarativeSource {
         if present {
             event.fall_back_to_received_time();
         }
+    }
+}
+
+/// A record's own `severity` on the vendor's scale (GuardDuty's `2`, Okta's `WARN`) is not a
+/// shell severity: it moves to `details.severity` (unless that holds it already, as a number
+/// does) and the event starts at `INFO`, for `severity_from` to map the vendor's value.
+fn keep_vendor_severity(event: &mut Event) {
+    if matches!(
+        event.severity.as_str(),
+        "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL"
+    ) {
+        return;
+    }
+    let theirs = std::mem::replace(&mut event.severity, "INFO".to_string());
+    if !theirs.is_empty() && !event.details.contains_key("severity") {
+        event
+            .details
+            .insert("severity".to_string(), Value::String(theirs));
     }
 }
 
