@@ -42,8 +42,20 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../sources/1password-signin.toml"),
     ),
     (
+        "aws-waf.toml",
+        include_str!("../../../sources/aws-waf.toml"),
+    ),
+    (
         "carbon-black.toml",
         include_str!("../../../sources/carbon-black.toml"),
+    ),
+    (
+        "cloudflare-http.toml",
+        include_str!("../../../sources/cloudflare-http.toml"),
+    ),
+    (
+        "crowdstrike-fdr.toml",
+        include_str!("../../../sources/crowdstrike-fdr.toml"),
     ),
     (
         "duo-auth.toml",
@@ -62,6 +74,10 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../sources/guardduty.toml"),
     ),
     (
+        "kubernetes-audit.toml",
+        include_str!("../../../sources/kubernetes-audit.toml"),
+    ),
+    (
         "m365-management.toml",
         include_str!("../../../sources/m365-management.toml"),
     ),
@@ -74,12 +90,36 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../sources/okta.toml"),
     ),
     (
+        "osquery.toml",
+        include_str!("../../../sources/osquery.toml"),
+    ),
+    (
         "raw-line.toml",
         include_str!("../../../sources/raw-line.toml"),
     ),
     (
+        "route53-resolver.toml",
+        include_str!("../../../sources/route53-resolver.toml"),
+    ),
+    (
         "security-hub.toml",
         include_str!("../../../sources/security-hub.toml"),
+    ),
+    (
+        "suricata.toml",
+        include_str!("../../../sources/suricata.toml"),
+    ),
+    (
+        "zeek-conn.toml",
+        include_str!("../../../sources/zeek-conn.toml"),
+    ),
+    (
+        "zeek-dns.toml",
+        include_str!("../../../sources/zeek-dns.toml"),
+    ),
+    (
+        "zeek-http.toml",
+        include_str!("../../../sources/zeek-http.toml"),
     ),
 ];
 
