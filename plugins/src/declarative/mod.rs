@@ -42,6 +42,14 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../sources/1password-signin.toml"),
     ),
     (
+        "alb.toml",
+        include_str!("../../../sources/alb.toml"),
+    ),
+    (
+        "auditd.toml",
+        include_str!("../../../sources/auditd.toml"),
+    ),
+    (
         "aws-waf.toml",
         include_str!("../../../sources/aws-waf.toml"),
     ),
