@@ -41,14 +41,8 @@ const BUNDLED: &[(&str, &str)] = &[
         "1password-signin.toml",
         include_str!("../../../sources/1password-signin.toml"),
     ),
-    (
-        "alb.toml",
-        include_str!("../../../sources/alb.toml"),
-    ),
-    (
-        "auditd.toml",
-        include_str!("../../../sources/auditd.toml"),
-    ),
+    ("alb.toml", include_str!("../../../sources/alb.toml")),
+    ("auditd.toml", include_str!("../../../sources/auditd.toml")),
     (
         "aws-waf.toml",
         include_str!("../../../sources/aws-waf.toml"),
@@ -93,10 +87,7 @@ const BUNDLED: &[(&str, &str)] = &[
         "minio-audit.toml",
         include_str!("../../../sources/minio-audit.toml"),
     ),
-    (
-        "okta.toml",
-        include_str!("../../../sources/okta.toml"),
-    ),
+    ("okta.toml", include_str!("../../../sources/okta.toml")),
     (
         "osquery.toml",
         include_str!("../../../sources/osquery.toml"),
