@@ -32,6 +32,13 @@ pub struct SourceFile {
     pub lift: Option<Spanned<String>>,
     /// For raw text lines: the `details` key that keeps the whole line as it arrived.
     pub keep_line: Option<Spanned<String>>,
+    /// Top-level keys with dots (Zeek's `id.orig_h`) become nested objects (`id.orig_h` as a
+    /// path), so paths can reach them.
+    #[serde(default)]
+    pub unflatten: bool,
+    /// Fields taken apart into more fields (text formats), in order, after `keep_line`.
+    #[serde(default)]
+    pub extract: Vec<Extract>,
     /// Fields moved to another path, before casts and everything else: `{ "from" = "to" }`.
     #[serde(default)]
     pub rename: BTreeMap<String, Spanned<String>>,
@@ -101,6 +108,23 @@ pub struct Cast {
     pub into: Option<String>,
 }
 
+/// Text taken apart into fields: a regex's named captures, or `key=value` pairs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    /// The text field (a dotted path; `message` is a raw line).
+    pub field: String,
+    /// A regex whose named groups become fields, as text.
+    pub regex: Option<Spanned<String>>,
+    /// `true`: the text is `key=value` pairs separated by spaces, values optionally quoted.
+    pub pairs: Option<bool>,
+    /// The object the fields go into; the top of `details` when not given.
+    pub into: Option<String>,
+    /// Values that mean "no value" (ALB writes `-`): such fields are left out.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
 /// Where and how the event time is read.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +147,12 @@ pub struct Time {
 #[serde(deny_unknown_fields)]
 pub struct SeverityMap {
     pub field: String,
+    #[serde(default)]
     pub map: BTreeMap<String, Spanned<String>>,
+    /// Numeric thresholds (`{ "7" = "ERROR" }`): the highest one the value reaches applies
+    /// (GuardDuty's severity 1.0 to 10.0).
+    #[serde(default)]
+    pub at_least: BTreeMap<String, Spanned<String>>,
 }
 
 /// The `details.auth` shape of a login.
@@ -136,10 +165,15 @@ pub struct Auth {
     pub outcome: String,
     /// Values of `outcome` that mean success.
     pub success: Vec<String>,
-    /// Values of `outcome` that mean failure.
-    pub failure: Vec<String>,
+    /// Values of `outcome` that mean failure; when not given, every other value is a failure
+    /// (Entra ID's `status.errorcode`: 0 or an error code).
+    pub failure: Option<Vec<String>>,
     /// `details.auth.service`.
     pub service: String,
+    /// Conditions (as in `[match]`) that must all hold for the event to be a login at all
+    /// (Okta's `eventtype` of a sign-in, not every event with an outcome).
+    #[serde(default)]
+    pub when: Vec<Spanned<Condition>>,
 }
 
 /// A sample record and what the lake line made of it must hold.

@@ -352,6 +352,122 @@ impl CastTo {
     }
 }
 
+/// Text taken apart into fields (`[[extract]]`): what ALB access logs and auditd lines need.
+#[derive(Debug)]
+pub struct Extraction {
+    pub field: String,
+    pub how: Extractor,
+    /// The object the fields go into; `None`: the top of `details`.
+    pub into: Option<String>,
+    /// Values meaning "no value", left out.
+    pub absent: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Extractor {
+    /// Named captures become fields.
+    Regex(regex::Regex),
+    /// `key=value key="quoted value" key='quoted'`, keys lower-cased.
+    Pairs,
+}
+
+impl Extraction {
+    /// Adds the fields found in the text; text that does not match adds nothing (the source's
+    /// conditions say which records have the shape).
+    pub fn apply(&self, details: &mut Map<String, Value>) {
+        let Some(Value::String(text)) = lookup(details, &self.field) else {
+            return;
+        };
+        let fields: Vec<(String, String)> = match &self.how {
+            Extractor::Regex(regex) => {
+                let Some(captures) = regex.captures(text) else {
+                    return;
+                };
+                regex
+                    .capture_names()
+                    .flatten()
+                    .filter_map(|name| {
+                        let value = captures.name(name)?.as_str();
+                        Some((name.to_string(), value.to_string()))
+                    })
+                    .collect()
+            }
+            Extractor::Pairs => key_value_pairs(text),
+        };
+        for (key, value) in fields {
+            if value.is_empty() || self.absent.contains(&value) {
+                continue;
+            }
+            let path = match &self.into {
+                Some(into) => format!("{into}.{key}"),
+                None => key,
+            };
+            put_path(details, &path, Value::String(value));
+        }
+    }
+}
+
+/// `key=value` pairs separated by whitespace (or auditd's 0x1d before its enriched fields);
+/// a value in double or single quotes may hold spaces; words without `=` are skipped.
+pub fn key_value_pairs(text: &str) -> Vec<(String, String)> {
+    let separator = |c: char| c.is_whitespace() || c == '\u{1d}';
+    let mut pairs = Vec::new();
+    let mut rest = text.trim_start_matches(separator);
+    while !rest.is_empty() {
+        let word_end = rest.find(separator).unwrap_or(rest.len());
+        let Some(eq) = rest[..word_end].find('=') else {
+            rest = rest[word_end..].trim_start_matches(separator);
+            continue;
+        };
+        let key = rest[..eq].to_lowercase();
+        let after = &rest[eq + 1..];
+        let (value, next) = match after.chars().next() {
+            Some(quote @ ('"' | '\'')) => match after[1..].find(quote) {
+                Some(end) => (&after[1..end + 1], &after[end + 2..]),
+                None => (&after[1..], ""),
+            },
+            _ => {
+                let end = after.find(separator).unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if !key.is_empty() {
+            pairs.push((key, value.to_string()));
+        }
+        rest = next.trim_start_matches(separator);
+    }
+    pairs
+}
+
+/// Top-level keys with dots (`id.orig_h`) moved to the nested path they spell.
+pub fn unflatten(details: &mut Map<String, Value>) {
+    let dotted: Vec<String> = details
+        .keys()
+        .filter(|key| key.contains('.') && check_path(key).is_ok())
+        .cloned()
+        .collect();
+    for key in dotted {
+        if let Some(value) = details.remove(&key) {
+            put_path(details, &key, value);
+        }
+    }
+}
+
+/// The value at a dotted path below `details`, a list standing for its first element (Kubernetes'
+/// `sourceips`, the first address a request came through).
+pub fn first_scalar<'a>(event: &'a Event, path: &str) -> Option<std::borrow::Cow<'a, str>> {
+    match event.detail(path)? {
+        Value::Array(values) => values.first().and_then(text),
+        value => text(value),
+    }
+}
+
+fn lookup<'a>(details: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let first = details.get(parts.next()?)?;
+    parts.try_fold(first, |value, key| value.as_object()?.get(key))
+}
+
 /// Removes and returns the value at a dotted path below `details`.
 pub fn take_path(details: &mut Map<String, Value>, path: &str) -> Option<Value> {
     match path.rsplit_once('.') {

@@ -28,23 +28,97 @@ use crate::shell::{Event, RecordKind};
 use crate::sources::{
     PARSER_PRIORITY, SUMMARY_MAX_CHARS, claim, detail_text, one_line, raise_severity,
 };
-use mapping::{CastTo, Template, TimeFormat, check_path, put_path, read_time, take_path};
+use mapping::{
+    CastTo, Extraction, Extractor, Template, TimeFormat, check_path, first_scalar, put_path,
+    read_time, take_path,
+};
 use matcher::{Condition, Test};
 
 /// The source files shipped with lakewatch, as (file name, text). Listed by hand (a test checks
 /// the list against `sources/`), so the binary runs exactly the sources it was built with.
 const BUNDLED: &[(&str, &str)] = &[
     (
+        "1password-signin.toml",
+        include_str!("../../../sources/1password-signin.toml"),
+    ),
+    ("alb.toml", include_str!("../../../sources/alb.toml")),
+    ("auditd.toml", include_str!("../../../sources/auditd.toml")),
+    (
+        "aws-waf.toml",
+        include_str!("../../../sources/aws-waf.toml"),
+    ),
+    (
         "carbon-black.toml",
         include_str!("../../../sources/carbon-black.toml"),
+    ),
+    (
+        "cloudflare-http.toml",
+        include_str!("../../../sources/cloudflare-http.toml"),
+    ),
+    (
+        "crowdstrike-fdr.toml",
+        include_str!("../../../sources/crowdstrike-fdr.toml"),
+    ),
+    (
+        "duo-auth.toml",
+        include_str!("../../../sources/duo-auth.toml"),
+    ),
+    (
+        "entra-signin.toml",
+        include_str!("../../../sources/entra-signin.toml"),
+    ),
+    (
+        "github-audit.toml",
+        include_str!("../../../sources/github-audit.toml"),
+    ),
+    (
+        "guardduty.toml",
+        include_str!("../../../sources/guardduty.toml"),
+    ),
+    (
+        "kubernetes-audit.toml",
+        include_str!("../../../sources/kubernetes-audit.toml"),
+    ),
+    (
+        "m365-management.toml",
+        include_str!("../../../sources/m365-management.toml"),
     ),
     (
         "minio-audit.toml",
         include_str!("../../../sources/minio-audit.toml"),
     ),
+    ("okta.toml", include_str!("../../../sources/okta.toml")),
+    (
+        "osquery.toml",
+        include_str!("../../../sources/osquery.toml"),
+    ),
     (
         "raw-line.toml",
         include_str!("../../../sources/raw-line.toml"),
+    ),
+    (
+        "route53-resolver.toml",
+        include_str!("../../../sources/route53-resolver.toml"),
+    ),
+    (
+        "security-hub.toml",
+        include_str!("../../../sources/security-hub.toml"),
+    ),
+    (
+        "suricata.toml",
+        include_str!("../../../sources/suricata.toml"),
+    ),
+    (
+        "zeek-conn.toml",
+        include_str!("../../../sources/zeek-conn.toml"),
+    ),
+    (
+        "zeek-dns.toml",
+        include_str!("../../../sources/zeek-dns.toml"),
+    ),
+    (
+        "zeek-http.toml",
+        include_str!("../../../sources/zeek-http.toml"),
     ),
 ];
 
@@ -75,17 +149,19 @@ pub struct DeclarativeSource {
     any: Vec<Condition>,
     lift: Option<String>,
     keep_line: Option<String>,
+    unflatten: bool,
+    extracts: Vec<Extraction>,
     renames: Vec<(String, String)>,
     casts: Vec<(String, CastTo, String)>,
     time: Option<TimeSpec>,
     hostname: Vec<String>,
     summary: Option<Template>,
     severity: Option<String>,
-    severity_from: Option<(String, BTreeMap<String, String>)>,
+    severity_from: Option<SeverityFrom>,
     tags: Vec<Template>,
     source_ip: Vec<String>,
     destination_ip: Vec<String>,
-    auth: Option<config::Auth>,
+    auth: Option<AuthSpec>,
     tests: Vec<SampleTest>,
 }
 
@@ -95,6 +171,39 @@ enum Input {
     Json,
     Line,
     Any,
+}
+
+/// Severity read from a field: exact values, then numeric thresholds.
+#[derive(Debug)]
+struct SeverityFrom {
+    field: String,
+    map: BTreeMap<String, String>,
+    /// (threshold, severity), highest threshold first.
+    at_least: Vec<(f64, String)>,
+}
+
+impl SeverityFrom {
+    fn severity(&self, value: &str) -> Option<&String> {
+        self.map.get(value).or_else(|| {
+            let number: f64 = value.trim().parse().ok()?;
+            self.at_least
+                .iter()
+                .find(|(threshold, _)| number >= *threshold)
+                .map(|(_, severity)| severity)
+        })
+    }
+}
+
+/// The `[auth]` table, compiled.
+#[derive(Debug)]
+struct AuthSpec {
+    user: Vec<String>,
+    outcome: String,
+    success: Vec<String>,
+    /// `None`: every value other than a success is a failure.
+    failure: Option<Vec<String>>,
+    service: String,
+    when: Vec<Condition>,
 }
 
 #[derive(Debug)]
@@ -154,11 +263,17 @@ impl DeclarativeSource {
                 crate::shell::insert_keeping_both(&mut event.details, key, value);
             }
         }
+        if self.unflatten {
+            mapping::unflatten(&mut event.details);
+        }
         if let Some(key) = &self.keep_line
             && event.kind == RecordKind::Line
             && let Some(line) = event.details.get("message").cloned()
         {
             crate::shell::insert_keeping_both(&mut event.details, key.clone(), line);
+        }
+        for extraction in &self.extracts {
+            extraction.apply(&mut event.details);
         }
         for (from, to) in &self.renames {
             if let Some(value) = take_path(&mut event.details, from) {
@@ -177,6 +292,12 @@ impl DeclarativeSource {
             }
             put_path(&mut event.details, into, converted);
         }
+        // Claimed before the rest, so the record's own `source`/`category` (1Password's
+        // `category` is a sign-in's outcome) is under `details` for templates and `[auth]`.
+        if let Some((source, category)) = &self.claim {
+            claim(event, source, category);
+            keep_vendor_severity(event);
+        }
         if let Some(time) = &self.time
             && event.utctimestamp.is_none()
         {
@@ -185,7 +306,7 @@ impl DeclarativeSource {
         let first = |event: &Event, paths: &[String]| {
             paths
                 .iter()
-                .find_map(|path| detail_text(event, path))
+                .find_map(|path| first_scalar(event, path))
                 .map(|text| text.into_owned())
         };
         if let Some(host) = first(event, &self.hostname) {
@@ -211,23 +332,27 @@ impl DeclarativeSource {
         if let Some(severity) = &self.severity {
             raise_severity(event, severity);
         }
-        if let Some((field, map)) = &self.severity_from
-            && let Some(severity) = detail_text(event, field).and_then(|v| map.get(v.as_ref()))
+        if let Some(from) = &self.severity_from
+            && let Some(severity) =
+                detail_text(event, &from.field).and_then(|v| from.severity(&v).cloned())
         {
-            raise_severity(event, severity);
+            raise_severity(event, &severity);
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.auth
+            && auth.when.iter().all(|c| c.holds(event))
+        {
             let user = first(event, &auth.user);
             let outcome = detail_text(event, &auth.outcome).map(|t| t.into_owned());
             if let (Some(user), Some(outcome)) = (user, outcome) {
                 let success = auth.success.contains(&outcome);
-                if success || auth.failure.contains(&outcome) {
+                let failure = auth
+                    .failure
+                    .as_ref()
+                    .map_or(!success, |f| f.contains(&outcome));
+                if success || failure {
                     crate::authentication::record_login(event, &user, success, &auth.service);
                 }
             }
-        }
-        if let Some((source, category)) = &self.claim {
-            claim(event, source, category);
         }
         if let Some(summary) = summary.filter(|s| !s.is_empty()) {
             event.summary = summary;
@@ -261,6 +386,24 @@ impl DeclarativeSource {
         if present {
             event.fall_back_to_received_time();
         }
+    }
+}
+
+/// A record's own `severity` on the vendor's scale (GuardDuty's `2`, Okta's `WARN`) is not a
+/// shell severity: it moves to `details.severity` (unless that holds it already, as a number
+/// does) and the event starts at `INFO`, for `severity_from` to map the vendor's value.
+fn keep_vendor_severity(event: &mut Event) {
+    if matches!(
+        event.severity.as_str(),
+        "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL"
+    ) {
+        return;
+    }
+    let theirs = std::mem::replace(&mut event.severity, "INFO".to_string());
+    if !theirs.is_empty() && !event.details.contains_key("severity") {
+        event
+            .details
+            .insert("severity".to_string(), Value::String(theirs));
     }
 }
 
@@ -501,13 +644,75 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
             for (value, severity) in &map.map {
                 values.insert(value.clone(), severity_name(severity)?);
             }
-            Some((map.field.clone(), values))
+            let mut at_least = Vec::new();
+            for (threshold, severity) in &map.at_least {
+                let number: f64 = threshold.parse().map_err(|_| {
+                    at(
+                        Some(severity.span()),
+                        format!("severity_from.at_least: {threshold:?} is not a number"),
+                    )
+                })?;
+                at_least.push((number, severity_name(severity)?));
+            }
+            at_least.sort_by(|a, b| b.0.total_cmp(&a.0));
+            Some(SeverityFrom {
+                field: map.field.clone(),
+                map: values,
+                at_least,
+            })
         }
     };
-    if let Some(auth) = &raw.auth {
-        for p in auth.user.iter().chain([&auth.outcome]) {
-            check_path(p).map_err(|m| at(None, format!("auth: {m}")))?;
+    let auth = match raw.auth {
+        None => None,
+        Some(auth) => {
+            for p in auth.user.iter().chain([&auth.outcome]) {
+                check_path(p).map_err(|m| at(None, format!("auth: {m}")))?;
+            }
+            Some(AuthSpec {
+                when: auth.when.iter().map(condition).collect::<Result<_, _>>()?,
+                user: auth.user,
+                outcome: auth.outcome,
+                success: auth.success,
+                failure: auth.failure,
+                service: auth.service,
+            })
         }
+    };
+    let mut extracts = Vec::new();
+    for extract in &raw.extract {
+        let wrong = |message: String| at(extract.regex.as_ref().map(Spanned::span), message);
+        for p in std::iter::once(&extract.field).chain(&extract.into) {
+            check_path(p).map_err(|m| wrong(format!("extract: {m}")))?;
+        }
+        let how = match (&extract.regex, extract.pairs) {
+            (Some(pattern), None | Some(false)) => Extractor::Regex(
+                regex::Regex::new(pattern.get_ref())
+                    .map_err(|e| wrong(format!("extract regex: {e}")))?,
+            ),
+            (None, Some(true)) => Extractor::Pairs,
+            _ => {
+                return Err(wrong(format!(
+                    "extract of {:?}: give exactly one of regex or pairs = true",
+                    extract.field
+                )));
+            }
+        };
+        if let Extractor::Regex(regex) = &how
+            && let Some(name) = regex
+                .capture_names()
+                .flatten()
+                .find(|name| check_path(name).is_err())
+        {
+            return Err(wrong(format!(
+                "extract regex: group {name:?} is not a lower-case field name"
+            )));
+        }
+        extracts.push(Extraction {
+            field: extract.field.clone(),
+            how,
+            into: extract.into.clone(),
+            absent: extract.absent.clone(),
+        });
     }
     let tests = raw
         .tests
@@ -525,6 +730,8 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
         any,
         lift: raw.lift.as_ref().map(path).transpose()?,
         keep_line: raw.keep_line.as_ref().map(path).transpose()?,
+        unflatten: raw.unflatten,
+        extracts,
         renames,
         casts,
         time,
@@ -535,7 +742,7 @@ pub fn parse(file: &str, text: &str) -> Result<DeclarativeSource, SourceError> {
         tags: raw.tags.iter().map(template).collect::<Result<_, _>>()?,
         source_ip: paths(&raw.source_ip)?,
         destination_ip: paths(&raw.destination_ip)?,
-        auth: raw.auth,
+        auth,
         tests,
     })
 }

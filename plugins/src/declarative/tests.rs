@@ -177,6 +177,178 @@ service = "x-idp"
 }
 
 #[test]
+fn text_is_taken_apart_by_named_captures_and_key_value_pairs() {
+    let x = source(&format!(
+        r#"{MINIMAL}[[extract]]
+field = "line"
+regex = '^(?P<verb>\S+) (?P<path>\S+) (?P<rest>.*)$'
+absent = ["-"]
+[[extract]]
+field = "rest"
+pairs = true
+into = "kv"
+absent = ["?"]
+"#
+    ));
+    let (_, event) = process_json(
+        &x,
+        r#"{"kind": "x-log", "line": "GET - a=1 B=\"two words\" c='x y' d=? junk e= f=3"}"#,
+    );
+    assert_eq!(event.details["verb"], "GET");
+    assert!(!event.details.contains_key("path"), "`-` is no value");
+    assert_eq!(
+        event.details["kv"],
+        json!({"a": "1", "b": "two words", "c": "x y", "f": "3"})
+    );
+    // Text that does not match adds nothing; a missing field is no error.
+    let (_, event) = process_json(&x, r#"{"kind": "x-log", "line": "GET"}"#);
+    assert!(!event.details.contains_key("verb"));
+    let (verdict, _) = process_json(&x, r#"{"kind": "x-log"}"#);
+    assert_eq!(verdict, Verdict::Changed);
+}
+
+#[test]
+fn key_value_pairs_follow_auditd_quoting() {
+    assert_eq!(
+        mapping::key_value_pairs(
+            "pid=1 msg='op=login acct=\"root\" res=failed'\u{1d}UID=\"root\" trailing='open"
+        ),
+        [
+            ("pid", "1"),
+            ("msg", "op=login acct=\"root\" res=failed"),
+            ("uid", "root"),
+            ("trailing", "open"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}
+
+#[test]
+fn dotted_keys_are_nested_and_lists_give_their_first_element() {
+    let x = source(&file(
+        r#"
+unflatten = true
+summary = "{id.orig_h}:{id.orig_p}"
+source_ip = ["sourceips"]
+"#,
+        "",
+    ));
+    let (_, event) = process_json(
+        &x,
+        r#"{"kind": "x-log", "id.orig_h": "192.0.2.1", "id.orig_p": 22, "sourceips": ["198.51.100.7", "10.0.0.1"]}"#,
+    );
+    assert_eq!(event.summary, "192.0.2.1:22");
+    assert_eq!(
+        event.details["id"],
+        json!({"orig_h": "192.0.2.1", "orig_p": 22})
+    );
+    assert_eq!(event.details["sourceipaddress"], "198.51.100.7");
+}
+
+#[test]
+fn severity_thresholds_map_a_vendors_number_and_its_own_severity_moves_to_details() {
+    let x = source(&file(
+        r#"severity_from = { field = "severity", map = { "WARN" = "WARNING" }, at_least = { "4" = "WARNING", "7" = "ERROR", "9.0" = "CRITICAL" } }"#,
+        "",
+    ));
+    for (severity, expected) in [
+        (json!(2), "INFO"),
+        (json!(4), "WARNING"),
+        (json!(8.9), "ERROR"),
+        (json!("9.5"), "CRITICAL"),
+        (json!("WARN"), "WARNING"),
+        (json!("LOUD"), "INFO"),
+    ] {
+        let record = json!({"kind": "x-log", "severity": severity});
+        let (_, event) = process_json(&x, &record.to_string());
+        assert_eq!(event.severity, expected, "{severity}");
+        assert_eq!(event.details["severity"], severity);
+    }
+    assert!(
+        error(&file(
+            r#"severity_from = { field = "s", at_least = { "high" = "ERROR" } }"#,
+            ""
+        ))
+        .contains("\"high\" is not a number")
+    );
+}
+
+#[test]
+fn logins_only_when_the_auth_conditions_hold_and_every_other_outcome_fails() {
+    let x = source(&format!(
+        r#"{MINIMAL}[auth]
+user = ["user"]
+outcome = "category"
+success = ["success"]
+service = "x-idp"
+[[auth.when]]
+field = "type"
+one_of = ["login", "sso"]
+"#
+    ));
+    // `category` is the record's own: the claim puts it under `details` before `[auth]` reads it.
+    let login = |category: &str, kind: &str| {
+        let record = json!({"kind": "x-log", "user": "alice", "category": category, "type": kind});
+        process_json(&x, &record.to_string()).1
+    };
+    assert_eq!(
+        login("success", "login").details["auth"]["outcome"],
+        "success"
+    );
+    assert_eq!(
+        login("mfa_failed", "sso").details["auth"]["outcome"],
+        "failure"
+    );
+    assert_eq!(login("mfa_failed", "sso").details["category"], "mfa_failed");
+    assert!(
+        !login("success", "profile_update")
+            .details
+            .contains_key("auth")
+    );
+}
+
+#[test]
+fn each_bundled_sample_is_claimed_by_its_own_source_alone() {
+    // Recognition must not overlap: a record of one log type is never claimed by another
+    // source (Suricata's `event_type` is also Duo's, Route 53's `srcaddr` also VPC flow's).
+    let sources = load(&[]).unwrap();
+    let parsers = ["gsuite", "cloudtrail", "vpcflow", "cloudfront", "s3_audit"];
+    let claiming: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.claim.is_some())
+        .map(|s| s.id())
+        .chain(parsers)
+        .collect();
+    let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
+    for source in &sources {
+        for (position, test) in source.tests().iter().enumerate() {
+            let record = crate::Record {
+                text: &test.text,
+                kind: test.kind,
+                origin: crate::Origin {
+                    container: source.file(),
+                    position: position as u64,
+                },
+            };
+            let crate::Outcome::Ok(event) = pipeline.process(record, test.received) else {
+                panic!("{} / {} did not give an event", source.id(), test.name)
+            };
+            let others: Vec<&String> = event
+                .plugins
+                .iter()
+                .filter(|p| *p != source.id() && claiming.contains(&p.as_str()))
+                .collect();
+            assert!(
+                others.is_empty(),
+                "{} / {} was also claimed by {others:?}",
+                source.id(),
+                test.name
+            );
+        }
+    }
+}
+
+#[test]
 fn a_value_that_does_not_cast_fails_only_that_record_with_the_reason() {
     let x = source(&format!(
         "{MINIMAL}[[cast]]\nfield = \"took\"\nto = \"duration_ns\"\n"
@@ -262,6 +434,18 @@ fn bad_files_are_errors_with_file_and_line() {
         (
             MINIMAL.replace("id = \"x\"", "id = \"y\""),
             "t/x.toml:2: id \"y\" must be",
+        ),
+        (
+            format!("{MINIMAL}[[extract]]\nfield = \"m\"\nregex = \"(?P<a>.)\"\npairs = true\n"),
+            "t/x.toml:11: extract of \"m\": give exactly one of regex or pairs = true",
+        ),
+        (
+            format!("{MINIMAL}[[extract]]\nfield = \"m\"\nregex = \"(?P<Verb>.)\"\n"),
+            "t/x.toml:11: extract regex: group \"Verb\" is not a lower-case field name",
+        ),
+        (
+            format!("{MINIMAL}[[extract]]\nfield = \"m\"\nregex = \"(\"\n"),
+            "t/x.toml:11: extract regex: regex parse error",
         ),
     ];
     for (text, expected) in cases {
