@@ -141,7 +141,7 @@ pub const PLUGIN_FAILED: Metric = count(
 pub const OBJECTS: Metric = count(
     "Objects",
     &["Outcome"],
-    "objects by outcome: ingested, failed (retried), gone, skipped, rejected",
+    "objects by outcome: ingested, failed (retried), gone, skipped (own error objects), rejected (notifications naming no object), left (for the next pull)",
 );
 
 // Partitions.
