@@ -310,10 +310,11 @@ fn alarms_use_only_metrics_and_dimensions_the_functions_emit() {
             "{name} notifies the alarm topic"
         );
     }
-    let function_values: Vec<&str> = alarms
+    let mut function_values: Vec<&str> = alarms
         .iter()
         .filter_map(|(_, a)| a["dimensions"]["Function"].as_str())
         .collect();
+    function_values.sort();
     assert_eq!(
         function_values,
         [firehose_transform::FUNCTION, s3_ingest::FUNCTION],

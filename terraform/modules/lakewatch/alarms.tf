@@ -59,7 +59,8 @@ locals {
         threshold   = 0
       }
     },
-    var.enable_detector ? {
+    # A for expression rather than a conditional: the entries differ in shape (period, runs).
+    { for name, alarm in {
       alert-deliveries-failed = {
         description = "Alert deliveries were given up on after their retries; they stay in the outbox with the reason"
         namespace   = local.metrics_namespace
@@ -80,7 +81,7 @@ locals {
         period      = local.detector_period_seconds
         runs        = var.rule_failure_runs
       }
-    } : {},
+    } : name => alarm if var.enable_detector },
   )
 }
 
