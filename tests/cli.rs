@@ -568,7 +568,10 @@ fn ingest_ends_with_the_metrics_the_lambdas_emit_and_they_add_up() {
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{stdout}");
-    assert!(!stdout.contains("Function=ingest "), "EMF instead of the table");
+    assert!(
+        !stdout.contains("Function=ingest "),
+        "EMF instead of the table"
+    );
     let lines = emf_lines(&stdout);
     let records_line = lines
         .iter()
@@ -639,9 +642,11 @@ fn detect_ends_with_per_rule_and_total_metrics() {
     // Run again (no window due any more), as a table.
     let table = run("table");
     assert!(
-        table.lines().any(|l| l.starts_with("Rule=brute-force-user ")
-            && l.contains("RuleAlerts=0")
-            && l.ends_with("RuleFailed=0")),
+        table
+            .lines()
+            .any(|l| l.starts_with("Rule=brute-force-user ")
+                && l.contains("RuleAlerts=0")
+                && l.ends_with("RuleFailed=0")),
         "{table}"
     );
 }

@@ -244,7 +244,10 @@ impl Tally {
         *field(self.by_source.entry(source.to_string()).or_default()) += 1;
         match outcome {
             Outcome::Dropped { plugin, .. } => {
-                self.by_plugin.entry(plugin.to_string()).or_default().dropped += 1;
+                self.by_plugin
+                    .entry(plugin.to_string())
+                    .or_default()
+                    .dropped += 1;
             }
             Outcome::Failed {
                 plugin: Some(plugin),
@@ -617,11 +620,29 @@ mod tests {
             ),
         ]);
         let mut tally = Tally::default();
-        for record in [r#"{"drop":1}"#, r#"{"drop":2}"#, r#"{"fail":1}"#, "{}", "nope"] {
+        for record in [
+            r#"{"drop":1}"#,
+            r#"{"drop":2}"#,
+            r#"{"fail":1}"#,
+            "{}",
+            "nope",
+        ] {
             tally.count(&pipeline.process(json(record), received()));
         }
-        assert_eq!(tally.by_plugin["dropper"], PluginTally { dropped: 2, failed: 0 });
-        assert_eq!(tally.by_plugin["broken"], PluginTally { dropped: 0, failed: 1 });
+        assert_eq!(
+            tally.by_plugin["dropper"],
+            PluginTally {
+                dropped: 2,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            tally.by_plugin["broken"],
+            PluginTally {
+                dropped: 0,
+                failed: 1
+            }
+        );
         assert_eq!(tally.by_plugin.len(), 2, "invalid JSON names no plugin");
         let mut merged = Tally::default();
         merged.merge(&tally);

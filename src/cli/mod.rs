@@ -69,7 +69,11 @@ impl MetricsFormat {
     /// The figures in this format, stamped `now` (EMF), after a blank line.
     pub fn render(self, figures: &Figures, now: chrono::DateTime<chrono::Utc>) -> String {
         match self {
-            MetricsFormat::Table => format!("\nmetrics (namespace {})\n{}", lakewatch_metrics::NAMESPACE, figures.table()),
+            MetricsFormat::Table => format!(
+                "\nmetrics (namespace {})\n{}",
+                lakewatch_metrics::NAMESPACE,
+                figures.table()
+            ),
             MetricsFormat::Emf => {
                 let mut out = String::from("\n");
                 for line in figures.emf_lines(now.timestamp_millis()) {

@@ -22,9 +22,9 @@ use chrono::Utc;
 use lakewatch_lake::local::{WriteSummary, state_dir, walk};
 use lakewatch_lake::versioned::{FileStore, WriteError};
 use lakewatch_lake::{FailedRecord, LakeError, LakeWriter, LocalLake};
+use lakewatch_metrics::{Figures, Records};
 use lakewatch_plugins::envelope::Provenance;
 use lakewatch_plugins::intake::{Container, Intake, Unit};
-use lakewatch_metrics::{Figures, Records};
 use lakewatch_plugins::{Pipeline, Tally};
 
 /// Failures reported one by one before the rest are only counted (all are in the error file).

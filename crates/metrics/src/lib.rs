@@ -441,10 +441,10 @@ pub fn parse_emf_line(line: &str) -> Result<Map<String, Value>, String> {
         .filter(|d| !d.is_empty())
         .ok_or("no `_aws.CloudWatchMetrics` directives")?;
     for directive in directives {
-        if !directive
+        if directive
             .get("Namespace")
             .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
+            .is_none_or(str::is_empty)
         {
             return Err("a directive has no Namespace".into());
         }
@@ -483,7 +483,9 @@ pub fn parse_emf_line(line: &str) -> Result<Map<String, Value>, String> {
             if let Some(unit) = metric.get("Unit")
                 && !unit.as_str().is_some_and(|u| CLOUDWATCH_UNITS.contains(&u))
             {
-                return Err(format!("metric {name} has unit {unit}, not a CloudWatch unit"));
+                return Err(format!(
+                    "metric {name} has unit {unit}, not a CloudWatch unit"
+                ));
             }
         }
     }
@@ -510,7 +512,10 @@ mod tests {
     #[test]
     fn the_agreed_names_are_emitted() {
         assert_eq!(NAMESPACE, "Lakewatch");
-        assert_eq!((EVENTS.name, EVENTS.dimensions), ("Events", &["Source"][..]));
+        assert_eq!(
+            (EVENTS.name, EVENTS.dimensions),
+            ("Events", &["Source"][..])
+        );
         assert_eq!(
             (ALERT_DELIVERIES.name, ALERT_DELIVERIES.dimensions),
             ("AlertDeliveries", &["Destination", "Outcome"][..])
@@ -575,10 +580,12 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let sizes: Vec<usize> = lines
             .iter()
-            .map(|l| parse_emf_line(l).unwrap()["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-                .as_array()
-                .unwrap()
-                .len())
+            .map(|l| {
+                parse_emf_line(l).unwrap()["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
             .collect();
         assert_eq!(sizes, [100, 50]);
     }
@@ -600,10 +607,16 @@ mod tests {
         let good = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["D"]],"Metrics":[{"Name":"M","Unit":"Count"}]}]},"D":"x","M":1}"#;
         parse_emf_line(good).unwrap();
         for (bad, why) in [
-            (good.replace(r#""Unit":"Count""#, r#""Unit":"Things""#), "unit"),
+            (
+                good.replace(r#""Unit":"Count""#, r#""Unit":"Things""#),
+                "unit",
+            ),
             (good.replace(r#""D":"x""#, r#""D":3"#), "dimension"),
             (good.replace(r#""M":1"#, r#""M":"1""#), "numeric"),
-            (good.replace(r#""Timestamp":1"#, r#""Timestamp":"now""#), "Timestamp"),
+            (
+                good.replace(r#""Timestamp":1"#, r#""Timestamp":"now""#),
+                "Timestamp",
+            ),
             (good.replace("_aws", "aws"), "_aws"),
         ] {
             let error = parse_emf_line(&bad).unwrap_err();
@@ -644,9 +657,8 @@ mod tests {
         assert_eq!(figures.get(&PLUGIN_FAILED, &["geoip"]), Some(1));
         let table = figures.table();
         assert!(
-            table
-                .lines()
-                .any(|l| l.starts_with("Plugin=geoip ") && l.ends_with(" PluginDropped=1 PluginFailed=1")),
+            table.lines().any(|l| l.starts_with("Plugin=geoip ")
+                && l.ends_with(" PluginDropped=1 PluginFailed=1")),
             "{table}"
         );
     }

@@ -273,7 +273,9 @@ fn alarms_use_only_metrics_and_dimensions_the_functions_emit() {
         return;
     }
     let check = ModulePlan::new("eu-west-1");
-    let plan = check.plan_ok("  enable_detector = true\n  alarm_actions = [\"arn:aws:sns:eu-west-1:123456789012:ops\"]");
+    let plan = check.plan_ok(
+        "  enable_detector = true\n  alarm_actions = [\"arn:aws:sns:eu-west-1:123456789012:ops\"]",
+    );
     let alarms = lakewatch_alarms(&plan);
     let names: Vec<&str> = alarms.iter().map(|(name, _)| name.as_str()).collect();
     for expected in [
@@ -348,7 +350,9 @@ fn alarms_use_only_metrics_and_dimensions_the_functions_emit() {
         .plan("  enable_detector = true\n  rule_failure_runs = 0")
         .expect_err("0 runs is refused");
     assert!(
-        refused.output().contains("rule_failure_runs must be a whole number"),
+        refused
+            .output()
+            .contains("rule_failure_runs must be a whole number"),
         "{}",
         refused.output()
     );

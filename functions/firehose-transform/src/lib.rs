@@ -58,8 +58,8 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::PARTITION_KEYS;
-use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_metrics::{Figures, Records};
+use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
 
 use aws_lambda_events::encodings::Base64Data;
@@ -735,7 +735,11 @@ mod tests {
             ),
             (1, 1, 1)
         );
-        assert_eq!(get(&m::EVENTS, &["app"]), 1, "the failed record's app event is not in the lake");
+        assert_eq!(
+            get(&m::EVENTS, &["app"]),
+            1,
+            "the failed record's app event is not in the lake"
+        );
         assert_eq!(get(&m::EVENTS_FAILED, &["unknown"]), 2);
         assert_eq!(get(&m::PLUGIN_FAILED, &["steer"]), 1);
         assert_eq!(get(&m::PLUGIN_DROPPED, &["steer"]), 1);

@@ -257,7 +257,9 @@ async fn the_binary_answers_the_fixture_batch_record_by_record() {
 fn emf_lines(logs: &str) -> Vec<serde_json::Map<String, Value>> {
     logs.lines()
         .filter(|line| line.contains("\"_aws\""))
-        .map(|line| lakewatch_metrics::parse_emf_line(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .map(|line| {
+            lakewatch_metrics::parse_emf_line(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
         .collect()
 }
 
@@ -265,12 +267,7 @@ fn emf_lines(logs: &str) -> Vec<serde_json::Map<String, Value>> {
 async fn the_binary_prints_emf_metrics_that_add_up_for_its_batch() {
     let batch = fixture("firehose-batch.json");
     let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
-    let body = lambda
-        .invoke(batch)
-        .await
-        .unwrap()
-        .into_response()
-        .unwrap();
+    let body = lambda.invoke(batch).await.unwrap().into_response().unwrap();
     let mut written: HashMap<String, u64> = HashMap::new();
     for (_, answer) in answers(&body) {
         for event in answer.events {
@@ -283,7 +280,10 @@ async fn the_binary_prints_emf_metrics_that_add_up_for_its_batch() {
     let lines = emf_lines(&logs);
     assert!(!lines.is_empty(), "no EMF line in {logs}");
     for line in &lines {
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Lakewatch");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Lakewatch"
+        );
     }
     let records = lines
         .iter()

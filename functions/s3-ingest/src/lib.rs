@@ -237,10 +237,7 @@ pub async fn handle(
             emit(
                 &figures(
                     &objects,
-                    &[
-                        ("ingested", objects.len()),
-                        ("left", summary.left as usize),
-                    ],
+                    &[("ingested", objects.len()), ("left", summary.left as usize)],
                 ),
                 now,
             );
