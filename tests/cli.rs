@@ -1,5 +1,6 @@
 //! The `lakewatch` binary, run as a user runs it, on temporary directories.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -518,4 +519,134 @@ fn files_whose_names_differ_only_in_invalid_utf8_get_distinct_eventids() {
     };
     let plain_id = lakewatch_plugins::shell::derive_eventid("same line", origin);
     assert!(ids.contains(&plain_id), "{plain_id} not in {ids:?}");
+}
+
+/// The EMF lines of a command's output, each checked against the format.
+fn emf_lines(stdout: &str) -> Vec<serde_json::Map<String, Value>> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
+        .map(|l| lakewatch_metrics::parse_emf_line(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn ingest_ends_with_the_metrics_the_lambdas_emit_and_they_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.log");
+    std::fs::write(
+        &file,
+        "{\"source\":\"app\",\"a\":1}\n{\"cut\": \"off\nApr 17 06:10:54 bastion sshd[2101]: Accepted publickey for alice\n",
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let (stdout, _) = ingest(&[&file], &lake, None);
+    let [records, ok, dropped, failed] = totals(&stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("Function=ingest "))
+        .unwrap_or_else(|| panic!("no metrics table in {stdout}"));
+    assert!(
+        row.ends_with(&format!(
+            "RecordsIn={records} RecordsOk={ok} RecordsDropped={dropped} RecordsFailed={failed}"
+        )),
+        "{row}"
+    );
+    assert!(stdout.contains("Source=syslog"), "{stdout}");
+
+    let other = dir.path().join("lake2");
+    let output = lakewatch(
+        &[
+            "ingest",
+            file.to_str().unwrap(),
+            "--lake",
+            other.to_str().unwrap(),
+            "--metrics",
+            "emf",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        !stdout.contains("Function=ingest "),
+        "EMF instead of the table"
+    );
+    let lines = emf_lines(&stdout);
+    let records_line = lines
+        .iter()
+        .find(|l| l.get("Function").is_some_and(|f| f == "ingest"))
+        .unwrap_or_else(|| panic!("no record counts in {stdout}"));
+    assert_eq!(records_line["RecordsIn"], 3);
+    assert_eq!(records_line["RecordsFailed"], 1);
+    let per_source: u64 = lines
+        .iter()
+        .filter(|l| l.contains_key("Source"))
+        .map(|l| l["EventsIn"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_source, 3, "every record counts under one source");
+    let written: u64 = lines
+        .iter()
+        .filter(|l| l.contains_key("Source"))
+        .map(|l| l["Events"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written as usize, events(&other).len());
+}
+
+#[test]
+fn detect_ends_with_per_rule_and_total_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir(&lake).unwrap();
+    let args = |format: &'static str| {
+        [
+            "detect",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--now",
+            "2026-11-20T10:00:00Z",
+            "--rule",
+            "brute-force-user",
+            "--rule",
+            "oom-kills",
+            "--metrics",
+            format,
+        ]
+        .map(str::to_string)
+    };
+    let run = |format| {
+        let args = args(format);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = lakewatch(&args, None);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        stdout
+    };
+    let lines = emf_lines(&run("emf"));
+    let rules: BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.get("Rule")?.as_str())
+        .collect();
+    assert_eq!(rules, BTreeSet::from(["brute-force-user", "oom-kills"]));
+    let total = lines
+        .iter()
+        .find(|l| l.contains_key("RulesFailed"))
+        .expect("a line of totals");
+    assert_eq!(total["RulesFailed"], 0);
+    let windows: u64 = lines
+        .iter()
+        .filter_map(|l| l.get("RuleWindows")?.as_u64())
+        .sum();
+    assert_eq!(total["Windows"].as_u64().unwrap(), windows);
+    assert!(windows > 0, "a scheduled run evaluates windows");
+    // Run again (no window due any more), as a table.
+    let table = run("table");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("Rule=brute-force-user ")
+                && l.contains("RuleAlerts=0")
+                && l.ends_with("RuleFailed=0")),
+        "{table}"
+    );
 }

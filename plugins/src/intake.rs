@@ -211,7 +211,7 @@ impl<'p> Intake<'p> {
                 sink(Unit::Event(event))
             }
             Outcome::Dropped { plugin, reason } => sink(Unit::Dropped { plugin, reason }),
-            Outcome::Failed { reason } => sink(Unit::Failed(FailedUnit {
+            Outcome::Failed { reason, .. } => sink(Unit::Failed(FailedUnit {
                 cause: Cause::Plugin,
                 line: unit.line,
                 offset: unit.offset,

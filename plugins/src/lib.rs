@@ -30,7 +30,7 @@ pub mod timestamp;
 pub mod useragent;
 pub mod vpcflow;
 
-pub use pipeline::{Outcome, Pipeline, Record, Tally};
+pub use pipeline::{Outcome, Pipeline, PluginTally, Record, SourceTally, Tally};
 pub use plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
 pub use shell::{Event, Origin, RecordKind};
 

@@ -30,7 +30,11 @@ pub enum Outcome {
         reason: String,
     },
     /// The record could not be processed; the reason says why and, for plugins, which one.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+        /// The plugin that failed (an error or a panic); `None` when the record was not JSON.
+        plugin: Option<&'static str>,
+    },
 }
 
 /// The ordered plugins. Build it once (at Lambda init, at CLI start) and share it.
@@ -130,11 +134,13 @@ impl Pipeline {
                             "record is JSON but not an object (found {}); send one object per record",
                             json_type_name(&other)
                         ),
+                        plugin: None,
                     };
                 }
                 Err(error) => {
                     return Outcome::Failed {
                         reason: format!("record is not valid JSON: {error}"),
+                        plugin: None,
                     };
                 }
             },
@@ -172,6 +178,7 @@ impl Pipeline {
                 Ok(Err(error)) => {
                     return Outcome::Failed {
                         reason: format!("plugin {} failed: {error}", plugin.name()),
+                        plugin: Some(plugin.name()),
                     };
                 }
                 Err(panic) => {
@@ -181,6 +188,7 @@ impl Pipeline {
                             plugin.name(),
                             panic_message(panic.as_ref())
                         ),
+                        plugin: Some(plugin.name()),
                     };
                 }
             }
@@ -200,6 +208,16 @@ pub struct Tally {
     pub failed: u64,
     /// Per event source (`unknown` for records that failed before a source was known).
     pub by_source: BTreeMap<String, SourceTally>,
+    /// Per plugin that dropped or failed a record: which plugin to look at when drops or
+    /// failures grow.
+    pub by_plugin: BTreeMap<String, PluginTally>,
+}
+
+/// What one plugin dropped and failed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginTally {
+    pub dropped: u64,
+    pub failed: u64,
 }
 
 /// Outcome counts of one source.
@@ -224,12 +242,26 @@ impl Tally {
             Outcome::Failed { .. } => self.failed += 1,
         }
         *field(self.by_source.entry(source.to_string()).or_default()) += 1;
+        match outcome {
+            Outcome::Dropped { plugin, .. } => {
+                self.by_plugin
+                    .entry(plugin.to_string())
+                    .or_default()
+                    .dropped += 1;
+            }
+            Outcome::Failed {
+                plugin: Some(plugin),
+                ..
+            } => self.by_plugin.entry(plugin.to_string()).or_default().failed += 1,
+            _ => {}
+        }
     }
 
     /// Counts a record that failed before it reached the pipeline (framing, encoding).
     pub fn count_failed(&mut self) {
         self.count(&Outcome::Failed {
             reason: String::new(),
+            plugin: None,
         });
     }
 
@@ -241,6 +273,17 @@ impl Tally {
         for (source, counts) in &other.by_source {
             let mine = self.by_source.entry(source.clone()).or_default();
             mine.ok += counts.ok;
+            mine.dropped += counts.dropped;
+            mine.failed += counts.failed;
+        }
+        self.merge_plugins(other);
+    }
+
+    /// Adds another tally's per-plugin counts only: the events of a record that failed as a
+    /// whole count as failed, yet the plugins that dropped or failed some of them did so.
+    pub fn merge_plugins(&mut self, other: &Tally) {
+        for (plugin, counts) in &other.by_plugin {
+            let mine = self.by_plugin.entry(plugin.clone()).or_default();
             mine.dropped += counts.dropped;
             mine.failed += counts.failed;
         }
@@ -489,7 +532,8 @@ mod tests {
         assert_eq!(
             failing.process(json("{}"), received()),
             Outcome::Failed {
-                reason: "plugin broken failed: bad field".into()
+                reason: "plugin broken failed: bad field".into(),
+                plugin: Some("broken"),
             }
         );
         let panicking = Pipeline::new(vec![probe(
@@ -503,7 +547,8 @@ mod tests {
         assert_eq!(
             panicking.process(json(r#"{"explode":1}"#), received()),
             Outcome::Failed {
-                reason: "plugin boom panicked: kaboom".into()
+                reason: "plugin boom panicked: kaboom".into(),
+                plugin: Some("boom"),
             }
         );
         assert!(matches!(
@@ -515,11 +560,11 @@ mod tests {
     #[test]
     fn invalid_and_non_object_json_fail_with_a_reason() {
         let pipeline = Pipeline::new(vec![]);
-        let Outcome::Failed { reason } = pipeline.process(json("{oops"), received()) else {
+        let Outcome::Failed { reason, .. } = pipeline.process(json("{oops"), received()) else {
             panic!("expected a failure")
         };
         assert!(reason.starts_with("record is not valid JSON"), "{reason}");
-        let Outcome::Failed { reason } = pipeline.process(json("[1]"), received()) else {
+        let Outcome::Failed { reason, .. } = pipeline.process(json("[1]"), received()) else {
             panic!("expected a failure")
         };
         assert!(reason.contains("not an object"), "{reason}");
@@ -551,6 +596,57 @@ mod tests {
         };
         assert_eq!(event.utctimestamp, Some(received()));
         assert_eq!(event.tags, [crate::shell::TIMESTAMP_FALLBACK_TAG]);
+    }
+
+    #[test]
+    fn tally_names_the_plugins_that_dropped_or_failed() {
+        static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let pipeline = Pipeline::new(vec![
+            probe(
+                "dropper",
+                Stage::Normalize,
+                0,
+                vec![Trigger::Field("drop".into())],
+                |_| Ok(Verdict::Drop("noise".into())),
+                &LOG,
+            ),
+            probe(
+                "broken",
+                Stage::Normalize,
+                1,
+                vec![Trigger::Field("fail".into())],
+                |_| Err("bad field".into()),
+                &LOG,
+            ),
+        ]);
+        let mut tally = Tally::default();
+        for record in [
+            r#"{"drop":1}"#,
+            r#"{"drop":2}"#,
+            r#"{"fail":1}"#,
+            "{}",
+            "nope",
+        ] {
+            tally.count(&pipeline.process(json(record), received()));
+        }
+        assert_eq!(
+            tally.by_plugin["dropper"],
+            PluginTally {
+                dropped: 2,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            tally.by_plugin["broken"],
+            PluginTally {
+                dropped: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(tally.by_plugin.len(), 2, "invalid JSON names no plugin");
+        let mut merged = Tally::default();
+        merged.merge(&tally);
+        assert_eq!(merged, tally);
     }
 
     #[test]

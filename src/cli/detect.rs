@@ -12,6 +12,7 @@ use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 
+use super::MetricsFormat;
 pub use crate::local::detect::detect;
 use crate::local::detect::{Detection, select_rules, test_rule};
 
@@ -56,6 +57,10 @@ pub struct DetectArgs {
     /// Directory of rule files (*.toml); default: the rules bundled in this binary.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// How to end the report with the run's metrics: `table`, `emf` (the CloudWatch Embedded
+    /// Metric Format lines the detector Lambda prints for the same figures) or `none`.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub metrics: MetricsFormat,
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "ID")]
     pub only: Vec<String>,
@@ -243,6 +248,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let detection = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
     print!("{}", render_reports(&args.lake, &detection));
+    let figures = lakewatch_detect::run_figures(&detection.reports);
+    print!("{}", args.metrics.render(&figures, Utc::now()));
     let reports = detection.reports;
     Ok(if reports.iter().any(|r| r.error.is_some()) {
         ExitCode::FAILURE

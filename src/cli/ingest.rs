@@ -18,6 +18,7 @@ use lakewatch_lake::local::state_dir;
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::{PluginConfig, builtin_pipeline};
 
+use super::MetricsFormat;
 use crate::local::ingest::{
     FAILURES_SHOWN, FileIngest, Ingest, IngestOutcome, InputPath, container_of, expand_paths,
 };
@@ -58,6 +59,11 @@ pub struct IngestArgs {
     /// environment (variables, profiles).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+
+    /// How to end the report with the run's metrics: `table`, `emf` (the CloudWatch Embedded
+    /// Metric Format lines the Lambdas print for the same figures) or `none`.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub metrics: MetricsFormat,
 
     /// Don't print failed records one by one (they are still counted and kept in DIR/errors/).
     #[arg(long, short)]
@@ -331,6 +337,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = LocalLake::open(&args.lake)?;
     let outcome = ingest_paths(&lake, &inputs, None, &args.plugin_config(), args.quiet)?;
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
+    print!("{}", args.metrics.render(&outcome.figures(), Utc::now()));
     if outcome.unreadable.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -365,5 +372,6 @@ fn ingest_s3(args: &IngestArgs, url: &str) -> anyhow::Result<ExitCode> {
         local_cursor(lake.root(), &config).location()
     );
     io::stdout().write_all(render_report(&lake, &outcome).as_bytes())?;
+    print!("{}", args.metrics.render(&outcome.figures(), Utc::now()));
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lakewatch_metrics::Figures;
 
 pub mod ddl;
 pub mod demo;
@@ -51,5 +52,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ddl(args) => ddl::run(args),
         Command::Partitions(args) => partitions::run(args),
         Command::Query(args) => query::run(args),
+    }
+}
+
+/// How `ingest` and `detect` end: with the run's metrics as a table, as the CloudWatch EMF
+/// lines the Lambdas print for the same figures, or not at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsFormat {
+    #[default]
+    Table,
+    Emf,
+    None,
+}
+
+impl MetricsFormat {
+    /// The figures in this format, stamped `now` (EMF), after a blank line.
+    pub fn render(self, figures: &Figures, now: chrono::DateTime<chrono::Utc>) -> String {
+        match self {
+            MetricsFormat::Table => format!(
+                "\nmetrics (namespace {})\n{}",
+                lakewatch_metrics::NAMESPACE,
+                figures.table()
+            ),
+            MetricsFormat::Emf => {
+                let mut out = String::from("\n");
+                for line in figures.emf_lines(now.timestamp_millis()) {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                out
+            }
+            MetricsFormat::None => String::new(),
+        }
     }
 }

@@ -22,6 +22,7 @@ use chrono::Utc;
 use lakewatch_lake::local::{WriteSummary, state_dir, walk};
 use lakewatch_lake::versioned::{FileStore, WriteError};
 use lakewatch_lake::{FailedRecord, LakeError, LakeWriter, LocalLake};
+use lakewatch_metrics::{Figures, Records};
 use lakewatch_plugins::envelope::Provenance;
 use lakewatch_plugins::intake::{Container, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
@@ -117,6 +118,27 @@ pub struct IngestOutcome {
     pub unreadable: Vec<(String, String)>,
     /// Files skipped because the lake already holds them (same file, same content).
     pub already_ingested: Vec<String>,
+}
+
+/// The `Function` dimension of local ingestion's record metrics.
+pub const FUNCTION: &str = "ingest";
+
+impl IngestOutcome {
+    /// The run's figures, as the Lambdas emit them: records by outcome (each record is one
+    /// event here), events per source, and what each plugin dropped or failed.
+    pub fn figures(&self) -> Figures {
+        let mut figures = Figures::default();
+        figures.add_records(
+            FUNCTION,
+            Records {
+                ok: self.total.ok,
+                dropped: self.total.dropped,
+                failed: self.total.failed,
+            },
+        );
+        figures.add_pipeline(&self.total);
+        figures
+    }
 }
 
 /// What happened to one file.

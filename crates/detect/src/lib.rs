@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod bundled;
 pub mod compile;
 pub mod duration;
+pub mod metrics;
 pub mod rule;
 pub mod runner;
 pub mod scheduled;
@@ -17,6 +18,7 @@ pub mod state;
 pub mod window;
 
 pub use alert::{Alert, Row};
+pub use metrics::run_figures;
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 pub use scheduled::{RuleOutcome, run_scheduled};

@@ -255,3 +255,105 @@ fn functions_reserve_no_concurrency_unless_asked() {
         assert_eq!(value, expected, "{address}");
     }
 }
+
+/// The planned alarms on lakewatch's own metrics, by alarm name suffix.
+fn lakewatch_alarms(plan: &Value) -> Vec<(String, &Value)> {
+    resource_changes(plan)
+        .into_iter()
+        .filter(|(address, _)| address.contains("aws_cloudwatch_metric_alarm.this"))
+        .map(|(_, change)| &change["after"])
+        .filter(|alarm| alarm["namespace"] == lakewatch_metrics::NAMESPACE)
+        .map(|alarm| (alarm["alarm_name"].as_str().unwrap().to_owned(), alarm))
+        .collect()
+}
+
+#[test]
+fn alarms_use_only_metrics_and_dimensions_the_functions_emit() {
+    if !terraform_or_skip("alarms_use_only_metrics_and_dimensions_the_functions_emit") {
+        return;
+    }
+    let check = ModulePlan::new("eu-west-1");
+    let plan = check.plan_ok(
+        "  enable_detector = true\n  alarm_actions = [\"arn:aws:sns:eu-west-1:123456789012:ops\"]",
+    );
+    let alarms = lakewatch_alarms(&plan);
+    let names: Vec<&str> = alarms.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in [
+        "transform-records-failed",
+        "s3-ingest-records-failed",
+        "alert-deliveries-failed",
+        "detector-rule-failures",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(expected)),
+            "no {expected} alarm among {names:?}"
+        );
+    }
+    for (name, alarm) in &alarms {
+        let metric_name = alarm["metric_name"].as_str().unwrap();
+        let metric = lakewatch_metrics::ALL
+            .iter()
+            .find(|m| m.name == metric_name)
+            .unwrap_or_else(|| panic!("{name} alarms on {metric_name}, which nothing emits"));
+        let mut dimensions: Vec<&str> = alarm["dimensions"]
+            .as_object()
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut emitted = metric.dimensions.to_vec();
+        dimensions.sort();
+        emitted.sort();
+        assert_eq!(
+            dimensions, emitted,
+            "{name}: CloudWatch matches a metric by its exact dimensions"
+        );
+        assert_eq!(
+            alarm["alarm_actions"],
+            serde_json::json!(["arn:aws:sns:eu-west-1:123456789012:ops"]),
+            "{name} notifies the alarm topic"
+        );
+    }
+    let mut function_values: Vec<&str> = alarms
+        .iter()
+        .filter_map(|(_, a)| a["dimensions"]["Function"].as_str())
+        .collect();
+    function_values.sort();
+    assert_eq!(
+        function_values,
+        [firehose_transform::FUNCTION, s3_ingest::FUNCTION],
+        "Function values the functions use"
+    );
+    // A rule failing in 3 runs in a row: three periods of the detector's 5-minute schedule.
+    let (_, rules) = alarms
+        .iter()
+        .find(|(name, _)| name.ends_with("detector-rule-failures"))
+        .unwrap();
+    assert_eq!(
+        (
+            &rules["evaluation_periods"],
+            &rules["datapoints_to_alarm"],
+            &rules["period"]
+        ),
+        (&Value::from(3), &Value::from(3), &Value::from(300))
+    );
+    let hourly = check.plan_ok(
+        "  enable_detector = true\n  detector_schedule = \"rate(1 hour)\"\n  rule_failure_runs = 2",
+    );
+    let (_, rules) = lakewatch_alarms(&hourly)
+        .into_iter()
+        .find(|(name, _)| name.ends_with("detector-rule-failures"))
+        .unwrap();
+    assert_eq!(
+        (&rules["evaluation_periods"], &rules["period"]),
+        (&Value::from(2), &Value::from(3600))
+    );
+    let refused = check
+        .plan("  enable_detector = true\n  rule_failure_runs = 0")
+        .expect_err("0 runs is refused");
+    assert!(
+        refused
+            .output()
+            .contains("rule_failure_runs must be a whole number"),
+        "{}",
+        refused.output()
+    );
+}

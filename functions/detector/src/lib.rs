@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store;
-use lakewatch_detect::run_scheduled;
 use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
+use lakewatch_detect::{run_figures, run_scheduled};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
@@ -176,6 +176,10 @@ impl Detector {
             self.max_windows,
         )
         .await;
+        let figures = run_figures(outcomes.iter().map(|o| &o.report));
+        if let Err(error) = figures.print_emf(Utc::now().timestamp_millis()) {
+            tracing::warn!(%error, "metrics not written");
+        }
         summarize(&outcomes)
     }
 }

@@ -58,6 +58,7 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::PARTITION_KEYS;
+use lakewatch_metrics::{Figures, Records};
 use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_plugins::{Pipeline, Tally};
 
@@ -69,6 +70,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "firehose-transform";
 /// Lambda's limit on a synchronous response payload: 6 MB.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 /// The Firehose processing buffer (`BufferSizeInMBs` of the Lambda processor) this function is
@@ -121,6 +124,24 @@ pub struct Summary {
     pub events_outside_partition: u64,
     /// Size of the serialized response, in bytes.
     pub response_bytes: usize,
+}
+
+impl Summary {
+    /// The invocation's figures: Firehose records by result (`Function` =
+    /// [`FUNCTION`]), events per source and what each plugin dropped or failed.
+    pub fn figures(&self) -> Figures {
+        let mut figures = Figures::default();
+        figures.add_records(
+            FUNCTION,
+            Records {
+                ok: self.records_ok,
+                dropped: self.records_dropped,
+                failed: self.records_failed,
+            },
+        );
+        figures.add_pipeline(&self.events);
+        figures
+    }
 }
 
 /// The answer to Firehose and what it took.
@@ -274,7 +295,7 @@ pub fn transform(
         let processed = match readable(record, &copies) {
             Ok((id, data)) => transform_record(&intake, id, data, (limit, room)),
             Err(reason) => Processed::Failed {
-                events: 0,
+                events: Tally::default(),
                 reason: format!("the record cannot be read: {reason}"),
                 over_limit: false,
             },
@@ -325,8 +346,9 @@ enum Processed {
         reason: String,
     },
     Failed {
-        /// Units framed before (and including) the failure: all count as failed events.
-        events: u64,
+        /// Units framed before (and including) the failure: all count as failed events (the
+        /// plugins that dropped or failed some of them are still counted against the plugin).
+        events: Tally,
         reason: String,
         /// Failed because its events outgrew the room left in the response.
         over_limit: bool,
@@ -409,7 +431,7 @@ impl RecordOutput {
         if let Some(reason) = self.failure {
             // Every unit framed before (and including) the failure counts as a failed event.
             return Processed::Failed {
-                events: events.records(),
+                events,
                 reason,
                 over_limit: self.over_limit,
             };
@@ -482,7 +504,7 @@ fn answer(
                 }
                 Err(reason) => {
                     summary.records_over_limit += 1;
-                    (events.records(), reason)
+                    (events, reason)
                 }
             }
         }
@@ -502,9 +524,10 @@ fn answer(
         }
     };
     summary.records_failed += 1;
-    for _ in 0..events {
+    for _ in 0..events.records() {
         summary.events.count_failed();
     }
+    summary.events.merge_plugins(&events);
     tracing::warn!(
         record_id,
         reason,
@@ -690,6 +713,39 @@ mod tests {
             .map(|t| t.ok + t.dropped + t.failed)
             .sum();
         assert_eq!(summary.events.records(), by_source);
+    }
+
+    #[test]
+    fn figures_count_records_events_per_source_and_the_failing_plugin() {
+        let out = run(&[
+            ("ok", br#"{"source":"app"}"#),
+            ("dropped", br#"{"drop":1}"#),
+            ("failed", b"{\"source\":\"app\"}\n{\"fail\":1}\n"),
+        ]);
+        let figures = out.summary.figures();
+        let get = |metric, values: &[&str]| figures.get(metric, values).unwrap();
+        use lakewatch_metrics as m;
+        let function = &[FUNCTION][..];
+        assert_eq!(get(&m::RECORDS_IN, function), 3);
+        assert_eq!(
+            (
+                get(&m::RECORDS_OK, function),
+                get(&m::RECORDS_DROPPED, function),
+                get(&m::RECORDS_FAILED, function)
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            get(&m::EVENTS, &["app"]),
+            1,
+            "the failed record's app event is not in the lake"
+        );
+        assert_eq!(get(&m::EVENTS_FAILED, &["unknown"]), 2);
+        assert_eq!(get(&m::PLUGIN_FAILED, &["steer"]), 1);
+        assert_eq!(get(&m::PLUGIN_DROPPED, &["steer"]), 1);
+        for line in figures.emf_lines(0) {
+            lakewatch_metrics::parse_emf_line(&line).unwrap();
+        }
     }
 
     #[test]

@@ -25,8 +25,13 @@ async fn main() -> Result<(), Error> {
             let pipeline = Arc::clone(&pipeline);
             async move {
                 let batch = Batch::from_json(&event.payload)?;
-                let transformed =
-                    transform(&pipeline, &batch, chrono::Utc::now(), RESPONSE_LIMIT_BYTES);
+                let received = chrono::Utc::now();
+                let transformed = transform(&pipeline, &batch, received, RESPONSE_LIMIT_BYTES);
+                // EMF lines: CloudWatch Logs turns them into the Lakewatch metrics.
+                transformed
+                    .summary
+                    .figures()
+                    .print_emf(received.timestamp_millis())?;
                 Ok::<KinesisFirehoseResponse, Error>(transformed.response)
             }
         },

@@ -253,6 +253,80 @@ async fn the_binary_answers_the_fixture_batch_record_by_record() {
     );
 }
 
+/// The EMF lines of the captured output, each checked against the format.
+fn emf_lines(logs: &str) -> Vec<serde_json::Map<String, Value>> {
+    logs.lines()
+        .filter(|line| line.contains("\"_aws\""))
+        .map(|line| {
+            lakewatch_metrics::parse_emf_line(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_prints_emf_metrics_that_add_up_for_its_batch() {
+    let batch = fixture("firehose-batch.json");
+    let lambda = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let body = lambda.invoke(batch).await.unwrap().into_response().unwrap();
+    let mut written: HashMap<String, u64> = HashMap::new();
+    for (_, answer) in answers(&body) {
+        for event in answer.events {
+            *written
+                .entry(event["source"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let logs = lambda.stop();
+    let lines = emf_lines(&logs);
+    assert!(!lines.is_empty(), "no EMF line in {logs}");
+    for line in &lines {
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Lakewatch"
+        );
+    }
+    let records = lines
+        .iter()
+        .find(|l| l.get("Function").is_some_and(|f| f == "firehose-transform"))
+        .expect("a line of record counts");
+    let count = |line: &serde_json::Map<String, Value>, name: &str| line[name].as_u64().unwrap();
+    assert_eq!(
+        (
+            count(records, "RecordsIn"),
+            count(records, "RecordsOk"),
+            count(records, "RecordsDropped"),
+            count(records, "RecordsFailed")
+        ),
+        (11, 6, 1, 4),
+        "the fixture's records by result, a failed one among them"
+    );
+    let per_source: HashMap<String, &serde_json::Map<String, Value>> = lines
+        .iter()
+        .filter_map(|l| Some((l.get("Source")?.as_str()?.to_string(), l)))
+        .collect();
+    let events: HashMap<String, u64> = per_source
+        .iter()
+        .map(|(source, line)| (source.clone(), count(line, "Events")))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(events, written, "Events per source = events in the answer");
+    for (source, line) in &per_source {
+        assert_eq!(
+            count(line, "EventsIn"),
+            count(line, "Events") + count(line, "EventsDropped") + count(line, "EventsFailed"),
+            "{source}"
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Source"]])
+        );
+    }
+    assert!(
+        count(per_source["unknown"], "EventsFailed") >= 4,
+        "every failed record's events count as failed"
+    );
+}
+
 #[tokio::test]
 async fn the_binary_keeps_its_response_under_6_mb() {
     // Seven records of about 900 KB of NDJSON: about 6.3 MB in, far more than 6 MB out.

@@ -22,6 +22,7 @@ use lakewatch_aws::glue::{BATCH_LIMIT, create_batch, get_table, partition_input}
 use lakewatch_lake::partitions::{DEFAULT_LOOKBACK_HOURS, MAX_LOOKBACK_HOURS, TablePlan, Window};
 use lakewatch_lake::schema::{self, Table};
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
+use lakewatch_metrics::{Figures, PARTITION_ERRORS, PARTITIONS_CREATED};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -147,6 +148,24 @@ impl Report {
         for error in &self.errors {
             tracing::error!("{error}");
         }
+    }
+
+    /// The run's figures: partitions added, and errors (partitions Glue refused plus tables
+    /// that could not be checked at all).
+    pub fn figures(&self) -> Figures {
+        let unchecked_tables = self
+            .errors
+            .iter()
+            .filter(|e| !matches!(e, GeneratorError::PartitionsFailed { .. }))
+            .count();
+        let mut figures = Figures::default();
+        figures.add(&PARTITIONS_CREATED, &[], self.counts.added as u64);
+        figures.add(
+            &PARTITION_ERRORS,
+            &[],
+            (self.counts.failed + unchecked_tables) as u64,
+        );
+        figures
     }
 }
 
@@ -286,6 +305,9 @@ impl Function {
         let now = trigger.time.unwrap_or_else(Utc::now);
         let report = ensure_partitions(&self.s3, &self.glue, &self.settings, now).await;
         report.log(&self.settings, now);
+        if let Err(error) = report.figures().print_emf(Utc::now().timestamp_millis()) {
+            tracing::warn!(%error, "metrics not written");
+        }
         if let Some(first) = report.errors.first() {
             return Err(format!(
                 "{} problem(s), the first: {first}",
@@ -315,6 +337,36 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         GeneratorSettings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn figures_count_added_partitions_and_every_error() {
+        let report = Report {
+            counts: Counts {
+                checked: 5,
+                added: 3,
+                failed: 1,
+                already_there: 1,
+                ..Counts::default()
+            },
+            errors: vec![
+                GeneratorError::PartitionsFailed {
+                    database: "d".into(),
+                    table: "events".into(),
+                    failed: 1,
+                },
+                GeneratorError::MissingTable {
+                    database: "d".into(),
+                    table: "alerts".into(),
+                },
+            ],
+        };
+        let figures = report.figures();
+        assert_eq!(figures.get(&PARTITIONS_CREATED, &[]), Some(3));
+        assert_eq!(figures.get(&PARTITION_ERRORS, &[]), Some(2));
+        for line in figures.emf_lines(0) {
+            lakewatch_metrics::parse_emf_line(&line).unwrap();
+        }
     }
 
     #[test]

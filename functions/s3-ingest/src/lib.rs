@@ -30,9 +30,13 @@ use lakewatch_aws::s3_objects::{
 };
 use lakewatch_aws::s3_state::S3Store;
 use lakewatch_lambda::settings::{Env, SettingsError};
+use lakewatch_metrics::{Figures, OBJECTS, Records};
 use serde_json::{Value, json};
 
 use crate::trigger::{Invocation, Notified, TriggerError};
+
+/// This function's name in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "s3-ingest";
 
 /// Default key prefix of pull cursors in the state bucket.
 pub const DEFAULT_STATE_PREFIX: &str = "state/s3-ingest/";
@@ -177,6 +181,19 @@ pub async fn handle(
                 );
             }
             let outcome = ingest_objects(function, &objects).await;
+            emit(
+                &figures(
+                    &outcome.summaries,
+                    &[
+                        ("ingested", outcome.summaries.len()),
+                        ("failed", outcome.failures.len()),
+                        ("gone", outcome.gone.len()),
+                        ("skipped", outcome.skipped),
+                        ("rejected", rejected.len()),
+                    ],
+                ),
+                now,
+            );
             let mut response = json!({
                 "objects": outcome.summaries.len(),
                 "skipped": skipped.len(),
@@ -216,7 +233,14 @@ pub async fn handle(
         Invocation::Pull(config) => {
             let stop_by = time_left
                 .map(|left| Instant::now() + left.saturating_sub(function.settings.pull_margin));
-            let summary = run_pull(function, &config, now, stop_by).await?;
+            let (summary, objects) = run_pull(function, &config, now, stop_by).await?;
+            emit(
+                &figures(
+                    &objects,
+                    &[("ingested", objects.len()), ("left", summary.left as usize)],
+                ),
+                now,
+            );
             Ok(json!({
                 "pull": {
                     "bucket": config.bucket,
@@ -240,6 +264,8 @@ struct Outcome {
     failures: Vec<(Option<String>, IngestError)>,
     /// Objects deleted since they were notified.
     gone: Vec<String>,
+    /// This function's own error objects, never ingested.
+    skipped: usize,
 }
 
 /// Ingests each object on its own (our own error objects excepted): one that fails or is gone
@@ -249,10 +275,12 @@ async fn ingest_objects(function: &Function, objects: &[Notified]) -> Outcome {
         summaries: Vec::new(),
         failures: Vec::new(),
         gone: Vec::new(),
+        skipped: 0,
     };
     for Notified { object, message_id } in objects {
         if function.settings.errors.contains(object) {
             tracing::warn!(%object, "skipped: it is one of this function's own error objects");
+            outcome.skipped += 1;
             continue;
         }
         match function.ingester.ingest(object).await {
@@ -271,13 +299,14 @@ async fn ingest_objects(function: &Function, objects: &[Notified]) -> Outcome {
 }
 
 /// One scheduled pull: the store's client (credentials from the secret, if any), the cursor in
-/// the state bucket, each new object sent through the same ingester.
+/// the state bucket, each new object sent through the same ingester. Returns the pull's
+/// summary and that of each object ingested.
 pub async fn run_pull(
     function: &Function,
     config: &PullConfig,
     now: DateTime<Utc>,
     stop_by: Option<Instant>,
-) -> Result<PullSummary, HandlerError> {
+) -> Result<(PullSummary, Vec<ObjectSummary>), HandlerError> {
     let credentials = match &config.secret_arn {
         Some(secret) => Some(
             lakewatch_aws::secrets::credentials_from_secret(&function.secrets, secret)
@@ -299,16 +328,48 @@ pub async fn run_pull(
         ),
         name: config.cursor_name(),
     };
-    pull::pull(
+    let ingested = std::sync::Mutex::new(Vec::new());
+    let summary = pull::pull(
         &store_s3,
         config,
         &cursor,
         now,
         stop_by,
-        async |object: &ObjectRef| ingester.ingest(object).await.map(drop),
+        async |object: &ObjectRef| {
+            let summary = ingester.ingest(object).await?;
+            ingested.lock().expect("not poisoned").push(summary);
+            Ok::<(), IngestError>(())
+        },
     )
     .await
-    .map_err(|error| HandlerError::Pull(error.to_string()))
+    .map_err(|error| HandlerError::Pull(error.to_string()))?;
+    Ok((summary, ingested.into_inner().expect("not poisoned")))
+}
+
+/// An invocation's figures: objects by outcome, and the records of the objects ingested
+/// (`RecordsOk` sent to Firehose, `RecordsFailed` written to the error location).
+pub fn figures(summaries: &[ObjectSummary], objects: &[(&str, usize)]) -> Figures {
+    let mut figures = Figures::default();
+    for (outcome, count) in objects {
+        figures.add(&OBJECTS, &[outcome], *count as u64);
+    }
+    let sum = |field: fn(&ObjectSummary) -> u64| summaries.iter().map(field).sum::<u64>();
+    figures.add_records(
+        FUNCTION,
+        Records {
+            ok: sum(|s| s.sent),
+            dropped: 0,
+            failed: sum(|s| s.failed_to_frame + s.oversize + s.not_sent),
+        },
+    );
+    figures
+}
+
+/// Prints the figures as EMF lines for CloudWatch; a failed write costs the metrics only.
+fn emit(figures: &Figures, now: DateTime<Utc>) {
+    if let Err(error) = figures.print_emf(now.timestamp_millis()) {
+        tracing::warn!(%error, "metrics not written");
+    }
 }
 
 /// Record counts over all objects: `read = sent + failed_to_frame + oversize`.
@@ -347,6 +408,30 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn figures_count_objects_by_outcome_and_records_that_add_up() {
+        let object = |read, sent, failed_to_frame, oversize| ObjectSummary {
+            read,
+            sent,
+            failed_to_frame,
+            oversize,
+            ..ObjectSummary::default()
+        };
+        let figures = figures(
+            &[object(10, 8, 1, 1), object(5, 5, 0, 0)],
+            &[("ingested", 2), ("gone", 1)],
+        );
+        use lakewatch_metrics as m;
+        assert_eq!(figures.get(&m::OBJECTS, &["ingested"]), Some(2));
+        assert_eq!(figures.get(&m::OBJECTS, &["gone"]), Some(1));
+        assert_eq!(figures.get(&m::RECORDS_IN, &[FUNCTION]), Some(15));
+        assert_eq!(figures.get(&m::RECORDS_OK, &[FUNCTION]), Some(13));
+        assert_eq!(figures.get(&m::RECORDS_FAILED, &[FUNCTION]), Some(2));
+        for line in figures.emf_lines(0) {
+            m::parse_emf_line(&line).unwrap();
+        }
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn run_one(
         Outcome::Dropped { plugin, reason } => {
             return vec![format!("dropped by {plugin}: {reason}")];
         }
-        Outcome::Failed { reason } => return vec![format!("failed: {reason}")],
+        Outcome::Failed { reason, .. } => return vec![format!("failed: {reason}")],
     };
     let mut failures = Vec::new();
     if !event.plugins.iter().any(|p| p == source.id()) {

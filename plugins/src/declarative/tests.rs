@@ -371,7 +371,7 @@ fn a_value_that_does_not_cast_fails_only_that_record_with_the_reason() {
         crate::sources::testing::received(),
     );
     assert!(
-        matches!(outcome, crate::Outcome::Failed { reason } if reason.starts_with("plugin x failed: source x: cast"))
+        matches!(outcome, crate::Outcome::Failed { reason, .. } if reason.starts_with("plugin x failed: source x: cast"))
     );
 }
 

@@ -200,7 +200,7 @@ pub fn run(
                     reason: &reason,
                 },
             ),
-            Outcome::Failed { reason } => after(out, Produced::Failed { reason: &reason }),
+            Outcome::Failed { reason, .. } => after(out, Produced::Failed { reason: &reason }),
         }
     }
 }

@@ -1,9 +1,22 @@
-# Alarms for the ways events can go missing: a failing function, Firehose failing to deliver,
-# records the transform could not process, and detection rules that fail. One alarm resource,
-# one entry per alarm.
+# Alarms for the ways events or alerts can go missing: a failing function, Firehose failing to
+# deliver, records the transform or s3-ingest could not process, alert deliveries given up on,
+# and a detection rule failing run after run. One alarm resource, one entry per alarm.
+#
+# The functions print their metrics as CloudWatch Embedded Metric Format lines (crates/metrics
+# lists every one; docs/operations.md describes them); CloudWatch Logs turns those lines into
+# metrics in the namespace below, with no metric filter and no API call from the functions.
+# crates/terraform-checks fails when an alarm names a metric or dimension the Rust code does
+# not emit.
 
 locals {
-  metrics_namespace = "lakewatch/${var.name}"
+  metrics_namespace = "Lakewatch"
+
+  # The detector's interval in seconds, from a rate(...) schedule; an hour for cron schedules.
+  detector_rate = regex("^(?:rate\\((?P<count>\\d+) (?P<unit>minutes?|hours?|days?)\\))?", var.detector_schedule)
+  detector_period_seconds = local.detector_rate.count == null ? 3600 : tonumber(local.detector_rate.count) * lookup(
+    { minute = 60, minutes = 60, hour = 3600, hours = 3600, day = 86400, days = 86400 },
+    local.detector_rate.unit,
+  )
 
   alarms = merge(
     {
@@ -27,27 +40,48 @@ locals {
         comparison  = "LessThanThreshold"
         threshold   = 1
       }
-      transform-processing-failed = {
-        description = "The Firehose transform answered ProcessingFailed for some records (see errors/firehose/ in the lake bucket)"
+      transform-records-failed = {
+        description = "The Firehose transform answered ProcessingFailed for some records (their data is under errors/firehose/ in the lake bucket)"
         namespace   = local.metrics_namespace
-        metric      = aws_cloudwatch_log_metric_filter.transform_failed_records.metric_transformation[0].name
-        dimensions  = {}
+        metric      = "RecordsFailed"
+        dimensions  = { Function = "firehose-transform" }
+        statistic   = "Sum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+      }
+      s3-ingest-records-failed = {
+        description = "s3-ingest could not frame some records of an object (they are under errors/s3-ingest/ in the lake bucket)"
+        namespace   = local.metrics_namespace
+        metric      = "RecordsFailed"
+        dimensions  = { Function = "s3-ingest" }
         statistic   = "Sum"
         comparison  = "GreaterThanThreshold"
         threshold   = 0
       }
     },
-    var.enable_detector ? {
-      detector-rule-failures = {
-        description = "A detection rule failed to run"
+    # A for expression rather than a conditional: the entries differ in shape (period, runs).
+    { for name, alarm in {
+      alert-deliveries-failed = {
+        description = "Alert deliveries were given up on after their retries; they stay in the outbox with the reason"
         namespace   = local.metrics_namespace
-        metric      = aws_cloudwatch_log_metric_filter.detector_rule_failures[0].metric_transformation[0].name
+        metric      = "AlertDeliveriesFailed"
         dimensions  = {}
         statistic   = "Sum"
         comparison  = "GreaterThanThreshold"
         threshold   = 0
       }
-    } : {},
+      detector-rule-failures = {
+        description = "Detection rules failed in ${var.rule_failure_runs} detector runs in a row (RuleFailed by Rule says which)"
+        namespace   = local.metrics_namespace
+        metric      = "RulesFailed"
+        dimensions  = {}
+        statistic   = "Maximum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+        period      = local.detector_period_seconds
+        runs        = var.rule_failure_runs
+      }
+    } : name => alarm if var.enable_detector },
   )
 }
 
@@ -60,39 +94,12 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   metric_name         = each.value.metric
   dimensions          = each.value.dimensions
   statistic           = each.value.statistic
-  period              = 300
-  evaluation_periods  = 1
+  period              = try(each.value.period, 300)
+  evaluation_periods  = try(each.value.runs, 1)
+  datapoints_to_alarm = try(each.value.runs, 1)
   threshold           = each.value.threshold
   comparison_operator = each.value.comparison
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
   tags                = local.tags
-}
-
-# The transform logs one JSON summary per invocation; its failed-record count becomes a metric.
-resource "aws_cloudwatch_log_metric_filter" "transform_failed_records" {
-  name           = "${var.name}-transform-processing-failed"
-  log_group_name = aws_cloudwatch_log_group.function["firehose-transform"].name
-  pattern        = "{ $.records_failed > 0 }"
-
-  metric_transformation {
-    name      = "TransformProcessingFailedRecords"
-    namespace = local.metrics_namespace
-    value     = "$.records_failed"
-  }
-}
-
-# The detector logs one JSON line per rule; a failed rule carries rule_failed = true.
-resource "aws_cloudwatch_log_metric_filter" "detector_rule_failures" {
-  count = var.enable_detector ? 1 : 0
-
-  name           = "${var.name}-detector-rule-failures"
-  log_group_name = aws_cloudwatch_log_group.function["detector"].name
-  pattern        = "{ $.rule_failed IS TRUE }"
-
-  metric_transformation {
-    name      = "DetectorRuleFailures"
-    namespace = local.metrics_namespace
-    value     = "1"
-  }
 }

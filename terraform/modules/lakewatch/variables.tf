@@ -326,6 +326,17 @@ variable "alarm_actions" {
   default     = []
 }
 
+variable "rule_failure_runs" {
+  description = "Detector runs in a row in which a rule fails before the detector-rule-failures alarm fires (one failed run is often a passing Athena hiccup; the failed windows are retried)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.rule_failure_runs >= 1 && var.rule_failure_runs <= 24 && floor(var.rule_failure_runs) == var.rule_failure_runs
+    error_message = "rule_failure_runs must be a whole number from 1 to 24."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource that takes tags."
   type        = map(string)
