@@ -13,6 +13,7 @@ pub mod duration;
 pub mod rule;
 pub mod runner;
 pub mod scheduled;
+pub mod silence;
 pub mod state;
 pub mod window;
 
@@ -20,5 +21,6 @@ pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 pub use scheduled::{RuleOutcome, run_scheduled};
+pub use silence::SourceCounts;
 pub use state::{RuleState, StateStore};
 pub use window::Window;
