@@ -361,6 +361,11 @@ fn demo_ingests_the_bundled_events_and_shows_the_lake() {
     assert!(stdout.contains("== 1. Ingest"), "{stdout}");
     assert!(stdout.contains("events/year="), "{stdout}");
     assert!(stdout.contains("One whole event"), "{stdout}");
+    // The scenario's trail is stopped at 08:41: the hour 09:00-10:00 has no CloudTrail event.
+    assert!(
+        stdout.contains("cloudtrail-silent         cloudtrail silent: no events"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("NOTICE.md"),
         "documentation is not ingested: {stdout}"
