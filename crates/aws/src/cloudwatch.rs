@@ -33,6 +33,14 @@ impl CloudWatchCounts {
     }
 }
 
+/// The `Source` dimension the transform's datapoints carry.
+fn source_dimension(source: &str) -> Dimension {
+    Dimension::builder()
+        .name(SOURCE_DIMENSION)
+        .value(source)
+        .build()
+}
+
 fn aws_time(time: DateTime<Utc>) -> AwsDateTime {
     AwsDateTime::from_secs(time.timestamp())
 }
@@ -54,12 +62,7 @@ impl SourceCounts for CloudWatchCounts {
         let metric = Metric::builder()
             .namespace(NAMESPACE)
             .metric_name(EVENTS_METRIC)
-            .dimensions(
-                Dimension::builder()
-                    .name(SOURCE_DIMENSION)
-                    .value(source)
-                    .build(),
-            )
+            .dimensions(source_dimension(source))
             .build();
         let query = MetricDataQuery::builder()
             .id("events")
@@ -126,12 +129,7 @@ mod tests {
     fn datum(source: &str, time: DateTime<Utc>, events: f64) -> MetricDatum {
         MetricDatum::builder()
             .metric_name(EVENTS_METRIC)
-            .dimensions(
-                Dimension::builder()
-                    .name(SOURCE_DIMENSION)
-                    .value(source)
-                    .build(),
-            )
+            .dimensions(source_dimension(source))
             .timestamp(aws_time(time))
             .value(events)
             .unit(StandardUnit::Count)
