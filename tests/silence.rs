@@ -29,7 +29,11 @@ const FW3_STOPS: &str = "2026-11-20T06:30:00Z";
 /// Events per hour of one host: busy in the day, a quarter of that at night, with a
 /// deterministic jitter of ±10%.
 fn volume(hour: DateTime<Utc>, host: &str) -> u64 {
-    let base = if (8..20).contains(&hour.hour()) { 20 } else { 5 };
+    let base = if (8..20).contains(&hour.hour()) {
+        20
+    } else {
+        5
+    };
     let seed = hour.timestamp() as u64 ^ host.bytes().fold(7, |h, b| h * 31 + b as u64);
     let jitter = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as i64 - 8; // -8..7
     (base + base * jitter / 80).max(1) as u64
@@ -119,7 +123,12 @@ fn replay(lake: &Path, rule: &Rule) -> RuleReport {
 /// `(window end, source, host, condition)` of each alert.
 fn described(alerts: &[Alert]) -> Vec<(String, String, String, String)> {
     let column = |alert: &Alert, name: &str| {
-        alert.details.get(name).and_then(|v| v.as_str()).unwrap_or("").to_string()
+        alert
+            .details
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
     };
     alerts
         .iter()
@@ -153,8 +162,14 @@ fn a_stopped_source_alerts_once_within_two_periods_and_the_others_do_not() {
     );
     let alert = &report.alerts[0];
     assert_eq!(alert.summary, "proxy ?: no events");
-    assert_eq!(alert.details["last_events_hour"], "2026-11-20T09:00:00.000000Z");
-    assert!(report.suppressed >= 1, "later silent windows are duplicates");
+    assert_eq!(
+        alert.details["last_events_hour"],
+        "2026-11-20T09:00:00.000000Z"
+    );
+    assert!(
+        report.suppressed >= 1,
+        "later silent windows are duplicates"
+    );
     assert_eq!((report.queries, report.bytes_read), (0, Some(0)));
 }
 

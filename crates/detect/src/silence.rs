@@ -352,7 +352,11 @@ mod tests {
         assert_eq!(min_count, 1);
         for (query, extra, expected) in [
             ("sources = []", "", "needs `sources`"),
-            ("sources = [\"a\"]\ndrop_percent = 120", "", "between 0 and 100"),
+            (
+                "sources = [\"a\"]\ndrop_percent = 120",
+                "",
+                "between 0 and 100",
+            ),
             ("sources = [\"a\"]\nmin_count = 0", "", "at least 1"),
             ("sources = [\"a\"]", "lateness = \"5m\"\n", ""),
         ] {

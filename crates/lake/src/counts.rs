@@ -105,7 +105,9 @@ pub fn add_to_lake(lake_root: &Path, counts: &HourlyCounts) -> Result<(), String
                     break;
                 }
                 Err(WriteError::Conflict) => continue,
-                Err(WriteError::Failed(e)) => return Err(format!("{}: {e}", location(&store, day))),
+                Err(WriteError::Failed(e)) => {
+                    return Err(format!("{}: {e}", location(&store, day)));
+                }
             }
         }
         if !written {
@@ -120,7 +122,10 @@ pub fn add_to_lake(lake_root: &Path, counts: &HourlyCounts) -> Result<(), String
 }
 
 fn location(store: &FileStore, day: NaiveDate) -> String {
-    store.path(&source_counts_document(day)).display().to_string()
+    store
+        .path(&source_counts_document(day))
+        .display()
+        .to_string()
 }
 
 /// A day's document and its version; an empty one when the lake has none.
@@ -222,8 +227,14 @@ mod tests {
         let counts = LocalSourceCounts::new(dir.path());
         let (from, to) = (at("2026-11-20T00:00:00Z"), at("2026-11-22T00:00:00Z"));
         let hosts = counts.hourly("syslog", true, from, to).unwrap();
-        assert_eq!(hosts["web-1"], BTreeMap::from([(at("2026-11-20T23:00:00Z"), 3)]));
-        assert_eq!(hosts["web-2"], BTreeMap::from([(at("2026-11-21T00:00:00Z"), 1)]));
+        assert_eq!(
+            hosts["web-1"],
+            BTreeMap::from([(at("2026-11-20T23:00:00Z"), 3)])
+        );
+        assert_eq!(
+            hosts["web-2"],
+            BTreeMap::from([(at("2026-11-21T00:00:00Z"), 1)])
+        );
         let all = counts.hourly("syslog", false, from, to).unwrap();
         assert_eq!(all.keys().collect::<Vec<_>>(), [""]);
         assert_eq!(all[""].values().sum::<u64>(), 4);
@@ -232,7 +243,12 @@ mod tests {
             .hourly("syslog", false, at("2026-11-21T00:00:00Z"), to)
             .unwrap();
         assert_eq!(late[""].len(), 1);
-        assert!(counts.hourly("vpcflow", false, from, to).unwrap().is_empty());
+        assert!(
+            counts
+                .hourly("vpcflow", false, from, to)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -274,6 +290,9 @@ mod tests {
                 at("2026-11-21T00:00:00Z"),
             )
             .unwrap_err();
-        assert!(error.contains("events-2026-11-20.json: not a counts document"), "{error}");
+        assert!(
+            error.contains("events-2026-11-20.json: not a counts document"),
+            "{error}"
+        );
     }
 }

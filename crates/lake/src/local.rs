@@ -766,7 +766,10 @@ mod tests {
         let counts = crate::counts::LocalSourceCounts::new(lake.root());
         let day = (time("2026-01-31T00:00:00Z"), time("2026-02-01T00:00:00Z"));
         assert!(
-            counts.hourly("syslog", true, day.0, day.1).unwrap().is_empty(),
+            counts
+                .hourly("syslog", true, day.0, day.1)
+                .unwrap()
+                .is_empty(),
             "nothing is counted before its file is published"
         );
         writer.finish().unwrap();
