@@ -326,6 +326,28 @@ mod tests {
         assert_eq!(check.decide(&BTreeMap::new()), None);
     }
 
+    /// An engine with SQL only, as a detector without counters would have.
+    struct SqlOnly;
+
+    impl QueryEngine for SqlOnly {
+        async fn query(&self, _: &str) -> Result<Vec<Row>, String> {
+            panic!("a silence rule never runs SQL")
+        }
+    }
+
+    #[test]
+    fn an_engine_without_counters_fails_the_rule_saying_so() {
+        let rule = parse("sources = [\"syslog\"]", "").unwrap();
+        let window = Window::new(at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let error = runtime
+            .block_on(evaluate(&rule, &SqlOnly, window, &mut RuleReport::default()))
+            .unwrap_err();
+        assert!(error.contains("this detector has none"), "{error}");
+    }
+
     #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(vec![3, 1, 2]), 2.0);
