@@ -237,9 +237,10 @@ fn a_lake_inside_the_ingested_directory_is_not_read_back() {
     let lake = dir.path().join("lake");
     ingest(&[dir.path()], &lake, None);
     let (stdout, stderr) = ingest(&[dir.path()], &lake, None);
-    // The lake's data files and its record of ingested files (state/ingest/files.json).
+    // The lake's data file, its record of ingested files (state/ingest/files.json) and its
+    // event counters (state/counts/events-….json).
     assert!(
-        stderr.contains("skipping 3 files inside the lake directory"),
+        stderr.contains("skipping 4 files inside the lake directory"),
         "{stderr}"
     );
     // app.ndjson is already in the lake: re-runs are idempotent.
@@ -362,6 +363,11 @@ fn demo_ingests_the_bundled_events_and_shows_the_lake() {
     assert!(stdout.contains("== 1. Ingest"), "{stdout}");
     assert!(stdout.contains("events/year="), "{stdout}");
     assert!(stdout.contains("One whole event"), "{stdout}");
+    // The scenario's trail is stopped at 08:41: the hour 09:00-10:00 has no CloudTrail event.
+    assert!(
+        stdout.contains("cloudtrail-silent         cloudtrail silent: no events"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("NOTICE.md"),
         "documentation is not ingested: {stdout}"

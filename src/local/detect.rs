@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::local::extract::ExtractReport;
 use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
 use lakewatch_detect::{load_rules, run_rules};
+use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
@@ -72,7 +73,7 @@ pub async fn detect(
         .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
     let reports = run_rules(
         rules,
-        &LocalQueries::new(&engine),
+        &LocalQueries::new(&engine).with_counts(LocalSourceCounts::new(lake)),
         &state,
         &LocalAlerts::new(lake),
         now,
@@ -83,10 +84,12 @@ pub async fn detect(
 }
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
-/// the compressed bytes every query's scans read, summed (what Athena would bill).
+/// the compressed bytes every query's scans read, summed (what Athena would bill); with the
+/// lake's event counters for silence rules.
 pub struct LocalQueries<'a> {
     engine: &'a LocalEngine,
     bytes_read: AtomicU64,
+    counts: Option<LocalSourceCounts>,
 }
 
 impl<'a> LocalQueries<'a> {
@@ -94,13 +97,24 @@ impl<'a> LocalQueries<'a> {
         LocalQueries {
             engine,
             bytes_read: AtomicU64::new(0),
+            counts: None,
         }
+    }
+
+    /// Lets silence rules read these counters (the lake's, `LAKE/state/counts/`).
+    pub fn with_counts(mut self, counts: LocalSourceCounts) -> Self {
+        self.counts = Some(counts);
+        self
     }
 }
 
 impl QueryEngine for LocalQueries<'_> {
     fn take_bytes_read(&self) -> Option<u64> {
         Some(self.bytes_read.swap(0, Ordering::Relaxed))
+    }
+
+    fn source_counts(&self) -> Option<&impl lakewatch_detect::SourceCounts> {
+        self.counts.as_ref()
     }
 
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "athena")]
 pub mod athena;
+#[cfg(feature = "cloudwatch")]
+pub mod cloudwatch;
 pub mod config;
 #[cfg(feature = "firehose")]
 pub mod firehose;

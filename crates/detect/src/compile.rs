@@ -72,6 +72,11 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
             };
             sequence_sql(first, then, key, *within, &min_count)
         }
+        Query::Silence { .. } => {
+            return Err(error(
+                "a silence rule reads the lake's event counters, not SQL (crate::silence)".into(),
+            ));
+        }
     };
     let sql = expand_settings(&template, rule).map_err(error)?;
     let sql = expand_ranges(&sql, &ranges).map_err(error)?;

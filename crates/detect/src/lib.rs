@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod rule;
 pub mod runner;
 pub mod scheduled;
+pub mod silence;
 pub mod state;
 pub mod window;
 
@@ -22,5 +23,6 @@ pub use metrics::run_figures;
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 pub use scheduled::{RuleOutcome, run_scheduled};
+pub use silence::SourceCounts;
 pub use state::{RuleState, StateStore};
 pub use window::Window;

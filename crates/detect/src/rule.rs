@@ -112,6 +112,28 @@ pub enum Query {
         #[serde(default)]
         min_count: Option<toml::Value>,
     },
+    /// A source that stops sending, or whose volume drops against the same hours of the days
+    /// before ([`crate::silence`]). Read from the event counters the lake keeps, never from
+    /// events: no SQL, no scan.
+    Silence {
+        /// The shell's `source` values to watch, each on its own.
+        sources: Vec<String>,
+        /// One check per `hostname` seen during `history` (local lakes: the AWS metric is
+        /// counted per source only).
+        #[serde(default)]
+        per_host: bool,
+        /// A window with fewer events than this is silent (default 1: no event at all).
+        #[serde(default = "one")]
+        min_count: u64,
+        /// Also alert when a window holds more than this percentage fewer events than the
+        /// median of the same hours on each of the `history` days before it.
+        #[serde(default)]
+        drop_percent: Option<f64>,
+    },
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Query {
@@ -179,6 +201,12 @@ impl Rule {
         let mut rule: Rule = toml::from_str(text).map_err(|e| error(e.to_string()))?;
         rule.severity = rule.severity.to_uppercase();
         rule.validate().map_err(error)?;
+        if let Query::Silence { per_host, .. } = &rule.query
+            && rule.dedup.is_empty()
+        {
+            // The same source (and host) is the same alert, whatever its counts.
+            rule.dedup = crate::silence::identity_columns(*per_host);
+        }
         Ok(rule)
     }
 
@@ -218,6 +246,15 @@ impl Rule {
             if column.is_empty() {
                 return Err("dedup columns must be named".into());
             }
+        }
+        if let Query::Silence {
+            sources,
+            min_count,
+            drop_percent,
+            ..
+        } = &self.query
+        {
+            crate::silence::validate(self, sources, *min_count, *drop_percent)?;
         }
         Ok(())
     }

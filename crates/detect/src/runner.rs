@@ -12,7 +12,8 @@ use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
 use crate::compile::compile;
-use crate::rule::Rule;
+use crate::rule::{Query, Rule};
+use crate::silence::{self, NoSourceCounts, SourceCounts};
 use crate::state::{
     FailedWindow, RuleState, SET_ASIDE_AFTER, StateError, StateStore, UnpublishedAlert,
 };
@@ -28,6 +29,13 @@ pub trait QueryEngine {
     /// query, so each rule's report carries its own. `None` when the engine cannot tell.
     fn take_bytes_read(&self) -> Option<u64> {
         None
+    }
+
+    /// The hourly event counters of the lake that silence rules read instead of events
+    /// ([`crate::silence`]): the local lake's counters, CloudWatch's `Lakewatch/Events` on AWS.
+    /// `None` when this engine has none: silence rules then fail, saying so.
+    fn source_counts(&self) -> Option<&impl SourceCounts> {
+        None::<&NoSourceCounts>
     }
 }
 
@@ -210,6 +218,9 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
             let late = late_ends.contains(&end);
             let answer = match baseline.as_mut() {
                 Some(tracker) => tracker.evaluate(rule, engine, window, report).await,
+                None if matches!(rule.query, Query::Silence { .. }) => {
+                    silence::evaluate(rule, engine, window, report).await
+                }
                 None => query_window(rule, engine, window, report).await,
             };
             let alerts = match answer {

@@ -64,6 +64,15 @@ pub fn baseline_document(rule_id: &str) -> String {
     format!("baselines/{rule_id}.json.gz")
 }
 
+/// The component (below `LAKE/state/`) whose documents count the lake's events per source,
+/// host and hour ([`crate::counts`]).
+pub const SOURCE_COUNTS_COMPONENT: &str = "counts";
+
+/// The name of one day's counts document: `events-YYYY-MM-DD.json` (UTC day), JSON.
+pub fn source_counts_document(day: chrono::NaiveDate) -> String {
+    format!("events-{}.json", day.format("%Y-%m-%d"))
+}
+
 /// Lines as the bytes of a data file: gzip NDJSON, one line each.
 pub fn gzip_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<u8> {
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());

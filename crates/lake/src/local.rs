@@ -4,6 +4,7 @@
 //! ```text
 //! DIR/events/year=YYYY/month=MM/day=DD/hour=HH/lakewatch-…-N.json.gz   gzip NDJSON events
 //! DIR/errors/year=YYYY/month=MM/day=DD/hour=HH/lakewatch-…-N.json      failed records (NDJSON)
+//! DIR/state/counts/events-YYYY-MM-DD.json          events per source, host and hour (crate::counts)
 //! ```
 //!
 //! Events are partitioned by event time; errors by the time the run failed them. A run writes
@@ -25,6 +26,7 @@ use lakewatch_plugins::Event;
 use lakewatch_plugins::shell::format_timestamp;
 use serde_json::{Map, Value};
 
+use crate::counts::HourlyCounts;
 use crate::layout::{
     DATA_EXTENSION, TEMPORARY_SUFFIX, failed_record_field, is_stale_temporary, temporary_name,
     unique_file_name,
@@ -48,7 +50,8 @@ pub const CHECKPOINT_BYTES: u64 = 1024 * 1024 * 1024;
 /// compression is most of the writer's cost.
 const COMPRESSION_LEVEL: u32 = 1;
 
-/// Directory (below the lake) of local mode's state: pull cursors, detector watermarks.
+/// Directory (below the lake) of local mode's state: pull cursors, detector watermarks, the
+/// per-source event counters.
 pub const STATE_DIR: &str = "state";
 /// Directory (below the lake) of the local alerts topic.
 pub const TOPIC_DIR: &str = "topic";
@@ -79,6 +82,9 @@ pub fn alerts_topic_path(lake_root: &Path) -> PathBuf {
 pub enum LakeError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    /// The per-source counters ([`crate::counts`]) could not be updated.
+    #[error("{0}")]
+    Counts(String),
     #[error("{}:{line}: not a JSON line ({source})", path.display())]
     Json {
         path: PathBuf,
@@ -138,6 +144,7 @@ impl LocalLake {
             errors: None,
             scratch: Vec::new(),
             removed_temporaries,
+            counts: HourlyCounts::default(),
         }
     }
 
@@ -435,6 +442,9 @@ pub struct LakeWriter<'a> {
     errors: Option<(PathBuf, BufWriter<File>, u64)>,
     scratch: Vec<u8>,
     removed_temporaries: Vec<PathBuf>,
+    /// Events per source, host and hour since the last checkpoint, added to the lake's
+    /// counters when their files are published ([`crate::counts`]).
+    counts: HourlyCounts,
 }
 
 impl LakeWriter<'_> {
@@ -445,8 +455,12 @@ impl LakeWriter<'_> {
         self
     }
 
-    /// Appends an event to its hour partition (by event time).
+    /// Appends an event to its hour partition (by event time), and counts it for its source,
+    /// host and hour.
     pub fn write_event(&mut self, event: &Event) -> Result<(), LakeError> {
+        // Before the line: a checkpoint it triggers publishes the line and adds its count.
+        self.counts
+            .add(&event.source, &event.hostname, event.event_time());
         let mut line = std::mem::take(&mut self.scratch);
         line.clear();
         event.write_json_line(&mut line);
@@ -629,6 +643,16 @@ impl LakeWriter<'_> {
             }
         }
         self.since_checkpoint = 0;
+        // After the files they count: a crash in between leaves events uncounted, never counts
+        // without events. Kept for the next checkpoint when the update fails.
+        if !self.counts.is_empty() {
+            match crate::counts::add_to_lake(&self.lake.root, &self.counts) {
+                Ok(()) => self.counts = HourlyCounts::default(),
+                Err(error) => {
+                    first_error.get_or_insert(LakeError::Counts(error));
+                }
+            }
+        }
         if let Some((path, out, _)) = &mut self.errors {
             if let Err(error) = out.flush().and_then(|()| out.get_ref().sync_all()) {
                 first_error.get_or_insert(LakeError::Io {
@@ -723,6 +747,35 @@ mod tests {
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["eventid"].clone())
             .collect();
         assert_eq!(ids, ["a", "c"]);
+    }
+
+    #[test]
+    fn the_writer_counts_events_per_source_host_and_hour_when_it_publishes_them() {
+        let (_dir, lake) = temp_lake();
+        let mut writer = lake.writer(time("2026-02-01T00:00:00Z"));
+        for (id, at, host) in [
+            ("a", "2026-01-31T09:10:00Z", "web-1"),
+            ("b", "2026-01-31T09:20:00Z", "web-1"),
+            ("c", "2026-01-31T10:00:00Z", "web-2"),
+        ] {
+            let mut e = event(id, at);
+            e.source = "syslog".into();
+            e.hostname = host.into();
+            writer.write_event(&e).unwrap();
+        }
+        let counts = crate::counts::LocalSourceCounts::new(lake.root());
+        let day = (time("2026-01-31T00:00:00Z"), time("2026-02-01T00:00:00Z"));
+        assert!(
+            counts
+                .hourly("syslog", true, day.0, day.1)
+                .unwrap()
+                .is_empty(),
+            "nothing is counted before its file is published"
+        );
+        writer.finish().unwrap();
+        let hosts = counts.hourly("syslog", true, day.0, day.1).unwrap();
+        assert_eq!(hosts["web-1"][&time("2026-01-31T09:00:00Z")], 2);
+        assert_eq!(hosts["web-2"][&time("2026-01-31T10:00:00Z")], 1);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! rule's watermark in S3.
 //!
 //! The run itself is [`lakewatch_detect::run_scheduled`], generic over engine, state and sink;
-//! this crate supplies the AWS ones ([`AthenaEngine`], [`S3Store`], [`S3AlertSink`]) from the
+//! this crate supplies the AWS ones ([`DetectorEngine`]: Athena, and CloudWatch's per-source
+//! event counts for silence rules; [`S3Store`], [`S3AlertSink`]) from the
 //! settings the Terraform module puts in the environment ([`DetectorSettings`]), and sums the
 //! run up for the invocation's answer ([`summarize`]).
 
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
+use lakewatch_aws::cloudwatch::CloudWatchCounts;
 use lakewatch_aws::s3_state::S3Store;
-use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
+use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, RuleOutcome, Window};
 use lakewatch_detect::{run_figures, run_scheduled};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
@@ -117,6 +119,27 @@ impl AlertSink for S3AlertSink {
     }
 }
 
+/// What answers the rules on AWS: Athena runs their SQL; silence rules read the transform's
+/// `Lakewatch/Events` metric by source from CloudWatch instead of scanning events.
+pub struct DetectorEngine {
+    pub athena: AthenaEngine,
+    pub counts: CloudWatchCounts,
+}
+
+impl QueryEngine for DetectorEngine {
+    async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
+        self.athena.query(sql).await
+    }
+
+    fn take_bytes_read(&self) -> Option<u64> {
+        self.athena.take_bytes_read()
+    }
+
+    fn source_counts(&self) -> Option<&impl lakewatch_detect::SourceCounts> {
+        Some(&self.counts)
+    }
+}
+
 /// The part of an EventBridge scheduled event the detector reads; anything else is ignored.
 #[derive(Debug, Deserialize)]
 pub struct Trigger {
@@ -127,7 +150,7 @@ pub struct Trigger {
 /// Settings, rules and clients, once per cold start.
 pub struct Detector {
     pub rules: Vec<Rule>,
-    pub engine: AthenaEngine,
+    pub engine: DetectorEngine,
     pub state: S3Store,
     pub sink: S3AlertSink,
     pub max_windows: usize,
@@ -148,7 +171,10 @@ impl Detector {
         let config = lakewatch_aws::config::load(None).await;
         let s3 = lakewatch_aws::config::s3_client(&config);
         Ok(Detector {
-            engine: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
+            engine: DetectorEngine {
+                athena: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
+                counts: CloudWatchCounts::new(aws_sdk_cloudwatch::Client::new(&config)),
+            },
             state: S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix),
             sink: S3AlertSink::new(
                 s3,
@@ -165,7 +191,7 @@ impl Detector {
     /// retried invocation evaluates the windows it was meant for), or the clock when the event
     /// has none; queries stop in time before `deadline` to save and log.
     pub async fn handle(&self, trigger: Trigger, deadline: Instant) -> Result<Value, String> {
-        self.engine.set_deadline(Some(deadline));
+        self.engine.athena.set_deadline(Some(deadline));
         let now = trigger.time.unwrap_or_else(Utc::now);
         let outcomes = run_scheduled(
             &self.rules,

@@ -151,8 +151,13 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
 async fn the_invocation_fails_when_every_rule_fails_and_each_logs_rule_failed() {
     let server = MotoServer::start();
     s3(&server).await;
-    // No workgroup: moto refuses every StartQueryExecution.
-    let lambda = start(&server, &[]).await;
+    // No workgroup: moto refuses every StartQueryExecution; and no CloudWatch for the silence
+    // rules, which read event counts there instead of querying Athena.
+    let lambda = start(
+        &server,
+        &[("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")],
+    )
+    .await;
     let answer = lambda.invoke(scheduled_event()).await.unwrap();
     let ids = rule_ids();
     let logs = logs_of(&lambda, ids.len()).await;

@@ -178,6 +178,13 @@ data "aws_iam_policy_document" "detector" {
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
   }
+  # Silence rules read the transform's Lakewatch/Events metric by Source. GetMetricData takes
+  # no resource scoping (AWS documents only "*" for it); it reads metrics and nothing else.
+  statement {
+    sid       = "ReadSourceEventCounts"
+    actions   = ["cloudwatch:GetMetricData"]
+    resources = ["*"]
+  }
 }
 
 # Firehose's own role: deliver to the lake, invoke the transform's alias, log delivery errors.
