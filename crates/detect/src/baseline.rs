@@ -709,7 +709,12 @@ mod tests {
                 _ => Ok(()),
             }
         }
-        async fn publish(&self, _: &str) -> Result<(), String> {
+        async fn publish(
+            &self,
+            _: &Rule,
+            _: &[crate::state::UnpublishedAlert],
+            _: DateTime<Utc>,
+        ) -> Result<(), String> {
             Ok(())
         }
     }
