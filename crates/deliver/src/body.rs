@@ -33,8 +33,12 @@ const PAGERDUTY_FIELD_MAX: usize = 255;
 
 /// The alert a delivery carries.
 pub fn alert_of(delivery: &Delivery) -> Result<Alert, String> {
-    serde_json::from_str(&delivery.alert)
-        .map_err(|e| format!("delivery {}: the alert is not an alert line: {e}", delivery.id))
+    serde_json::from_str(&delivery.alert).map_err(|e| {
+        format!(
+            "delivery {}: the alert is not an alert line: {e}",
+            delivery.id
+        )
+    })
 }
 
 /// The generic webhook's body: the delivery's ids and the alert as the alerts table has it.
@@ -89,9 +93,7 @@ pub fn entity(alert: &Alert) -> String {
 /// the link.
 pub fn slack(delivery: &Delivery, link_template: Option<&str>) -> Result<Value, String> {
     let alert = alert_of(delivery)?;
-    let field = |name: &str, value: &str| {
-        json!({"type": "mrkdwn", "text": cut(&format!("*{name}*\n{}", escape(value)), SLACK_FIELD_MAX)})
-    };
+    let field = |name: &str, value: &str| json!({"type": "mrkdwn", "text": cut(&format!("*{name}*\n{}", escape(value)), SLACK_FIELD_MAX)});
     let entity = entity(&alert);
     let mut fields = vec![
         field("Severity", &alert.severity),
@@ -325,7 +327,14 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["client", "dedup_key", "event_action", "links", "payload", "routing_key"]
+            [
+                "client",
+                "dedup_key",
+                "event_action",
+                "links",
+                "payload",
+                "routing_key"
+            ]
         );
         assert_eq!(string(&event, "/routing_key"), "R0UTINGKEY");
         assert_eq!(string(&event, "/event_action"), "trigger");

@@ -412,7 +412,8 @@ impl DestinationsFile {
         for spanned in &raw.destinations {
             let line = line_of(spanned.span().start);
             let d = spanned.get_ref();
-            let fail = |message: String| error(line, format!("destination {:?}: {message}", d.name));
+            let fail =
+                |message: String| error(line, format!("destination {:?}: {message}", d.name));
             if destinations.iter().any(|other| other.name == d.name) {
                 return Err(fail("another destination has this name".to_string()));
             }
@@ -437,10 +438,7 @@ impl DestinationsFile {
             let unused: Vec<&str> = [
                 ("url", d.url.is_some() && d.kind == Kind::Sns),
                 ("secret", d.secret.is_some() && d.kind != Kind::Webhook),
-                (
-                    "headers",
-                    !d.headers.is_empty() && d.kind != Kind::Webhook,
-                ),
+                ("headers", !d.headers.is_empty() && d.kind != Kind::Webhook),
                 (
                     "routing_key",
                     d.routing_key.is_some() && d.kind != Kind::Pagerduty,
@@ -560,10 +558,7 @@ impl DestinationsFile {
     }
 
     /// Resolves every secret through `source`; the error names the destination and its line.
-    pub async fn resolve(
-        &self,
-        source: &impl SecretSource,
-    ) -> Result<Destinations, ConfigError> {
+    pub async fn resolve(&self, source: &impl SecretSource) -> Result<Destinations, ConfigError> {
         let mut destinations = Vec::with_capacity(self.destinations.len());
         for planned in &self.destinations {
             let fail = |message: String| ConfigError {
@@ -701,7 +696,9 @@ destinations = ["topic"]
         assert_eq!(names("oom-kills", "LOW", &[]), ["topic"]);
         assert!(names("r", "LOW", &["gsuite"]).is_empty());
         match &destinations.get("pd").unwrap().target {
-            Target::PagerDuty { url, routing_key, .. } => {
+            Target::PagerDuty {
+                url, routing_key, ..
+            } => {
                 assert_eq!(url, PAGERDUTY_EVENTS_URL);
                 assert_eq!(routing_key.expose(), "rk-hunter4");
             }
@@ -750,7 +747,9 @@ destinations = ["topic"]
             ),
         ];
         for (text, expected) in cases {
-            let error = DestinationsFile::parse("d.toml", text).unwrap_err().to_string();
+            let error = DestinationsFile::parse("d.toml", text)
+                .unwrap_err()
+                .to_string();
             assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
             assert!(!error.contains("R0UT1NG"), "{error}");
         }

@@ -61,8 +61,12 @@ impl<V: VersionedStore, T: Transport> Dispatch<V, T> {
     ) -> Result<(), String> {
         let mut deliveries = Vec::new();
         for unpublished in alerts {
-            let alert: Alert = serde_json::from_str(&unpublished.line)
-                .map_err(|e| format!("rule {}: an unpublished alert is not an alert ({e})", rule.id))?;
+            let alert: Alert = serde_json::from_str(&unpublished.line).map_err(|e| {
+                format!(
+                    "rule {}: an unpublished alert is not an alert ({e})",
+                    rule.id
+                )
+            })?;
             for destination in self
                 .destinations
                 .route(&rule.id, &alert.severity, &rule.tags)

@@ -3,6 +3,7 @@
 //! AWS, the topic file locally), which the caller supplies.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,31 +52,44 @@ pub trait Transport {
 
 /// Publishes to a topic: SNS on AWS, the topic file locally.
 pub trait TopicPublisher {
-    fn publish(&self, topic_arn: &str, message: &str)
-    -> impl Future<Output = Result<(), String>>;
+    fn publish(&self, topic_arn: &str, message: &str) -> impl Future<Output = Result<(), String>>;
 }
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// HTTP(S) for webhooks, Slack and PagerDuty; `topics` for SNS destinations.
 pub struct HttpTransport<P> {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Built at the first HTTP send: a detector that only publishes to a topic never needs
+    /// the system's root certificates, and a machine without them fails only its HTTP
+    /// deliveries (retried, then given up), with the reason.
+    client: OnceLock<Result<HttpsClient, String>>,
     topics: P,
     timeout: Duration,
 }
 
 impl<P: TopicPublisher> HttpTransport<P> {
-    /// A client trusting the system's root certificates.
-    pub fn new(topics: P) -> Result<Self, String> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(HttpTransport {
-            client: Client::builder(TokioExecutor::new()).build(https),
+    pub fn new(topics: P) -> Self {
+        HttpTransport {
+            client: OnceLock::new(),
             topics,
             timeout: REQUEST_TIMEOUT,
-        })
+        }
+    }
+
+    /// A client trusting the system's root certificates.
+    fn client(&self) -> Result<&HttpsClient, SendError> {
+        self.client
+            .get_or_init(|| {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new()).build(https))
+            })
+            .as_ref()
+            .map_err(|e| SendError::new(e.clone()))
     }
 
     /// POSTs `body` to `url`; 2xx is success, anything else an error with the status, the
@@ -94,15 +108,14 @@ impl<P: TopicPublisher> HttpTransport<P> {
         for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| SendError::new(format!("header name {name:?} is not valid")))?;
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| SendError::new(format!("header {name} has a value HTTP cannot carry")))?;
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                SendError::new(format!("header {name} has a value HTTP cannot carry"))
+            })?;
             request.headers_mut().insert(name, value);
         }
-        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+        let response = tokio::time::timeout(self.timeout, self.client()?.request(request))
             .await
-            .map_err(|_| {
-                SendError::new(format!("no answer within {} s", self.timeout.as_secs()))
-            })?
+            .map_err(|_| SendError::new(format!("no answer within {} s", self.timeout.as_secs())))?
             .map_err(|e| SendError::new(error_chain(&e)))?;
         let status = response.status();
         if status.is_success() {

@@ -308,7 +308,14 @@ impl<V: VersionedStore> Outbox<V> {
                         break;
                     }
                     match self
-                        .attempt(&mut document, &mut version, &id, destinations, transport, now)
+                        .attempt(
+                            &mut document,
+                            &mut version,
+                            &id,
+                            destinations,
+                            transport,
+                            now,
+                        )
                         .await
                     {
                         Ok(Some(delivery)) => {
@@ -451,8 +458,14 @@ mod tests {
     fn handing_the_same_alert_over_again_adds_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::new(FileStore::new(dir.path()), RetryPolicy::default());
-        assert_eq!(block_on(outbox.add(vec![delivery("a"), delivery("b")])), Ok(2));
-        assert_eq!(block_on(outbox.add(vec![delivery("b"), delivery("c")])), Ok(1));
+        assert_eq!(
+            block_on(outbox.add(vec![delivery("a"), delivery("b")])),
+            Ok(2)
+        );
+        assert_eq!(
+            block_on(outbox.add(vec![delivery("b"), delivery("c")])),
+            Ok(1)
+        );
         assert_eq!(block_on(outbox.deliveries()).unwrap().len(), 3);
     }
 
@@ -499,7 +512,10 @@ mod tests {
         let stored = &block_on(outbox.deliveries()).unwrap()[0];
         assert_eq!((stored.status, stored.attempts), (Status::GivenUp, 3));
         // Given up, it stays visible, and is never sent again; forgotten after keep_done.
-        assert_eq!(pass(60).destinations["alerts-topic"], DeliveryCounts::default());
+        assert_eq!(
+            pass(60).destinations["alerts-topic"],
+            DeliveryCounts::default()
+        );
         assert_eq!(block_on(outbox.deliveries()).unwrap().len(), 1);
         assert_eq!(transport.seen.lock().unwrap().len(), 3);
         assert!(pass(60 * 24 * 8).error.is_none());
@@ -513,7 +529,8 @@ mod tests {
         let mut gone = delivery("a");
         gone.destination = "old-hook".into();
         block_on(outbox.add(vec![gone])).unwrap();
-        let pass = block_on(outbox.run(&Destinations::topic("t"), &Scripted::default(), at(0), None));
+        let pass =
+            block_on(outbox.run(&Destinations::topic("t"), &Scripted::default(), at(0), None));
         assert_eq!(pass.destinations["old-hook"].retried, 1);
         let stored = &block_on(outbox.deliveries()).unwrap()[0];
         assert_eq!(

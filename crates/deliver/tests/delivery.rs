@@ -55,7 +55,10 @@ struct OneAlertPerWindow(AtomicUsize);
 impl QueryEngine for OneAlertPerWindow {
     async fn query(&self, _: &str) -> Result<Vec<Row>, String> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(vec![Row::from([("user".to_string(), Some(format!("u{n}")))])])
+        Ok(vec![Row::from([(
+            "user".to_string(),
+            Some(format!("u{n}")),
+        )])])
     }
 }
 
@@ -241,7 +244,7 @@ routing_key = "env:PD_KEY"
             inner: FileStore::new(dir.path()),
             faults: Arc::default(),
         };
-        let transport = HttpTransport::new(NoTopics).unwrap();
+        let transport = HttpTransport::new(NoTopics);
         Detector {
             sink: Sink {
                 dispatch: Dispatch::new(store.clone(), destinations, transport),
@@ -350,21 +353,37 @@ async fn an_outage_of_every_destination_delays_alerts_but_delivers_each_exactly_
         }
         let (error, deliveries) = detector.run(at(minute)).await;
         assert_eq!((error, &deliveries.error), (None, &None));
-        retried += deliveries.destinations.values().map(|c| c.retried).sum::<usize>();
+        retried += deliveries
+            .destinations
+            .values()
+            .map(|c| c.retried)
+            .sum::<usize>();
         minute += 5;
-        if run >= 12
-            && deliveries.destinations.values().all(|c| c.pending == 0)
-        {
+        if run >= 12 && deliveries.destinations.values().all(|c| c.pending == 0) {
             break;
         }
     }
     assert!(retried > 0, "the outage made deliveries fail");
     assert!(detector.alert_ids().len() >= 12, "a new alert every run");
     detector.assert_exactly_once();
-    assert!(detector.statuses().await.iter().all(|s| *s == Status::Delivered));
+    assert!(
+        detector
+            .statuses()
+            .await
+            .iter()
+            .all(|s| *s == Status::Delivered)
+    );
     // Every kind of failure was seen by the receivers before they accepted.
-    let statuses: Vec<u16> = detector.webhook.received().iter().map(|r| r.status).collect();
-    assert!(statuses.contains(&500) && statuses.contains(&429), "{statuses:?}");
+    let statuses: Vec<u16> = detector
+        .webhook
+        .received()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        statuses.contains(&500) && statuses.contains(&429),
+        "{statuses:?}"
+    );
 
     // What the webhook got: the idempotency key is the delivery id (the same on every attempt),
     // the signature verifies, the custom header is there.
@@ -401,16 +420,26 @@ async fn a_run_stopped_between_sending_and_recording_sends_again_once_with_the_s
         times: 1,
     });
     let (_, stopped) = detector.run(at(5)).await;
-    assert!(stopped.error.as_deref().unwrap().contains("injected fault"), "{stopped:?}");
+    assert!(
+        stopped.error.as_deref().unwrap().contains("injected fault"),
+        "{stopped:?}"
+    );
     // Later runs send it again, with the same key, and record it.
     detector.run(at(10)).await;
     detector.run(at(15)).await;
     let outbox = detector.sink.dispatch.outbox().deliveries().await.unwrap();
-    assert!(outbox.iter().all(|d| d.status == Status::Delivered), "{outbox:?}");
+    assert!(
+        outbox.iter().all(|d| d.status == Status::Delivered),
+        "{outbox:?}"
+    );
     let mut sightings: BTreeMap<String, usize> = BTreeMap::new();
     for received in [&detector.webhook, &detector.slack] {
         for request in received.received() {
-            let key = request.request.header(IDEMPOTENCY_HEADER).unwrap().to_string();
+            let key = request
+                .request
+                .header(IDEMPOTENCY_HEADER)
+                .unwrap()
+                .to_string();
             *sightings.entry(key).or_default() += 1;
         }
     }

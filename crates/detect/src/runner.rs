@@ -319,8 +319,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     }
     .await;
     if publishes {
-        let published =
-            publish_alerts(rule, store, sink, &mut state, version, now, report).await;
+        let published = publish_alerts(rule, store, sink, &mut state, version, now, report).await;
         evaluated.and(published)
     } else {
         evaluated

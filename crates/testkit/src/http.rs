@@ -78,7 +78,9 @@ pub(crate) async fn read_request<R: AsyncBufReadExt + Unpin>(
 }
 
 /// Reads a chunked body (streaming responses use it), ignoring trailers.
-pub(crate) async fn read_chunked<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn read_chunked<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut line = String::new();
     loop {
@@ -110,4 +112,3 @@ pub(crate) async fn read_chunked<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> 
 fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
-

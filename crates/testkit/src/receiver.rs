@@ -189,9 +189,7 @@ mod tests {
         );
         receiver.answer(Answer::Status(500)).await;
         assert!(post(&address).await.unwrap().starts_with("HTTP/1.1 500"));
-        receiver
-            .answer(Answer::TooMany { retry_after: 7 })
-            .await;
+        receiver.answer(Answer::TooMany { retry_after: 7 }).await;
         assert!(post(&address).await.unwrap().contains("retry-after: 7\r\n"));
         let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
         assert_eq!(statuses, [200, 500, 429]);
