@@ -252,6 +252,15 @@ impl Destinations {
         }
     }
 
+    /// No destination: alerts are written to the table only.
+    pub fn none() -> Destinations {
+        Destinations {
+            destinations: Vec::new(),
+            routes: Vec::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Destination> {
         self.destinations.iter().find(|d| d.name == name)
     }
