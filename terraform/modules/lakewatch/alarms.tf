@@ -47,6 +47,15 @@ locals {
         comparison  = "GreaterThanThreshold"
         threshold   = 0
       }
+      detector-delivery-failures = {
+        description = "The detector gave up delivering an alert to a destination (see the detector's \"deliveries given up\" log lines and its outbox in the state prefix)"
+        namespace   = local.metrics_namespace
+        metric      = aws_cloudwatch_log_metric_filter.detector_delivery_failures[0].metric_transformation[0].name
+        dimensions  = {}
+        statistic   = "Sum"
+        comparison  = "GreaterThanThreshold"
+        threshold   = 0
+      }
     } : {},
   )
 }
@@ -94,5 +103,21 @@ resource "aws_cloudwatch_log_metric_filter" "detector_rule_failures" {
     name      = "DetectorRuleFailures"
     namespace = local.metrics_namespace
     value     = "1"
+  }
+}
+
+# After each run the detector logs one JSON line per destination; one that gave deliveries up
+# carries delivery_failed = true and given_up = N.
+resource "aws_cloudwatch_log_metric_filter" "detector_delivery_failures" {
+  count = var.enable_detector ? 1 : 0
+
+  name           = "${var.name}-detector-delivery-failures"
+  log_group_name = aws_cloudwatch_log_group.function["detector"].name
+  pattern        = "{ $.delivery_failed IS TRUE }"
+
+  metric_transformation {
+    name      = "DetectorDeliveriesGivenUp"
+    namespace = local.metrics_namespace
+    value     = "$.given_up"
   }
 }
