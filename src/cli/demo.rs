@@ -20,7 +20,7 @@ use crate::local::detect::{Detection, LocalAlerts};
 use crate::local::ingest::{IngestOutcome, InputPath, expand_paths};
 use lakewatch_deliver::body::IDEMPOTENCY_HEADER;
 use lakewatch_deliver::{DestinationsFile, EnvSecrets};
-use lakewatch_detect::{AlertSink, UnpublishedAlert};
+use lakewatch_detect::{AlertDelivery, AlertSink, UnpublishedAlert};
 use lakewatch_testkit::receiver::Receiver;
 
 /// The sample events of `events/`, embedded at build time (build.rs), so the demo runs from an
@@ -331,10 +331,10 @@ fn deliver_alerts(demo: &mut Demo, detection: &Detection) -> anyhow::Result<()> 
         let alerts: Vec<UnpublishedAlert> =
             report.alerts.iter().map(UnpublishedAlert::of).collect();
         runtime
-            .block_on(sink.publish(rule, &alerts, now))
+            .block_on(sink.delivery().hand_over(rule, &alerts, now))
             .map_err(anyhow::Error::msg)?;
     }
-    let deliveries = runtime.block_on(sink.deliver(now));
+    let deliveries = runtime.block_on(sink.delivery().deliver(now));
     let received = receiver.received();
     if received.is_empty() {
         writeln!(

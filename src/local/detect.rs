@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 
 use crate::local::extract::ExtractReport;
 use lakewatch_deliver::{Destinations, Dispatch, HttpTransport, TopicPublisher};
+use lakewatch_detect::Deliveries;
 use lakewatch_detect::{
-    Alert, AlertSink, Deliveries, Mode, QueryEngine, Row, Rule, RuleReport, UnpublishedAlert,
-    Window,
+    Alert, AlertDelivery, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window,
 };
 use lakewatch_detect::{load_rules, run_rules};
 use lakewatch_lake::layout::alert_object_key;
@@ -96,7 +96,7 @@ pub async fn detect_to(
         .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
     let sink = LocalAlerts::with_destinations(lake, destinations);
     let reports = run_rules(rules, &LocalQueries::new(&engine), &state, &sink, now, mode).await;
-    let deliveries = sink.deliver(now).await;
+    let deliveries = sink.delivery().deliver(now).await;
     Ok(Detection {
         extract,
         reports,
@@ -174,11 +174,6 @@ impl LocalAlerts {
         }
     }
 
-    /// The outbox and destinations.
-    pub fn dispatch(&self) -> &Dispatch<FileStore, HttpTransport<LocalTopic>> {
-        &self.dispatch
-    }
-
     /// The local topic: one published alert per line.
     pub fn topic_path(lake: &Path) -> PathBuf {
         lakewatch_lake::local::alerts_topic_path(lake)
@@ -192,6 +187,12 @@ impl LocalAlerts {
 }
 
 impl AlertSink for LocalAlerts {
+    type Delivery = Dispatch<FileStore, HttpTransport<LocalTopic>>;
+
+    fn delivery(&self) -> &Self::Delivery {
+        &self.dispatch
+    }
+
     async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
@@ -210,23 +211,6 @@ impl AlertSink for LocalAlerts {
             write_atomically(&path, |file| file.write_all(&body)).map_err(|e| e.to_string())
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    async fn publish(
-        &self,
-        rule: &Rule,
-        alerts: &[UnpublishedAlert],
-        now: DateTime<Utc>,
-    ) -> Result<(), String> {
-        self.dispatch.hand_over(rule, alerts, now).await
-    }
-
-    async fn deliver(&self, now: DateTime<Utc>) -> Deliveries {
-        self.dispatch.deliver(now).await
-    }
-
-    fn publishes(&self) -> bool {
-        self.dispatch.publishes()
     }
 }
 

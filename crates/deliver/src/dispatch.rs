@@ -1,13 +1,12 @@
 //! What an alert sink needs for delivery, in one value: the destinations, the outbox beside the
-//! detector's state, and a transport. The Lambda's sink and local mode's hold one each and
-//! forward [`AlertSink::publish`](lakewatch_detect::AlertSink::publish) and
-//! [`AlertSink::deliver`](lakewatch_detect::AlertSink::deliver) to it.
+//! detector's state, and a transport. The Lambda's sink and local mode's each hold one as their
+//! [`AlertDelivery`].
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use lakewatch_detect::{Alert, Deliveries, Rule, UnpublishedAlert};
+use lakewatch_detect::{Alert, AlertDelivery, Deliveries, Rule, UnpublishedAlert};
 use lakewatch_lake::versioned::VersionedStore;
 
 use crate::config::Destinations;
@@ -45,15 +44,17 @@ impl<V: VersionedStore, T: Transport> Dispatch<V, T> {
     pub fn set_deadline(&self, deadline: Option<Instant>) {
         *self.deadline.lock().expect("not poisoned") = deadline;
     }
+}
 
+impl<V: VersionedStore, T: Transport> AlertDelivery for Dispatch<V, T> {
     /// Whether any destination is configured.
-    pub fn publishes(&self) -> bool {
+    fn publishes(&self) -> bool {
         !self.destinations.destinations.is_empty()
     }
 
     /// Puts a delivery of each alert to each of its routed destinations into the outbox
     /// (those already there are left as they are).
-    pub async fn hand_over(
+    async fn hand_over(
         &self,
         rule: &Rule,
         alerts: &[UnpublishedAlert],
@@ -88,7 +89,7 @@ impl<V: VersionedStore, T: Transport> Dispatch<V, T> {
     }
 
     /// One delivery pass ([`Outbox::run`]).
-    pub async fn deliver(&self, now: DateTime<Utc>) -> Deliveries {
+    async fn deliver(&self, now: DateTime<Utc>) -> Deliveries {
         let deadline = *self.deadline.lock().expect("not poisoned");
         self.outbox
             .run(&self.destinations, &self.transport, now, deadline)

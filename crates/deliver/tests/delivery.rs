@@ -16,8 +16,8 @@ use lakewatch_deliver::{
     TopicPublisher,
 };
 use lakewatch_detect::{
-    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, UnpublishedAlert, Window,
-    rules_from_texts, run_scheduled_and_deliver,
+    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window, rules_from_texts,
+    run_scheduled_and_deliver,
 };
 use lakewatch_lake::layout::OUTBOX_DOCUMENT;
 use lakewatch_lake::versioned::{FileStore, Versioned, VersionedStore, WriteError};
@@ -164,22 +164,15 @@ struct Sink {
 }
 
 impl AlertSink for Sink {
+    type Delivery = Dispatch<Faulty, HttpTransport<NoTopics>>;
+
+    fn delivery(&self) -> &Self::Delivery {
+        &self.dispatch
+    }
+
     async fn write(&self, _: &Rule, _: Window, alerts: &[Alert]) -> Result<(), String> {
         self.written.lock().unwrap().extend_from_slice(alerts);
         Ok(())
-    }
-
-    async fn publish(
-        &self,
-        rule: &Rule,
-        alerts: &[UnpublishedAlert],
-        now: DateTime<Utc>,
-    ) -> Result<(), String> {
-        self.dispatch.hand_over(rule, alerts, now).await
-    }
-
-    async fn deliver(&self, now: DateTime<Utc>) -> Deliveries {
-        self.dispatch.deliver(now).await
     }
 }
 

@@ -18,7 +18,10 @@ pub mod window;
 
 pub use alert::{Alert, Row};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
-pub use runner::{AlertSink, Deliveries, DeliveryCounts, Mode, QueryEngine, RuleReport, run_rules};
+pub use runner::{
+    AlertDelivery, AlertSink, Deliveries, DeliveryCounts, Mode, QueryEngine, RuleReport, TableOnly,
+    run_rules,
+};
 pub use scheduled::{RuleOutcome, run_scheduled, run_scheduled_and_deliver};
 pub use state::{RuleState, StateStore, UnpublishedAlert};
 pub use window::Window;

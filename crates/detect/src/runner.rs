@@ -32,9 +32,10 @@ pub trait QueryEngine {
     }
 }
 
-/// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, through an outbox, the
-/// destinations.
+/// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, through its
+/// [`AlertDelivery`], the destinations.
 pub trait AlertSink {
+    type Delivery: AlertDelivery;
     /// Writes a window's alerts durably; writing the same rule and window again replaces them,
     /// so a retried window never duplicates rows.
     fn write(
@@ -43,11 +44,18 @@ pub trait AlertSink {
         window: Window,
         alerts: &[Alert],
     ) -> impl Future<Output = Result<(), String>>;
-    /// Hands a rule's alerts over for delivery, durably (into the delivery outbox): once this
-    /// returns `Ok`, the alerts are the outbox's to deliver. Handing the same alerts over
-    /// again must not deliver them twice (the outbox knows each by its alert id), because a
-    /// run that stops right after this hands them over again.
-    fn publish(
+    /// How the written alerts are delivered.
+    fn delivery(&self) -> &Self::Delivery;
+}
+
+/// Delivery of written alerts: a durable handover (into the delivery outbox), then passes that
+/// send what is due.
+pub trait AlertDelivery {
+    /// Hands a rule's alerts over for delivery, durably: once this returns `Ok`, the alerts
+    /// are the outbox's to deliver. Handing the same alerts over again must not deliver them
+    /// twice (the outbox knows each by its alert id), because a run that stops right after
+    /// this hands them over again.
+    fn hand_over(
         &self,
         rule: &Rule,
         alerts: &[UnpublishedAlert],
@@ -55,14 +63,31 @@ pub trait AlertSink {
     ) -> impl Future<Output = Result<(), String>>;
     /// Sends what the outbox holds that is due (this run's alerts and retries of earlier
     /// ones); never fails the run: what could not be sent is retried by a later one.
-    fn deliver(&self, now: DateTime<Utc>) -> impl Future<Output = Deliveries> {
-        let _ = now;
-        std::future::ready(Deliveries::default())
+    fn deliver(&self, now: DateTime<Utc>) -> impl Future<Output = Deliveries>;
+    /// Whether any destination is configured (a detector without one only writes the table).
+    fn publishes(&self) -> bool;
+}
+
+/// No destinations: alerts are written to the table only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOnly;
+
+impl AlertDelivery for TableOnly {
+    async fn hand_over(
+        &self,
+        _: &Rule,
+        _: &[UnpublishedAlert],
+        _: DateTime<Utc>,
+    ) -> Result<(), String> {
+        Ok(())
     }
-    /// Whether [`publish`](Self::publish) sends anything anywhere (a detector without
-    /// destinations only writes the table).
+
+    async fn deliver(&self, _: DateTime<Utc>) -> Deliveries {
+        Deliveries::default()
+    }
+
     fn publishes(&self) -> bool {
-        true
+        false
     }
 }
 
@@ -120,7 +145,7 @@ pub struct RuleReport {
     pub bytes_read: Option<u64>,
     pub alerts: Vec<Alert>,
     pub suppressed: usize,
-    /// Alerts handed over for delivery ([`AlertSink::publish`]).
+    /// Alerts handed over for delivery ([`AlertDelivery::hand_over`]).
     pub published: usize,
     /// Alerts whose handover failed: they stay in the rule's state for the next run.
     pub publish_failures: usize,
@@ -395,7 +420,11 @@ async fn publish_alerts<S: StateStore, A: AlertSink>(
     if state.unpublished.is_empty() {
         return Ok(());
     }
-    if let Err(error) = sink.publish(rule, &state.unpublished, now).await {
+    if let Err(error) = sink
+        .delivery()
+        .hand_over(rule, &state.unpublished, now)
+        .await
+    {
         // They stay in the state for the next run; detection is not held up.
         report.publish_failures = state.unpublished.len();
         tracing::warn!(rule = %rule.id, error = %error, "handing alerts over for delivery failed; the next run tries again");

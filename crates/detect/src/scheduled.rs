@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::rule::Rule;
-use crate::runner::{AlertSink, Deliveries, Mode, QueryEngine, RuleReport, run_rules};
+use crate::runner::{
+    AlertDelivery, AlertSink, Deliveries, Mode, QueryEngine, RuleReport, run_rules,
+};
 use crate::state::StateStore;
 
 /// What one rule did in a run; the cost of its queries is in the report
@@ -60,7 +62,7 @@ impl RuleOutcome {
 
 /// One scheduled run: every due window of every rule (at most `max_windows` each), one rule
 /// after the other so each rule's query cost is its own; logs a line per rule as it ends.
-/// A failing rule never stops the others. Then the deliveries ([`AlertSink::deliver`]).
+/// A failing rule never stops the others. Then the deliveries ([`AlertDelivery::deliver`]).
 pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     rules: &[Rule],
     engine: &E,
@@ -98,7 +100,7 @@ pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSi
         .pop()
         .expect("one report per rule");
         let outcome = RuleOutcome {
-            published: if sink.publishes() {
+            published: if sink.delivery().publishes() {
                 report.published
             } else {
                 0
@@ -109,7 +111,7 @@ pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSi
         outcomes.push(outcome);
     }
     // Delivery failures never fail a rule: they are retried by later runs.
-    let deliveries = sink.deliver(now).await;
+    let deliveries = sink.delivery().deliver(now).await;
     log_deliveries(&deliveries);
     (outcomes, deliveries)
 }
@@ -118,25 +120,23 @@ pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSi
 /// delivery up, for the Terraform module's metric filter.
 pub fn log_deliveries(deliveries: &Deliveries) {
     for (destination, counts) in &deliveries.destinations {
+        // One field list for both levels (a tracing level is part of the call site).
+        macro_rules! line {
+            ($level:ident, $($failure:tt)*) => {
+                tracing::$level!(
+                    destination = %destination,
+                    delivered = counts.delivered,
+                    retried = counts.retried,
+                    given_up = counts.given_up,
+                    pending = counts.pending,
+                    $($failure)*
+                )
+            };
+        }
         if counts.given_up > 0 {
-            tracing::error!(
-                destination = %destination,
-                delivered = counts.delivered,
-                retried = counts.retried,
-                given_up = counts.given_up,
-                pending = counts.pending,
-                delivery_failed = true,
-                "deliveries given up"
-            );
+            line!(error, delivery_failed = true, "deliveries given up");
         } else {
-            tracing::info!(
-                destination = %destination,
-                delivered = counts.delivered,
-                retried = counts.retried,
-                given_up = counts.given_up,
-                pending = counts.pending,
-                "deliveries"
-            );
+            line!(info, "deliveries");
         }
     }
     if let Some(error) = &deliveries.error {

@@ -18,7 +18,7 @@ use lakewatch_deliver::{
     Destinations, DestinationsFile, Dispatch, HttpTransport, SecretRef, SecretSource,
     TopicPublisher,
 };
-use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, UnpublishedAlert, Window};
+use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
 use lakewatch_detect::{Deliveries, run_scheduled_and_deliver};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
@@ -117,10 +117,6 @@ impl S3AlertSink {
             dispatch: Dispatch::new(outbox, destinations, HttpTransport::new(SnsTopics(sns))),
         }
     }
-
-    pub fn dispatch(&self) -> &Dispatch<S3Store, HttpTransport<SnsTopics>> {
-        &self.dispatch
-    }
 }
 
 /// The alerts topic as the only destination; none without a topic.
@@ -132,6 +128,12 @@ fn topic_destinations(topic_arn: Option<String>) -> Destinations {
 }
 
 impl AlertSink for S3AlertSink {
+    type Delivery = Dispatch<S3Store, HttpTransport<SnsTopics>>;
+
+    fn delivery(&self) -> &Self::Delivery {
+        &self.dispatch
+    }
+
     async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
@@ -142,23 +144,6 @@ impl AlertSink for S3AlertSink {
         let body = lakewatch_detect::alert::merged_alerts_body(existing.as_deref(), alerts)
             .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket))?;
         lakewatch_aws::s3::put(&self.s3, &self.bucket, &key, "application/x-ndjson", body).await
-    }
-
-    async fn publish(
-        &self,
-        rule: &Rule,
-        alerts: &[UnpublishedAlert],
-        now: DateTime<Utc>,
-    ) -> Result<(), String> {
-        self.dispatch.hand_over(rule, alerts, now).await
-    }
-
-    async fn deliver(&self, now: DateTime<Utc>) -> Deliveries {
-        self.dispatch.deliver(now).await
-    }
-
-    fn publishes(&self) -> bool {
-        self.dispatch.publishes()
     }
 }
 
@@ -256,7 +241,7 @@ impl Detector {
     pub async fn handle(&self, trigger: Trigger, deadline: Instant) -> Result<Value, String> {
         self.engine.set_deadline(Some(deadline));
         self.sink
-            .dispatch()
+            .delivery()
             .set_deadline(deadline.checked_sub(DELIVERY_MARGIN));
         let now = trigger.time.unwrap_or_else(Utc::now);
         let (outcomes, deliveries) = run_scheduled_and_deliver(

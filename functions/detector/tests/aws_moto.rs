@@ -29,7 +29,7 @@ use lakewatch_aws::s3_state::S3Store as S3StateStore;
 use lakewatch_deliver::config::Target;
 use lakewatch_deliver::{DestinationsFile, EnvSecrets};
 use lakewatch_detect::state::{StateError, Stored};
-use lakewatch_detect::{Alert, AlertSink, UnpublishedAlert};
+use lakewatch_detect::{Alert, AlertDelivery, AlertSink, UnpublishedAlert};
 use lakewatch_detect::{QueryEngine, Rule, RuleState, StateStore, Window};
 use lakewatch_detect::{RuleOutcome, run_scheduled};
 use lakewatch_lake::layout::{OUTBOX_DOCUMENT, alert_object_key};
@@ -755,16 +755,16 @@ async fn the_outbox_in_s3_delivers_each_alert_once_to_a_webhook_and_the_topic() 
         })
         .collect();
     let now = at("2026-11-23T09:57:00Z");
-    sink.publish(rule, &alerts, now).await.unwrap();
+    sink.delivery().hand_over(rule, &alerts, now).await.unwrap();
     // The run that handed them over could not save its state: the next hands them over again.
-    sink.publish(rule, &alerts, now).await.unwrap();
+    sink.delivery().hand_over(rule, &alerts, now).await.unwrap();
     assert_eq!(
         lake.keys(&format!("{PREFIX}outbox/")).await,
         [format!("{PREFIX}{OUTBOX_DOCUMENT}")]
     );
 
     receiver.answer(Answer::Status(502)).await;
-    let first = sink.deliver(now).await;
+    let first = sink.delivery().deliver(now).await;
     assert_eq!(first.error, None);
     assert_eq!(
         (
@@ -774,7 +774,10 @@ async fn the_outbox_in_s3_delivers_each_alert_once_to_a_webhook_and_the_topic() 
         (2, 2)
     );
     receiver.answer(Answer::Accept).await;
-    let second = sink.deliver(now + chrono::TimeDelta::minutes(5)).await;
+    let second = sink
+        .delivery()
+        .deliver(now + chrono::TimeDelta::minutes(5))
+        .await;
     assert_eq!(second.destinations["hook"].delivered, 2);
     assert_eq!(
         second
@@ -785,7 +788,10 @@ async fn the_outbox_in_s3_delivers_each_alert_once_to_a_webhook_and_the_topic() 
         0
     );
     // Nothing is due any more.
-    let third = sink.deliver(now + chrono::TimeDelta::minutes(10)).await;
+    let third = sink
+        .delivery()
+        .deliver(now + chrono::TimeDelta::minutes(10))
+        .await;
     assert_eq!(
         third
             .destinations
