@@ -374,6 +374,84 @@ fn demo_ingests_the_bundled_events_and_shows_the_lake() {
     );
 }
 
+/// The demo's delivery step: each alert of the scenario reaches the in-process webhook once,
+/// and a second demo on the same lake sends nothing again (the outbox knows them).
+#[test]
+fn demo_delivers_each_alert_once_to_a_local_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let run = || {
+        let output = lakewatch(&["demo", "--lake", lake.to_str().unwrap()], None);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        stdout
+    };
+    let stdout = run();
+    let alerts: usize = stdout
+        .lines()
+        .find_map(|line| line.strip_suffix(" alert(s):"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no alert count in {stdout}"));
+    let keys = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|line| {
+                line.trim_start()
+                    .strip_prefix("POST /lakewatch  200  Idempotency-Key ")
+            })
+            .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let first = keys(&stdout);
+    assert_eq!(first.len(), alerts, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "delivery to demo-webhook: {alerts} delivered, 0 to retry"
+        )),
+        "{stdout}"
+    );
+    // The second demo ingests the samples again (more events, so some new alerts); none of
+    // the alerts delivered before is delivered again.
+    let again = run();
+    let second = keys(&again);
+    assert!(
+        first.iter().all(|key| !second.contains(key)),
+        "{stdout}\n{again}"
+    );
+}
+
+/// A wrong destinations file stops `lakewatch detect` before it runs, naming file and line.
+#[test]
+fn a_wrong_destinations_file_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        "[[destination]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"R0UTING\"\n",
+    )
+    .unwrap();
+    let output = lakewatch(
+        &[
+            "detect",
+            "--lake",
+            dir.path().to_str().unwrap(),
+            "--destinations",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "{}:1: destination \"pd\": routing_key must be a reference",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("R0UTING\""), "{stderr}");
+}
+
 #[test]
 fn help_explains_ingest() {
     let output = lakewatch(&["ingest", "--help"], None);

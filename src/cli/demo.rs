@@ -13,10 +13,15 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 use serde_json::Value;
 
-use super::detect::{detect, embedded_test_geoip, render_reports};
+use super::detect::{detect, embedded_test_geoip, render_deliveries, render_reports};
 use super::ingest::{ingest_paths, render_report};
 use super::partitions::{plan_local, render as render_partitions};
+use crate::local::detect::{Detection, LocalAlerts};
 use crate::local::ingest::{IngestOutcome, InputPath, expand_paths};
+use lakewatch_deliver::body::IDEMPOTENCY_HEADER;
+use lakewatch_deliver::{DestinationsFile, EnvSecrets};
+use lakewatch_detect::{AlertDelivery, AlertSink, UnpublishedAlert};
+use lakewatch_testkit::receiver::Receiver;
 
 /// The sample events of `events/`, embedded at build time (build.rs), so the demo runs from an
 /// installed binary in any directory.
@@ -96,7 +101,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     show_samples(&mut demo)?;
     show_partitions(&mut demo, &outcome)?;
     query_lake(&mut demo)?;
-    detect_scenario(&mut demo)?;
+    let detection = detect_scenario(&mut demo)?;
+    deliver_alerts(&mut demo, &detection)?;
     writeln!(demo.out)?;
     if args.lake.is_none() {
         writeln!(
@@ -271,7 +277,7 @@ fn query_lake(demo: &mut Demo) -> anyhow::Result<()> {
 }
 
 /// Step: the bundled rules replayed over the scenario, and the alerts they raise.
-fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
+fn detect_scenario(demo: &mut Demo) -> anyhow::Result<Detection> {
     let rules = lakewatch_detect::bundled::rules()?;
     demo.step(&format!(
         "Detect: {} rules replayed over {SCENARIO_FROM} .. {SCENARIO_TO} (events/scenario/)",
@@ -295,5 +301,60 @@ fn detect_scenario(demo: &mut Demo) -> anyhow::Result<()> {
     {
         bail!("rule {} failed in the demo", failed.rule);
     }
+    Ok(detection)
+}
+
+/// Step: the scenario's alerts through the delivery outbox to a webhook, an in-process receiver
+/// on 127.0.0.1 standing in for a team's endpoint; one line per request it received.
+fn deliver_alerts(demo: &mut Demo, detection: &Detection) -> anyhow::Result<()> {
+    demo.step(
+        "Deliver: the alerts to a webhook through the outbox (lakewatch detect --destinations FILE)",
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let receiver = runtime.block_on(Receiver::start())?;
+    let file = format!(
+        "[[destination]]\nname = \"demo-webhook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        receiver.url("/lakewatch")
+    );
+    writeln!(demo.out, "destinations.toml:\n{file}")?;
+    let destinations = runtime.block_on(
+        DestinationsFile::parse("destinations.toml", &file)?.resolve(&EnvSecrets::process()),
+    )?;
+    let sink = LocalAlerts::with_destinations(demo.lake.root(), destinations);
+    let rules = lakewatch_detect::bundled::rules()?;
+    let now = chrono::Utc::now();
+    for report in detection.reports.iter().filter(|r| !r.alerts.is_empty()) {
+        let rule = rules
+            .iter()
+            .find(|rule| rule.id == report.rule)
+            .expect("the reports are of the bundled rules");
+        let alerts: Vec<UnpublishedAlert> =
+            report.alerts.iter().map(UnpublishedAlert::of).collect();
+        runtime
+            .block_on(sink.delivery().hand_over(rule, &alerts, now))
+            .map_err(anyhow::Error::msg)?;
+    }
+    let deliveries = runtime.block_on(sink.delivery().deliver(now));
+    let received = receiver.received();
+    if received.is_empty() {
+        writeln!(
+            demo.out,
+            "the webhook received nothing: every alert was delivered by an earlier demo run on this lake"
+        )?;
+    }
+    for request in &received {
+        let body = request.json();
+        writeln!(
+            demo.out,
+            "  {} {}  {}  Idempotency-Key {}  {:24}  {}",
+            request.request.method,
+            request.request.path,
+            request.status,
+            request.request.header(IDEMPOTENCY_HEADER).unwrap_or("-"),
+            body["alert"]["rule"].as_str().unwrap_or_default(),
+            body["alert"]["summary"].as_str().unwrap_or_default()
+        )?;
+    }
+    write!(demo.out, "{}", render_deliveries(&deliveries))?;
     Ok(())
 }

@@ -14,7 +14,9 @@ use lakewatch_plugins::PluginConfig;
 
 use super::MetricsFormat;
 pub use crate::local::detect::detect;
-use crate::local::detect::{Detection, select_rules, test_rule};
+use crate::local::detect::{Detection, detect_to, local_topic, select_rules, test_rule};
+use lakewatch_deliver::{DestinationsFile, EnvSecrets};
+use lakewatch_detect::{Deliveries, DeliveryCounts};
 
 /// The test GeoIP databases as events/geoip/ holds them (documentation networks only), in `dir`.
 pub fn test_geoip_in(dir: &Path) -> PluginConfig {
@@ -83,6 +85,11 @@ pub struct DetectArgs {
     /// the rule-failure alerts); those that succeed leave the list and their alerts are published.
     #[arg(long, conflicts_with = "from")]
     pub set_aside: bool,
+    /// Where alerts go: a destinations file (TOML: webhooks, Slack, PagerDuty, SNS, and routes
+    /// by severity, rule or tag; secrets as env:NAME). Default: LAKE/topic/alerts.ndjson.
+    /// Undelivered alerts are retried by every later run.
+    #[arg(long, value_name = "FILE")]
+    pub destinations: Option<PathBuf>,
 }
 
 /// Run every rule's offline tests: each test's events are ingested into a lake of their own,
@@ -199,6 +206,30 @@ pub fn render_reports(lake: &Path, detection: &Detection) -> String {
             ));
         }
     }
+    out.push_str(&render_deliveries(&detection.deliveries));
+    out
+}
+
+/// One line per destination that had anything to do: delivered, retried, given up, pending.
+pub fn render_deliveries(deliveries: &Deliveries) -> String {
+    let mut out = String::new();
+    for (destination, counts) in &deliveries.destinations {
+        if *counts == DeliveryCounts::default() {
+            continue;
+        }
+        out.push_str(&format!(
+            "delivery to {destination}: {} delivered, {} to retry, {} given up, {} pending\n",
+            counts.delivered, counts.retried, counts.given_up, counts.pending
+        ));
+    }
+    if let Some(error) = &deliveries.error {
+        out.push_str(&format!(
+            "delivery stopped: {error} (the next run goes on)\n"
+        ));
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
     out
 }
 
@@ -246,9 +277,17 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let detection = runtime.block_on(detect(&args.lake, &rules, now, mode))?;
+    let destinations = match &args.destinations {
+        Some(file) => {
+            let file = DestinationsFile::load(file)?;
+            runtime.block_on(file.resolve(&EnvSecrets::process()))?
+        }
+        None => local_topic(&args.lake),
+    };
+    let detection = runtime.block_on(detect_to(&args.lake, &rules, now, mode, destinations))?;
     print!("{}", render_reports(&args.lake, &detection));
-    let figures = lakewatch_detect::run_figures(&detection.reports);
+    let mut figures = lakewatch_detect::run_figures(&detection.reports);
+    lakewatch_detect::delivery_figures(&detection.deliveries, &mut figures);
     print!("{}", args.metrics.render(&figures, Utc::now()));
     let reports = detection.reports;
     Ok(if reports.iter().any(|r| r.error.is_some()) {

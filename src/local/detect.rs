@@ -1,8 +1,10 @@
 //! Detection in local mode: the embedded engine answers the rules' SQL, alerts are written to
-//! the local lake's `alerts/` table, state lives in `LAKE/state/detector/`, and "publishing"
-//! appends to `LAKE/topic/alerts.ndjson` (the local stand-in for the SNS topic). The rules are
-//! the bundled ones unless a directory is given; `lakewatch detect` and `lakewatch test-rules`
-//! only parse their arguments and call [`select_rules`], [`detect`] and [`test_rule`].
+//! the local lake's `alerts/` table, state lives in `LAKE/state/detector/`, and alerts are
+//! delivered through the outbox beside it (`LAKE/state/detector/outbox/`) to the destinations
+//! of a destinations file, or by default to `LAKE/topic/alerts.ndjson` (the local stand-in for
+//! the SNS topic, which also receives every `sns` destination's alerts). The rules are the
+//! bundled ones unless a directory is given; `lakewatch detect` and `lakewatch test-rules` only
+//! parse their arguments and call [`select_rules`], [`detect`] and [`test_rule`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -14,7 +16,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::local::extract::ExtractReport;
-use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
+use lakewatch_deliver::{Destinations, Dispatch, HttpTransport, TopicPublisher};
+use lakewatch_detect::Deliveries;
+use lakewatch_detect::{
+    Alert, AlertDelivery, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window,
+};
 use lakewatch_detect::{load_rules, run_rules};
 use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
@@ -45,21 +51,39 @@ pub fn select_rules(dir: Option<&Path>, only: &[String]) -> anyhow::Result<Vec<R
         .collect())
 }
 
-/// What a detection run did: its extract pass, then each rule.
+/// What a detection run did: its extract pass, each rule, then the delivery pass.
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub extract: ExtractReport,
     pub reports: Vec<RuleReport>,
+    pub deliveries: Deliveries,
 }
 
-/// Runs the rules over the lake: first extracts what arrived since the last run
-/// ([`crate::local::extract`]), then evaluates the rules over the extract, where every event
-/// is under its own hour.
+/// Runs the rules over the lake and delivers to the local topic ([`detect_to`]).
 pub async fn detect(
     lake: &Path,
     rules: &[Rule],
     now: DateTime<Utc>,
     mode: Mode,
+) -> anyhow::Result<Detection> {
+    detect_to(lake, rules, now, mode, local_topic(lake)).await
+}
+
+/// The destinations of a local run without a destinations file: the local topic.
+pub fn local_topic(lake: &Path) -> Destinations {
+    Destinations::topic(LocalAlerts::topic_path(lake).display().to_string())
+}
+
+/// Runs the rules over the lake: first extracts what arrived since the last run
+/// ([`crate::local::extract`]), then evaluates the rules over the extract, where every event
+/// is under its own hour; then delivers what the outbox holds that is due (this run's alerts,
+/// and retries of earlier runs') to `destinations`.
+pub async fn detect_to(
+    lake: &Path,
+    rules: &[Rule],
+    now: DateTime<Utc>,
+    mode: Mode,
+    destinations: Destinations,
 ) -> anyhow::Result<Detection> {
     anyhow::ensure!(
         lake.is_dir(),
@@ -71,16 +95,15 @@ pub async fn detect(
     let extracted = extract_dir(lake);
     let engine = LocalEngine::open(&extracted)
         .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
-    let reports = run_rules(
-        rules,
-        &LocalQueries::new(&engine).with_counts(LocalSourceCounts::new(lake)),
-        &state,
-        &LocalAlerts::new(lake),
-        now,
-        mode,
-    )
-    .await;
-    Ok(Detection { extract, reports })
+    let sink = LocalAlerts::with_destinations(lake, destinations);
+    let queries = LocalQueries::new(&engine).with_counts(LocalSourceCounts::new(lake));
+    let reports = run_rules(rules, &queries, &state, &sink, now, mode).await;
+    let deliveries = sink.delivery().deliver(now).await;
+    Ok(Detection {
+        extract,
+        reports,
+        deliveries,
+    })
 }
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
@@ -134,14 +157,36 @@ impl QueryEngine for LocalQueries<'_> {
 /// rule and window; evaluating the window again rewrites it with the alerts it had plus the new
 /// ones, so retries never duplicate and replays never erase ([`merged_alerts_body`]).
 ///
+/// Alerts are delivered through the outbox in the detector's state directory.
+///
 /// [`merged_alerts_body`]: lakewatch_detect::alert::merged_alerts_body
 pub struct LocalAlerts {
     lake: PathBuf,
+    dispatch: Dispatch<FileStore, HttpTransport<LocalTopic>>,
 }
 
 impl LocalAlerts {
+    /// Delivering to the local topic.
     pub fn new(lake: impl Into<PathBuf>) -> Self {
-        LocalAlerts { lake: lake.into() }
+        let lake = lake.into();
+        let destinations = local_topic(&lake);
+        LocalAlerts::with_destinations(lake, destinations)
+    }
+
+    /// Delivering to `destinations` (`sns` ones to the local topic).
+    pub fn with_destinations(lake: impl Into<PathBuf>, destinations: Destinations) -> Self {
+        let lake = lake.into();
+        let topic = LocalTopic {
+            path: Self::topic_path(&lake),
+        };
+        LocalAlerts {
+            dispatch: Dispatch::new(
+                FileStore::new(state_dir(&lake)),
+                destinations,
+                HttpTransport::new(topic),
+            ),
+            lake,
+        }
     }
 
     /// The local topic: one published alert per line.
@@ -157,6 +202,12 @@ impl LocalAlerts {
 }
 
 impl AlertSink for LocalAlerts {
+    type Delivery = Dispatch<FileStore, HttpTransport<LocalTopic>>;
+
+    fn delivery(&self) -> &Self::Delivery {
+        &self.dispatch
+    }
+
     async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
@@ -176,15 +227,25 @@ impl AlertSink for LocalAlerts {
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
     }
+}
 
-    async fn publish(&self, alert_line: &str) -> Result<(), String> {
-        let path = Self::topic_path(&self.lake);
+/// The local stand-in for SNS: each message a line of `LAKE/topic/alerts.ndjson`, whatever
+/// topic a destination names.
+pub struct LocalTopic {
+    path: PathBuf,
+}
+
+impl TopicPublisher for LocalTopic {
+    async fn publish(&self, _topic_arn: &str, message: &str) -> Result<(), String> {
         let append = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("the topic has a directory"))?;
-            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-            writeln!(file, "{alert_line}")
+            std::fs::create_dir_all(self.path.parent().expect("the topic has a directory"))?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            writeln!(file, "{message}")
         };
-        append().map_err(|e| format!("{}: {e}", path.display()))
+        append().map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }
 

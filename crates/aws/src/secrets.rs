@@ -1,6 +1,8 @@
-//! Credentials for an S3-compatible store outside AWS, kept in a Secrets Manager secret.
+//! Secrets Manager: a secret's text ([`secret_string`], for the detector's destinations), and
+//! credentials for an S3-compatible store outside AWS kept in a secret
+//! ([`credentials_from_secret`]).
 //!
-//! The secret's value is a JSON object:
+//! A credentials secret's value is a JSON object:
 //!
 //! ```json
 //! {"access_key_id": "…", "secret_access_key": "…", "session_token": "… (optional)"}
@@ -49,6 +51,15 @@ pub async fn credentials_from_secret(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> Result<Credentials, SecretError> {
+    parse(secret_id, &secret_string(client, secret_id).await?)
+}
+
+/// The text of secret `secret_id` (an ARN or a name); a secret without text is an error. The
+/// error never shows the value.
+pub async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, SecretError> {
     let output = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -62,7 +73,13 @@ pub async fn credentials_from_secret(
                 DisplayErrorContext(&error)
             ),
         })?;
-    parse(secret_id, output.secret_string().unwrap_or_default())
+    output
+        .secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| SecretError {
+            secret: secret_id.to_string(),
+            reason: "it holds binary data, not text".to_string(),
+        })
 }
 
 fn parse(secret_id: &str, value: &str) -> Result<Credentials, SecretError> {

@@ -18,7 +18,7 @@ pub type Row = BTreeMap<String, Option<String>>;
 
 /// Columns the compiled rule kinds add about the events behind a row; they describe the
 /// evidence, not the alert, so they are not part of the default de-duplication key.
-const EVIDENCE_COLUMNS: [&str; 6] = [
+pub const EVIDENCE_COLUMNS: [&str; 6] = [
     "eventids",
     "eventid",
     "event_count",

@@ -703,14 +703,15 @@ mod tests {
     }
 
     impl crate::runner::AlertSink for Sink {
+        type Delivery = crate::runner::TableOnly;
+        fn delivery(&self) -> &crate::runner::TableOnly {
+            &crate::runner::TableOnly
+        }
         async fn write(&self, _: &Rule, window: Window, _: &[crate::Alert]) -> Result<(), String> {
             match self.fail_at {
                 Some(end) if end == window.end => Err("disk full".into()),
                 _ => Ok(()),
             }
-        }
-        async fn publish(&self, _: &str) -> Result<(), String> {
-            Ok(())
         }
     }
 

@@ -19,10 +19,13 @@ pub mod state;
 pub mod window;
 
 pub use alert::{Alert, Row};
-pub use metrics::run_figures;
+pub use metrics::{delivery_figures, run_figures};
 pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
-pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
-pub use scheduled::{RuleOutcome, run_scheduled};
+pub use runner::{
+    AlertDelivery, AlertSink, Deliveries, DeliveryCounts, Mode, QueryEngine, RuleReport, TableOnly,
+    run_rules,
+};
+pub use scheduled::{RuleOutcome, run_scheduled, run_scheduled_and_deliver};
 pub use silence::SourceCounts;
-pub use state::{RuleState, StateStore};
+pub use state::{RuleState, StateStore, UnpublishedAlert};
 pub use window::Window;

@@ -2,11 +2,11 @@
 //! total. The detector Lambda prints them as EMF lines, `lakewatch detect` as a table.
 
 use lakewatch_metrics::{
-    ALERTS, BYTES_SCANNED, Figures, RULE_ALERTS, RULE_BYTES_SCANNED, RULE_FAILED, RULE_WINDOWS,
+    ALERT_DELIVERIES, ALERT_DELIVERIES_FAILED, ALERTS, BYTES_SCANNED, Figures, RULE_ALERTS, RULE_BYTES_SCANNED, RULE_FAILED, RULE_WINDOWS,
     RULES_FAILED, WINDOWS,
 };
 
-use crate::runner::RuleReport;
+use crate::runner::{Deliveries, RuleReport};
 
 /// The figures of one run of these rules. Every rule gets its datapoints, 0 included, so that
 /// "failed N runs in a row" sees each run; bytes a rule's engine did not report count as 0.
@@ -31,6 +31,25 @@ pub fn run_figures<'r>(reports: impl IntoIterator<Item = &'r RuleReport>) -> Fig
     figures.add(&BYTES_SCANNED, &[], bytes);
     figures.add(&RULES_FAILED, &[], failed);
     figures
+}
+
+/// Adds a delivery pass's figures: per destination, how many were delivered, will be retried,
+/// were given up and are still pending; and the deliveries given up in all (the alarm's metric:
+/// a given-up delivery is an alert nobody received).
+pub fn delivery_figures(deliveries: &Deliveries, figures: &mut Figures) {
+    let mut given_up = 0;
+    for (destination, counts) in &deliveries.destinations {
+        for (outcome, count) in [
+            ("delivered", counts.delivered),
+            ("retrying", counts.retried),
+            ("given_up", counts.given_up),
+            ("pending", counts.pending),
+        ] {
+            figures.add(&ALERT_DELIVERIES, &[destination, outcome], count as u64);
+        }
+        given_up += counts.given_up as u64;
+    }
+    figures.add(&ALERT_DELIVERIES_FAILED, &[], given_up);
 }
 
 #[cfg(test)]
@@ -75,6 +94,34 @@ mod tests {
             {
                 assert_eq!(unit["Unit"], "Bytes");
             }
+        }
+    }
+
+    #[test]
+    fn deliveries_count_per_destination_and_outcome_and_given_up_ones_raise_the_failed_metric() {
+        use crate::runner::DeliveryCounts;
+        let mut deliveries = Deliveries::default();
+        let hook = DeliveryCounts {
+            delivered: 3,
+            retried: 1,
+            given_up: 2,
+            pending: 0,
+        };
+        let pager = DeliveryCounts {
+            delivered: 1,
+            given_up: 1,
+            ..DeliveryCounts::default()
+        };
+        deliveries.destinations.insert("hook".into(), hook);
+        deliveries.destinations.insert("pager".into(), pager);
+        let mut figures = Figures::default();
+        delivery_figures(&deliveries, &mut figures);
+        assert_eq!(figures.get(&ALERT_DELIVERIES, &["hook", "delivered"]), Some(3));
+        assert_eq!(figures.get(&ALERT_DELIVERIES, &["hook", "retrying"]), Some(1));
+        assert_eq!(figures.get(&ALERT_DELIVERIES, &["pager", "given_up"]), Some(1));
+        assert_eq!(figures.get(&ALERT_DELIVERIES_FAILED, &[]), Some(3));
+        for line in figures.emf_lines(0) {
+            lakewatch_metrics::parse_emf_line(&line).unwrap();
         }
     }
 }

@@ -3,6 +3,7 @@
 //! watermark moves only after a window's alerts are written. One failing rule never stops the
 //! others.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
@@ -39,8 +40,10 @@ pub trait QueryEngine {
     }
 }
 
-/// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, when configured, a topic.
+/// Where alerts go: the alerts table (gzip NDJSON under `alerts/`) and, through its
+/// [`AlertDelivery`], the destinations.
 pub trait AlertSink {
+    type Delivery: AlertDelivery;
     /// Writes a window's alerts durably; writing the same rule and window again replaces them,
     /// so a retried window never duplicates rows.
     fn write(
@@ -49,13 +52,73 @@ pub trait AlertSink {
         window: Window,
         alerts: &[Alert],
     ) -> impl Future<Output = Result<(), String>>;
-    /// Publishes one alert (a line of the alerts table).
-    fn publish(&self, alert_line: &str) -> impl Future<Output = Result<(), String>>;
-    /// Whether [`publish`](Self::publish) sends anything anywhere (a detector without a topic
-    /// only writes the table).
-    fn publishes(&self) -> bool {
-        true
+    /// How the written alerts are delivered.
+    fn delivery(&self) -> &Self::Delivery;
+}
+
+/// Delivery of written alerts: a durable handover (into the delivery outbox), then passes that
+/// send what is due.
+pub trait AlertDelivery {
+    /// Hands a rule's alerts over for delivery, durably: once this returns `Ok`, the alerts
+    /// are the outbox's to deliver. Handing the same alerts over again must not deliver them
+    /// twice (the outbox knows each by its alert id), because a run that stops right after
+    /// this hands them over again.
+    fn hand_over(
+        &self,
+        rule: &Rule,
+        alerts: &[UnpublishedAlert],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), String>>;
+    /// Sends what the outbox holds that is due (this run's alerts and retries of earlier
+    /// ones); never fails the run: what could not be sent is retried by a later one.
+    fn deliver(&self, now: DateTime<Utc>) -> impl Future<Output = Deliveries>;
+    /// Whether any destination is configured (a detector without one only writes the table).
+    fn publishes(&self) -> bool;
+}
+
+/// No destinations: alerts are written to the table only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOnly;
+
+impl AlertDelivery for TableOnly {
+    async fn hand_over(
+        &self,
+        _: &Rule,
+        _: &[UnpublishedAlert],
+        _: DateTime<Utc>,
+    ) -> Result<(), String> {
+        Ok(())
     }
+
+    async fn deliver(&self, _: DateTime<Utc>) -> Deliveries {
+        Deliveries::default()
+    }
+
+    fn publishes(&self) -> bool {
+        false
+    }
+}
+
+/// What one delivery pass did, per destination (by name), and why it stopped early if it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    pub destinations: BTreeMap<String, DeliveryCounts>,
+    /// The outbox could not be read or written: the pass stopped (nothing is lost; the next
+    /// run goes on).
+    pub error: Option<String>,
+}
+
+/// One destination's deliveries in a pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Sent and acknowledged.
+    pub delivered: usize,
+    /// Failed in this pass; retried by a later run after a backoff.
+    pub retried: usize,
+    /// Failed in this pass for the last time: still failing after the give-up time.
+    pub given_up: usize,
+    /// Still waiting after the pass (not due yet, or not reached).
+    pub pending: usize,
 }
 
 /// Which windows a run evaluates.
@@ -90,7 +153,9 @@ pub struct RuleReport {
     pub bytes_read: Option<u64>,
     pub alerts: Vec<Alert>,
     pub suppressed: usize,
+    /// Alerts handed over for delivery ([`AlertDelivery::hand_over`]).
     pub published: usize,
+    /// Alerts whose handover failed: they stay in the rule's state for the next run.
     pub publish_failures: usize,
     /// Windows set aside in this run after failing run after run.
     pub set_aside: Vec<FailedWindow>,
@@ -290,7 +355,7 @@ async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
     }
     .await;
     if publishes {
-        let published = publish_alerts(rule, store, sink, &mut state, version, report).await;
+        let published = publish_alerts(rule, store, sink, &mut state, version, now, report).await;
         evaluated.and(published)
     } else {
         evaluated
@@ -349,34 +414,36 @@ fn alerts_of(
     alerts
 }
 
-/// Publishes the alerts the state holds: this run's and those left by earlier runs. An alert is
-/// published at most once: the state is saved without it before publishing, and only a failure
-/// the topic reported puts it back for the next run.
+/// Hands the alerts the state holds (this run's and those left by earlier runs) over for
+/// delivery, then saves the state without them. The order is what makes an alert impossible to
+/// lose: until the handover succeeded, the alert is in the saved state (it was saved with the
+/// watermark that passed it); if the save after the handover fails, the next run hands it over
+/// again, which the outbox recognizes by its id.
 async fn publish_alerts<S: StateStore, A: AlertSink>(
     rule: &Rule,
     store: &S,
     sink: &A,
     state: &mut RuleState,
-    mut version: Option<String>,
+    version: Option<String>,
+    now: DateTime<Utc>,
     report: &mut RuleReport,
 ) -> Result<(), String> {
-    let pending: Vec<UnpublishedAlert> = std::mem::take(&mut state.unpublished);
-    if pending.is_empty() {
+    if state.unpublished.is_empty() {
         return Ok(());
     }
-    version = Some(save(store, rule, state, version.as_deref()).await?);
-    let mut failed = Vec::new();
-    for alert in pending {
-        match sink.publish(&alert.line).await {
-            Ok(()) => report.published += 1,
-            Err(_) => failed.push(alert),
-        }
+    if let Err(error) = sink
+        .delivery()
+        .hand_over(rule, &state.unpublished, now)
+        .await
+    {
+        // They stay in the state for the next run; detection is not held up.
+        report.publish_failures = state.unpublished.len();
+        tracing::warn!(rule = %rule.id, error = %error, "handing alerts over for delivery failed; the next run tries again");
+        return Ok(());
     }
-    report.publish_failures = failed.len();
-    if !failed.is_empty() {
-        state.unpublished = failed;
-        save(store, rule, state, version.as_deref()).await?;
-    }
+    report.published += state.unpublished.len();
+    state.unpublished.clear();
+    save(store, rule, state, version.as_deref()).await?;
     Ok(())
 }
 

@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::rule::Rule;
-use crate::runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
+use crate::runner::{
+    AlertDelivery, AlertSink, Deliveries, Mode, QueryEngine, RuleReport, run_rules,
+};
 use crate::state::StateStore;
 
 /// What one rule did in a run; the cost of its queries is in the report
@@ -15,7 +17,7 @@ use crate::state::StateStore;
 #[derive(Debug, Clone)]
 pub struct RuleOutcome {
     pub report: RuleReport,
-    /// Alerts actually sent to a topic (0 when none is configured).
+    /// Alerts handed over for delivery (0 when no destination is configured).
     pub published: usize,
 }
 
@@ -60,7 +62,7 @@ impl RuleOutcome {
 
 /// One scheduled run: every due window of every rule (at most `max_windows` each), one rule
 /// after the other so each rule's query cost is its own; logs a line per rule as it ends.
-/// A failing rule never stops the others.
+/// A failing rule never stops the others. Then the deliveries ([`AlertDelivery::deliver`]).
 pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     rules: &[Rule],
     engine: &E,
@@ -69,6 +71,21 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     now: DateTime<Utc>,
     max_windows: usize,
 ) -> Vec<RuleOutcome> {
+    run_scheduled_and_deliver(rules, engine, state, sink, now, max_windows)
+        .await
+        .0
+}
+
+/// [`run_scheduled`], with what the delivery pass after the rules did; logs one line per
+/// destination (`delivered`, `retried`, `given_up`, `pending`).
+pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSink>(
+    rules: &[Rule],
+    engine: &E,
+    state: &S,
+    sink: &A,
+    now: DateTime<Utc>,
+    max_windows: usize,
+) -> (Vec<RuleOutcome>, Deliveries) {
     let mut outcomes = Vec::with_capacity(rules.len());
     for rule in rules {
         let report = run_rules(
@@ -83,7 +100,7 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
         .pop()
         .expect("one report per rule");
         let outcome = RuleOutcome {
-            published: if sink.publishes() {
+            published: if sink.delivery().publishes() {
                 report.published
             } else {
                 0
@@ -93,5 +110,36 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
         outcome.log();
         outcomes.push(outcome);
     }
-    outcomes
+    // Delivery failures never fail a rule: they are retried by later runs.
+    let deliveries = sink.delivery().deliver(now).await;
+    log_deliveries(&deliveries);
+    (outcomes, deliveries)
+}
+
+/// One JSON line per destination; `delivery_failed: true` on a destination that gave a
+/// delivery up, for the Terraform module's metric filter.
+pub fn log_deliveries(deliveries: &Deliveries) {
+    for (destination, counts) in &deliveries.destinations {
+        // One field list for both levels (a tracing level is part of the call site).
+        macro_rules! line {
+            ($level:ident, $($failure:tt)*) => {
+                tracing::$level!(
+                    destination = %destination,
+                    delivered = counts.delivered,
+                    retried = counts.retried,
+                    given_up = counts.given_up,
+                    pending = counts.pending,
+                    $($failure)*
+                )
+            };
+        }
+        if counts.given_up > 0 {
+            line!(error, delivery_failed = true, "deliveries given up");
+        } else {
+            line!(info, "deliveries");
+        }
+    }
+    if let Some(error) = &deliveries.error {
+        tracing::error!(error = %error, "the delivery pass stopped");
+    }
 }

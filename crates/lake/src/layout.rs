@@ -73,6 +73,11 @@ pub fn source_counts_document(day: chrono::NaiveDate) -> String {
     format!("events-{}.json", day.format("%Y-%m-%d"))
 }
 
+/// The name of the delivery outbox in the detector's versioned state store (beside the rule
+/// states: `LAKE/state/detector/` locally, the state prefix of the lake bucket on AWS): every
+/// alert × destination with its delivery state, JSON, written with compare-and-swap.
+pub const OUTBOX_DOCUMENT: &str = "outbox/deliveries.json";
+
 /// Lines as the bytes of a data file: gzip NDJSON, one line each.
 pub fn gzip_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<u8> {
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());

@@ -176,7 +176,7 @@ pub const RULES_FAILED: Metric = count("RulesFailed", &[], "rules that failed in
 pub const ALERT_DELIVERIES: Metric = count(
     "AlertDeliveries",
     &["Destination", "Outcome"],
-    "delivery attempts by destination and outcome (delivered, retrying, failed)",
+    "deliveries of the run by destination and outcome (delivered, retrying, given_up, pending)",
 );
 pub const ALERT_DELIVERIES_FAILED: Metric = count(
     "AlertDeliveriesFailed",

@@ -2,7 +2,9 @@
 //! and always stopped.
 
 pub mod fake_firehose;
+mod http;
 pub mod moto;
+pub mod receiver;
 pub mod runtime_api;
 
 /// The peak resident memory of process `pid` so far, in KiB (`VmHWM` from `/proc/<pid>/status`,

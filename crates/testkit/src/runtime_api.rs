@@ -23,10 +23,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::http::{Request, read_request};
 
 /// The API version prefix of every Runtime API path.
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -34,9 +36,6 @@ const PREFIX: &str = "/2018-06-01/runtime";
 pub const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The function ARN the server hands out with every event.
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:lakewatch-test";
-/// Largest request body the server accepts (Lambda's own limit is 6 MB; leave room for tests
-/// that check what happens just above it).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// What went wrong while driving a function; each says what to check.
 #[derive(Debug, thiserror::Error)]
@@ -242,23 +241,6 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// One HTTP/1.1 request as the runtime client sends it.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
 /// Serves requests on one keep-alive connection until the client closes it.
 async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let (reader, mut writer) = stream.into_split();
@@ -279,91 +261,6 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     }
-}
-
-/// Reads one request; `None` when the client closed the connection between requests.
-async fn read_request<R: AsyncBufReadExt + Unpin>(
-    reader: &mut R,
-) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return Err(invalid(format!("bad request line {line:?}")));
-    };
-    let (method, path) = (method.to_string(), path.to_string());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).await? == 0 {
-            return Err(invalid("connection closed inside the headers".into()));
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    let mut request = Request {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if request
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-    {
-        request.body = read_chunked(reader).await?;
-    } else if let Some(length) = request.header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| invalid(format!("bad content-length {length:?}")))?;
-        if length > MAX_BODY {
-            return Err(invalid(format!("body of {length} bytes is too large")));
-        }
-        request.body = vec![0; length];
-        reader.read_exact(&mut request.body).await?;
-    }
-    Ok(Some(request))
-}
-
-/// Reads a chunked body (streaming responses use it), ignoring trailers.
-async fn read_chunked<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).await?;
-        let size = line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
-        if size == 0 {
-            // Trailers, then the empty line that ends the body.
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(invalid("chunked body is too large".into()));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).await?;
-        line.clear();
-        reader.read_line(&mut line).await?;
-    }
-}
-
-fn invalid(message: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
 type Reply = (&'static str, Vec<(&'static str, String)>, Vec<u8>);
@@ -601,7 +498,7 @@ fn collect_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
     /// Sends raw HTTP and returns the raw reply: the server is tested as a client sees it.
     async fn exchange(stream: &mut TcpStream, request: &str) -> String {

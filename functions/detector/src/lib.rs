@@ -1,12 +1,13 @@
 //! The detector Lambda: on a schedule, evaluates every bundled rule over its due windows on
-//! Athena, writes alerts to the lake's `alerts/` table and the alerts topic, and keeps each
-//! rule's watermark in S3.
+//! Athena, writes alerts to the lake's `alerts/` table, delivers them through the outbox to
+//! its destinations (the alerts topic unless a destinations file is configured), and keeps
+//! each rule's watermark and the outbox in S3.
 //!
-//! The run itself is [`lakewatch_detect::run_scheduled`], generic over engine, state and sink;
-//! this crate supplies the AWS ones ([`DetectorEngine`]: Athena, and CloudWatch's per-source
-//! event counts for silence rules; [`S3Store`], [`S3AlertSink`]) from the
-//! settings the Terraform module puts in the environment ([`DetectorSettings`]), and sums the
-//! run up for the invocation's answer ([`summarize`]).
+//! The run itself is [`lakewatch_detect::run_scheduled_and_deliver`], generic over engine,
+//! state and sink; this crate supplies the AWS ones ([`DetectorEngine`]: Athena, and
+//! CloudWatch's per-source event counts for silence rules; [`S3Store`], [`S3AlertSink`]) from
+//! the settings the Terraform module puts in the environment ([`DetectorSettings`]), and sums
+//! the run up for the invocation's answer ([`summarize`]).
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,13 @@ use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::cloudwatch::CloudWatchCounts;
 use lakewatch_aws::s3_state::S3Store;
+use lakewatch_deliver::config::env_secret;
+use lakewatch_deliver::{
+    Destinations, DestinationsFile, Dispatch, HttpTransport, SecretRef, SecretSource,
+    TopicPublisher,
+};
 use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, RuleOutcome, Window};
-use lakewatch_detect::{run_figures, run_scheduled};
+use lakewatch_detect::{Deliveries, delivery_figures, run_figures, run_scheduled_and_deliver};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use serde::Deserialize;
@@ -28,6 +34,9 @@ pub const DEFAULT_STATE_PREFIX: &str = "state/detector/";
 pub const DEFAULT_MAX_WINDOWS: usize = 12;
 /// How long one query may take; a 15-minute function fits a few slow rules.
 pub const DEFAULT_QUERY_TIMEOUT_SECONDS: u64 = 300;
+/// The delivery pass starts no send later than this before the Lambda's deadline: a send and
+/// the write recording it fit in it.
+pub const DELIVERY_MARGIN: Duration = Duration::from_secs(20);
 
 /// The detector's settings, from the environment the Terraform module sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +45,12 @@ pub struct DetectorSettings {
     pub database: String,
     pub workgroup: String,
     pub state_prefix: String,
-    /// `None`: alerts are written to the table only.
+    /// The alerts topic: the destination when no destinations file is given. `None` and no
+    /// file: alerts are written to the table only.
     pub topic_arn: Option<String>,
+    /// The destinations file's text (TOML, see `lakewatch_deliver::config`), secrets as
+    /// Secrets Manager ARNs.
+    pub destinations: Option<String>,
     pub max_windows: usize,
     pub query_timeout: Duration,
 }
@@ -51,6 +64,7 @@ impl FromEnv for DetectorSettings {
                 .required("LAKEWATCH_ATHENA_WORKGROUP", "Athena workgroup to query in")?,
             state_prefix: env.prefix("LAKEWATCH_STATE_PREFIX", DEFAULT_STATE_PREFIX),
             topic_arn: env.optional("LAKEWATCH_ALERTS_TOPIC_ARN"),
+            destinations: env.optional("LAKEWATCH_DESTINATIONS"),
             max_windows: env.positive("LAKEWATCH_MAX_WINDOWS", DEFAULT_MAX_WINDOWS as u64)?
                 as usize,
             query_timeout: Duration::from_secs(env.positive(
@@ -69,32 +83,59 @@ impl DetectorSettings {
 }
 
 /// Alerts into the lake bucket (one gzip NDJSON object per rule and window, see
-/// [`alert_object_key`]) and onto the alerts topic, when one is configured.
-#[derive(Debug, Clone)]
+/// [`alert_object_key`]) and, through the outbox in the state prefix, to the destinations.
 pub struct S3AlertSink {
     s3: aws_sdk_s3::Client,
-    sns: aws_sdk_sns::Client,
     bucket: String,
-    topic_arn: Option<String>,
+    dispatch: Dispatch<S3Store, HttpTransport<SnsTopics>>,
 }
 
 impl S3AlertSink {
+    /// Delivering to the alerts topic, if one is given, with the outbox under the default state
+    /// prefix.
     pub fn new(
         s3: aws_sdk_s3::Client,
         sns: aws_sdk_sns::Client,
         bucket: impl Into<String>,
         topic_arn: Option<String>,
     ) -> Self {
+        let bucket = bucket.into();
+        let outbox = S3Store::new(s3.clone(), &bucket, DEFAULT_STATE_PREFIX);
+        let destinations = topic_destinations(topic_arn);
+        S3AlertSink::with_destinations(s3, sns, bucket, outbox, destinations)
+    }
+
+    /// Delivering to `destinations`, with the outbox in `outbox` (the detector's state store).
+    pub fn with_destinations(
+        s3: aws_sdk_s3::Client,
+        sns: aws_sdk_sns::Client,
+        bucket: impl Into<String>,
+        outbox: S3Store,
+        destinations: Destinations,
+    ) -> Self {
         S3AlertSink {
             s3,
-            sns,
             bucket: bucket.into(),
-            topic_arn,
+            dispatch: Dispatch::new(outbox, destinations, HttpTransport::new(SnsTopics(sns))),
         }
     }
 }
 
+/// The alerts topic as the only destination; none without a topic.
+fn topic_destinations(topic_arn: Option<String>) -> Destinations {
+    match topic_arn {
+        Some(topic) => Destinations::topic(topic),
+        None => Destinations::none(),
+    }
+}
+
 impl AlertSink for S3AlertSink {
+    type Delivery = Dispatch<S3Store, HttpTransport<SnsTopics>>;
+
+    fn delivery(&self) -> &Self::Delivery {
+        &self.dispatch
+    }
+
     async fn write(&self, rule: &Rule, window: Window, alerts: &[Alert]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
@@ -106,16 +147,45 @@ impl AlertSink for S3AlertSink {
             .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket))?;
         lakewatch_aws::s3::put(&self.s3, &self.bucket, &key, "application/x-ndjson", body).await
     }
+}
 
-    async fn publish(&self, alert_line: &str) -> Result<(), String> {
-        match &self.topic_arn {
-            Some(topic) => lakewatch_aws::sns::publish(&self.sns, topic, alert_line).await,
-            None => Ok(()),
+/// SNS destinations: the alert line as the message.
+pub struct SnsTopics(pub aws_sdk_sns::Client);
+
+impl TopicPublisher for SnsTopics {
+    async fn publish(&self, topic_arn: &str, message: &str) -> Result<(), String> {
+        lakewatch_aws::sns::publish(&self.0, topic_arn, message).await
+    }
+}
+
+/// Destination secrets on AWS: Secrets Manager ARNs (or names), and `env:NAME` from the
+/// function's environment.
+pub struct AwsSecrets(pub aws_sdk_secretsmanager::Client);
+
+impl SecretSource for AwsSecrets {
+    async fn secret(&self, reference: &SecretRef) -> Result<String, String> {
+        match reference {
+            SecretRef::SecretsManager(id) => lakewatch_aws::secrets::secret_string(&self.0, id)
+                .await
+                .map_err(|e| e.reason),
+            other => env_secret(|name| std::env::var(name).ok(), other),
         }
     }
+}
 
-    fn publishes(&self) -> bool {
-        self.topic_arn.is_some()
+/// The destinations the settings give: the destinations file's (secrets resolved now), or
+/// the alerts topic.
+pub async fn destinations(
+    settings: &DetectorSettings,
+    secrets: &AwsSecrets,
+) -> Result<Destinations, String> {
+    match &settings.destinations {
+        Some(text) => DestinationsFile::parse("LAKEWATCH_DESTINATIONS", text)
+            .map_err(|e| e.to_string())?
+            .resolve(secrets)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Ok(topic_destinations(settings.topic_arn.clone())),
     }
 }
 
@@ -162,26 +232,30 @@ impl Detector {
         let settings = DetectorSettings::from_env()?;
         let rules = lakewatch_detect::bundled::rules()?;
         tracing::info!(rules = rules.len(), "rules loaded");
-        if settings.topic_arn.is_none() {
-            tracing::warn!(
-                "LAKEWATCH_ALERTS_TOPIC_ARN is not set: alerts are written to the alerts table, \
-                 not published"
-            );
-        }
         let config = lakewatch_aws::config::load(None).await;
         let s3 = lakewatch_aws::config::s3_client(&config);
+        let secrets = AwsSecrets(aws_sdk_secretsmanager::Client::new(&config));
+        let destinations = destinations(&settings, &secrets).await?;
+        if destinations.destinations.is_empty() {
+            tracing::warn!(
+                "LAKEWATCH_ALERTS_TOPIC_ARN is not set, nor LAKEWATCH_DESTINATIONS: alerts are \
+                 written to the alerts table, not delivered"
+            );
+        }
+        let state = S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix);
         Ok(Detector {
             engine: DetectorEngine {
                 athena: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
                 counts: CloudWatchCounts::new(aws_sdk_cloudwatch::Client::new(&config)),
             },
-            state: S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix),
-            sink: S3AlertSink::new(
+            sink: S3AlertSink::with_destinations(
                 s3,
                 aws_sdk_sns::Client::new(&config),
                 &settings.bucket,
-                settings.topic_arn.clone(),
+                state.clone(),
+                destinations,
             ),
+            state,
             max_windows: settings.max_windows,
             rules,
         })
@@ -192,8 +266,11 @@ impl Detector {
     /// has none; queries stop in time before `deadline` to save and log.
     pub async fn handle(&self, trigger: Trigger, deadline: Instant) -> Result<Value, String> {
         self.engine.athena.set_deadline(Some(deadline));
+        self.sink
+            .delivery()
+            .set_deadline(deadline.checked_sub(DELIVERY_MARGIN));
         let now = trigger.time.unwrap_or_else(Utc::now);
-        let outcomes = run_scheduled(
+        let (outcomes, deliveries) = run_scheduled_and_deliver(
             &self.rules,
             &self.engine,
             &self.state,
@@ -202,12 +279,33 @@ impl Detector {
             self.max_windows,
         )
         .await;
-        let figures = run_figures(outcomes.iter().map(|o| &o.report));
+        let mut figures = run_figures(outcomes.iter().map(|o| &o.report));
+        delivery_figures(&deliveries, &mut figures);
         if let Err(error) = figures.print_emf(Utc::now().timestamp_millis()) {
             tracing::warn!(%error, "metrics not written");
         }
-        summarize(&outcomes)
+        let mut answer = summarize(&outcomes)?;
+        answer["deliveries"] = deliveries_json(&deliveries);
+        Ok(answer)
     }
+}
+
+/// Per destination: delivered, retried, given up, pending; and why the pass stopped early.
+pub fn deliveries_json(deliveries: &Deliveries) -> Value {
+    let destinations: serde_json::Map<String, Value> = deliveries
+        .destinations
+        .iter()
+        .map(|(name, c)| {
+            let counts = json!({
+                "delivered": c.delivered,
+                "retried": c.retried,
+                "given_up": c.given_up,
+                "pending": c.pending,
+            });
+            (name.clone(), counts)
+        })
+        .collect();
+    json!({ "destinations": destinations, "error": deliveries.error })
 }
 
 /// The invocation's answer; an error when every rule failed (nothing was evaluated, so the

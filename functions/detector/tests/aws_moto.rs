@@ -22,15 +22,19 @@ use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionInput;
 use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionInput;
 use aws_sdk_athena::types::QueryExecutionState;
 use chrono::{DateTime, Utc};
-use detector::S3AlertSink;
+use detector::{AwsSecrets, DetectorSettings, S3AlertSink};
 use flate2::read::GzDecoder;
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::s3_state::S3Store as S3StateStore;
+use lakewatch_deliver::config::Target;
+use lakewatch_deliver::{DestinationsFile, EnvSecrets};
 use lakewatch_detect::state::{StateError, Stored};
+use lakewatch_detect::{Alert, AlertDelivery, AlertSink, UnpublishedAlert};
 use lakewatch_detect::{QueryEngine, Rule, RuleState, StateStore, Window};
 use lakewatch_detect::{RuleOutcome, run_scheduled};
-use lakewatch_lake::layout::alert_object_key;
+use lakewatch_lake::layout::{OUTBOX_DOCUMENT, alert_object_key};
 use lakewatch_testkit::moto::{MotoServer, REGION};
+use lakewatch_testkit::receiver::{Answer, Receiver};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "lake";
@@ -711,4 +715,174 @@ async fn a_rule_with_malformed_results_fails_alone_and_the_others_complete() {
         );
     }
     assert_eq!(lake.keys("alerts/").await.len(), 2);
+}
+
+/// A webhook and the alerts topic as destinations, the outbox in the state prefix of the lake
+/// bucket: a handover repeated after a failed state save adds nothing, an outage of the webhook
+/// is retried by the next pass, and each alert reaches each destination once.
+#[tokio::test]
+async fn the_outbox_in_s3_delivers_each_alert_once_to_a_webhook_and_the_topic() {
+    let lake = Lake::start().await;
+    let (topic, queue_url) = lake.topic_with_queue().await;
+    let receiver = Receiver::start().await.unwrap();
+    let file = format!(
+        "[[destination]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n\n\
+         [[destination]]\nname = \"topic\"\nkind = \"sns\"\ntopic_arn = \"{topic}\"\n",
+        receiver.url("/hook")
+    );
+    let destinations = DestinationsFile::parse("destinations.toml", &file)
+        .unwrap()
+        .resolve(&EnvSecrets(|_: &str| None))
+        .await
+        .unwrap();
+    let sink = S3AlertSink::with_destinations(
+        lake.s3.clone(),
+        lake.sns.clone(),
+        BUCKET,
+        lake.state(),
+        destinations,
+    );
+    let rule = &rules(&["brute-force-user"])[0];
+    let window = Window::new(at("2026-11-23T09:35:00Z"), at("2026-11-23T09:50:00Z"));
+    let alerts: Vec<UnpublishedAlert> = ["erin@example.com", "frank@example.com"]
+        .iter()
+        .map(|user| {
+            let row = BTreeMap::from([
+                ("user".to_string(), Some(user.to_string())),
+                ("event_count".to_string(), Some("5".to_string())),
+            ]);
+            UnpublishedAlert::of(&Alert::from_row(rule, window, &row))
+        })
+        .collect();
+    let now = at("2026-11-23T09:57:00Z");
+    sink.delivery().hand_over(rule, &alerts, now).await.unwrap();
+    // The run that handed them over could not save its state: the next hands them over again.
+    sink.delivery().hand_over(rule, &alerts, now).await.unwrap();
+    assert_eq!(
+        lake.keys(&format!("{PREFIX}outbox/")).await,
+        [format!("{PREFIX}{OUTBOX_DOCUMENT}")]
+    );
+
+    receiver.answer(Answer::Status(502)).await;
+    let first = sink.delivery().deliver(now).await;
+    assert_eq!(first.error, None);
+    assert_eq!(
+        (
+            first.destinations["hook"].retried,
+            first.destinations["topic"].delivered
+        ),
+        (2, 2)
+    );
+    receiver.answer(Answer::Accept).await;
+    let second = sink
+        .delivery()
+        .deliver(now + chrono::TimeDelta::minutes(5))
+        .await;
+    assert_eq!(second.destinations["hook"].delivered, 2);
+    assert_eq!(
+        second
+            .destinations
+            .values()
+            .map(|c| c.pending)
+            .sum::<usize>(),
+        0
+    );
+    // Nothing is due any more.
+    let third = sink
+        .delivery()
+        .deliver(now + chrono::TimeDelta::minutes(10))
+        .await;
+    assert_eq!(
+        third
+            .destinations
+            .values()
+            .map(|c| c.delivered + c.retried)
+            .sum::<usize>(),
+        0
+    );
+
+    let accepted: Vec<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json()["alert"]["alertid"].as_str().unwrap().to_string())
+        .collect();
+    let mut published: Vec<String> = lake
+        .received(&queue_url)
+        .await
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["alertid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    published.sort();
+    let mut ids: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            serde_json::from_str::<Value>(&a.line).unwrap()["alertid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut accepted_sorted = accepted.clone();
+    accepted_sorted.sort();
+    assert_eq!(accepted_sorted, ids);
+    assert_eq!(published, ids);
+}
+
+/// Destination secrets as Secrets Manager ARNs, resolved at start through the SDK; a missing
+/// secret is an error naming it and the permission to check, never showing a value.
+#[tokio::test]
+async fn destination_secrets_are_read_from_secrets_manager() {
+    let lake = Lake::start().await;
+    let config = lake.server.sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let created = client
+        .create_secret()
+        .name("lakewatch/pagerduty")
+        .secret_string("R0UTINGKEY")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_string();
+    let settings = |file: String| DetectorSettings {
+        bucket: BUCKET.into(),
+        database: DATABASE.into(),
+        workgroup: WORKGROUP.into(),
+        state_prefix: PREFIX.into(),
+        topic_arn: None,
+        destinations: Some(file),
+        max_windows: 12,
+        query_timeout: Duration::from_secs(30),
+    };
+    let file = |key: &str| {
+        format!("[[destination]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"{key}\"\n")
+    };
+    let secrets = AwsSecrets(client);
+    let resolved = detector::destinations(&settings(file(&arn)), &secrets)
+        .await
+        .unwrap();
+    match &resolved.get("pd").unwrap().target {
+        Target::PagerDuty { routing_key, .. } => assert_eq!(routing_key.expose(), "R0UTINGKEY"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{resolved:?}").contains("R0UTINGKEY"));
+
+    let missing = arn.replace("pagerduty", "nothing-here");
+    let error = detector::destinations(&settings(file(&missing)), &secrets)
+        .await
+        .unwrap_err();
+    assert!(
+        error.starts_with("LAKEWATCH_DESTINATIONS:1: destination \"pd\": "),
+        "{error}"
+    );
+    assert!(
+        error.contains(&missing) && error.contains("secretsmanager:GetSecretValue"),
+        "{error}"
+    );
 }

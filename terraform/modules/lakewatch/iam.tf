@@ -185,6 +185,28 @@ data "aws_iam_policy_document" "detector" {
     actions   = ["cloudwatch:GetMetricData"]
     resources = ["*"]
   }
+  # The destinations' secrets (webhook URLs, signing keys, routing keys): exactly those listed.
+  dynamic "statement" {
+    for_each = length(var.alert_destination_secret_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadDestinationSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = var.alert_destination_secret_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.alert_destination_secret_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "DecryptDestinationSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = var.alert_destination_secret_kms_key_arns
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
 }
 
 # Firehose's own role: deliver to the lake, invoke the transform's alias, log delivery errors.

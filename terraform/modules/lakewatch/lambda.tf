@@ -21,13 +21,17 @@ locals {
       LAKEWATCH_GLUE_DATABASE  = aws_glue_catalog_database.this.name
       LAKEWATCH_LOOKBACK_HOURS = tostring(var.partition_lookback_hours)
     }
-    detector = {
-      LAKEWATCH_LAKE_BUCKET      = module.lake_bucket.id
-      LAKEWATCH_GLUE_DATABASE    = aws_glue_catalog_database.this.name
-      LAKEWATCH_ATHENA_WORKGROUP = aws_athena_workgroup.this.name
-      LAKEWATCH_STATE_PREFIX     = "${local.state_prefix}detector/"
-      LAKEWATCH_ALERTS_TOPIC_ARN = aws_sns_topic.alerts.arn
-    }
+    # Without a destinations file the detector delivers every alert to the alerts topic.
+    detector = merge(
+      {
+        LAKEWATCH_LAKE_BUCKET      = module.lake_bucket.id
+        LAKEWATCH_GLUE_DATABASE    = aws_glue_catalog_database.this.name
+        LAKEWATCH_ATHENA_WORKGROUP = aws_athena_workgroup.this.name
+        LAKEWATCH_STATE_PREFIX     = "${local.state_prefix}detector/"
+        LAKEWATCH_ALERTS_TOPIC_ARN = aws_sns_topic.alerts.arn
+      },
+      var.alert_destinations == null ? {} : { LAKEWATCH_DESTINATIONS = var.alert_destinations },
+    )
   }
 
   # Functions invoked asynchronously get a dead-letter queue and an on-failure destination.

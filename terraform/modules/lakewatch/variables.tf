@@ -320,6 +320,35 @@ variable "alert_subscriptions" {
   }
 }
 
+variable "alert_destinations" {
+  description = "The detector's destinations file (TOML, see docs/alerts.md): webhook, slack, pagerduty and sns destinations, and routes by severity, rule id or tag. Secrets are Secrets Manager ARNs (listed in alert_destination_secret_arns), never values. null: every alert goes to the alerts topic."
+  type        = string
+  default     = null
+
+  validation {
+    # Lambda allows 4 KB of environment in all; the other variables take a few hundred bytes.
+    condition     = var.alert_destinations == null ? true : length(var.alert_destinations) <= 3072
+    error_message = "alert_destinations must be at most 3072 characters (it is passed in the detector's environment, which Lambda limits to 4 KB)."
+  }
+}
+
+variable "alert_destination_secret_arns" {
+  description = "ARNs of the Secrets Manager secrets alert_destinations refers to; the detector may read exactly these."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.alert_destination_secret_arns : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", arn))])
+    error_message = "Each alert destination secret must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX)."
+  }
+}
+
+variable "alert_destination_secret_kms_key_arns" {
+  description = "Customer managed KMS keys that encrypt those secrets (none for secrets encrypted with the AWS managed key aws/secretsmanager)."
+  type        = list(string)
+  default     = []
+}
+
 variable "alarm_actions" {
   description = "ARNs notified when an operational alarm fires (e.g. an SNS topic of the operations team)."
   type        = list(string)
