@@ -17,7 +17,7 @@ pub mod state;
 pub mod window;
 
 pub use alert::{Alert, Row};
-pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
+pub use rule::{Query, Rule, RuleTest, load, load_rules};
 pub use runner::{AlertSink, Mode, QueryEngine, RuleReport, run_rules};
 pub use scheduled::{RuleOutcome, run_scheduled};
 pub use state::{RuleState, StateStore};
