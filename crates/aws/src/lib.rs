@@ -11,6 +11,8 @@ pub mod firehose;
 #[cfg(feature = "glue")]
 pub mod glue;
 #[cfg(feature = "s3")]
+pub mod content;
+#[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "s3")]
 pub mod s3_state;
