@@ -1,4 +1,4 @@
-//! The detector Lambda: on a schedule, evaluates every bundled rule over its due windows on
+//! The detector Lambda: on a schedule, evaluates every rule (the content bundle in S3, or the bundled rules) over its due windows on
 //! Athena, writes alerts to the lake's `alerts/` table and the alerts topic, and keeps each
 //! rule's watermark in S3.
 //!
@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
+use lakewatch_aws::content::ContentLocation;
 use lakewatch_aws::s3_state::S3Store;
 use lakewatch_detect::run_scheduled;
 use lakewatch_detect::{Alert, AlertSink, Rule, RuleOutcome, Window};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
+use lakewatch_plugins::content::Kind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -124,6 +126,23 @@ pub struct Trigger {
     pub time: Option<DateTime<Utc>>,
 }
 
+/// The rules the detector runs: those of the content bundle in S3 when a content location is
+/// set (Terraform sets it; the bundle holds the bundled rules and the deployment's own, so a
+/// changed rule file needs `terraform apply`, not a new package), else the rules embedded in
+/// this binary.
+pub async fn load_rules(
+    s3: &aws_sdk_s3::Client,
+    content: Option<&ContentLocation>,
+) -> Result<Vec<Rule>, String> {
+    match content {
+        Some(location) => {
+            let set = lakewatch_aws::content::load(s3, location, Kind::Rules).await?;
+            lakewatch_detect::load(&set).map_err(|e| e.to_string())
+        }
+        None => lakewatch_detect::bundled::rules().map_err(|e| e.to_string()),
+    }
+}
+
 /// Settings, rules and clients, once per cold start.
 pub struct Detector {
     pub rules: Vec<Rule>,
@@ -137,8 +156,6 @@ impl Detector {
     /// Reads the settings from the environment, checks the bundled rules, builds the clients.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let settings = DetectorSettings::from_env()?;
-        let rules = lakewatch_detect::bundled::rules()?;
-        tracing::info!(rules = rules.len(), "rules loaded");
         if settings.topic_arn.is_none() {
             tracing::warn!(
                 "LAKEWATCH_ALERTS_TOPIC_ARN is not set: alerts are written to the alerts table, \
@@ -147,6 +164,8 @@ impl Detector {
         }
         let config = lakewatch_aws::config::load(None).await;
         let s3 = lakewatch_aws::config::s3_client(&config);
+        let rules = load_rules(&s3, ContentLocation::from_env().as_ref()).await?;
+        tracing::info!(rules = rules.len(), "rules loaded");
         Ok(Detector {
             engine: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
             state: S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix),
