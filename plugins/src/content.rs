@@ -217,7 +217,9 @@ impl Bundle {
         serde_json::from_slice(bytes).map_err(|e| ContentError {
             file: name.to_string(),
             line: Some(e.line()),
-            message: format!("not a content bundle ({{\"files\": [{{\"origin\", \"text\"}}]}}): {e}"),
+            message: format!(
+                "not a content bundle ({{\"files\": [{{\"origin\", \"text\"}}]}}): {e}"
+            ),
         })
     }
 }

@@ -446,7 +446,6 @@ impl Serialize for Event {
     }
 }
 
-
 /// The lake's timestamp format: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always UTC with six digits.
 pub fn format_timestamp(time: DateTime<Utc>) -> String {
     TimestampText::of(time).as_str().to_string()

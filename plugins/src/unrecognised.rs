@@ -173,7 +173,14 @@ mod tests {
 
     #[test]
     fn every_common_hostname_field_is_read_with_any_capitalisation() {
-        for field in ["hostname", "hostName", "host", "computer_name", "ComputerName", "device_name"] {
+        for field in [
+            "hostname",
+            "hostName",
+            "host",
+            "computer_name",
+            "ComputerName",
+            "device_name",
+        ] {
             let line = lake_line(json!({ field: "srv-7", "action": "restart" }));
             assert_eq!(line["hostname"], "srv-7", "{field}");
             assert_eq!(line["summary"], "restart on srv-7", "{field}");
@@ -185,8 +192,13 @@ mod tests {
 
     #[test]
     fn without_telling_fields_the_first_fields_are_listed() {
-        let line = lake_line(json!({"zone": "eu-2", "count": 7, "nested": {"a": 1}, "ok": true, "x": "y", "z": "w"}));
-        assert_eq!(line["summary"], "count=7 ok=true x=y z=w", "by name: details keep no order");
+        let line = lake_line(
+            json!({"zone": "eu-2", "count": 7, "nested": {"a": 1}, "ok": true, "x": "y", "z": "w"}),
+        );
+        assert_eq!(
+            line["summary"], "count=7 ok=true x=y z=w",
+            "by name: details keep no order"
+        );
         assert_eq!(line["hostname"], "");
     }
 
@@ -199,7 +211,12 @@ mod tests {
         }));
         assert_eq!(line["source"], "cloudtrail");
         assert_eq!(line["hostname"], "", "CloudTrail calls have no host");
-        assert!(line["summary"].as_str().unwrap().starts_with("ConsoleLogin by"));
+        assert!(
+            line["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("ConsoleLogin by")
+        );
     }
 
     #[test]
@@ -207,14 +224,19 @@ mod tests {
         let line = lake_line(json!({"host": "h", "message": format!("a\nb {}", "x".repeat(300))}));
         let summary = line["summary"].as_str().unwrap();
         assert!(summary.starts_with("on h: a b xxx"), "{summary}");
-        assert_eq!(summary.chars().count(), SUMMARY_MAX_CHARS + 1, "cut, then …");
+        assert_eq!(
+            summary.chars().count(),
+            SUMMARY_MAX_CHARS + 1,
+            "cut, then …"
+        );
         assert!(summary.ends_with('…'));
     }
 
     #[test]
     fn a_raw_line_no_source_knows_keeps_the_whole_line_as_summary_and_in_details_raw() {
         let pipeline = builtin_pipeline(&PluginConfig::default()).unwrap();
-        let line = "2026/04/17 06:10:54 [error] 311#0: upstream timed out (110: Connection timed out)";
+        let line =
+            "2026/04/17 06:10:54 [error] 311#0: upstream timed out (110: Connection timed out)";
         let crate::Outcome::Ok(event) = pipeline.run(crate::sources::testing::line_event(line))
         else {
             panic!("a line is never dropped")

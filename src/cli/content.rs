@@ -154,7 +154,8 @@ pub fn validate(args: &ValidateContentArgs) -> anyhow::Result<Validation> {
             for rule in &rules {
                 if let Err(why) = runtime.block_on(check_rule(&engine, rule)) {
                     let (file, line) = rule_location(rule, &files);
-                    out.found.push(format!("{file}:{line}: rule {}: {why}", rule.id));
+                    out.found
+                        .push(format!("{file}:{line}: rule {}: {why}", rule.id));
                 }
             }
         }
@@ -196,7 +197,8 @@ pub fn validate(args: &ValidateContentArgs) -> anyhow::Result<Validation> {
             out.counts.queries = queries.len();
             for query in &queries {
                 if let Err(why) = runtime.block_on(check_query(&engine, query)) {
-                    out.found.push(format!("{}:1: query {}: {why}", query.file, query.name));
+                    out.found
+                        .push(format!("{}:1: query {}: {why}", query.file, query.name));
                 }
             }
         }
@@ -213,9 +215,13 @@ fn sample_window(rule: &Rule) -> Window {
 /// Compiles the rule's query for a window and runs it on an empty lake: the SQL must parse
 /// and plan (known columns and functions) as Athena's dialect.
 async fn check_rule(engine: &LocalEngine, rule: &Rule) -> Result<(), String> {
-    let sql = lakewatch_detect::compile::compile(rule, sample_window(rule))
-        .map_err(|e| e.to_string())?;
-    engine.query(&sql).await.map(|_| ()).map_err(|e| e.to_string())
+    let sql =
+        lakewatch_detect::compile::compile(rule, sample_window(rule)).map_err(|e| e.to_string())?;
+    engine
+        .query(&sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs the query with its defaults (and a placeholder value for required parameters) on an
@@ -228,7 +234,11 @@ async fn check_query(engine: &LocalEngine, query: &Template) -> Result<(), Strin
         .map(|p| (p.name.clone(), "x".to_string()))
         .collect();
     let sql = query.render(&values).map_err(|e| e.to_string())?;
-    engine.query(&sql).await.map(|_| ()).map_err(|e| e.to_string())
+    engine
+        .query(&sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The file a rule came from and the line of its `[query]` table (where a SQL problem is).
@@ -268,6 +278,19 @@ summary = "{hostname}"
 kind = "sql"
 sql = "SELECT hostname FROM events WHERE {{window}} AND summary LIKE '%curl%'"
 "#;
+
+    /// [`validate`] on a thread with the main thread's stack: planning SQL in a debug build
+    /// needs more than a test thread's 2 MB.
+    fn validate(args: &ValidateContentArgs) -> anyhow::Result<Validation> {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(8 << 20)
+                .spawn_scoped(scope, || super::validate(args))
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    }
 
     fn args(rules: &std::path::Path) -> ValidateContentArgs {
         ValidateContentArgs {
@@ -312,7 +335,11 @@ sql = "SELECT hostname FROM events WHERE {{window}} AND summary LIKE '%curl%'"
         std::fs::write(&path, RULE.replace("severity = \"low\"", "severity = low")).unwrap();
         let found = validate(&args(dir.path())).unwrap().found;
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with(&path.display().to_string()), "{}", found[0]);
+        assert!(
+            found[0].starts_with(&path.display().to_string()),
+            "{}",
+            found[0]
+        );
         assert!(found[0].contains("line 4"), "{}", found[0]);
     }
 

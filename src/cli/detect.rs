@@ -12,8 +12,8 @@ use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 
-pub use crate::local::detect::detect;
 use super::content::{RuleDirs, SourceDirs};
+pub use crate::local::detect::detect;
 use crate::local::detect::{Detection, select_rules, test_rule};
 
 /// The test GeoIP databases as events/geoip/ holds them (documentation networks only), in `dir`.

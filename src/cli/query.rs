@@ -203,9 +203,9 @@ fn list_saved(queries: &[Template]) -> String {
 mod tests {
     use super::*;
     use crate::cli::ingest::ingest_paths;
-    use lakewatch_sql::saved::saved_queries;
     use crate::local::ingest::{InputPath, expand_paths};
     use lakewatch_lake::LocalLake;
+    use lakewatch_sql::saved::saved_queries;
     use std::path::Path;
 
     /// The defendA README's two sample queries, verbatim (shared with lakewatch-sql's tests).

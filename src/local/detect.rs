@@ -14,12 +14,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::local::extract::ExtractReport;
-use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
 use lakewatch_detect::run_rules;
-use lakewatch_plugins::content::ContentSet;
+use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
+use lakewatch_plugins::content::ContentSet;
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
 

@@ -28,7 +28,8 @@ impl ContentLocation {
     /// [`Self::from_env`] over any variable lookup.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Option<ContentLocation> {
         let bucket = var(BUCKET_ENV).filter(|b| !b.is_empty())?;
-        let prefix = var(PREFIX_ENV).unwrap_or_else(|| lakewatch_lake::layout::CONTENT_PREFIX.into());
+        let prefix =
+            var(PREFIX_ENV).unwrap_or_else(|| lakewatch_lake::layout::CONTENT_PREFIX.into());
         let prefix = if prefix.is_empty() || prefix.ends_with('/') {
             prefix
         } else {

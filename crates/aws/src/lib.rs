@@ -6,12 +6,12 @@
 #[cfg(feature = "athena")]
 pub mod athena;
 pub mod config;
+#[cfg(feature = "s3")]
+pub mod content;
 #[cfg(feature = "firehose")]
 pub mod firehose;
 #[cfg(feature = "glue")]
 pub mod glue;
-#[cfg(feature = "s3")]
-pub mod content;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "s3")]

@@ -248,7 +248,9 @@ pub fn load(set: &ContentSet) -> Result<Vec<Rule>, RuleError> {
     }
     check_unique(
         Kind::Rules,
-        rules.iter().map(|(rule, origin)| (rule.id.as_str(), origin.as_str())),
+        rules
+            .iter()
+            .map(|(rule, origin)| (rule.id.as_str(), origin.as_str())),
     )
     .map_err(|e| RuleError {
         path: e.file.into(),

@@ -28,7 +28,10 @@ const FILES: &[(&str, &str)] = &[
         "console-logins.sql",
         include_str!("../../../queries/console-logins.sql"),
     ),
-    ("ip-pivot.sql", include_str!("../../../queries/ip-pivot.sql")),
+    (
+        "ip-pivot.sql",
+        include_str!("../../../queries/ip-pivot.sql"),
+    ),
     (
         "s3-audit-avg-response-time.sql",
         include_str!("../../../queries/s3-audit-avg-response-time.sql"),
@@ -439,16 +442,25 @@ mod tests {
     #[test]
     fn a_users_directory_adds_its_queries_beside_the_bundled_ones() {
         let dir = dir_with(&[
-            ("my-hunt.sql", "-- Hosts that ran curl.\n-- param host: the host\nSELECT '${host}'"),
+            (
+                "my-hunt.sql",
+                "-- Hosts that ran curl.\n-- param host: the host\nSELECT '${host}'",
+            ),
             ("README.md", "not a query"),
         ]);
         let set = ContentSet::with_dirs(vec![dir.path().to_path_buf()]);
         let queries = load(&set).unwrap();
         let names: Vec<&str> = queries.iter().map(|q| q.name.as_str()).collect();
-        assert!(names.contains(&"ip-pivot") && names.contains(&"my-hunt"), "{names:?}");
+        assert!(
+            names.contains(&"ip-pivot") && names.contains(&"my-hunt"),
+            "{names:?}"
+        );
         let mine = find(&queries, "my-hunt").unwrap();
         assert_eq!(mine.description, "Hosts that ran curl.");
-        assert_eq!(mine.file, dir.path().join("my-hunt.sql").display().to_string());
+        assert_eq!(
+            mine.file,
+            dir.path().join("my-hunt.sql").display().to_string()
+        );
         let only_mine = ContentSet {
             bundled: false,
             ..set
@@ -471,7 +483,10 @@ mod tests {
         );
         std::fs::write(dir.path().join("bad.sql"), "SELECT 1").unwrap();
         let error = load(&set).unwrap_err().to_string();
-        assert!(error.starts_with(&format!("{file}:1: no description")), "{error}");
+        assert!(
+            error.starts_with(&format!("{file}:1: no description")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ async fn the_detector_runs_the_rules_of_the_uploaded_bundle_and_sees_a_new_uploa
     )
     .await;
     let rules = load_rules(&s3, Some(&location)).await.unwrap();
-    let ids: Vec<_> = rules.iter().map(|r| (r.id.as_str(), r.severity.as_str())).collect();
+    let ids: Vec<_> = rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.severity.as_str()))
+        .collect();
     assert_eq!(ids, [("curl-runs", "HIGH"), ("wget-runs", "MEDIUM")]);
 
     // A bad rule in the bundle fails the load with its file (terraform validates first).

@@ -56,11 +56,11 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
+use lakewatch_aws::content::ContentLocation;
 use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::PARTITION_KEYS;
-use lakewatch_plugins::intake::{Cause, Intake, Unit};
-use lakewatch_aws::content::ContentLocation;
 use lakewatch_plugins::content::Kind;
+use lakewatch_plugins::intake::{Cause, Intake, Unit};
 use lakewatch_plugins::{Pipeline, PluginConfig, Tally};
 
 use aws_lambda_events::encodings::Base64Data;

@@ -300,7 +300,10 @@ pub fn load(set: &ContentSet) -> Result<Vec<DeclarativeSource>, SourceError> {
         .iter()
         .map(|file| parse(&file.origin, &file.text))
         .collect::<Result<Vec<_>, _>>()?;
-    check_unique(Kind::Sources, sources.iter().map(|s| (s.name, s.file.as_str())))?;
+    check_unique(
+        Kind::Sources,
+        sources.iter().map(|s| (s.name, s.file.as_str())),
+    )?;
     Ok(sources)
 }
 

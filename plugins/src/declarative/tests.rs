@@ -285,7 +285,9 @@ fn an_id_defined_twice_names_both_files() {
         MINIMAL.replace("\"x\"", "\"minio-audit\""),
     )
     .unwrap();
-    let message = load(&ContentSet::with_dirs(vec![dir.clone()])).unwrap_err().to_string();
+    let message = load(&ContentSet::with_dirs(vec![dir.clone()]))
+        .unwrap_err()
+        .to_string();
     assert!(
         message.ends_with("minio-audit.toml: source \"minio-audit\" is already defined in sources/minio-audit.toml"),
         "{message}"
