@@ -502,24 +502,39 @@ async fn upload_sources(server: &lakewatch_testkit::moto::MotoServer) -> Vec<(&s
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_runs_the_sources_of_the_content_bundle_in_s3() {
-    let server = lakewatch_testkit::moto::MotoServer::start();
-    let env = upload_sources(&server).await;
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let started = std::time::Instant::now();
-    let lambda = LambdaProcess::start(BINARY, &env).await.unwrap();
+/// Answers an empty batch; returns the milliseconds since `started` and the peak resident
+/// memory (KiB) so far.
+async fn first_answer(lambda: &LambdaProcess, started: std::time::Instant) -> (f64, u64) {
     lambda
         .invoke(br#"{"records":[]}"#.to_vec())
         .await
         .unwrap()
         .into_response()
         .unwrap();
-    // Cold start (debug build, moto on this machine) and peak memory after init, for the docs.
-    eprintln!(
-        "cold start with sources from S3: {:.0} ms to the first answer, {:.1} MiB peak resident",
+    (
         started.elapsed().as_secs_f64() * 1000.0,
-        lakewatch_testkit::peak_rss_kib(lambda.pid()) as f64 / 1024.0
+        lakewatch_testkit::peak_rss_kib(lambda.pid()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_the_sources_of_the_content_bundle_in_s3() {
+    let server = lakewatch_testkit::moto::MotoServer::start();
+    let env = upload_sources(&server).await;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Cold start (spawn to the first answer) and peak memory after init, with the sources from
+    // S3 and, for comparison, embedded: the figures in docs/firehose-transform.md.
+    let embedded = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let (embedded_ms, embedded_kib) = first_answer(&embedded, std::time::Instant::now()).await;
+    embedded.stop();
+    let started = std::time::Instant::now();
+    let lambda = LambdaProcess::start(BINARY, &env).await.unwrap();
+    let (from_s3_ms, from_s3_kib) = first_answer(&lambda, started).await;
+    eprintln!(
+        "cold start to the first answer: {from_s3_ms:.0} ms, {:.1} MiB peak resident with the \
+         sources from S3; {embedded_ms:.0} ms, {:.1} MiB embedded",
+        from_s3_kib as f64 / 1024.0,
+        embedded_kib as f64 / 1024.0
     );
     let record = |id: &str, data: &str| {
         serde_json::json!({"recordId": id, "approximateArrivalTimestamp": 1776405054000_i64,
