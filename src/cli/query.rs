@@ -379,6 +379,33 @@ mod tests {
     }
 
     #[test]
+    fn the_saved_list_adds_the_queries_of_a_directory_with_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my-hunt.sql");
+        std::fs::write(
+            &file,
+            "-- Hosts that ran curl.\n-- param host: the host\nSELECT '${host}'",
+        )
+        .unwrap();
+        let queries = QueryDirs {
+            query_dirs: vec![dir.path().to_path_buf()],
+            no_bundled_queries: false,
+        };
+        let list = list_saved(&queries.load().unwrap());
+        assert!(
+            list.contains(&format!(
+                "my-hunt\n    Hosts that ran curl.\n    (from {})\n    --param host=… (required): the host",
+                file.display()
+            )),
+            "{list}"
+        );
+        assert!(list.contains("ip-pivot\n    Every event"), "{list}");
+        let mut with_saved = args(None, None, Some("my-hunt"));
+        with_saved.queries = queries;
+        assert_eq!(template(&with_saved).unwrap().params[0].name, "host");
+    }
+
+    #[test]
     fn list_saved_works_with_a_lake_set_and_needs_none() {
         use clap::Parser;
         for line in [

@@ -321,4 +321,47 @@ sql = "SELECT 1 FROM events WHERE {{window}}"
                 .contains("unknown field")
         );
     }
+
+    #[test]
+    fn a_directory_adds_rules_beside_the_bundled_ones_and_a_duplicate_names_both_files() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        std::fs::write(first.path().join("x.toml"), MINIMAL).unwrap();
+        std::fs::write(
+            second.path().join("y.toml"),
+            MINIMAL.replace("id = \"x\"", "id = \"y\"").replace(
+                "summary = \"s\"",
+                "summary = \"s\"\n[[tests]]\nname = \"t\"\nevents = \"tests/y.ndjson\"\nfrom = \"a\"\nto = \"b\"",
+            ),
+        )
+        .unwrap();
+        let dirs = vec![first.path().to_path_buf(), second.path().to_path_buf()];
+        let rules = load(&ContentSet::with_dirs(dirs.clone())).unwrap();
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        assert!(ids.contains(&"impossible-travel"), "{ids:?}");
+        assert!(ids.contains(&"x") && ids.contains(&"y"), "{ids:?}");
+        let y = rules.iter().find(|r| r.id == "y").unwrap();
+        assert_eq!(y.tests[0].events, second.path().join("tests/y.ndjson"));
+        let only_mine = ContentSet {
+            bundled: false,
+            ..ContentSet::with_dirs(dirs)
+        };
+        assert_eq!(load(&only_mine).unwrap().len(), 2);
+
+        std::fs::write(
+            second.path().join("again.toml"),
+            MINIMAL.replace("id = \"x\"", "id = \"impossible-travel\""),
+        )
+        .unwrap();
+        let error = load(&ContentSet::with_dirs(vec![second.path().to_path_buf()]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: rule \"impossible-travel\" is already defined in rules/impossible-travel.toml",
+                second.path().join("again.toml").display()
+            )
+        );
+    }
 }
