@@ -126,7 +126,7 @@ pub fn load(set: &ContentSet) -> Result<Vec<Template>, ContentError> {
     let files = set.gather(Kind::Queries, FILES)?;
     let mut queries = Vec::with_capacity(files.len());
     for file in &files {
-        let query = Template::parse(file.stem(), &file.text).from_file(&file.origin);
+        let query = Template::parse(file.stem(), &file.text).read_from(&file.origin);
         query.check()?;
         queries.push(query);
     }
@@ -207,7 +207,7 @@ impl Template {
     }
 
     /// The same query, named in errors by the file it came from.
-    fn from_file(self, file: &str) -> Template {
+    fn read_from(self, file: &str) -> Template {
         Template {
             file: file.to_string(),
             ..self
