@@ -1,6 +1,6 @@
 //! The detector Lambda: on a schedule, evaluates every rule (those of the content bundle in
-//! S3, or the bundled ones) over its due windows on Athena, writes alerts to the lake's `alerts/` table and the alerts topic, and keeps each
-//! rule's watermark in S3.
+//! S3, or the bundled ones) over its due windows on Athena, writes alerts to the lake's
+//! `alerts/` table and the alerts topic, and keeps each rule's watermark in S3.
 //!
 //! The run itself is [`lakewatch_detect::run_scheduled`], generic over engine, state and sink;
 //! this crate supplies the AWS ones ([`AthenaEngine`], [`S3Store`], [`S3AlertSink`]) from the
