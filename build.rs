@@ -28,6 +28,9 @@ fn main() {
     out.push_str("];\n");
     let target =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("samples.rs");
+    // A new file, not an overwrite in place: a target directory copied with hard links
+    // (`cp -al`) shares this file with other checkouts, which must not embed our files.
+    let _ = std::fs::remove_file(&target);
     std::fs::write(&target, out).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
 }
 

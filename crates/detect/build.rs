@@ -25,6 +25,9 @@ fn main() {
         "tests/",
     ));
     let target = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("rules.rs");
+    // A new file, not an overwrite in place: a target directory copied with hard links
+    // (`cp -al`) shares this file with other checkouts, which must not embed our files.
+    let _ = std::fs::remove_file(&target);
     std::fs::write(&target, out).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
 }
 

@@ -11,6 +11,7 @@
 pub mod authentication;
 pub mod cloudfront;
 pub mod cloudtrail;
+pub mod content;
 pub mod declarative;
 pub mod envelope;
 pub mod framing;
@@ -27,6 +28,7 @@ pub mod shell;
 pub mod sources;
 pub mod syslog;
 pub mod timestamp;
+pub mod unrecognised;
 pub mod useragent;
 pub mod vpcflow;
 
@@ -44,9 +46,9 @@ pub struct PluginConfig {
     /// A MaxMind-format ASN database (GeoLite2-ASN.mmdb): adds `asn` and `asorg` to
     /// `details.sourcegeo`.
     pub geoip_asn_database: Option<std::path::PathBuf>,
-    /// Directories of the user's own source files (`*.toml`, see [`declarative`]), loaded
-    /// after the bundled ones.
-    pub source_dirs: Vec<std::path::PathBuf>,
+    /// The declarative sources (`*.toml`, see [`declarative`]): the bundled ones unless
+    /// turned off, the user's directories, or the files a Lambda read from S3.
+    pub sources: content::ContentSet,
 }
 
 /// Environment variable naming the City database (a path, e.g. in a Lambda layer under /opt).
@@ -66,7 +68,7 @@ impl PluginConfig {
         PluginConfig {
             geoip_city_database: path(GEOIP_CITY_ENV),
             geoip_asn_database: path(GEOIP_ASN_ENV),
-            source_dirs: Vec::new(),
+            sources: content::ContentSet::default(),
         }
     }
 }
@@ -105,7 +107,7 @@ pub fn builtin_plugins_with_notes(
         Box::new(s3_audit::S3Audit),
     ];
     // Declarative sources: the bundled files and the user's.
-    for source in declarative::load(&config.source_dirs).map_err(|e| ConfigError(e.to_string()))? {
+    for source in declarative::load(&config.sources).map_err(|e| ConfigError(e.to_string()))? {
         plugins.push(Box::new(source));
     }
     // Plugins that depend on the deployment's configuration.

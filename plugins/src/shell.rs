@@ -291,6 +291,7 @@ impl Event {
     /// bytes at a time and copied whole; only one that needs escaping goes to serde_json.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         let summary = self.summary_text();
+        let hostname = self.hostname_text();
         let (time, received) = (
             TimestampText::of(self.event_time()),
             TimestampText::of(self.receivedtimestamp),
@@ -302,7 +303,7 @@ impl Event {
             ("summary", &summary),
             ("category", &self.category),
             ("source", &self.source),
-            ("hostname", &self.hostname),
+            ("hostname", &hostname),
             ("severity", &self.severity),
         ];
         out.push(b'{');
@@ -321,12 +322,23 @@ impl Event {
         out.extend_from_slice(b"}\n");
     }
 
-    /// The summary as written: the event's own, or [`fallback_summary`] when it has none.
+    /// The summary as written: the event's own, or, for a record no source described, one
+    /// made from its telling fields ([`crate::unrecognised::summary`]).
     fn summary_text(&self) -> std::borrow::Cow<'_, str> {
         if self.summary.is_empty() {
-            std::borrow::Cow::Owned(fallback_summary(self))
+            std::borrow::Cow::Owned(crate::unrecognised::summary(self))
         } else {
             std::borrow::Cow::Borrowed(self.summary.as_str())
+        }
+    }
+
+    /// The hostname as written: the event's own, or, for a record no source described (no
+    /// summary), the first common hostname field ([`crate::unrecognised::hostname`]).
+    fn hostname_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.hostname.is_empty() && self.summary.is_empty() {
+            crate::unrecognised::hostname(self).unwrap_or_default()
+        } else {
+            std::borrow::Cow::Borrowed(self.hostname.as_str())
         }
     }
 }
@@ -425,25 +437,13 @@ impl Serialize for Event {
         map.serialize_entry("summary", &self.summary_text())?;
         map.serialize_entry("category", &self.category)?;
         map.serialize_entry("source", &self.source)?;
-        map.serialize_entry("hostname", &self.hostname)?;
+        map.serialize_entry("hostname", &self.hostname_text())?;
         map.serialize_entry("severity", &self.severity)?;
         map.serialize_entry("tags", &self.tags)?;
         map.serialize_entry("plugins", &self.plugins)?;
         map.serialize_entry("details", &self.details)?;
         map.end()
     }
-}
-
-/// A summary for an event that no plugin described: never empty, and says what little we know.
-fn fallback_summary(event: &Event) -> String {
-    if let Some(message) = event.detail_str("message").filter(|m| !m.is_empty()) {
-        let mut summary: String = message.chars().take(200).collect();
-        if summary.len() < message.len() {
-            summary.push('…');
-        }
-        return summary;
-    }
-    format!("{} event from {}", event.category, event.source)
 }
 
 /// The lake's timestamp format: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always UTC with six digits.

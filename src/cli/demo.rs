@@ -13,6 +13,7 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 use serde_json::Value;
 
+use super::content::{RuleDirs, SourceDirs};
 use super::detect::{detect, embedded_test_geoip, render_deliveries, render_reports};
 use super::ingest::{ingest_paths, render_report};
 use super::partitions::{plan_local, render as render_partitions};
@@ -52,11 +53,21 @@ pub struct DemoArgs {
     /// by default the samples embedded in this binary (the source tree's events/).
     #[arg(long, value_name = "DIR")]
     pub events: Option<PathBuf>,
+
+    /// The rules replayed in the detect step.
+    #[command(flatten)]
+    pub rules: RuleDirs,
+
+    /// The sources the samples are ingested with.
+    #[command(flatten)]
+    pub sources: SourceDirs,
 }
 
 /// The state the steps share.
 pub struct Demo {
     pub lake: LocalLake,
+    /// The rules of the detect step.
+    pub rules: lakewatch_plugins::content::ContentSet,
     pub events: PathBuf,
     /// The embedded test GeoIP databases, written out for the pipeline.
     pub geoip: PluginConfig,
@@ -84,13 +95,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => extract_samples(temporary.path()).context("cannot write the sample events")?,
     };
-    let geoip = embedded_test_geoip(temporary.path())?;
+    let geoip = PluginConfig {
+        sources: args.sources.set(),
+        ..embedded_test_geoip(temporary.path())?
+    };
     let root = match &args.lake {
         Some(dir) => dir.clone(),
         None => temporary.path().join("lake"),
     };
     let mut demo = Demo {
         lake: LocalLake::open(root)?,
+        rules: args.rules.set(),
         events,
         geoip,
         out: Box::new(io::stdout()),
@@ -278,7 +293,7 @@ fn query_lake(demo: &mut Demo) -> anyhow::Result<()> {
 
 /// Step: the bundled rules replayed over the scenario, and the alerts they raise.
 fn detect_scenario(demo: &mut Demo) -> anyhow::Result<Detection> {
-    let rules = lakewatch_detect::bundled::rules()?;
+    let rules = lakewatch_detect::load(&demo.rules)?;
     demo.step(&format!(
         "Detect: {} rules replayed over {SCENARIO_FROM} .. {SCENARIO_TO} (events/scenario/)",
         rules.len()

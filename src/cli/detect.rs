@@ -13,6 +13,7 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::PluginConfig;
 
 use super::MetricsFormat;
+use super::content::{RuleDirs, SourceDirs};
 pub use crate::local::detect::detect;
 use crate::local::detect::{Detection, detect_to, local_topic, select_rules, test_rule};
 use lakewatch_deliver::{DestinationsFile, EnvSecrets};
@@ -56,9 +57,8 @@ pub struct DetectArgs {
     /// The lake directory (as written by `lakewatch ingest`).
     #[arg(long, value_name = "DIR")]
     pub lake: PathBuf,
-    /// Directory of rule files (*.toml); default: the rules bundled in this binary.
-    #[arg(long, value_name = "DIR")]
-    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules: RuleDirs,
     /// How to end the report with the run's metrics: `table`, `emf` (the CloudWatch Embedded
     /// Metric Format lines the detector Lambda prints for the same figures) or `none`.
     #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
@@ -96,12 +96,14 @@ pub struct DetectArgs {
 /// the rule is replayed over the test's range, and its alerts must be exactly the expected ones.
 #[derive(Debug, Args)]
 pub struct TestRulesArgs {
-    /// Directory of rule files (*.toml); default: the rules bundled in this binary.
-    #[arg(long, value_name = "DIR")]
-    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules: RuleDirs,
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "ID")]
     pub only: Vec<String>,
+    /// The sources the test events are ingested with.
+    #[command(flatten)]
+    pub sources: SourceDirs,
 }
 
 /// The reports as people read them: the extract pass (lake objects new since the last run, read
@@ -260,7 +262,7 @@ pub fn events_bytes(lake: &Path, range: Window) -> u64 {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let rules = select_rules(args.rules.as_deref(), &args.only)?;
+    let rules = select_rules(&args.rules.set(), &args.only)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let mode = match (args.from, args.to) {
         (Some(from), Some(to)) => {
@@ -298,10 +300,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_tests(args: TestRulesArgs) -> anyhow::Result<ExitCode> {
-    let rules = select_rules(args.rules.as_deref(), &args.only)?;
+    let rules = select_rules(&args.rules.set(), &args.only)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let geoip = tempfile::tempdir()?;
-    let plugins = embedded_test_geoip(geoip.path())?;
+    let plugins = PluginConfig {
+        sources: args.sources.set(),
+        ..embedded_test_geoip(geoip.path())?
+    };
     let (mut passed, mut failed) = (0, 0);
     for rule in &rules {
         if rule.tests.is_empty() {

@@ -19,6 +19,7 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_plugins::{PluginConfig, builtin_pipeline};
 
 use super::MetricsFormat;
+use super::content::SourceDirs;
 use crate::local::ingest::{
     FAILURES_SHOWN, FileIngest, Ingest, IngestOutcome, InputPath, container_of, expand_paths,
 };
@@ -79,10 +80,8 @@ pub struct IngestArgs {
     #[arg(long, value_name = "MMDB", env = lakewatch_plugins::GEOIP_ASN_ENV)]
     pub geoip_asn: Option<PathBuf>,
 
-    /// A directory of your own source files (*.toml, see `lakewatch test-sources`), used
-    /// beside the bundled ones; repeat for several.
-    #[arg(long = "sources", value_name = "DIR")]
-    pub source_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceDirs,
 }
 
 impl IngestArgs {
@@ -91,7 +90,7 @@ impl IngestArgs {
         PluginConfig {
             geoip_city_database: self.geoip_city.clone(),
             geoip_asn_database: self.geoip_asn.clone(),
-            source_dirs: self.source_dirs.clone(),
+            sources: self.sources.set(),
         }
     }
 }

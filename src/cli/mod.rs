@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lakewatch_metrics::Figures;
 
+pub mod content;
 pub mod ddl;
 pub mod demo;
 pub mod detect;
@@ -39,6 +40,7 @@ pub enum Command {
     Ddl(ddl::DdlArgs),
     Partitions(partitions::PartitionsArgs),
     Query(query::QueryArgs),
+    ValidateContent(content::ValidateContentArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ddl(args) => ddl::run(args),
         Command::Partitions(args) => partitions::run(args),
         Command::Query(args) => query::run(args),
+        Command::ValidateContent(args) => content::run(args),
     }
 }
 

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use lakewatch_sql::saved::{Template, parse_param, saved_queries, saved_query};
+use lakewatch_sql::saved::{Template, find, parse_param};
+
+use super::content::QueryDirs;
 use lakewatch_sql::{LocalEngine, QueryResult};
 
 /// Run Athena SQL on a local lake.
@@ -20,13 +22,18 @@ use lakewatch_sql::{LocalEngine, QueryResult};
 ///
 /// Queries can take parameters: ${name} in the SQL is replaced by the value of
 /// --param name=VALUE (quotes in values are doubled, so put ${name} inside '...').
+///
+/// Saved queries are the bundled ones and the *.sql files of --queries DIR. A saved query file
+/// starts with comment lines: the first says what it answers, then one line per parameter,
+/// `-- param NAME: what it is` or `-- param NAME = DEFAULT: what it is`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   lakewatch query --lake ./lake \"SELECT source, count(*) FROM events GROUP BY source\"
   lakewatch query --lake ./lake --saved ip-pivot --param ip=7.1.14.12
   lakewatch query --lake ./lake --saved console-logins --param from=2024-03-01T00 --format json
   lakewatch query --lake ./lake --file hunt.sql --format csv > hunt.csv
-  lakewatch query --list-saved")]
+  lakewatch query --list-saved --queries ./my-queries
+  lakewatch query --lake ./lake --queries ./my-queries --saved my-hunt --param host=web-01")]
 pub struct QueryArgs {
     /// The SQL to run; `-` reads it from standard input. Or use --file or --saved.
     #[arg(value_name = "SQL", conflicts_with_all = ["file", "saved"])]
@@ -47,6 +54,9 @@ pub struct QueryArgs {
     /// List the saved queries with their parameters, and exit.
     #[arg(long, conflicts_with_all = ["sql", "file", "saved"])]
     pub list_saved: bool,
+
+    #[command(flatten)]
+    pub queries: QueryDirs,
 
     /// The lake directory (holding events/ and alerts/).
     #[arg(
@@ -72,7 +82,7 @@ pub enum Format {
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if args.list_saved {
-        print!("{}", list_saved());
+        print!("{}", list_saved(&args.queries.load()?));
         return Ok(ExitCode::SUCCESS);
     }
     let template = template(&args)?;
@@ -121,7 +131,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// The query to run, from the argument, stdin, a file or the saved queries.
 fn template(args: &QueryArgs) -> anyhow::Result<Template> {
     if let Some(name) = &args.saved {
-        return Ok(saved_query(name)?);
+        return Ok(find(&args.queries.load()?, name)?.clone());
     }
     if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path)
@@ -139,7 +149,8 @@ fn template(args: &QueryArgs) -> anyhow::Result<Template> {
         Some(sql) => Ok(Template::parse("the query", sql)),
         None => bail!(
             "no query: give the SQL as an argument, --file FILE or --saved NAME (saved queries: {})",
-            saved_queries()
+            args.queries
+                .load()?
                 .iter()
                 .map(|q| q.name.as_str())
                 .collect::<Vec<_>>()
@@ -165,11 +176,15 @@ fn write_result(result: &QueryResult, format: Format) -> io::Result<()> {
     out.flush()
 }
 
-/// The saved queries, their descriptions and parameters.
-fn list_saved() -> String {
+/// The saved queries, their descriptions and parameters, and the file of each that is not
+/// bundled.
+fn list_saved(queries: &[Template]) -> String {
     let mut out = String::new();
-    for query in saved_queries() {
+    for query in queries {
         out.push_str(&format!("{}\n    {}\n", query.name, query.description));
+        if !query.file.starts_with("queries/") {
+            out.push_str(&format!("    (from {})\n", query.file));
+        }
         for param in &query.params {
             let default = match &param.default {
                 Some(d) => format!(" (default {d})"),
@@ -190,6 +205,7 @@ mod tests {
     use crate::cli::ingest::ingest_paths;
     use crate::local::ingest::{InputPath, expand_paths};
     use lakewatch_lake::LocalLake;
+    use lakewatch_sql::saved::saved_queries;
     use std::path::Path;
 
     /// The defendA README's two sample queries, verbatim (shared with lakewatch-sql's tests).
@@ -317,6 +333,7 @@ mod tests {
             saved: saved.map(str::to_string),
             params: Vec::new(),
             list_saved: false,
+            queries: QueryDirs::default(),
             lake: Some(PathBuf::from("lake")),
             format: Format::Table,
         }
@@ -346,7 +363,7 @@ mod tests {
 
     #[test]
     fn the_saved_list_shows_parameters_and_defaults() {
-        let list = list_saved();
+        let list = list_saved(&lakewatch_sql::saved::saved_queries());
         assert!(
             list.contains("ip-pivot\n    Every event that mentions an IP address"),
             "{list}"
@@ -359,6 +376,33 @@ mod tests {
             list.contains("--param from=… (default 0000-00-00T00)"),
             "{list}"
         );
+    }
+
+    #[test]
+    fn the_saved_list_adds_the_queries_of_a_directory_with_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my-hunt.sql");
+        std::fs::write(
+            &file,
+            "-- Hosts that ran curl.\n-- param host: the host\nSELECT '${host}'",
+        )
+        .unwrap();
+        let queries = QueryDirs {
+            query_dirs: vec![dir.path().to_path_buf()],
+            no_bundled_queries: false,
+        };
+        let list = list_saved(&queries.load().unwrap());
+        assert!(
+            list.contains(&format!(
+                "my-hunt\n    Hosts that ran curl.\n    (from {})\n    --param host=… (required): the host",
+                file.display()
+            )),
+            "{list}"
+        );
+        assert!(list.contains("ip-pivot\n    Every event"), "{list}");
+        let mut with_saved = args(None, None, Some("my-hunt"));
+        with_saved.queries = queries;
+        assert_eq!(template(&with_saved).unwrap().params[0].name, "host");
     }
 
     #[test]

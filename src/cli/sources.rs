@@ -1,29 +1,28 @@
 //! `lakewatch test-sources`: every source file's sample records through the whole pipeline.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use lakewatch_plugins::declarative::{self, check};
 use lakewatch_plugins::{PluginConfig, builtin_pipeline};
 
+use super::content::SourceDirs;
+
 /// Run every source file's tests offline: each sample record goes through the whole built-in
 /// pipeline (bundled sources plus those of --sources), and the lake line it becomes must hold
 /// the expected fields. Exits non-zero when a test fails or a source file does not load.
 #[derive(Debug, Args)]
 pub struct TestSourcesArgs {
-    /// A directory of your own source files (*.toml), beside the bundled ones; repeat for
-    /// several.
-    #[arg(long = "sources", value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceDirs,
 }
 
 pub fn run(args: TestSourcesArgs) -> anyhow::Result<ExitCode> {
     let config = PluginConfig {
-        source_dirs: args.dirs,
+        sources: args.sources.set(),
         ..PluginConfig::default()
     };
-    let sources = declarative::load(&config.source_dirs)?;
+    let sources = declarative::load(&config.sources)?;
     let pipeline = builtin_pipeline(&config)?;
     let (mut passed, mut failed) = (0, 0);
     for source in &sources {

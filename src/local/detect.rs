@@ -21,28 +21,24 @@ use lakewatch_detect::Deliveries;
 use lakewatch_detect::{
     Alert, AlertDelivery, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window,
 };
-use lakewatch_detect::{load_rules, run_rules};
+use lakewatch_detect::run_rules;
 use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
+use lakewatch_plugins::content::ContentSet;
 use lakewatch_plugins::{Pipeline, PluginConfig};
 use lakewatch_sql::LocalEngine;
 
-/// The rules to run: those of `dir`, or the bundled ones (embedded in this binary, so it runs
-/// from anywhere); only the ids in `only`, when given.
-pub fn select_rules(dir: Option<&Path>, only: &[String]) -> anyhow::Result<Vec<Rule>> {
-    let (rules, origin) = match dir {
-        Some(dir) => (load_rules(dir)?, dir.display().to_string()),
-        None => (
-            lakewatch_detect::bundled::rules()?,
-            "the bundled rules".to_string(),
-        ),
-    };
+/// The rules to run: those of `set` (the bundled ones, embedded in this binary so it runs from
+/// anywhere, unless turned off, and the user's directories); only the ids in `only`, when
+/// given.
+pub fn select_rules(set: &ContentSet, only: &[String]) -> anyhow::Result<Vec<Rule>> {
+    let rules = lakewatch_detect::load(set)?;
     for id in only {
         if !rules.iter().any(|rule| &rule.id == id) {
             let known: Vec<_> = rules.iter().map(|rule| rule.id.as_str()).collect();
-            anyhow::bail!("no rule {id:?} in {origin}; rules: {}", known.join(", "));
+            anyhow::bail!("no rule {id:?}; rules: {}", known.join(", "));
         }
     }
     Ok(rules

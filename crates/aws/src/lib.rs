@@ -8,6 +8,8 @@ pub mod athena;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 pub mod config;
+#[cfg(feature = "s3")]
+pub mod content;
 #[cfg(feature = "firehose")]
 pub mod firehose;
 #[cfg(feature = "glue")]

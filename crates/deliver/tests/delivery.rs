@@ -16,7 +16,7 @@ use lakewatch_deliver::{
     TopicPublisher,
 };
 use lakewatch_detect::{
-    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window, rules_from_texts,
+    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window,
     run_scheduled_and_deliver,
 };
 use lakewatch_lake::layout::OUTBOX_DOCUMENT;
@@ -38,7 +38,7 @@ sql = "SELECT 1 FROM events WHERE {{window}}"
 "#;
 
 fn rule() -> Rule {
-    rules_from_texts(&[("r.toml", RULE)]).unwrap().remove(0)
+    Rule::from_toml(std::path::Path::new("r.toml"), RULE).unwrap()
 }
 
 fn at(minutes: i64) -> DateTime<Utc> {

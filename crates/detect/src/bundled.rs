@@ -4,15 +4,20 @@
 
 use std::path::Path;
 
-use crate::rule::{Rule, RuleError, rules_from_texts};
+use lakewatch_plugins::content::ContentSet;
+
+use crate::rule::{Rule, RuleError};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/rules.rs"));
 }
 
+/// The bundled rule files as (file name, text), for [`crate::rule::load`].
+pub(crate) const FILES: &[(&str, &str)] = embedded::RULES;
+
 /// The bundled rules, checked as a rules directory is.
 pub fn rules() -> Result<Vec<Rule>, RuleError> {
-    let rules = rules_from_texts(embedded::RULES)?;
+    let rules = crate::rule::load(&ContentSet::default())?;
     if rules.is_empty() {
         return Err(RuleError {
             path: "embedded rules".into(),

@@ -20,7 +20,7 @@ pub mod window;
 
 pub use alert::{Alert, Row};
 pub use metrics::{delivery_figures, run_figures};
-pub use rule::{Query, Rule, RuleTest, load_rules, rules_from_texts};
+pub use rule::{Query, Rule, RuleTest, load, load_rules};
 pub use runner::{
     AlertDelivery, AlertSink, Deliveries, DeliveryCounts, Mode, QueryEngine, RuleReport, TableOnly,
     run_rules,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono::TimeDelta;
 use serde::Deserialize;
 
+use lakewatch_plugins::content::{ContentSet, Kind, check_unique};
+
 use crate::duration;
 
 /// One detection rule, as written in `rules/<id>.toml`.
@@ -260,47 +262,48 @@ impl Rule {
     }
 }
 
-/// Reads every `*.toml` rule in a directory, sorted by id; ids must be unique.
-pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, RuleError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| RuleError {
-        path: dir.to_path_buf(),
-        message: format!("{e}: pass the rules directory with --rules"),
-    })?;
-    let mut rules = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| RuleError {
-                path: dir.to_path_buf(),
-                message: e.to_string(),
-            })?
-            .path();
-        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
-            rules.push(Rule::from_file(&path)?);
+/// Every rule of `set`: the bundled ones (embedded in the binary) unless turned off, those of
+/// each directory, the files given (read from S3); sorted by id. An id defined twice is an
+/// error naming both files.
+pub fn load(set: &ContentSet) -> Result<Vec<Rule>, RuleError> {
+    let files = set
+        .gather(Kind::Rules, crate::bundled::FILES)
+        .map_err(|e| RuleError {
+            path: e.file.into(),
+            message: e.message,
+        })?;
+    let mut rules = Vec::with_capacity(files.len());
+    for file in &files {
+        let mut rule = Rule::from_toml(Path::new(&file.origin), &file.text)?;
+        // A directory's rule names its test events relative to the directory.
+        if let Some(dir) = &file.dir {
+            for test in &mut rule.tests {
+                test.events = dir.join(&test.events);
+            }
         }
+        rules.push((rule, &file.origin));
     }
-    sorted_unique(rules, dir)
-}
-
-/// Rules from `(file name, TOML text)` pairs, as embedded in a binary; checked like
-/// [`load_rules`] checks a directory.
-pub fn rules_from_texts(files: &[(&str, &str)]) -> Result<Vec<Rule>, RuleError> {
-    let rules = files
-        .iter()
-        .map(|(name, text)| Rule::from_toml(Path::new(name), text))
-        .collect::<Result<Vec<_>, _>>()?;
-    sorted_unique(rules, Path::new("embedded rules"))
-}
-
-/// Sorts rules by id and refuses two with the same id.
-fn sorted_unique(mut rules: Vec<Rule>, origin: &Path) -> Result<Vec<Rule>, RuleError> {
+    check_unique(
+        Kind::Rules,
+        rules
+            .iter()
+            .map(|(rule, origin)| (rule.id.as_str(), origin.as_str())),
+    )
+    .map_err(|e| RuleError {
+        path: e.file.into(),
+        message: e.message,
+    })?;
+    let mut rules: Vec<Rule> = rules.into_iter().map(|(rule, _)| rule).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
-    if let Some(pair) = rules.windows(2).find(|pair| pair[0].id == pair[1].id) {
-        return Err(RuleError {
-            path: origin.to_path_buf(),
-            message: format!("two rules have the id {:?}", pair[0].id),
-        });
-    }
     Ok(rules)
+}
+
+/// The rules of one directory only (no bundled ones).
+pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, RuleError> {
+    load(&ContentSet {
+        bundled: false,
+        ..ContentSet::with_dirs(vec![dir.to_path_buf()])
+    })
 }
 
 #[cfg(test)]
@@ -353,6 +356,49 @@ sql = "SELECT 1 FROM events WHERE {{window}}"
             parse(&MINIMAL.replace("summary = \"s\"", "summary = \"s\"\nsumary = 1"))
                 .unwrap_err()
                 .contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn a_directory_adds_rules_beside_the_bundled_ones_and_a_duplicate_names_both_files() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        std::fs::write(first.path().join("x.toml"), MINIMAL).unwrap();
+        std::fs::write(
+            second.path().join("y.toml"),
+            MINIMAL.replace("id = \"x\"", "id = \"y\"").replace(
+                "summary = \"s\"",
+                "summary = \"s\"\n[[tests]]\nname = \"t\"\nevents = \"tests/y.ndjson\"\nfrom = \"a\"\nto = \"b\"",
+            ),
+        )
+        .unwrap();
+        let dirs = vec![first.path().to_path_buf(), second.path().to_path_buf()];
+        let rules = load(&ContentSet::with_dirs(dirs.clone())).unwrap();
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        assert!(ids.contains(&"impossible-travel"), "{ids:?}");
+        assert!(ids.contains(&"x") && ids.contains(&"y"), "{ids:?}");
+        let y = rules.iter().find(|r| r.id == "y").unwrap();
+        assert_eq!(y.tests[0].events, second.path().join("tests/y.ndjson"));
+        let only_mine = ContentSet {
+            bundled: false,
+            ..ContentSet::with_dirs(dirs)
+        };
+        assert_eq!(load(&only_mine).unwrap().len(), 2);
+
+        std::fs::write(
+            second.path().join("again.toml"),
+            MINIMAL.replace("id = \"x\"", "id = \"impossible-travel\""),
+        )
+        .unwrap();
+        let error = load(&ContentSet::with_dirs(vec![second.path().to_path_buf()]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: rule \"impossible-travel\" is already defined in rules/impossible-travel.toml",
+                second.path().join("again.toml").display()
+            )
         );
     }
 }

@@ -16,6 +16,16 @@ use flate2::write::GzEncoder;
 use crate::partitions::Hour;
 use crate::schema::{ALERTS, EVENTS, Table};
 
+/// Where `terraform apply` puts the content (rules, sources, saved queries) in the lake bucket,
+/// for the Lambdas to read at cold start.
+pub const CONTENT_PREFIX: &str = "content/";
+
+/// The key of one kind of content's bundle below a content prefix (`content/rules.json`): one
+/// object per kind, so a Lambda reads only what it runs, in one request.
+pub fn content_bundle_key(prefix: &str, kind: lakewatch_plugins::content::Kind) -> String {
+    format!("{prefix}{}.json", kind.name())
+}
+
 /// Extension of the lake's data files: gzip NDJSON, as Firehose's GZIP compression writes and
 /// as Athena and the local engine expect.
 pub const DATA_EXTENSION: &str = "json.gz";

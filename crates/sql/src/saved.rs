@@ -19,28 +19,37 @@
 
 use std::collections::BTreeMap;
 
-/// The saved queries, by name: the files of `queries/` (a test keeps this list and the
-/// directory in step).
+use lakewatch_plugins::content::{ContentError, ContentSet, Kind, check_unique, line_of};
+
+/// The bundled saved queries as (file name, text): the files of `queries/` (a test keeps this
+/// list and the directory in step).
 const FILES: &[(&str, &str)] = &[
     (
-        "console-logins",
+        "console-logins.sql",
         include_str!("../../../queries/console-logins.sql"),
     ),
-    ("ip-pivot", include_str!("../../../queries/ip-pivot.sql")),
     (
-        "s3-audit-avg-response-time",
+        "ip-pivot.sql",
+        include_str!("../../../queries/ip-pivot.sql"),
+    ),
+    (
+        "s3-audit-avg-response-time.sql",
         include_str!("../../../queries/s3-audit-avg-response-time.sql"),
     ),
     (
-        "s3-audit-calls-per-bucket",
+        "s3-audit-calls-per-bucket.sql",
         include_str!("../../../queries/s3-audit-calls-per-bucket.sql"),
     ),
     (
-        "s3-audit-errors",
+        "s3-audit-calls-per-bucket-per-day.sql",
+        include_str!("../../../queries/s3-audit-calls-per-bucket-per-day.sql"),
+    ),
+    (
+        "s3-audit-errors.sql",
         include_str!("../../../queries/s3-audit-errors.sql"),
     ),
     (
-        "s3-audit-max-response-time",
+        "s3-audit-max-response-time.sql",
         include_str!("../../../queries/s3-audit-max-response-time.sql"),
     ),
 ];
@@ -49,6 +58,8 @@ const FILES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     pub name: String,
+    /// Where it was read from (`queries/ip-pivot.sql` for a bundled one).
+    pub file: String,
     /// The first comment line.
     pub description: String,
     pub params: Vec<Param>,
@@ -107,23 +118,44 @@ fn none_if_empty(names: &[String]) -> String {
     }
 }
 
-/// Every saved query, sorted by name.
-pub fn saved_queries() -> Vec<Template> {
-    FILES
-        .iter()
-        .map(|(name, text)| Template::parse(name, text))
-        .collect()
+/// Every saved query of `set`: the bundled ones unless turned off, then those of each
+/// directory (`*.sql`), then the files given; sorted by name. A query file must describe
+/// itself and declare every `${name}` it uses; a name defined twice is an error naming both
+/// files.
+pub fn load(set: &ContentSet) -> Result<Vec<Template>, ContentError> {
+    let files = set.gather(Kind::Queries, FILES)?;
+    let mut queries = Vec::with_capacity(files.len());
+    for file in &files {
+        let query = Template::parse(file.stem(), &file.text).read_from(&file.origin);
+        query.check()?;
+        queries.push(query);
+    }
+    check_unique(
+        Kind::Queries,
+        queries.iter().map(|q| (q.name.as_str(), q.file.as_str())),
+    )?;
+    queries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(queries)
 }
 
-/// The saved query called `name`.
+/// Every bundled saved query, sorted by name.
+pub fn saved_queries() -> Vec<Template> {
+    load(&ContentSet::default()).expect("the bundled queries are checked by the tests")
+}
+
+/// The bundled saved query called `name`.
 pub fn saved_query(name: &str) -> Result<Template, TemplateError> {
-    FILES
+    find(&saved_queries(), name).cloned()
+}
+
+/// The query called `name` among `queries`.
+pub fn find<'a>(queries: &'a [Template], name: &str) -> Result<&'a Template, TemplateError> {
+    queries
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(n, text)| Template::parse(n, text))
+        .find(|q| q.name == name)
         .ok_or_else(|| TemplateError::UnknownQuery {
             name: name.to_string(),
-            known: FILES.iter().map(|(n, _)| n.to_string()).collect(),
+            known: queries.iter().map(|q| q.name.clone()).collect(),
         })
 }
 
@@ -167,10 +199,51 @@ impl Template {
         }
         Template {
             name: name.to_string(),
+            file: name.to_string(),
             description,
             params,
             sql: text.to_string(),
         }
+    }
+
+    /// The same query, named in errors by the file it came from.
+    fn read_from(self, file: &str) -> Template {
+        Template {
+            file: file.to_string(),
+            ..self
+        }
+    }
+
+    /// What a saved query file must be: described (its first comment line) and with every
+    /// `${name}` declared by a `-- param` line, so `--list-saved` tells all it needs. The error
+    /// names the file and the line.
+    pub fn check(&self) -> Result<(), ContentError> {
+        let error = |offset: usize, message: String| ContentError {
+            file: self.file.clone(),
+            line: Some(line_of(&self.sql, offset)),
+            message,
+        };
+        if self.description.is_empty() {
+            return Err(error(
+                0,
+                "no description: start the file with a comment saying what the query answers \
+                 (-- Every event that mentions an IP address.)"
+                    .to_string(),
+            ));
+        }
+        if let Some((start, _, name)) = placeholders(&self.sql)
+            .into_iter()
+            .find(|(_, _, name)| !self.params.iter().any(|p| p.name == *name))
+        {
+            return Err(error(
+                start,
+                format!(
+                    "${{{name}}} is not declared: add a header line \
+                     -- param {name}: what it is (or -- param {name} = default: what it is)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The SQL with every `${name}` replaced (see the module docs for the rules).
@@ -337,7 +410,10 @@ mod tests {
             })
             .collect();
         on_disk.sort();
-        let listed: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+        let listed: Vec<String> = FILES
+            .iter()
+            .map(|(n, _)| n.trim_end_matches(".sql").to_string())
+            .collect();
         assert_eq!(listed, on_disk, "FILES must list queries/*.sql, sorted");
         for query in saved_queries() {
             assert!(
@@ -353,5 +429,78 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_users_directory_adds_its_queries_beside_the_bundled_ones() {
+        let dir = dir_with(&[
+            (
+                "my-hunt.sql",
+                "-- Hosts that ran curl.\n-- param host: the host\nSELECT '${host}'",
+            ),
+            ("README.md", "not a query"),
+        ]);
+        let set = ContentSet::with_dirs(vec![dir.path().to_path_buf()]);
+        let queries = load(&set).unwrap();
+        let names: Vec<&str> = queries.iter().map(|q| q.name.as_str()).collect();
+        assert!(
+            names.contains(&"ip-pivot") && names.contains(&"my-hunt"),
+            "{names:?}"
+        );
+        let mine = find(&queries, "my-hunt").unwrap();
+        assert_eq!(mine.description, "Hosts that ran curl.");
+        assert_eq!(
+            mine.file,
+            dir.path().join("my-hunt.sql").display().to_string()
+        );
+        let only_mine = ContentSet {
+            bundled: false,
+            ..set
+        };
+        assert_eq!(load(&only_mine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_query_file_without_description_or_with_an_undeclared_parameter_names_file_and_line() {
+        let dir = dir_with(&[(
+            "bad.sql",
+            "-- Finds things.\n-- param ip: an address\nSELECT '${ip}'\nWHERE x = '${host}'",
+        )]);
+        let set = ContentSet::with_dirs(vec![dir.path().to_path_buf()]);
+        let error = load(&set).unwrap_err().to_string();
+        let file = dir.path().join("bad.sql").display().to_string();
+        assert!(
+            error.starts_with(&format!("{file}:4: ${{host}} is not declared")),
+            "{error}"
+        );
+        std::fs::write(dir.path().join("bad.sql"), "SELECT 1").unwrap();
+        let error = load(&set).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{file}:1: no description")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_query_named_like_a_bundled_one_is_an_error_naming_both_files() {
+        let dir = dir_with(&[("ip-pivot.sql", "-- Mine.\nSELECT 1")]);
+        let error = load(&ContentSet::with_dirs(vec![dir.path().to_path_buf()]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: query \"ip-pivot\" is already defined in queries/ip-pivot.sql",
+                dir.path().join("ip-pivot.sql").display()
+            )
+        );
     }
 }

@@ -464,6 +464,17 @@ async fn storage_audit_panels_give_the_known_answers() {
     );
     let calls = run_saved(&lake, "s3-audit-calls-per-bucket", &[]).await;
     assert_eq!(cells(&calls), strings(&[&["logs", "4"], &["media", "3"]]));
+    let per_day = run_saved(&lake, "s3-audit-calls-per-bucket-per-day", &[]).await;
+    assert_eq!(per_day.column_names(), ["date", "bucket", "calls"]);
+    assert_eq!(
+        cells(&per_day),
+        strings(&[
+            &["2024-03-01", "logs", "3"],
+            &["2024-03-01", "media", "1"],
+            &["2024-03-02", "media", "2"],
+            &["2024-03-02", "logs", "1"],
+        ])
+    );
     let max = run_saved(&lake, "s3-audit-max-response-time", &[]).await;
     assert_eq!(
         cells(&max),

@@ -154,8 +154,9 @@ pub fn moto_provider_override(endpoint: &str) -> String {
     )
 }
 
-/// A copy of `terraform/` in a temporary directory, next to a `dist/lambda` directory, laid out
-/// as in the repository so the example's relative paths hold. Removed on drop.
+/// A copy of `terraform/` in a temporary directory, next to a `dist/lambda` directory and the
+/// bundled `rules/`, `sources/` and `queries/`, laid out as in the repository so the module's
+/// and the example's relative paths hold. Removed on drop.
 pub struct Workspace {
     dir: tempfile::TempDir,
     mirror: PathBuf,
@@ -182,6 +183,14 @@ impl Workspace {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         copy_tree(&terraform_root(), &dir.path().join("terraform"))
             .expect("copy terraform/ to a temporary directory");
+        // The bundled content the module uploads, where it finds it (the repository root).
+        for content in ["rules", "sources", "queries"] {
+            copy_tree(
+                &terraform_root().join("..").join(content),
+                &dir.path().join(content),
+            )
+            .unwrap_or_else(|e| panic!("copy {content}/ to a temporary directory: {e}"));
+        }
         std::fs::create_dir_all(dir.path().join("dist")).expect("create dist/");
         Workspace {
             dir,

@@ -357,3 +357,91 @@ fn alarms_use_only_metrics_and_dimensions_the_functions_emit() {
         refused.output()
     );
 }
+
+#[test]
+fn the_content_is_uploaded_per_kind_and_named_in_the_functions_environment() {
+    if !terraform_or_skip("the_content_is_uploaded_per_kind") {
+        return;
+    }
+    let module = ModulePlan::new("eu-west-1");
+    let mine = module.workspace.path("my-rules");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("mine.toml"), "id = \"mine\"").unwrap();
+    let plan = module.plan_ok(&format!(
+        "  enable_detector = true\n  rule_dirs = [\"{}\"]\n  content_validator = []",
+        mine.display()
+    ));
+    let object = |kind: &str| {
+        planned(
+            &plan,
+            &format!("module.lakewatch.aws_s3_object.content[\"{kind}\"]"),
+        )
+        .clone()
+    };
+    let rules = object("rules");
+    assert_eq!(rules["key"], "content/rules.json");
+    assert_eq!(rules["server_side_encryption"], "aws:kms");
+    let bundle: Value = serde_json::from_str(rules["content"].as_str().unwrap()).unwrap();
+    let origins: Vec<&str> = bundle["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["origin"].as_str().unwrap())
+        .collect();
+    assert!(
+        origins.contains(&"rules/impossible-travel.toml"),
+        "{origins:?}"
+    );
+    let mine_origin = format!("{}/mine.toml", mine.display());
+    assert_eq!(origins.last(), Some(&mine_origin.as_str()));
+    let sources: Value =
+        serde_json::from_str(object("sources")["content"].as_str().unwrap()).unwrap();
+    assert!(
+        sources["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["origin"] == "sources/raw-line.toml")
+    );
+    assert_eq!(object("queries")["key"], "content/queries.json");
+    // The detector's environment holds values known only after apply (the topic's ARN), so a
+    // plan does not show it; both come from local.content_environment.
+    let environment = function_environment(&plan, "firehose-transform");
+    assert_eq!(environment["LAKEWATCH_CONTENT_PREFIX"], "content/");
+    assert!(
+        environment["LAKEWATCH_CONTENT_BUCKET"]
+            .as_str()
+            .unwrap()
+            .contains("-lake-"),
+        "{environment:?}"
+    );
+    let sources_bundle = object("sources")["content"].as_str().unwrap().to_string();
+    assert_eq!(
+        environment["LAKEWATCH_CONTENT_SHA256"].as_str().unwrap(),
+        sha256_hex(&sources_bundle),
+        "the hash of what is uploaded: a new upload is a new version"
+    );
+    let missing = module
+        .plan("  rule_dirs = [\"/no/such/dir\"]")
+        .unwrap_err()
+        .output();
+    assert!(
+        missing.contains("Each of rule_dirs must be a directory holding rule files"),
+        "{missing}"
+    );
+}
+
+/// SHA-256 in hex, as Terraform's `sha256()` gives it.
+fn sha256_hex(text: &str) -> String {
+    let output = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("sha256sum");
+    String::from_utf8(output.stdout).unwrap()[..64].to_string()
+}

@@ -1,7 +1,8 @@
-//! The detector Lambda: on a schedule, evaluates every bundled rule over its due windows on
-//! Athena, writes alerts to the lake's `alerts/` table, delivers them through the outbox to
-//! its destinations (the alerts topic unless a destinations file is configured), and keeps
-//! each rule's watermark and the outbox in S3.
+//! The detector Lambda: on a schedule, evaluates every rule (those of the content bundle in
+//! S3, or the bundled ones) over its due windows on Athena, writes alerts to the lake's
+//! `alerts/` table, delivers them through the outbox to its destinations (the alerts topic
+//! unless a destinations file is configured), and keeps each rule's watermark and the outbox
+//! in S3.
 //!
 //! The run itself is [`lakewatch_detect::run_scheduled_and_deliver`], generic over engine,
 //! state and sink; this crate supplies the AWS ones ([`DetectorEngine`]: Athena, and
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::cloudwatch::CloudWatchCounts;
+use lakewatch_aws::content::ContentLocation;
 use lakewatch_aws::s3_state::S3Store;
 use lakewatch_deliver::config::env_secret;
 use lakewatch_deliver::{
@@ -24,6 +26,7 @@ use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, RuleOutcome, Wi
 use lakewatch_detect::{Deliveries, delivery_figures, run_figures, run_scheduled_and_deliver};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
+use lakewatch_plugins::content::Kind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -217,6 +220,23 @@ pub struct Trigger {
     pub time: Option<DateTime<Utc>>,
 }
 
+/// The rules the detector runs: those of the content bundle in S3 when a content location is
+/// set (Terraform sets it; the bundle holds the bundled rules and the deployment's own, so a
+/// changed rule file needs `terraform apply`, not a new package), else the rules embedded in
+/// this binary.
+pub async fn load_rules(
+    s3: &aws_sdk_s3::Client,
+    content: Option<&ContentLocation>,
+) -> Result<Vec<Rule>, String> {
+    match content {
+        Some(location) => {
+            let set = lakewatch_aws::content::load(s3, location, Kind::Rules).await?;
+            lakewatch_detect::load(&set).map_err(|e| e.to_string())
+        }
+        None => lakewatch_detect::bundled::rules().map_err(|e| e.to_string()),
+    }
+}
+
 /// Settings, rules and clients, once per cold start.
 pub struct Detector {
     pub rules: Vec<Rule>,
@@ -230,10 +250,10 @@ impl Detector {
     /// Reads the settings from the environment, checks the bundled rules, builds the clients.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let settings = DetectorSettings::from_env()?;
-        let rules = lakewatch_detect::bundled::rules()?;
-        tracing::info!(rules = rules.len(), "rules loaded");
         let config = lakewatch_aws::config::load(None).await;
         let s3 = lakewatch_aws::config::s3_client(&config);
+        let rules = load_rules(&s3, ContentLocation::from_env().as_ref()).await?;
+        tracing::info!(rules = rules.len(), "rules loaded");
         let secrets = AwsSecrets(aws_sdk_secretsmanager::Client::new(&config));
         let destinations = destinations(&settings, &secrets).await?;
         if destinations.destinations.is_empty() {

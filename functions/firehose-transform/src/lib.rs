@@ -56,11 +56,13 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
+use lakewatch_aws::content::ContentLocation;
 use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::PARTITION_KEYS;
 use lakewatch_metrics::{Figures, Records};
+use lakewatch_plugins::content::Kind;
 use lakewatch_plugins::intake::{Cause, Intake, Unit};
-use lakewatch_plugins::{Pipeline, Tally};
+use lakewatch_plugins::{Pipeline, PluginConfig, Tally};
 
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::firehose::{
@@ -242,6 +244,20 @@ fn readable<'r>(
              cannot tell their answers apart"
         )),
     }
+}
+
+/// The plugins' settings, as the Lambda gets them: GeoIP databases from the environment
+/// ([`PluginConfig::from_env`]), and the declarative sources from the content bundle in S3
+/// when `LAKEWATCH_CONTENT_BUCKET` is set (Terraform sets it; the bundle holds the bundled
+/// sources and the deployment's own), else the sources embedded in this binary.
+pub async fn plugin_config(
+    content: Option<(&aws_sdk_s3::Client, &ContentLocation)>,
+) -> Result<PluginConfig, String> {
+    let mut config = PluginConfig::from_env();
+    if let Some((s3, location)) = content {
+        config.sources = lakewatch_aws::content::load(s3, location, Kind::Sources).await?;
+    }
+    Ok(config)
 }
 
 /// Transforms one Firehose batch. Never fails and never panics: every input record gets

@@ -526,3 +526,144 @@ async fn a_default_buffer_of_syslog_lines_never_fails_for_size() {
     let logs = lambda.stop();
     assert!(logs.contains("response would exceed"), "{logs}");
 }
+
+/// A source of the deployment's own, as `terraform apply` uploads it beside the bundled ones.
+const ACME_SOURCE: &str = r#"id = "acme"
+description = "Acme badge readers"
+source = "acme"
+category = "physical"
+summary = "badge {badge} at {door}"
+[[match.all]]
+field = "acme_kind"
+equals = "badge"
+[[tests]]
+name = "a badge swipe"
+record = '{"acme_kind": "badge", "badge": "0042", "door": "lobby"}'
+[tests.expect]
+summary = "badge 0042 at lobby"
+"#;
+
+/// Uploads the sources bundle (the repository's `sources/` and [`ACME_SOURCE`]) to a moto
+/// bucket `lake` under `content/`, as Terraform does; returns the function's environment.
+async fn upload_sources(server: &lakewatch_testkit::moto::MotoServer) -> Vec<(&str, String)> {
+    use lakewatch_plugins::content::{Bundle, ContentFile, Kind, read_dir};
+    let s3 = lakewatch_aws::config::s3_client(&server.sdk_config().await);
+    s3.create_bucket().bucket("lake").send().await.unwrap();
+    let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sources");
+    let mut files = read_dir(Kind::Sources, &bundled).unwrap();
+    files.push(ContentFile {
+        origin: "my-sources/acme.toml".into(),
+        text: ACME_SOURCE.into(),
+        dir: None,
+    });
+    let body = serde_json::to_vec(&Bundle { files }).unwrap();
+    s3.put_object()
+        .bucket("lake")
+        .key(lakewatch_lake::layout::content_bundle_key(
+            "content/",
+            Kind::Sources,
+        ))
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+    vec![
+        ("AWS_ENDPOINT_URL", server.endpoint().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("LAKEWATCH_CONTENT_BUCKET", "lake".into()),
+        ("LAKEWATCH_CONTENT_PREFIX", "content/".into()),
+    ]
+}
+
+/// Answers an empty batch; returns the milliseconds since `started` and the peak resident
+/// memory (KiB) so far.
+async fn first_answer(lambda: &LambdaProcess, started: std::time::Instant) -> (f64, u64) {
+    lambda
+        .invoke(br#"{"records":[]}"#.to_vec())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    (
+        started.elapsed().as_secs_f64() * 1000.0,
+        lakewatch_testkit::peak_rss_kib(lambda.pid()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_the_sources_of_the_content_bundle_in_s3() {
+    let server = lakewatch_testkit::moto::MotoServer::start();
+    let env = upload_sources(&server).await;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Cold start (spawn to the first answer) and peak memory after init, with the sources from
+    // S3 and, for comparison, embedded: the figures in docs/firehose-transform.md.
+    let embedded = LambdaProcess::start(BINARY, &[]).await.unwrap();
+    let (embedded_ms, embedded_kib) = first_answer(&embedded, std::time::Instant::now()).await;
+    embedded.stop();
+    let started = std::time::Instant::now();
+    let lambda = LambdaProcess::start(BINARY, &env).await.unwrap();
+    let (from_s3_ms, from_s3_kib) = first_answer(&lambda, started).await;
+    eprintln!(
+        "cold start to the first answer: {from_s3_ms:.0} ms, {:.1} MiB peak resident with the \
+         sources from S3; {embedded_ms:.0} ms, {:.1} MiB embedded",
+        from_s3_kib as f64 / 1024.0,
+        embedded_kib as f64 / 1024.0
+    );
+    let record = |id: &str, data: &str| {
+        serde_json::json!({"recordId": id, "approximateArrivalTimestamp": 1776405054000_i64,
+                           "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data)})
+    };
+    let batch = serde_json::json!({
+        "invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:us-east-1:1:deliverystream/s",
+        "region": "us-east-1",
+        "records": [
+            record("acme", r#"{"acme_kind": "badge", "badge": "0042", "door": "lobby"}"#),
+            record("line", "kernel: oom-killer invoked on web-03"),
+        ]
+    });
+    let body = lambda
+        .invoke(serde_json::to_vec(&batch).unwrap())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    let answers = answers(&body);
+    let acme = &answers[0].1.events[0];
+    assert_eq!(acme["source"], "acme", "{acme}");
+    assert_eq!(acme["summary"], "badge 0042 at lobby");
+    let line = &answers[1].1.events[0];
+    assert_eq!(
+        line["details"]["raw"], "kernel: oom-killer invoked on web-03",
+        "the bundled raw-line source came from the bundle too"
+    );
+    lambda.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_content_bundle_the_binary_fails_its_init_saying_why() {
+    let server = lakewatch_testkit::moto::MotoServer::start();
+    let lambda = LambdaProcess::start(
+        BINARY,
+        &[
+            ("AWS_ENDPOINT_URL", server.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("LAKEWATCH_CONTENT_BUCKET", "no-such-bucket"),
+        ],
+    )
+    .await
+    .unwrap();
+    let error = lambda
+        .invoke(br#"{"records":[]}"#.to_vec())
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let logs = lambda.stop();
+    assert!(
+        logs.contains("the transform cannot load its sources")
+            && logs.contains("s3://no-such-bucket/content/sources.json"),
+        "{error}\n{logs}"
+    );
+}

@@ -17,12 +17,13 @@ mod mapping;
 mod matcher;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use toml::Spanned;
 
+use crate::content::{ContentError, ContentSet, Kind, check_unique, line_of};
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
 use crate::shell::{Event, RecordKind};
 use crate::sources::{
@@ -126,13 +127,7 @@ const BUNDLED: &[(&str, &str)] = &[
 pub const DEFAULT_TEST_RECEIVED: &str = "2026-04-17T12:00:00Z";
 
 /// A source file that cannot be used: which file, which line, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct SourceError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
+pub type SourceError = ContentError;
 
 /// One source file, compiled: the plugin that runs it.
 #[derive(Debug)]
@@ -439,58 +434,20 @@ impl Plugin for DeclarativeSource {
     }
 }
 
-/// Every source: the bundled ones, then those of each directory (`*.toml`, sorted by name).
-/// An id defined twice is an error naming both files.
-pub fn load(dirs: &[PathBuf]) -> Result<Vec<DeclarativeSource>, SourceError> {
-    let mut files: Vec<(String, String)> = BUNDLED
+/// Every source of `set`: the bundled ones (unless turned off), then those of each directory
+/// (`*.toml`, sorted by name), then the files given (read from S3). An id defined twice is an
+/// error naming both files.
+pub fn load(set: &ContentSet) -> Result<Vec<DeclarativeSource>, SourceError> {
+    let files = set.gather(Kind::Sources, BUNDLED)?;
+    let sources = files
         .iter()
-        .map(|(name, text)| (format!("sources/{name}"), text.to_string()))
-        .collect();
-    for dir in dirs {
-        files.extend(read_dir(dir)?);
-    }
-    let mut sources: Vec<DeclarativeSource> = Vec::with_capacity(files.len());
-    for (file, text) in &files {
-        let source = parse(file, text)?;
-        if let Some(first) = sources.iter().find(|s| s.name == source.name) {
-            return Err(SourceError {
-                file: file.clone(),
-                line: None,
-                message: format!(
-                    "source {:?} is already defined in {}",
-                    source.name, first.file
-                ),
-            });
-        }
-        sources.push(source);
-    }
+        .map(|file| parse(&file.origin, &file.text))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(
+        Kind::Sources,
+        sources.iter().map(|s| (s.name, s.file.as_str())),
+    )?;
     Ok(sources)
-}
-
-/// The `*.toml` files of a directory, sorted, as (path, text).
-fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, SourceError> {
-    let error = |message: String| SourceError {
-        file: dir.display().to_string(),
-        line: None,
-        message,
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| error(format!("cannot read the sources directory: {e}")))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|e| SourceError {
-                file: path.display().to_string(),
-                line: None,
-                message: format!("cannot read: {e}"),
-            })?;
-            Ok((path.display().to_string(), text))
-        })
-        .collect()
 }
 
 /// Reads and checks one source file; `file` names it in errors and must end in `<id>.toml`.
@@ -826,15 +783,6 @@ fn sample_test(
         received,
         expect: test.expect.clone(),
     })
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]

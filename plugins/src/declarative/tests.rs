@@ -33,7 +33,11 @@ fn file(top: &str, tables: &str) -> String {
 #[test]
 fn the_bundled_list_is_every_file_of_the_sources_directory() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sources");
-    let on_disk: Vec<(String, String)> = read_dir(&dir).unwrap();
+    let on_disk: Vec<(String, String)> = crate::content::read_dir(Kind::Sources, &dir)
+        .unwrap()
+        .into_iter()
+        .map(|file| (file.origin, file.text))
+        .collect();
     let names: Vec<String> = on_disk
         .iter()
         .map(|(path, _)| {
@@ -53,7 +57,7 @@ fn the_bundled_list_is_every_file_of_the_sources_directory() {
 
 #[test]
 fn every_bundled_source_passes_its_tests_in_the_builtin_pipeline() {
-    let sources = load(&[]).unwrap();
+    let sources = load(&ContentSet::default()).unwrap();
     assert!(
         sources.iter().all(|s| !s.tests().is_empty()),
         "every source has tests"
@@ -311,7 +315,7 @@ one_of = ["login", "sso"]
 fn each_bundled_sample_is_claimed_by_its_own_source_alone() {
     // Recognition must not overlap: a record of one log type is never claimed by another
     // source (Suricata's `event_type` is also Duo's, Route 53's `srcaddr` also VPC flow's).
-    let sources = load(&[]).unwrap();
+    let sources = load(&ContentSet::default()).unwrap();
     let parsers = ["gsuite", "cloudtrail", "vpcflow", "cloudfront", "s3_audit"];
     let claiming: Vec<&str> = sources
         .iter()
@@ -465,7 +469,9 @@ fn an_id_defined_twice_names_both_files() {
         MINIMAL.replace("\"x\"", "\"minio-audit\""),
     )
     .unwrap();
-    let message = load(std::slice::from_ref(&dir)).unwrap_err().to_string();
+    let message = load(&ContentSet::with_dirs(vec![dir.clone()]))
+        .unwrap_err()
+        .to_string();
     assert!(
         message.ends_with("minio-audit.toml: source \"minio-audit\" is already defined in sources/minio-audit.toml"),
         "{message}"
@@ -479,13 +485,13 @@ fn a_users_directory_adds_its_sources_to_the_pipeline() {
     std::fs::write(dir.join("x.toml"), MINIMAL).unwrap();
     std::fs::write(dir.join("notes.md"), "not a source").unwrap();
     let config = PluginConfig {
-        source_dirs: vec![dir.clone()],
+        sources: ContentSet::with_dirs(vec![dir.clone()]),
         ..PluginConfig::default()
     };
     let names = builtin_pipeline(&config).unwrap().plugin_names();
     assert!(names.contains(&"x"), "{names:?}");
     let missing = PluginConfig {
-        source_dirs: vec![dir.join("nope")],
+        sources: ContentSet::with_dirs(vec![dir.join("nope")]),
         ..PluginConfig::default()
     };
     let message = builtin_pipeline(&missing).err().unwrap().to_string();
@@ -497,7 +503,7 @@ fn a_users_directory_adds_its_sources_to_the_pipeline() {
 }
 
 /// A fresh directory under the target's temporary directory (the crate has no tempfile).
-fn tempfile_dir() -> PathBuf {
+fn tempfile_dir() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(

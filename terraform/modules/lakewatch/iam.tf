@@ -14,7 +14,7 @@ locals {
   pulled_with_own_role = var.s3_pull != null && try(var.s3_pull.secret_arn, null) == null && try(var.s3_pull.endpoint_url, null) == null ? [var.s3_pull.bucket] : []
 
   function_policies = {
-    firehose-transform = data.aws_iam_policy_document.baseline["firehose-transform"].json
+    firehose-transform = data.aws_iam_policy_document.firehose_transform.json
     s3-ingest          = data.aws_iam_policy_document.s3_ingest.json
     partitions         = data.aws_iam_policy_document.partitions.json
     detector           = data.aws_iam_policy_document.detector.json
@@ -131,8 +131,22 @@ data "aws_iam_policy_document" "partitions" {
   }
 }
 
+data "aws_iam_policy_document" "firehose_transform" {
+  source_policy_documents = [data.aws_iam_policy_document.baseline["firehose-transform"].json]
+  statement {
+    sid       = "ReadTheSources"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_arn}/${local.content_prefix}sources.json"]
+  }
+}
+
 data "aws_iam_policy_document" "detector" {
   source_policy_documents = [data.aws_iam_policy_document.baseline["detector"].json]
+  statement {
+    sid       = "ReadTheRules"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_arn}/${local.content_prefix}rules.json"]
+  }
   statement {
     sid       = "RunQueriesInTheWorkgroup"
     actions   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"]

@@ -5,9 +5,10 @@
 locals {
   function_environment = {
     # The ASN database is optional: without it the variable is left out, not set empty.
-    firehose-transform = var.geoip == null ? {} : merge(
-      { LAKEWATCH_GEOIP_CITY_DATABASE = var.geoip.city_database_path },
-      var.geoip.asn_database_path == null ? {} : { LAKEWATCH_GEOIP_ASN_DATABASE = var.geoip.asn_database_path },
+    firehose-transform = merge(
+      local.content_environment["sources"],
+      var.geoip == null ? {} : { LAKEWATCH_GEOIP_CITY_DATABASE = var.geoip.city_database_path },
+      try(var.geoip.asn_database_path, null) == null ? {} : { LAKEWATCH_GEOIP_ASN_DATABASE = var.geoip.asn_database_path },
     )
     s3-ingest = {
       LAKEWATCH_FIREHOSE_STREAM = local.firehose_stream_name
@@ -23,6 +24,7 @@ locals {
     }
     # Without a destinations file the detector delivers every alert to the alerts topic.
     detector = merge(
+      local.content_environment["rules"],
       {
         LAKEWATCH_LAKE_BUCKET      = module.lake_bucket.id
         LAKEWATCH_GLUE_DATABASE    = aws_glue_catalog_database.this.name
@@ -119,8 +121,9 @@ resource "aws_lambda_function" "this" {
     log_group  = aws_cloudwatch_log_group.function[each.key].name
   }
 
-  tags       = local.tags
-  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
+  tags = local.tags
+  # The content is uploaded before a version that reads it is published.
+  depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function, aws_s3_object.content]
 }
 
 # Callers (Firehose, S3, EventBridge) always invoke a published version through this alias,

@@ -6,10 +6,15 @@
 # accepts (26), a 12-digit account and the longest region code (15, us-isof-south-1) the longest
 # role may have 6 characters to stay within S3's 63.
 
+locals {
+  # Known at plan time (unlike the module's id), for settings that must show in a plan.
+  lake_bucket_name = "${var.name}-lake-${local.account_id}-${local.region}"
+}
+
 module "lake_bucket" {
   source = "./modules/bucket"
 
-  name                              = "${var.name}-lake-${local.account_id}-${local.region}"
+  name                              = local.lake_bucket_name
   kms_key_arn                       = aws_kms_key.this.arn
   expiration_days                   = var.lake_retention_days
   noncurrent_version_retention_days = var.noncurrent_version_retention_days

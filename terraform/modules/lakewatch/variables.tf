@@ -371,3 +371,59 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "rule_dirs" {
+  description = "Directories of your own detection rules (*.toml, see docs/detection.md), deployed beside the bundled ones. The detector reads them from the lake bucket at cold start: changing a rule needs `terraform apply`, not a new package."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for dir in var.rule_dirs : length(fileset(dir, "*.toml")) > 0])
+    error_message = "Each of rule_dirs must be a directory holding rule files (*.toml)."
+  }
+}
+
+variable "source_dirs" {
+  description = "Directories of your own source files (*.toml, see docs/plugins-sources.md), deployed beside the bundled ones; the transform reads them at cold start."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for dir in var.source_dirs : length(fileset(dir, "*.toml")) > 0])
+    error_message = "Each of source_dirs must be a directory holding source files (*.toml)."
+  }
+}
+
+variable "query_dirs" {
+  description = "Directories of your own saved queries (*.sql with a header comment, see docs/query.md), uploaded beside the bundled ones to content/queries.json."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for dir in var.query_dirs : length(fileset(dir, "*.sql")) > 0])
+    error_message = "Each of query_dirs must be a directory holding saved queries (*.sql)."
+  }
+}
+
+variable "include_bundled_content" {
+  description = "Deploy the rules, sources and saved queries bundled with lakewatch beside your own (false: only those of rule_dirs, source_dirs and query_dirs)."
+  type        = bool
+  default     = true
+}
+
+variable "bundled_content_dir" {
+  description = "The directory holding the bundled rules/, sources/ and queries/ (null: the repository root this module is in)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bundled_content_dir == null || try(length(fileset(var.bundled_content_dir, "rules/*.toml")) > 0, false)
+    error_message = "bundled_content_dir must hold rules/*.toml (the repository root)."
+  }
+}
+
+variable "content_validator" {
+  description = "The command that runs `lakewatch validate-content` on the content before `terraform apply` uploads it (the lakewatch CLI, built from the same checkout: `cargo install --path .` or [\"target/release/lakewatch\"]). Empty: no validation, so bad content fails at the Lambdas' cold start instead."
+  type        = list(string)
+  default     = ["lakewatch"]
+}
