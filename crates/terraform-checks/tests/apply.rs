@@ -46,24 +46,16 @@ const EXAMPLE: &str = "examples/complete";
 const REGION: &str = "eu-west-1";
 
 /// Lets destroy remove buckets the test wrote to (the example keeps the safe default), and
-/// validates the content with this checkout's CLI (`lakewatch` need not be installed).
-fn test_deployment_override() -> String {
-    format!(
-        "# Written by crates/terraform-checks: a test deployment, destroyed with its objects.\n\
-         module \"lakewatch\" {{\n  force_destroy = true\n  content_validator = {}\n}}\n",
-        serde_json::to_string(&content_validator()).unwrap()
-    )
+/// deploys no content: moto checks the lake bucket's policy on PutObject without the request's
+/// context, so its `DenyInsecureTransport` statement refuses every upload (403). The content
+/// upload's validation is applied in tests/content.rs; its objects are checked in tests/plan.rs.
+const TEST_DEPLOYMENT_OVERRIDE: &str = "\
+# Written by crates/terraform-checks: a test deployment, destroyed with its objects.
+module \"lakewatch\" {
+  force_destroy  = true
+  deploy_content = false
 }
-
-/// `lakewatch` of this checkout, through cargo (built already when the tests run).
-fn content_validator() -> Vec<String> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    ["cargo", "run", "--quiet", "--manifest-path"]
-        .into_iter()
-        .map(str::to_string)
-        .chain([manifest.display().to_string(), "--".to_string()])
-        .collect()
-}
+";
 
 /// moto does not return these two blocks of a function (see the module docs above).
 const MOTO_GAPS_OVERRIDE: &str = "\
@@ -100,7 +92,7 @@ fn the_complete_example_applies_replans_clean_works_and_destroys_against_moto() 
         &format!(
             "{}\n{}",
             moto_provider_override(moto.endpoint()),
-            test_deployment_override()
+            TEST_DEPLOYMENT_OVERRIDE
         ),
     );
     workspace.write(

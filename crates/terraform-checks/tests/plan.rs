@@ -421,6 +421,19 @@ fn the_content_is_uploaded_per_kind_and_named_in_the_functions_environment() {
         sha256_hex(&sources_bundle),
         "the hash of what is uploaded: a new upload is a new version"
     );
+    let embedded = module.plan_ok("  deploy_content = false");
+    assert!(
+        resource_changes(&embedded)
+            .iter()
+            .all(|(address, _)| !address.contains("aws_s3_object.content")
+                && !address.contains("content_validation")),
+        "deploy_content = false uploads and validates nothing"
+    );
+    let environment = function_environment(&embedded, "firehose-transform");
+    assert!(
+        environment.get("LAKEWATCH_CONTENT_BUCKET").is_none(),
+        "without deployed content the transform uses its embedded sources: {environment:?}"
+    );
     let missing = module
         .plan("  rule_dirs = [\"/no/such/dir\"]")
         .unwrap_err()

@@ -41,12 +41,13 @@ locals {
 
   # The functions' environment names the bundle's hash too: a new upload publishes a new
   # version, so the next invocation starts cold and reads it.
+  # Without deployed content the functions fall back to what their packages embed.
   content_environment = {
-    for kind in keys(local.content_bundles) : kind => {
+    for kind in keys(local.content_bundles) : kind => var.deploy_content ? {
       LAKEWATCH_CONTENT_BUCKET = local.lake_bucket_name
       LAKEWATCH_CONTENT_PREFIX = local.content_prefix
       LAKEWATCH_CONTENT_SHA256 = sha256(local.content_bundles[kind])
-    }
+    } : {}
   }
 
   content_validation_command = join(" ", concat(
@@ -58,7 +59,7 @@ locals {
 
 # Runs again whenever any content file changes; a failure stops the apply before the uploads.
 resource "terraform_data" "content_validation" {
-  count = length(var.content_validator) > 0 ? 1 : 0
+  count = var.deploy_content && length(var.content_validator) > 0 ? 1 : 0
 
   triggers_replace = sha256(join("", [for kind in sort(keys(local.content_bundles)) : local.content_bundles[kind]]))
 
@@ -68,7 +69,7 @@ resource "terraform_data" "content_validation" {
 }
 
 resource "aws_s3_object" "content" {
-  for_each = local.content_bundles
+  for_each = var.deploy_content ? local.content_bundles : {}
 
   bucket       = module.lake_bucket.id
   key          = "${local.content_prefix}${each.key}.json"

@@ -405,6 +405,12 @@ variable "query_dirs" {
   }
 }
 
+variable "deploy_content" {
+  description = "Validate and upload the content (bundled and rule_dirs, source_dirs, query_dirs) to content/ in the lake bucket, for the detector and the transform to load at cold start. false: upload nothing and run no validator; the functions use the content embedded in their packages (as built), so the lakewatch CLI is not needed at apply."
+  type        = bool
+  default     = true
+}
+
 variable "include_bundled_content" {
   description = "Deploy the rules, sources and saved queries bundled with lakewatch beside your own (false: only those of rule_dirs, source_dirs and query_dirs)."
   type        = bool
