@@ -18,10 +18,10 @@ use chrono::{DateTime, Utc};
 use crate::local::extract::ExtractReport;
 use lakewatch_deliver::{Destinations, Dispatch, HttpTransport, TopicPublisher};
 use lakewatch_detect::Deliveries;
+use lakewatch_detect::run_rules;
 use lakewatch_detect::{
     Alert, AlertDelivery, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window,
 };
-use lakewatch_detect::run_rules;
 use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;

@@ -16,8 +16,7 @@ use lakewatch_deliver::{
     TopicPublisher,
 };
 use lakewatch_detect::{
-    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window,
-    run_scheduled_and_deliver,
+    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window, run_scheduled_and_deliver,
 };
 use lakewatch_lake::layout::OUTBOX_DOCUMENT;
 use lakewatch_lake::versioned::{FileStore, Versioned, VersionedStore, WriteError};

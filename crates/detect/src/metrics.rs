@@ -2,8 +2,8 @@
 //! total. The detector Lambda prints them as EMF lines, `lakewatch detect` as a table.
 
 use lakewatch_metrics::{
-    ALERT_DELIVERIES, ALERT_DELIVERIES_FAILED, ALERTS, BYTES_SCANNED, Figures, RULE_ALERTS, RULE_BYTES_SCANNED, RULE_FAILED, RULE_WINDOWS,
-    RULES_FAILED, WINDOWS,
+    ALERT_DELIVERIES, ALERT_DELIVERIES_FAILED, ALERTS, BYTES_SCANNED, Figures, RULE_ALERTS,
+    RULE_BYTES_SCANNED, RULE_FAILED, RULE_WINDOWS, RULES_FAILED, WINDOWS,
 };
 
 use crate::runner::{Deliveries, RuleReport};
@@ -116,9 +116,18 @@ mod tests {
         deliveries.destinations.insert("pager".into(), pager);
         let mut figures = Figures::default();
         delivery_figures(&deliveries, &mut figures);
-        assert_eq!(figures.get(&ALERT_DELIVERIES, &["hook", "delivered"]), Some(3));
-        assert_eq!(figures.get(&ALERT_DELIVERIES, &["hook", "retrying"]), Some(1));
-        assert_eq!(figures.get(&ALERT_DELIVERIES, &["pager", "given_up"]), Some(1));
+        assert_eq!(
+            figures.get(&ALERT_DELIVERIES, &["hook", "delivered"]),
+            Some(3)
+        );
+        assert_eq!(
+            figures.get(&ALERT_DELIVERIES, &["hook", "retrying"]),
+            Some(1)
+        );
+        assert_eq!(
+            figures.get(&ALERT_DELIVERIES, &["pager", "given_up"]),
+            Some(1)
+        );
         assert_eq!(figures.get(&ALERT_DELIVERIES_FAILED, &[]), Some(3));
         for line in figures.emf_lines(0) {
             lakewatch_metrics::parse_emf_line(&line).unwrap();

@@ -343,7 +343,12 @@ mod tests {
             .build()
             .unwrap();
         let error = runtime
-            .block_on(evaluate(&rule, &SqlOnly, window, &mut RuleReport::default()))
+            .block_on(evaluate(
+                &rule,
+                &SqlOnly,
+                window,
+                &mut RuleReport::default(),
+            ))
             .unwrap_err();
         assert!(error.contains("this detector has none"), "{error}");
     }
