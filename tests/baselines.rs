@@ -9,8 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 mod common;
 
-use common::{bundled_geoip, bundled_rules_dir};
-use lakewatch::cli::detect::detect;
+use common::{bundled_geoip, bundled_rules_dir, run};
 use lakewatch::local::detect::LocalQueries;
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::compile::compile;
@@ -42,17 +41,6 @@ fn ingest_text(lake: &Path, name: &str, text: &str) {
     ingest.ingest(name, name, text.as_bytes()).unwrap();
     ingest.finish().unwrap();
     assert!(failures.is_empty(), "{failures:?}");
-}
-
-fn run(lake: &Path, rule: &Rule, now: DateTime<Utc>, mode: Mode) -> RuleReport {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut reports = runtime
-        .block_on(detect(lake, std::slice::from_ref(rule), now, mode))
-        .unwrap()
-        .reports;
-    let report = reports.remove(0);
-    assert_eq!(report.error, None);
-    report
 }
 
 /// What identifies an alert across both evaluations: its window and its result columns.

@@ -8,11 +8,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 mod common;
 
-use common::{bundled_geoip, bundled_rules_dir};
+use common::{bundled_geoip, bundled_rules_dir, run};
 use lakewatch::cli::detect::detect;
 use lakewatch::local::detect::LocalAlerts;
 use lakewatch::local::ingest::Ingest;
-use lakewatch_detect::{Mode, Query, Rule, RuleReport};
+use lakewatch_detect::{Mode, Query, Rule};
 use lakewatch_lake::local::LocalLake;
 
 fn t(text: &str) -> DateTime<Utc> {
@@ -48,17 +48,6 @@ fn gsuite_login(time: &str, user: &str, ip: &str, outcome: &str) -> String {
         "events": [{"type": "login", "name": outcome}],
     })
     .to_string()
-}
-
-fn run(lake: &Path, rule: &Rule, now: DateTime<Utc>, mode: Mode) -> RuleReport {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut reports = runtime
-        .block_on(detect(lake, std::slice::from_ref(rule), now, mode))
-        .unwrap()
-        .reports;
-    let report = reports.remove(0);
-    assert_eq!(report.error, None);
-    report
 }
 
 fn scheduled(max_windows: usize) -> Mode {
