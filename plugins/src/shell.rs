@@ -34,6 +34,15 @@ const SHELL_FIELDS_TAKEN: [&str; 8] = [
     "eventid", "summary", "category", "source", "hostname", "severity", "tags", "plugins",
 ];
 
+/// Whether the shell takes a top-level key of that name out of the record ([`Event::from_json`])
+/// once its ASCII letters are lower-cased.
+pub(crate) fn is_taken_by_the_shell_ignoring_case(key: &str) -> bool {
+    key.eq_ignore_ascii_case("details")
+        || SHELL_FIELDS_TAKEN
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(key))
+}
+
 /// Severity of an event that did not say.
 pub const DEFAULT_SEVERITY: &str = "INFO";
 /// Category and source of an event no plugin recognised.
@@ -77,6 +86,9 @@ pub struct Event {
     pub details: Map<String, Value>,
     /// Whether the record was a raw text line rather than JSON. Not written to the lake.
     pub kind: RecordKind,
+    /// Whether the keys of `details` were lower-cased while parsing; `lowercase_keys` reads
+    /// it (and resets it). Not written to the lake.
+    pub key_case: crate::lowercase_keys::KeyCase,
 }
 
 impl Event {
@@ -95,6 +107,7 @@ impl Event {
             plugins: Vec::new(),
             details: Map::new(),
             kind,
+            key_case: Default::default(),
         }
     }
 
