@@ -136,14 +136,11 @@ fn lowercase_value(value: &mut Value) -> bool {
     }
 }
 
-/// Whether lower-casing would change the key. Cheap for the usual ASCII key: every byte is
-/// looked at without a branch (this runs for every key of every record).
+/// Whether lower-casing would change the key. Cheap for the usual ASCII key (this runs for
+/// every key of every record).
 pub(crate) fn needs_lowercasing(key: &str) -> bool {
-    let (upper, high) = key.bytes().fold((false, 0u8), |(upper, high), b| {
-        (upper | b.is_ascii_uppercase(), high | b)
-    });
-    if high < 0x80 {
-        upper
+    if !crate::bytewise::any_non_ascii(key.as_bytes()) {
+        crate::bytewise::any_ascii_uppercase(key.as_bytes())
     } else {
         key.chars().any(|c| c.to_lowercase().ne(std::iter::once(c)))
     }

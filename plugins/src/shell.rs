@@ -365,36 +365,13 @@ fn write_json_key(out: &mut Vec<u8>, name: &str) {
 
 /// A JSON string, as serde_json writes it.
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    if needs_escape(text.as_bytes()) {
+    if crate::bytewise::any_json_escape(text.as_bytes()) {
         serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
     } else {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     }
-}
-
-/// Whether serde_json would escape a byte of `bytes`: a quote, a backslash or a control
-/// character below 0x20. Eight bytes at a time, with the classic "has a zero byte" bit trick
-/// (exact for whether any byte matches: a borrow only starts at a byte that does).
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
-        if below(word, 0x20)
-            || below(word ^ (ONES * u64::from(b'"')), 1)
-            || below(word ^ (ONES * u64::from(b'\\')), 1)
-        {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A JSON object, as serde_json writes a [`Map`].
@@ -759,7 +736,7 @@ mod tests {
                 bytes in prop::collection::vec(prop_oneof![20 => 0x20u8..=0xff, 1 => any::<u8>()], 0..40)
             ) {
                 let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-                prop_assert_eq!(needs_escape(&bytes), expected);
+                prop_assert_eq!(crate::bytewise::any_json_escape(&bytes), expected);
             }
 
             #[test]
