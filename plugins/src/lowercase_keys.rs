@@ -139,8 +139,10 @@ fn lowercase_value(value: &mut Value) -> bool {
 /// Whether lower-casing would change the key. Cheap for the usual ASCII key (this runs for
 /// every key of every record).
 pub(crate) fn needs_lowercasing(key: &str) -> bool {
-    if !crate::bytewise::any_non_ascii(key.as_bytes()) {
-        crate::bytewise::any_ascii_uppercase(key.as_bytes())
+    if !crate::bytewise::any_ascii_uppercase_or_non_ascii(key.as_bytes()) {
+        false
+    } else if key.is_ascii() {
+        true
     } else {
         key.chars().any(|c| c.to_lowercase().ne(std::iter::once(c)))
     }
