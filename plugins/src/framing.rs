@@ -399,7 +399,7 @@ fn object_end(line: &[u8]) -> Option<usize> {
 fn string_end(line: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
-        at += memchr::memchr2(b'"', b'\\', &line[at..])?;
+        at += crate::bytewise::find_quote_or_backslash(&line[at..])?;
         if line[at] == b'"' {
             return Some(at + 1);
         }
