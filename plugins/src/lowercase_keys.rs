@@ -39,8 +39,15 @@ impl Plugin for LowercaseKeys {
     fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
         let changed = match std::mem::take(&mut event.key_case) {
             KeyCase::AsSent => lowercase_map(&mut event.details),
+            KeyCase::LowerCased {
+                renamed,
+                shell_names_left: false,
+            } => renamed,
             // Left to do: a top-level key that the shell would have taken (`eventID`).
-            KeyCase::LowerCased { renamed } => lowercase_own_keys(&mut event.details) | renamed,
+            KeyCase::LowerCased {
+                renamed,
+                shell_names_left: true,
+            } => lowercase_own_keys(&mut event.details) | renamed,
         };
         Ok(if changed {
             Verdict::Changed
@@ -63,10 +70,13 @@ pub enum KeyCase {
     /// As the producer sent them: this plugin lower-cases every depth.
     #[default]
     AsSent,
-    /// Lower-cased while parsing (but for a record's own key that becomes a name the shell
-    /// takes, such as CloudTrail's `eventID`: the shell must not take it, so it is renamed
-    /// here); `renamed` says whether any key changed.
-    LowerCased { renamed: bool },
+    /// Lower-cased while parsing; `renamed` says whether any key changed. With
+    /// `shell_names_left`, a record's own key that becomes a name the shell takes (CloudTrail's
+    /// `eventID`: the shell must not take it) was left as sent, for this plugin to rename.
+    LowerCased {
+        renamed: bool,
+        shell_names_left: bool,
+    },
 }
 
 /// Lower-cases the keys of `map` and of everything below it; says whether any key changed.

@@ -55,6 +55,7 @@ pub fn parse_record_lowering_keys(text: &str) -> Result<(Value, KeyCase), serde_
     } else {
         KeyCase::LowerCased {
             renamed: flags.renamed.get(),
+            shell_names_left: flags.shell_names_left.get(),
         }
     };
     Ok((finish(text, value, &flags)?, keys))
@@ -126,6 +127,8 @@ struct Flags {
     maybe_big: Cell<bool>,
     /// A key was lower-cased.
     renamed: Cell<bool>,
+    /// A key of the record that becomes a name the shell takes was left as sent.
+    shell_names_left: Cell<bool>,
     /// Lower-casing while parsing could give another map than `lowercase_keys` would.
     not_lowered: Cell<bool>,
 }
@@ -252,6 +255,7 @@ impl<'de> KeepingDuplicates<'_> {
             // Which `eventid` gets `_2` is lowercase_keys' business.
             self.flags.not_lowered.set(true);
         }
+        self.flags.shell_names_left.set(shell_names);
         Ok(Value::Object(map))
     }
 }
