@@ -34,7 +34,9 @@
 //! # Why a byte-level scanner
 //! Record boundaries are found by tracking strings, escapes and bracket depth byte by byte
 //! (with `memchr` to jump through strings and lines), checking the JSON structure but not the
-//! scalars. Each record's text is parsed once, by the pipeline. Memory holds one record (at most
+//! scalars. An object alone on its line, as NDJSON has them, is checked against the same
+//! grammar in one pass over the line (`object_end`), and anything else is left to the
+//! scanner. Each record's text is parsed once, by the pipeline. Memory holds one record (at most
 //! the limit) plus a 64 KiB read buffer, whatever the size of the input: a 1 GB object or a
 //! CloudTrail file with one huge `Records` array is framed in flat memory.
 //!

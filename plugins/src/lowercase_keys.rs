@@ -20,7 +20,8 @@ use crate::shell::{Event, insert_keeping_both};
 
 /// Runs first of all (priority -100), so every other plugin sees lower-case keys only.
 pub const PRIORITY: i32 = -100;
-/// The plugin's name; the pipeline looks for it to parse records with their keys lower-cased ([`KeyCase`]).
+/// The plugin's name: the pipeline looks for it to parse records with their keys lower-cased
+/// already ([`KeyCase`]).
 pub const NAME: &str = "lowercase_keys";
 
 /// The plugin; it has no settings.
@@ -62,9 +63,10 @@ impl Plugin for LowercaseKeys {
 ///
 /// The pipeline parses a record with [`crate::record_json::parse_record_lowering_keys`] when
 /// this plugin runs first: every object is then built with its keys already lower-cased by
-/// [`lowercase_key`], as [`lowercase_map`] would have renamed them. A record in which that
-/// could differ (two keys of a nested object that lower-case alike, a `details` object of its
-/// own) is parsed as sent and lower-cased here.
+/// `lowercase_key`, as [`lowercase_map`] would have renamed them. A record in which the two
+/// could name a key differently (two keys of one object that repeat or lower-case alike,
+/// `eventID` beside `eventid`, a `details` object of its own) is parsed as sent and
+/// lower-cased here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum KeyCase {
     /// As the producer sent them: this plugin lower-cases every depth.
