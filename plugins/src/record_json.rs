@@ -38,11 +38,12 @@ pub fn parse_record(text: &str) -> Result<Value, serde_json::Error> {
 
 /// [`parse_record`], with every key lower-cased as `lowercase_keys` renames them, in the same
 /// pass (perf: walking and rebuilding every event's maps again cost a tenth of the pipeline).
-/// Only when no two keys of an object collide once lower-cased, no renamed key of the record
-/// becomes a name the shell takes (`Summary`), and the record has no `details` key (whose
-/// object is merged with the record's other keys before lower-casing): otherwise the record is
-/// parsed again with its keys as sent, and `lowercase_keys` does the work, so the event is
-/// the same either way.
+/// A key of the record itself that becomes a name the shell takes (`Summary`, CloudTrail's
+/// `eventID`) is left as sent, for the plugin. Where the two ways could name a key differently
+/// (two keys of one object that repeat or lower-case alike, `eventID` beside `eventid`, a
+/// `details` key, whose object is merged with the record's other keys before lower-casing),
+/// the record is parsed again with its keys as sent and `lowercase_keys` does all the work,
+/// so the event is the same either way.
 pub fn parse_record_lowering_keys(text: &str) -> Result<(Value, KeyCase), serde_json::Error> {
     let flags = Flags::default();
     let value = parse_with(text, KeepingDuplicates::new(&flags, Keys::Record))?;
@@ -146,8 +147,7 @@ enum Keys {
 }
 
 /// serde_json's `Value` as serde_json parses it, except that duplicate keys are all kept and
-/// nested keys may be lower-cased ([`Keys`]); it notes whether a float may have been a big
-/// integer.
+/// keys may be lower-cased ([`Keys`]); it notes what [`Flags`] records.
 #[derive(Clone, Copy)]
 struct KeepingDuplicates<'a> {
     flags: &'a Flags,
