@@ -34,7 +34,9 @@
 //! # Why a byte-level scanner
 //! Record boundaries are found by tracking strings, escapes and bracket depth byte by byte
 //! (with `memchr` to jump through strings and lines), checking the JSON structure but not the
-//! scalars. Each record's text is parsed once, by the pipeline. Memory holds one record (at most
+//! scalars. An object alone on its line, as NDJSON has them, is checked against the same
+//! grammar in one pass over the line (`object_end`), and anything else is left to the
+//! scanner. Each record's text is parsed once, by the pipeline. Memory holds one record (at most
 //! the limit) plus a 64 KiB read buffer, whatever the size of the input: a 1 GB object or a
 //! CloudTrail file with one huge `Records` array is framed in flat memory.
 //!
@@ -213,6 +215,9 @@ pub struct Framer<'a> {
     oversize: Option<String>,
 
     json: JsonState,
+    /// Whether an object alone on its line is framed in one pass ([`object_end`]); off only in
+    /// tests, to compare with the scanner.
+    fast_lines: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +298,121 @@ fn is_scalar_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
 }
 
+/// Where the JSON object at the start of `line` ends (just past its `}`), if the scanner
+/// ([`Framer::json`]) would frame it, token by token, as one whole record ending there: the
+/// same grammar (strings with their escapes, scalars as runs of [`is_scalar_byte`], keys,
+/// colons, commas, matching brackets, blanks between tokens), all on this line. Anything else
+/// (an object that goes on past the line, a fault, more than 64 levels, CloudTrail's
+/// `{"Records": [` wrapper) is `None`, and left to the scanner.
+fn object_end(line: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    // One bit per open container, innermost lowest: set for an object, clear for an array.
+    let (mut objects, mut depth) = (0u64, 0u32);
+    let mut expect = Expect::Value;
+    loop {
+        let b = *line.get(at)?;
+        if is_blank(b) {
+            at += 1;
+            continue;
+        }
+        let in_object = objects & 1 == 1;
+        let mut value_done = false;
+        match expect {
+            Expect::Value | Expect::ValueOrClose => match b {
+                b'{' | b'[' => {
+                    if depth == 64 {
+                        return None;
+                    }
+                    objects = objects << 1 | u64::from(b == b'{');
+                    depth += 1;
+                    expect = if b == b'{' {
+                        Expect::KeyOrClose
+                    } else {
+                        Expect::ValueOrClose
+                    };
+                    at += 1;
+                }
+                b'"' => {
+                    at = string_end(line, at + 1)?;
+                    value_done = true;
+                }
+                b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                    at += 1;
+                    while line.get(at).is_some_and(|&b| is_scalar_byte(b)) {
+                        at += 1;
+                    }
+                    value_done = true;
+                }
+                b']' if expect == Expect::ValueOrClose => {
+                    (objects, depth, at) = (objects >> 1, depth - 1, at + 1);
+                    value_done = true;
+                }
+                _ => return None,
+            },
+            Expect::Key | Expect::KeyOrClose => match b {
+                b'"' => {
+                    let end = string_end(line, at + 1)?;
+                    if depth == 1
+                        && expect == Expect::KeyOrClose
+                        && &line[at..end] == b"\"Records\""
+                    {
+                        return None;
+                    }
+                    (at, expect) = (end, Expect::Colon);
+                }
+                b'}' if expect == Expect::KeyOrClose => {
+                    (objects, depth, at) = (objects >> 1, depth - 1, at + 1);
+                    value_done = true;
+                }
+                _ => return None,
+            },
+            Expect::Colon if b == b':' => (at, expect) = (at + 1, Expect::Value),
+            Expect::Colon => return None,
+            Expect::CommaOrClose => match b {
+                b',' => {
+                    at += 1;
+                    expect = if in_object {
+                        Expect::Key
+                    } else {
+                        Expect::Value
+                    };
+                }
+                b'}' if in_object => {
+                    (objects, depth, at) = (objects >> 1, depth - 1, at + 1);
+                    value_done = true;
+                }
+                b']' if !in_object => {
+                    (objects, depth, at) = (objects >> 1, depth - 1, at + 1);
+                    value_done = true;
+                }
+                _ => return None,
+            },
+        }
+        if value_done {
+            if depth == 0 {
+                return Some(at);
+            }
+            expect = Expect::CommaOrClose;
+        }
+    }
+}
+
+/// Just past the closing quote of the string whose text starts at `from`, if on this line.
+fn string_end(line: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        at += crate::bytewise::find_quote_or_backslash(&line[at..])?;
+        if line[at] == b'"' {
+            return Some(at + 1);
+        }
+        // An escape: the next byte is taken whatever it is.
+        at += 2;
+        if at > line.len() {
+            return None;
+        }
+    }
+}
+
 fn describe(b: u8) -> String {
     if b.is_ascii_graphic() {
         format!("'{}'", b as char)
@@ -332,12 +452,21 @@ impl<'a> Framer<'a> {
             rec_line: 1,
             oversize: None,
             json: JsonState::default(),
+            fast_lines: true,
         }
     }
 
     /// Sets the longest record kept in memory; longer ones are skipped and reported.
     pub fn max_record_bytes(mut self, limit: usize) -> Self {
         self.max_record = limit.max(1) as u64;
+        self
+    }
+
+    /// Frames every record with the token-by-token scanner, for tests that compare it with
+    /// the one-pass framing of objects alone on their line.
+    #[cfg(test)]
+    fn scanner_only(mut self) -> Self {
+        self.fast_lines = false;
         self
     }
 
@@ -576,6 +705,13 @@ impl<'a> Framer<'a> {
                 }
                 b' ' | b'\t' | b'\r' | 0x0c => self.pos += 1,
                 b'{' => {
+                    if let Some(end) = self.object_on_its_line() {
+                        // What `json` would find, token by token, for this line's object.
+                        self.start_record(self.pos);
+                        self.pos = end;
+                        self.after_value = true;
+                        return Ok(Step::Item(self.finish_record(end, RecordKind::Json, end)));
+                    }
                     self.begin_json(false);
                     return Ok(Step::More);
                 }
@@ -627,6 +763,22 @@ impl<'a> Framer<'a> {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Where the JSON object starting at `pos` ends, when the whole of it is on this line (in
+    /// the buffer) and [`object_end`] finds it well formed: NDJSON, the usual case, framed in
+    /// one tight pass over the line instead of one scanner step per token.
+    fn object_on_its_line(&self) -> Option<u64> {
+        if !self.fast_lines {
+            return None;
+        }
+        let rest = &self.buf[(self.pos - self.base) as usize..];
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(newline) => &rest[..newline],
+            None if self.eof => rest,
+            None => return None,
+        };
+        object_end(line).map(|end| self.pos + end as u64)
     }
 
     fn begin_json(&mut self, array: bool) {
@@ -1510,6 +1662,56 @@ mod tests {
             .prop_map(|m| Value::Object(m.into_iter().collect()))
     }
 
+    #[test]
+    fn one_line_objects_right_or_wrong_are_framed_as_the_scanner_frames_them() {
+        let deep = format!("{}{}", "{\"a\":[".repeat(40), "]}".repeat(40));
+        let lines = [
+            r#"{"a":1}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1}}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[]}"#,
+            r#"{"a":[}"#,
+            r#"{"a":tru, "b": nul}"#,
+            r#"{"a":-}"#,
+            r#"{,}"#,
+            r#"{]"#,
+            r#"{}"#,
+            r#"{ }"#,
+            r#"{"a":{"b":{}}}"#,
+            r#"{"a":"x\"y","b":"\\"}"#,
+            r#"{"a":"unterminated"#,
+            r#"{"a":"ends in an escape\"#,
+            r#"{"a":1} trailing"#,
+            r#"{"a":1}{"b":2}"#,
+            r#"{"a":1} "#,
+            "{\"a\":1}\r",
+            "{\t\"a\"\t:\t1\t}",
+            r#"{"Records":[{"a":1},{"b":2}]}"#,
+            r#"{ "Records" : [{"a":1}]}"#,
+            r#"{"Records":1}"#,
+            r#"{"a":1,"Records":[{"b":2}]}"#,
+            r#"{"é":"ü","n":[1.5e3,-2,true,false,null]}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":1:2}"#,
+            r#"{1:2}"#,
+            r#"{"a":{"b":1]}"#,
+            r#"{"a":[1}]"#,
+            deep.as_str(),
+        ];
+        for line in lines {
+            // After a first record, so that the line is in the buffer when framing reaches it.
+            for input in [
+                format!("{{\"first\":1}}\n{line}\n{{\"next\":1}}\n"),
+                format!("{{\"first\":1}}\n{line}"),
+            ] {
+                let scanned: Vec<_> = frame_bytes(input.as_bytes()).scanner_only().collect();
+                assert_eq!(frame(input.as_bytes()), scanned, "{input:?}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_and_every_byte_is_accounted_for(
@@ -1524,6 +1726,20 @@ mod tests {
             prop_assert_eq!(&trickled, &items);
             let small: Vec<_> = frame_bytes(&input).max_record_bytes(7).collect();
             prop_assert_eq!(small.len(), items.len());
+        }
+
+        #[test]
+        fn objects_alone_on_their_line_are_framed_as_the_scanner_frames_them(
+            input in jsonish_bytes(),
+            objects in prop::collection::vec(object(), 0..4),
+        ) {
+            let mut input = input;
+            for object in objects {
+                input.extend_from_slice(object.to_string().as_bytes());
+                input.push(b'\n');
+            }
+            let scanned: Vec<_> = frame_bytes(&input).scanner_only().collect();
+            prop_assert_eq!(frame(&input), scanned);
         }
 
         #[test]

@@ -248,7 +248,13 @@ fn walk(map: &Map<String, Value>, parent: Option<(Role, usize)>, depth: usize, f
             continue;
         }
         let mut buffer = [0u8; 32];
-        let name = normalize(key, &mut buffer);
+        // Most keys are lower-case letters and digits already (lowercase_keys ran): they are
+        // their own normalized name.
+        let name = if crate::bytewise::any_not_lowercase_alphanumeric(key.as_bytes()) {
+            normalize(key, &mut buffer)
+        } else {
+            Some(key.as_bytes())
+        };
         let meaning = name.and_then(meaning);
         let field = meaning.and_then(|m| m.field_role(parent));
         let child_parent = meaning.and_then(|m| m.parent);

@@ -9,6 +9,7 @@
 //! one line in [`builtin_plugins`].
 
 pub mod authentication;
+mod bytewise;
 pub mod cloudfront;
 pub mod cloudtrail;
 pub mod content;

@@ -20,6 +20,9 @@ use crate::shell::{Event, insert_keeping_both};
 
 /// Runs first of all (priority -100), so every other plugin sees lower-case keys only.
 pub const PRIORITY: i32 = -100;
+/// The plugin's name: the pipeline looks for it to parse records with their keys lower-cased
+/// already ([`KeyCase`]).
+pub const NAME: &str = "lowercase_keys";
 
 /// The plugin; it has no settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,7 +30,7 @@ pub struct LowercaseKeys;
 
 impl Plugin for LowercaseKeys {
     fn name(&self) -> &'static str {
-        "lowercase_keys"
+        NAME
     }
 
     fn registration(&self) -> Registration {
@@ -35,7 +38,19 @@ impl Plugin for LowercaseKeys {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, PluginError> {
-        Ok(if lowercase_map(&mut event.details) {
+        let changed = match std::mem::take(&mut event.key_case) {
+            KeyCase::AsSent => lowercase_map(&mut event.details),
+            KeyCase::LowerCased {
+                renamed,
+                shell_names_left: false,
+            } => renamed,
+            // Left to do: a top-level key that the shell would have taken (`eventID`).
+            KeyCase::LowerCased {
+                renamed,
+                shell_names_left: true,
+            } => lowercase_own_keys(&mut event.details) | renamed,
+        };
+        Ok(if changed {
             Verdict::Changed
         } else {
             Verdict::Unchanged
@@ -43,37 +58,57 @@ impl Plugin for LowercaseKeys {
     }
 }
 
+/// What parsing already did with the keys of a record, so that this plugin does not walk and
+/// rebuild every map a second time.
+///
+/// The pipeline parses a record with [`crate::record_json::parse_record_lowering_keys`] when
+/// this plugin runs first: every object is then built with its keys already lower-cased by
+/// `lowercase_key`, as [`lowercase_map`] would have renamed them. A record in which the two
+/// could name a key differently (two keys of one object that repeat or lower-case alike,
+/// `eventID` beside `eventid`, a `details` object of its own) is parsed as sent and
+/// lower-cased here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyCase {
+    /// As the producer sent them: this plugin lower-cases every depth.
+    #[default]
+    AsSent,
+    /// Lower-cased while parsing; `renamed` says whether any key changed. With
+    /// `shell_names_left`, a record's own key that becomes a name the shell takes (CloudTrail's
+    /// `eventID`: the shell must not take it) was left as sent, for this plugin to rename.
+    LowerCased {
+        renamed: bool,
+        shell_names_left: bool,
+    },
+}
+
 /// Lower-cases the keys of `map` and of everything below it; says whether any key changed.
 pub fn lowercase_map(map: &mut Map<String, Value>) -> bool {
-    if !map.keys().any(|key| needs_lowercasing(key)) {
+    let changed = map
+        .values_mut()
+        .fold(false, |changed, value| lowercase_value(value) | changed);
+    lowercase_own_keys(map) | changed
+}
+
+/// Lower-cases the keys of `map` itself, not of the objects below it; says whether any changed.
+fn lowercase_own_keys(map: &mut Map<String, Value>) -> bool {
+    let renamed: Vec<String> = map
+        .keys()
+        .filter(|key| needs_lowercasing(key))
+        .cloned()
+        .collect();
+    if renamed.is_empty() {
         // The usual case once a source is lower case: the map stays as it is.
-        return map
-            .values_mut()
-            .fold(false, |changed, value| lowercase_value(value) | changed);
+        return false;
     }
-    // Rebuilt from its own entries: keys are lower-cased in place (no new allocation for
-    // ASCII keys), which is cheaper than removing and re-inserting each camelCase key. The
-    // kept keys come out in order, so the map is built from them in one pass rather than by
-    // one search per key.
-    let mut renamed = Vec::new();
-    let mut kept = Vec::with_capacity(map.len());
-    for (key, mut value) in std::mem::take(map) {
-        lowercase_value(&mut value);
-        if needs_lowercasing(&key) {
-            renamed.push((key, value));
-        } else {
-            kept.push((key, value));
-        }
-    }
-    *map = kept.into_iter().collect();
-    // Keys that were lower case already keep their names; the renamed ones are inserted
-    // after them, so on a collision it is the renamed key that gets the `_2` suffix.
+    // Keys that were lower case already keep their names; the renamed ones are taken out and
+    // inserted again after them, in the map's order, so on a collision it is the renamed key
+    // that gets the `_2` suffix.
+    let renamed: Vec<(String, Value)> = renamed
+        .into_iter()
+        .filter_map(|key| map.remove_entry(&key))
+        .collect();
     for (mut key, value) in renamed {
-        if key.is_ascii() {
-            key.make_ascii_lowercase();
-        } else {
-            key = key.to_lowercase();
-        }
+        lowercase_key(&mut key);
         // One search for the usual case of no collision.
         match map.entry(key) {
             Entry::Vacant(slot) => {
@@ -84,6 +119,20 @@ pub fn lowercase_map(map: &mut Map<String, Value>) -> bool {
                 insert_keeping_both(map, key, value);
             }
         }
+    }
+    true
+}
+
+/// Lower-cases one key as this plugin renames it; says whether it changed. The parser calls it
+/// for every key (see [`KeyCase`]).
+pub(crate) fn lowercase_key(key: &mut String) -> bool {
+    if !needs_lowercasing(key) {
+        return false;
+    }
+    if key.is_ascii() {
+        key.make_ascii_lowercase();
+    } else {
+        *key = key.to_lowercase();
     }
     true
 }
@@ -99,10 +148,13 @@ fn lowercase_value(value: &mut Value) -> bool {
     }
 }
 
-/// Whether lower-casing would change the key. Cheap for the usual ASCII key.
-fn needs_lowercasing(key: &str) -> bool {
-    if key.is_ascii() {
-        key.bytes().any(|b| b.is_ascii_uppercase())
+/// Whether lower-casing would change the key. Cheap for the usual ASCII key (this runs for
+/// every key of every record).
+pub(crate) fn needs_lowercasing(key: &str) -> bool {
+    if !crate::bytewise::any_ascii_uppercase_or_non_ascii(key.as_bytes()) {
+        false
+    } else if key.is_ascii() {
+        true
     } else {
         key.chars().any(|c| c.to_lowercase().ne(std::iter::once(c)))
     }
@@ -218,6 +270,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn collisions_that_lowercasing_while_parsing_would_name_otherwise_are_left_to_the_plugin() {
+        use crate::pipeline::{Outcome, Pipeline, Record};
+        use crate::shell::Origin;
+        let pipeline = Pipeline::new(vec![Box::new(LowercaseKeys)]);
+        for (record, expected) in [
+            // `eventID` is not the shell's; the typed `eventid` goes back under `details`
+            // first, so `eventID` is the one renamed, after `EventID_2` in the map's order.
+            (
+                r#"{"eventid":1,"EventID":"x","EventID_2":"y"}"#,
+                json!({"eventid": 1, "eventid_2": "x", "eventid_2_2": "y"}),
+            ),
+            (r#"{"a":{"B":1,"b":2}}"#, json!({"a": {"b": 2, "b_2": 1}})),
+            (
+                r#"{"details":{"User":1},"user":2}"#,
+                json!({"user": 2, "user_2": 1}),
+            ),
+        ] {
+            let origin = Origin {
+                container: "test",
+                position: 0,
+            };
+            let record = Record {
+                text: record,
+                kind: RecordKind::Json,
+                origin,
+            };
+            let Outcome::Ok(event) = pipeline.process(record, Utc::now()) else {
+                panic!("expected an event")
+            };
+            assert_eq!(Value::Object(event.details), expected);
+            assert_eq!(event.plugins, [NAME]);
+        }
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -275,6 +362,83 @@ mod tests {
                 prop_assert_eq!(verdict, Verdict::Unchanged);
                 prop_assert_eq!(again, details);
             }
+
+            #[test]
+            fn lower_casing_while_parsing_gives_the_event_this_plugin_gives(
+                record in object_text(2)
+            ) {
+                use crate::pipeline::{Outcome, Pipeline, Record};
+                use crate::shell::Origin;
+                let origin = Origin { container: "test", position: 0 };
+                let received = Utc::now();
+                // The reference: parsed as sent, then every depth lower-cased by the plugin.
+                let Ok(Value::Object(map)) = crate::record_json::parse_record(&record) else {
+                    panic!("test records are objects: {record}")
+                };
+                let mut expected = Event::from_json(map, &record, origin, received);
+                let verdict = LowercaseKeys.process(&mut expected).unwrap();
+                if verdict == Verdict::Changed && !expected.plugins.iter().any(|p| p == NAME) {
+                    expected.plugins.push(NAME.to_string());
+                }
+                expected.fall_back_to_received_time();
+                let pipeline = Pipeline::new(vec![Box::new(LowercaseKeys)]);
+                let record = Record { text: &record, kind: RecordKind::Json, origin };
+                let Outcome::Ok(event) = pipeline.process(record, received) else {
+                    panic!("expected an event")
+                };
+                prop_assert_eq!(event, expected);
+            }
+        }
+
+        /// The text of a JSON object whose keys repeat, collide once lower-cased and take
+        /// the shell's names in any case, with objects of such keys inside, `depth` deep.
+        fn object_text(depth: u32) -> BoxedStrategy<String> {
+            let key = prop_oneof![
+                Just("a"),
+                Just("A"),
+                Just("a_2"),
+                Just("A_2"),
+                Just("b"),
+                Just("Ünï"),
+                Just("eventid"),
+                Just("eventID"),
+                Just("EventId"),
+                Just("Summary"),
+                Just("summary"),
+                Just("severity"),
+                Just("SEVERITY"),
+                Just("Details"),
+                Just("details"),
+                Just("tags"),
+                Just("Tags"),
+                Just("eventid_2"),
+                Just("EventID_2"),
+            ];
+            let leaf = prop_oneof![
+                Just("1".to_string()),
+                Just("\"x\"".to_string()),
+                Just("null".to_string()),
+                Just("[\"t\"]".to_string()),
+            ];
+            let value = if depth == 0 {
+                leaf.boxed()
+            } else {
+                prop_oneof![
+                    3 => leaf,
+                    1 => object_text(depth - 1),
+                    1 => object_text(depth - 1).prop_map(|o| format!("[{o}]")),
+                ]
+                .boxed()
+            };
+            prop::collection::vec((key, value), 0..6)
+                .prop_map(|entries| {
+                    let fields: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                })
+                .boxed()
         }
     }
 }

@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::lowercase_keys::KeyCase;
 use crate::plugin::{Plugin, Trigger};
 use crate::shell::{Event, KeySignature, Origin, RecordKind};
 
@@ -40,6 +41,8 @@ pub enum Outcome {
 /// The ordered plugins. Build it once (at Lambda init, at CLI start) and share it.
 pub struct Pipeline {
     plugins: Vec<(Box<dyn Plugin>, Vec<Matcher>)>,
+    /// `lowercase_keys` runs first, so records are parsed with their keys lower-cased already ([`crate::lowercase_keys::KeyCase`]).
+    lowercases_first: bool,
 }
 
 /// A [`Trigger`] prepared once: every record asks every plugin's triggers, so a dotted path
@@ -111,8 +114,14 @@ impl Pipeline {
                         .collect(),
                 )
             })
-            .collect();
-        Pipeline { plugins }
+            .collect::<Vec<_>>();
+        let lowercases_first = plugins
+            .first()
+            .is_some_and(|(plugin, _)| plugin.name() == crate::lowercase_keys::NAME);
+        Pipeline {
+            plugins,
+            lowercases_first,
+        }
     }
 
     /// The plugins' names in the order they run.
@@ -124,11 +133,13 @@ impl Pipeline {
     pub fn process(&self, record: Record<'_>, received: DateTime<Utc>) -> Outcome {
         let event = match record.kind {
             RecordKind::Line => Event::from_line(record.text, record.origin, received),
-            RecordKind::Json => match crate::record_json::parse_record(record.text) {
-                Ok(Value::Object(map)) => {
-                    Event::from_json(map, record.text, record.origin, received)
+            RecordKind::Json => match self.parse(record.text) {
+                Ok((Value::Object(map), key_case)) => {
+                    let mut event = Event::from_json(map, record.text, record.origin, received);
+                    event.key_case = key_case;
+                    event
                 }
-                Ok(other) => {
+                Ok((other, _)) => {
                     return Outcome::Failed {
                         reason: format!(
                             "record is JSON but not an object (found {}); send one object per record",
@@ -146,6 +157,15 @@ impl Pipeline {
             },
         };
         self.run(event)
+    }
+
+    /// A JSON record's value, with its keys lower-cased when `lowercase_keys` runs first.
+    fn parse(&self, text: &str) -> Result<(Value, KeyCase), serde_json::Error> {
+        if self.lowercases_first {
+            crate::record_json::parse_record_lowering_keys(text)
+        } else {
+            crate::record_json::parse_record(text).map(|value| (value, KeyCase::AsSent))
+        }
     }
 
     /// Runs the plugins on an event that is already in the shell.

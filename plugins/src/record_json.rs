@@ -26,13 +26,46 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
-use crate::shell::insert_keeping_both;
+use crate::lowercase_keys::{KeyCase, lowercase_key, needs_lowercasing};
+use crate::shell::{insert_keeping_both, is_taken_by_the_shell_ignoring_case};
 
 /// Parses one record's JSON text (any JSON value; the caller decides what it accepts).
 pub fn parse_record(text: &str) -> Result<Value, serde_json::Error> {
-    let maybe_big = Cell::new(false);
-    let value = parse_with(text, KeepingDuplicates(&maybe_big))?;
-    if !maybe_big.get() {
+    let flags = Flags::default();
+    let value = parse_with(text, KeepingDuplicates::new(&flags, Keys::AsSent))?;
+    finish(text, value, &flags)
+}
+
+/// [`parse_record`], with every key lower-cased as `lowercase_keys` renames them, in the same
+/// pass (perf: walking and rebuilding every event's maps again cost a tenth of the pipeline).
+/// A key of the record itself that becomes a name the shell takes (`Summary`, CloudTrail's
+/// `eventID`) is left as sent, for the plugin. Where the two ways could name a key differently
+/// (two keys of one object that repeat or lower-case alike, `eventID` beside `eventid`, a
+/// `details` key, whose object is merged with the record's other keys before lower-casing),
+/// the record is parsed again with its keys as sent and `lowercase_keys` does all the work,
+/// so the event is the same either way.
+pub fn parse_record_lowering_keys(text: &str) -> Result<(Value, KeyCase), serde_json::Error> {
+    let flags = Flags::default();
+    let value = parse_with(text, KeepingDuplicates::new(&flags, Keys::Record))?;
+    if flags.not_lowered.get() {
+        return parse_record(text).map(|value| (value, KeyCase::AsSent));
+    }
+    let keys = if flags.maybe_big.get() {
+        // Reparsed keeping the digits of big integers, with every key as sent.
+        KeyCase::AsSent
+    } else {
+        KeyCase::LowerCased {
+            renamed: flags.renamed.get(),
+            shell_names_left: flags.shell_names_left.get(),
+        }
+    };
+    Ok((finish(text, value, &flags)?, keys))
+}
+
+/// The value as parsed, or parsed again keeping the digits of big integers when it may hold
+/// one.
+fn finish(text: &str, value: Value, flags: &Flags) -> Result<Value, serde_json::Error> {
+    if !flags.maybe_big.get() {
         return Ok(value);
     }
     // Parsed again, now that serde_json has checked the syntax and the nesting depth (so the
@@ -88,10 +121,53 @@ macro_rules! scalar_visits {
     };
 }
 
-/// serde_json's `Value` as serde_json parses it, except that duplicate keys are all kept; it
-/// notes whether a float may have been a big integer.
+/// What a parse noticed, for [`parse_record`] and [`parse_record_lowering_keys`].
+#[derive(Default)]
+struct Flags {
+    /// A float may have been a big integer.
+    maybe_big: Cell<bool>,
+    /// A key was lower-cased.
+    renamed: Cell<bool>,
+    /// A key of the record that becomes a name the shell takes was left as sent.
+    shell_names_left: Cell<bool>,
+    /// Lower-casing while parsing could give another map than `lowercase_keys` would.
+    not_lowered: Cell<bool>,
+}
+
+/// Which keys of the object being parsed are lower-cased (see [`KeyCase`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// None, at any depth.
+    AsSent,
+    /// Every key but those that become a name the shell takes: the record itself (see
+    /// [`KeepingDuplicates::record`]).
+    Record,
+    /// Every key: an object below the record.
+    Nested,
+}
+
+/// serde_json's `Value` as serde_json parses it, except that duplicate keys are all kept and
+/// keys may be lower-cased ([`Keys`]); it notes what [`Flags`] records.
 #[derive(Clone, Copy)]
-struct KeepingDuplicates<'a>(&'a Cell<bool>);
+struct KeepingDuplicates<'a> {
+    flags: &'a Flags,
+    keys: Keys,
+}
+
+impl<'a> KeepingDuplicates<'a> {
+    fn new(flags: &'a Flags, keys: Keys) -> Self {
+        KeepingDuplicates { flags, keys }
+    }
+
+    /// The seed of the values inside this one.
+    fn inner(self) -> Self {
+        let keys = match self.keys {
+            Keys::AsSent => Keys::AsSent,
+            Keys::Record | Keys::Nested => Keys::Nested,
+        };
+        KeepingDuplicates { keys, ..self }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for KeepingDuplicates<'_> {
     type Value = Value;
@@ -112,27 +188,92 @@ impl<'de> Visitor<'de> for KeepingDuplicates<'_> {
 
     fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
         if may_be_big_integer(value) {
-            self.0.set(true);
+            self.flags.maybe_big.set(true);
         }
         Ok(float(value))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
         let mut array = Vec::with_capacity(items.size_hint().unwrap_or(0));
-        while let Some(item) = items.next_element_seed(self)? {
+        while let Some(item) = items.next_element_seed(self.inner())? {
             array.push(item);
         }
         Ok(Value::Array(array))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+        if self.keys == Keys::Record {
+            return self.record(entries);
+        }
         let mut map = Map::new();
-        while let Some(key) = entries.next_key::<String>()? {
-            let value = entries.next_value_seed(self)?;
-            insert_keeping_both(&mut map, key, value);
+        while let Some(mut key) = entries.next_key::<String>()? {
+            let value = entries.next_value_seed(self.inner())?;
+            if self.keys == Keys::AsSent {
+                insert_keeping_both(&mut map, key, value);
+                continue;
+            }
+            if lowercase_key(&mut key) {
+                self.flags.renamed.set(true);
+            }
+            // With every lower-cased key distinct, the map is the one lowercase_keys makes; a
+            // duplicate or a collision needs its naming.
+            if map.insert(key, value).is_some() {
+                self.flags.not_lowered.set(true);
+            }
         }
         Ok(Value::Object(map))
     }
+}
+
+impl<'de> KeepingDuplicates<'_> {
+    /// The record's own object. The shell takes its fields by their exact names (`eventid`,
+    /// never CloudTrail's `eventID`, which stays under `details` as `eventid`), so a key that
+    /// would become such a name is left as sent, for `lowercase_keys` to rename; the others
+    /// are lower-cased here.
+    fn record<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        let mut shell_names = false;
+        while let Some(mut key) = entries.next_key::<String>()? {
+            let value = entries.next_value_seed(self.inner())?;
+            if key == "details" {
+                // Its object is merged with the record's other keys before lower-casing.
+                self.flags.not_lowered.set(true);
+            }
+            if needs_lowercasing(&key) {
+                if is_taken_by_the_shell_ignoring_case(&key) {
+                    shell_names = true;
+                } else {
+                    lowercase_key(&mut key);
+                    self.flags.renamed.set(true);
+                }
+            }
+            if map.insert(key, value).is_some() {
+                self.flags.not_lowered.set(true);
+            }
+        }
+        if shell_names && any_alike_shell_name(&map) {
+            // Which `eventid` gets `_2` is lowercase_keys' business.
+            self.flags.not_lowered.set(true);
+        }
+        self.flags.shell_names_left.set(shell_names);
+        Ok(Value::Object(map))
+    }
+}
+
+/// Whether a key left as sent because it becomes a name the shell takes has a twin that
+/// lower-cases alike (`eventID` beside `eventid` or `EventId`).
+fn any_alike_shell_name(map: &Map<String, Value>) -> bool {
+    let mut seen: Vec<String> = Vec::new();
+    for key in map.keys() {
+        if needs_lowercasing(key) && is_taken_by_the_shell_ignoring_case(key) {
+            let lower = key.to_ascii_lowercase();
+            if map.contains_key(&lower) || seen.contains(&lower) {
+                return true;
+            }
+            seen.push(lower);
+        }
+    }
+    false
 }
 
 /// [`KeepingDuplicates`], and integers beyond 64 bits kept exact: each value of an object or
@@ -148,7 +289,11 @@ impl ExactValue {
                 Ok(Value::String(text.to_string()))
             }
             Some(b'{' | b'[') => parse_with(text, ExactValue).map_err(E::custom),
-            _ => parse_with(text, KeepingDuplicates(&Cell::new(false))).map_err(E::custom),
+            _ => parse_with(
+                text,
+                KeepingDuplicates::new(&Flags::default(), Keys::AsSent),
+            )
+            .map_err(E::custom),
         }
     }
 }

@@ -34,6 +34,15 @@ const SHELL_FIELDS_TAKEN: [&str; 8] = [
     "eventid", "summary", "category", "source", "hostname", "severity", "tags", "plugins",
 ];
 
+/// Whether the shell takes a top-level key of that name out of the record ([`Event::from_json`])
+/// once its ASCII letters are lower-cased.
+pub(crate) fn is_taken_by_the_shell_ignoring_case(key: &str) -> bool {
+    key.eq_ignore_ascii_case("details")
+        || SHELL_FIELDS_TAKEN
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(key))
+}
+
 /// Severity of an event that did not say.
 pub const DEFAULT_SEVERITY: &str = "INFO";
 /// Category and source of an event no plugin recognised.
@@ -77,6 +86,9 @@ pub struct Event {
     pub details: Map<String, Value>,
     /// Whether the record was a raw text line rather than JSON. Not written to the lake.
     pub kind: RecordKind,
+    /// Whether the keys of `details` were lower-cased while parsing; `lowercase_keys` reads
+    /// it (and resets it). Not written to the lake.
+    pub key_case: crate::lowercase_keys::KeyCase,
 }
 
 impl Event {
@@ -95,6 +107,7 @@ impl Event {
             plugins: Vec::new(),
             details: Map::new(),
             kind,
+            key_case: Default::default(),
         }
     }
 
@@ -352,36 +365,13 @@ fn write_json_key(out: &mut Vec<u8>, name: &str) {
 
 /// A JSON string, as serde_json writes it.
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    if needs_escape(text.as_bytes()) {
+    if crate::bytewise::any_json_escape(text.as_bytes()) {
         serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
     } else {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     }
-}
-
-/// Whether serde_json would escape a byte of `bytes`: a quote, a backslash or a control
-/// character below 0x20. Eight bytes at a time, with the classic "has a zero byte" bit trick
-/// (exact for whether any byte matches: a borrow only starts at a byte that does).
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
-        if below(word, 0x20)
-            || below(word ^ (ONES * u64::from(b'"')), 1)
-            || below(word ^ (ONES * u64::from(b'\\')), 1)
-        {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A JSON object, as serde_json writes a [`Map`].
@@ -746,7 +736,7 @@ mod tests {
                 bytes in prop::collection::vec(prop_oneof![20 => 0x20u8..=0xff, 1 => any::<u8>()], 0..40)
             ) {
                 let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-                prop_assert_eq!(needs_escape(&bytes), expected);
+                prop_assert_eq!(crate::bytewise::any_json_escape(&bytes), expected);
             }
 
             #[test]
