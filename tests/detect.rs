@@ -708,7 +708,11 @@ fn rules_due_in_one_run_read_each_extract_file_once_and_alert_as_window_by_windo
         let address = format!("203.0.113.{}", 10 + hour);
         for attempt in 0..9 {
             let time = start + TimeDelta::hours(hour) + TimeDelta::minutes(20 + attempt);
-            let outcome = if attempt == 8 { "login_success" } else { "login_failure" };
+            let outcome = if attempt == 8 {
+                "login_success"
+            } else {
+                "login_failure"
+            };
             let stamp = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
             records.push(gsuite_login(&stamp, &user, &address, outcome));
         }
@@ -729,7 +733,12 @@ fn rules_due_in_one_run_read_each_extract_file_once_and_alert_as_window_by_windo
     assert_eq!(queries, 3 * 72, "one query per rule and window");
     for report in &run.reports {
         assert_eq!(report.error, None);
-        assert_eq!(report.bytes_read, Some(0), "{}: read from memory", report.rule);
+        assert_eq!(
+            report.bytes_read,
+            Some(0),
+            "{}: read from memory",
+            report.rule
+        );
     }
     // Each extract file was read once, for all 216 queries.
     assert_eq!(run.shared.scans, 1);

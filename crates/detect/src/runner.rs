@@ -506,8 +506,7 @@ impl<'r> RuleRun<'r> {
             Err(error) if self.sets_aside => {
                 let failed = state.note_failure(window, &error);
                 if failed.attempts < SET_ASIDE_AFTER {
-                    self.version =
-                        Some(save(store, rule, state, self.version.as_deref()).await?);
+                    self.version = Some(save(store, rule, state, self.version.as_deref()).await?);
                     return Err(format!(
                         "{error} (failed {} of {SET_ASIDE_AFTER} runs in a row; then the window is set aside)",
                         failed.attempts
@@ -714,7 +713,9 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn run<'r>(rule: &'r Rule, ends: &[&str]) -> RuleRun<'r> {
@@ -740,7 +741,10 @@ mod tests {
             "kind = \"sql\"\nsql = \"SELECT 1 FROM events WHERE {{span}}\"",
         );
         let runs = [
-            run(&threshold, &["2026-11-20T10:05:00Z", "2026-11-20T10:10:00Z"]),
+            run(
+                &threshold,
+                &["2026-11-20T10:05:00Z", "2026-11-20T10:10:00Z"],
+            ),
             run(&looks_back, &["2026-11-20T11:00:00Z"]),
         ];
         // The threshold rule reads its windows only (09:50-10:10: hours 09 and 10), the SQL
