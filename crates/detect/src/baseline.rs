@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
@@ -193,22 +194,23 @@ impl Baseline {
     fn prune(&mut self, cutoff: &str) {
         self.entries.retain(|_, seen| seen.last.as_str() >= cutoff);
     }
+}
 
-    /// The stored bytes: gzip JSON.
-    pub fn encode(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("a baseline serializes");
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gzip.write_all(&json).expect("writing to memory");
-        gzip.finish().expect("writing to memory")
-    }
+/// A baseline's stored bytes (any kind: [`Baseline`], [`crate::previous::Previous`]): gzip JSON.
+pub fn encode_baseline<B: Serialize>(baseline: &B) -> Vec<u8> {
+    let json = serde_json::to_vec(baseline).expect("a baseline serializes");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&json).expect("writing to memory");
+    gzip.finish().expect("writing to memory")
+}
 
-    pub fn decode(bytes: &[u8]) -> Result<Baseline, String> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|e| format!("not gzip ({e})"))?;
-        serde_json::from_slice(&json).map_err(|e| format!("not a baseline ({e})"))
-    }
+/// A baseline from its stored bytes ([`encode_baseline`]).
+pub fn decode_baseline<B: DeserializeOwned>(bytes: &[u8]) -> Result<B, String> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("not gzip ({e})"))?;
+    serde_json::from_slice(&json).map_err(|e| format!("not a baseline ({e})"))
 }
 
 /// A baseline built from history during a run (a new rule, a changed definition, a replay).
@@ -244,7 +246,7 @@ impl Tracker {
             return Ok(None);
         }
         let stored = store
-            .load_baseline(&rule.id)
+            .load_baseline::<Baseline>(&rule.id)
             .await
             .map_err(|e| e.to_string())?;
         let mut tracker = Tracker {
@@ -268,27 +270,12 @@ impl Tracker {
 
     /// Why the baseline must be built from history before `window`; `None` when it fits.
     fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
-        let Some(baseline) = &self.baseline else {
-            return Some(if self.changed {
-                "the rule's baseline definition changed".to_string()
-            } else {
-                "the rule has no baseline yet".to_string()
-            });
-        };
-        if baseline.through > window.start {
-            Some(format!(
-                "the baseline reaches {}, past the window's start (a replay or a window \
-                 evaluated again)",
-                format_timestamp(baseline.through)
-            ))
-        } else if baseline.through < window.start - rule.history {
-            Some(format!(
-                "the baseline ends at {}, more than the rule's history before the window",
-                format_timestamp(baseline.through)
-            ))
-        } else {
-            None
-        }
+        rebuild_reason(
+            self.baseline.as_ref().map(|b| b.through),
+            self.changed,
+            rule,
+            window,
+        )
     }
 
     /// Evaluates a window with the baseline (building it first when needed) and folds the
@@ -341,6 +328,38 @@ impl Tracker {
         self.version = Some(version);
         self.stored_through = Some(baseline.through);
         Ok(())
+    }
+}
+
+/// Why a rule's baseline (any kind) that reaches `through` (`None`: none of this definition;
+/// `changed`: one of another definition is stored) must be built from history before `window`;
+/// `None` when it fits.
+pub(crate) fn rebuild_reason(
+    through: Option<DateTime<Utc>>,
+    changed: bool,
+    rule: &Rule,
+    window: Window,
+) -> Option<String> {
+    let Some(through) = through else {
+        return Some(if changed {
+            "the rule's baseline definition changed".to_string()
+        } else {
+            "the rule has no baseline yet".to_string()
+        });
+    };
+    if through > window.start {
+        Some(format!(
+            "the baseline reaches {}, past the window's start (a replay or a window \
+             evaluated again)",
+            format_timestamp(through)
+        ))
+    } else if through < window.start - rule.history {
+        Some(format!(
+            "the baseline ends at {}, more than the rule's history before the window",
+            format_timestamp(through)
+        ))
+    } else {
+        None
     }
 }
 
@@ -822,7 +841,8 @@ mod tests {
     fn a_baseline_survives_encoding_and_its_definition_follows_the_rule() {
         let rule = rule("");
         let baseline = baseline_of(&rule, &[("u", "US", &ts("01:00"), &ts("02:00"))]);
-        assert_eq!(Baseline::decode(&baseline.encode()).unwrap(), baseline);
+        let decoded: Baseline = decode_baseline(&encode_baseline(&baseline)).unwrap();
+        assert_eq!(decoded, baseline);
         let mut changed = rule.clone();
         if let Query::FirstSeen { filter, .. } = &mut changed.query {
             *filter = "false".into();

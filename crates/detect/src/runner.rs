@@ -13,6 +13,7 @@ use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
 use crate::compile::compile;
+use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
 use crate::silence::{self, NoSourceCounts, SourceCounts};
 use crate::state::{
@@ -314,6 +315,8 @@ struct RuleRun<'r> {
     version: Option<String>,
     /// First-seen rules decide with a baseline instead of reading their history every window.
     baseline: Option<Tracker>,
+    /// Pairing rules keep the previous event per key instead ([`crate::previous`]).
+    previous: Option<PreviousTracker>,
     /// Windows already evaluated that events arrived for since: evaluated again first, once.
     late_ends: Vec<DateTime<Utc>>,
     /// The latest arrival pass: seen once the late windows are done.
@@ -338,6 +341,7 @@ impl<'r> RuleRun<'r> {
             state: RuleState::default(),
             version: None,
             baseline: None,
+            previous: None,
             late_ends: Vec::new(),
             arrivals_latest: 0,
             ends: VecDeque::new(),
@@ -365,6 +369,7 @@ impl<'r> RuleRun<'r> {
         self.state = stored.state;
         self.version = stored.version;
         self.baseline = Tracker::load(rule, store).await?;
+        self.previous = PreviousTracker::load(rule, store).await?;
         self.arrivals_latest = arrivals.latest();
         // A rule that never looked at arrivals starts from the latest (its first pass is the
         // whole lake, which its watermark already covered).
@@ -436,6 +441,10 @@ impl<'r> RuleRun<'r> {
         let looks_back = match &rule.query {
             Query::Silence { .. } => return None,
             Query::FirstSeen { .. } => self.baseline.is_none(),
+            Query::Previous { .. } => self
+                .previous
+                .as_ref()
+                .is_none_or(|tracker| tracker.rebuilds(rule, window)),
             Query::Sequence { .. } => true,
             Query::Sql { sql } => sql.contains("{{history") || sql.contains("{{span"),
             Query::Threshold { .. } => false,
@@ -483,12 +492,13 @@ impl<'r> RuleRun<'r> {
         let state = &mut self.state;
         let window = Window::new(end - rule.window, end);
         let late = self.late_ends.contains(&end);
-        let answer = match self.baseline.as_mut() {
-            Some(tracker) => tracker.evaluate(rule, engine, window, report).await,
-            None if matches!(rule.query, Query::Silence { .. }) => {
+        let answer = match (self.baseline.as_mut(), self.previous.as_mut()) {
+            (Some(tracker), _) => tracker.evaluate(rule, engine, window, report).await,
+            (_, Some(tracker)) => tracker.evaluate(rule, engine, window, report).await,
+            (None, None) if matches!(rule.query, Query::Silence { .. }) => {
                 silence::evaluate(rule, engine, window, report).await
             }
-            None => query_window(rule, engine, window, report).await,
+            (None, None) => query_window(rule, engine, window, report).await,
         };
         let alerts = match answer {
             Ok(rows) => {
@@ -538,6 +548,9 @@ impl<'r> RuleRun<'r> {
             // Before the watermark: a run stopped in between finds the baseline ahead of
             // the window it evaluates again, and rebuilds it for that window.
             if let Some(tracker) = self.baseline.as_mut() {
+                tracker.save(rule, store).await?;
+            }
+            if let Some(tracker) = self.previous.as_mut() {
                 tracker.save(rule, store).await?;
             }
             if state.watermark.is_none_or(|w| w < window.end) {
