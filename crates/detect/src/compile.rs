@@ -689,6 +689,45 @@ mod tests {
     }
 
     #[test]
+    fn pairing_rules_lag_over_history_or_over_the_kept_previous_events() {
+        let rule = rule(
+            "kind = \"previous\"\nwhere = \"ok\"\nkey = [{ name = \"account\", expr = \"u\" }]\n\
+             fields = [{ name = \"ip\", expr = \"i\" }]\n\
+             sql = \"WITH m AS (SELECT * FROM pairs WHERE ip <> from_ip) SELECT account FROM m\"",
+            "",
+        );
+        // Without a baseline: the day of history and the window, paired by lag.
+        let sql = compile(&rule, window()).unwrap();
+        assert!(sql.starts_with("WITH logins AS (SELECT u AS account, eventid, utctimestamp, i AS ip FROM events"), "{sql}");
+        assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z'"), "{sql}");
+        assert!(sql.contains(
+            "lag(l.ip) OVER (PARTITION BY l.account ORDER BY utctimestamp, eventid) AS from_ip"
+        ));
+        assert!(sql.contains(
+            "pairs AS (SELECT * FROM paired WHERE utctimestamp >= '2026-11-23T10:00:00.000000Z' \
+             AND utctimestamp < '2026-11-23T10:15:00.000000Z'), m AS (SELECT * FROM pairs"
+        ));
+        // With one: the window's events and the previous event per key as rows.
+        let previous = vec![vec![
+            Some("o'neil".to_string()),
+            Some("e1".to_string()),
+            Some("2026-11-23T09:00:00.000000Z".to_string()),
+            None,
+        ]];
+        let (alerts, latest) =
+            previous_baseline_sql(&rule, window(), window().start, &previous).unwrap();
+        for sql in [&alerts, &latest] {
+            assert!(sql.contains("utctimestamp >= '2026-11-23T10:00:00.000000Z'"), "{sql}");
+            assert!(!sql.contains("2026-11-22"), "no history: {sql}");
+            assert!(sql.contains(
+                " UNION ALL SELECT * FROM (VALUES ('o''neil', 'e1', '2026-11-23T09:00:00.000000Z', \
+                 CAST(NULL AS VARCHAR))) AS previous(account, eventid, utctimestamp, ip)"
+            ));
+        }
+        assert!(latest.ends_with("SELECT account, eventid, utctimestamp, ip FROM ranked WHERE newest = 1"));
+    }
+
+    #[test]
     fn ignored_values_wrap_the_query() {
         let rule = rule(
             "kind = \"sql\"\nsql = \"SELECT user FROM events WHERE {{window}}\"",
