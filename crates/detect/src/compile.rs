@@ -698,8 +698,16 @@ mod tests {
         );
         // Without a baseline: the day of history and the window, paired by lag.
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.starts_with("WITH logins AS (SELECT u AS account, eventid, utctimestamp, i AS ip FROM events"), "{sql}");
-        assert!(sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z'"), "{sql}");
+        assert!(
+            sql.starts_with(
+                "WITH logins AS (SELECT u AS account, eventid, utctimestamp, i AS ip FROM events"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z'"),
+            "{sql}"
+        );
         assert!(sql.contains(
             "lag(l.ip) OVER (PARTITION BY l.account ORDER BY utctimestamp, eventid) AS from_ip"
         ));
@@ -717,14 +725,21 @@ mod tests {
         let (alerts, latest) =
             previous_baseline_sql(&rule, window(), window().start, &previous).unwrap();
         for sql in [&alerts, &latest] {
-            assert!(sql.contains("utctimestamp >= '2026-11-23T10:00:00.000000Z'"), "{sql}");
+            assert!(
+                sql.contains("utctimestamp >= '2026-11-23T10:00:00.000000Z'"),
+                "{sql}"
+            );
             assert!(!sql.contains("2026-11-22"), "no history: {sql}");
             assert!(sql.contains(
                 " UNION ALL SELECT * FROM (VALUES ('o''neil', 'e1', '2026-11-23T09:00:00.000000Z', \
                  CAST(NULL AS VARCHAR))) AS previous(account, eventid, utctimestamp, ip)"
             ));
         }
-        assert!(latest.ends_with("SELECT account, eventid, utctimestamp, ip FROM ranked WHERE newest = 1"));
+        assert!(
+            latest.ends_with(
+                "SELECT account, eventid, utctimestamp, ip FROM ranked WHERE newest = 1"
+            )
+        );
     }
 
     #[test]

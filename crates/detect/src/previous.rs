@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
-use crate::baseline::{BaselineBuilt, rebuild_reason};
+use crate::baseline::{Kept, Tracked};
 use crate::compile::{pair_columns, previous_baseline_sql};
 use crate::rule::{Query, Rule};
 use crate::runner::{QueryEngine, RuleReport, run_query};
@@ -61,17 +61,17 @@ pub struct Previous {
     pub events: Vec<Vec<Option<String>>>,
 }
 
-/// A pairing rule's baseline during one run: the one evaluated with, and what the store holds.
-pub struct PreviousTracker {
-    definition: String,
-    previous: Option<Previous>,
-    /// Version of the stored document (`None`: nothing stored), for compare-and-swap.
-    version: Option<String>,
-    /// `through` of the stored baseline when it has this definition: a save never goes back.
-    stored_through: Option<DateTime<Utc>>,
-    /// The stored baseline was built for another definition of the rule.
-    changed: bool,
+impl Kept for Previous {
+    fn definition(&self) -> &str {
+        &self.definition
+    }
+    fn through(&self) -> DateTime<Utc> {
+        self.through
+    }
 }
+
+/// A pairing rule's baseline during one run.
+pub struct PreviousTracker(Tracked<Previous>);
 
 impl PreviousTracker {
     /// The rule's tracker with its stored baseline; `None` when the rule is not a pairing rule
@@ -83,44 +83,14 @@ impl PreviousTracker {
         let Some(definition) = definition(rule) else {
             return Ok(None);
         };
-        if !store.keeps_baselines() {
-            return Ok(None);
-        }
-        let stored = store
-            .load_baseline::<Previous>(&rule.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut tracker = PreviousTracker {
-            definition,
-            previous: None,
-            version: None,
-            stored_through: None,
-            changed: false,
-        };
-        if let Some((previous, version)) = stored {
-            tracker.version = Some(version);
-            if previous.definition == tracker.definition {
-                tracker.stored_through = Some(previous.through);
-                tracker.previous = Some(previous);
-            } else {
-                tracker.changed = true;
-            }
-        }
-        Ok(Some(tracker))
+        Ok(Tracked::load(definition, rule, store)
+            .await?
+            .map(PreviousTracker))
     }
 
     /// Whether evaluating `window` builds the baseline from history (it then reads `history`).
     pub fn rebuilds(&self, rule: &Rule, window: Window) -> bool {
-        self.rebuild_reason(rule, window).is_some()
-    }
-
-    fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
-        rebuild_reason(
-            self.previous.as_ref().map(|p| p.through),
-            self.changed,
-            rule,
-            window,
-        )
+        self.0.rebuild_reason(rule, window).is_some()
     }
 
     /// Evaluates a window with the baseline (building it from history first when needed):
@@ -135,10 +105,11 @@ impl PreviousTracker {
         let Query::Previous { key, fields, .. } = &rule.query else {
             return Err(format!("rule {} is not a pairing rule", rule.id));
         };
-        let reason = self.rebuild_reason(rule, window);
+        let tracked = &mut self.0;
+        let reason = tracked.rebuild_reason(rule, window);
         let seen_since = format_timestamp(window.start - rule.history);
         let time_column = key.len() + 1;
-        let (from, kept) = match (&reason, &self.previous) {
+        let (from, kept) = match (&reason, &tracked.current) {
             (None, Some(previous)) => (
                 previous.through,
                 previous
@@ -161,13 +132,7 @@ impl PreviousTracker {
         let alerts = run_query(engine, &alerts_sql, window, report).await?;
         let latest = run_query(engine, &latest_sql, window, report).await?;
         if let Some(reason) = reason {
-            report.baselines_built.push(BaselineBuilt {
-                window,
-                reason,
-                bytes_read: report
-                    .bytes_read
-                    .map(|after| after - read_before.unwrap_or(0)),
-            });
+            report.note_built(window, reason, read_before);
         }
         let columns = pair_columns(key, fields);
         let forget_before = format_timestamp(window.end - rule.history);
@@ -186,32 +151,16 @@ impl PreviousTracker {
             })
             .collect();
         events.sort();
-        self.previous = Some(Previous {
-            definition: self.definition.clone(),
+        tracked.current = Some(Previous {
+            definition: tracked.definition.clone(),
             through: window.end,
             events,
         });
         Ok(alerts)
     }
 
-    /// Saves the baseline after a window's alerts were written: compare-and-swap against the
-    /// version this run read, and only when it gets further than the stored one.
+    /// Saves the baseline after a window's alerts were written ([`Tracked::save`]).
     pub async fn save<S: StateStore>(&mut self, rule: &Rule, store: &S) -> Result<(), String> {
-        let Some(previous) = &self.previous else {
-            return Ok(());
-        };
-        if self
-            .stored_through
-            .is_some_and(|stored| stored >= previous.through)
-        {
-            return Ok(());
-        }
-        let version = store
-            .save_baseline(&rule.id, previous, self.version.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.version = Some(version);
-        self.stored_through = Some(previous.through);
-        Ok(())
+        self.0.save(rule, store).await
     }
 }

@@ -185,6 +185,21 @@ pub struct RuleReport {
 /// back (a long `history`) shares only its last hours; its queries read the rest themselves.
 pub const SHARED_SCAN_HOURS: i64 = 48;
 
+impl RuleReport {
+    /// Notes a baseline built from history with `window`'s queries, which read what the
+    /// report's bytes grew by since `read_before`.
+    pub(crate) fn note_built(&mut self, window: Window, reason: String, read_before: Option<u64>) {
+        let bytes_read = self
+            .bytes_read
+            .map(|after| after - read_before.unwrap_or(0));
+        self.baselines_built.push(BaselineBuilt {
+            window,
+            reason,
+            bytes_read,
+        });
+    }
+}
+
 /// Runs every rule; each gets its own report.
 ///
 /// Shared scans: every due window of every rule is computed first; then, in chunks of at most
