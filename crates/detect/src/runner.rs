@@ -234,7 +234,10 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
         runs.push(run);
     }
     for chunk in shared_chunks(&runs) {
-        if let Err(error) = engine.share_scan(&chunk.ranges).await {
+        // A chunk of rules that read no events (silence) has nothing to share.
+        if !chunk.ranges.is_empty()
+            && let Err(error) = engine.share_scan(&chunk.ranges).await
+        {
             // Not fatal: the queries then read the lake themselves.
             tracing::warn!(error = %error, "the shared scan failed; each query reads the lake");
         }
