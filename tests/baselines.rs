@@ -79,7 +79,19 @@ fn identities(report: &RuleReport) -> BTreeSet<String> {
 /// Compares, over `(from, to]`: the history scan; a replay (baseline built at its first
 /// window); a first scheduled run at `from` (bootstrap) then one catching up to `to`.
 fn assert_same_alerts(lake: &Path, rule: &Rule, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-    let expected = history_scan(lake, rule, from, to);
+    assert_same_alerts_as(lake, rule, rule, from, to)
+}
+
+/// [`assert_same_alerts`], with the history scan of `reference` (the rule as it was written
+/// before it kept a baseline).
+fn assert_same_alerts_as(
+    lake: &Path,
+    rule: &Rule,
+    reference: &Rule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> usize {
+    let expected = history_scan(lake, reference, from, to);
     let replay = run(
         lake,
         rule,
@@ -97,7 +109,13 @@ fn assert_same_alerts(lake: &Path, rule: &Rule, from: DateTime<Utc>, to: DateTim
         "{:?}",
         replay.baselines_built
     );
-    assert_eq!(replay.queries, replay.windows.len());
+    // A pairing rule asks for the window's alerts and for the latest event per key.
+    let per_window = if matches!(rule.query, Query::Previous { .. }) {
+        2
+    } else {
+        1
+    };
+    assert_eq!(replay.queries, per_window * replay.windows.len());
 
     let lateness = rule.lateness;
     let first = run(
@@ -127,7 +145,7 @@ fn assert_same_alerts(lake: &Path, rule: &Rule, from: DateTime<Utc>, to: DateTim
     );
     scheduled.extend(identities(&catch_up));
     // The first scheduled run evaluated the window ending at `from`.
-    let before = history_scan(lake, rule, from - rule.interval, from);
+    let before = history_scan(lake, reference, from - rule.interval, from);
     let expected_scheduled: BTreeSet<String> = expected.union(&before).cloned().collect();
     assert_eq!(
         scheduled, expected_scheduled,
@@ -332,5 +350,52 @@ fn rebuild_case() {
     assert_eq!(
         rebuilt.baselines_built[0].reason,
         "the rule's baseline definition changed"
+    );
+}
+
+/// `impossible-travel` as it was written before it kept the previous logins: its own SQL reads
+/// a day of history in every window.
+fn impossible_travel_history_sql() -> Rule {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events/rules/impossible-travel-history-sql.toml");
+    let mut rule = Rule::from_file(&path).unwrap();
+    rule.suppress = TimeDelta::seconds(1);
+    rule
+}
+
+#[test]
+fn previous_logins_give_the_history_sqls_impossible_travel_alerts() {
+    with_large_stack(previous_logins_case);
+}
+
+fn previous_logins_case() {
+    let (rule, reference) = (rule("impossible-travel"), impossible_travel_history_sql());
+    let lake = tempfile::tempdir().unwrap();
+    let start = t("2026-11-01T00:00:00Z");
+    generated_lake(lake.path(), start);
+    let generated = assert_same_alerts_as(
+        lake.path(),
+        &rule,
+        &reference,
+        start + TimeDelta::hours(156),
+        start + TimeDelta::days(8),
+    );
+    assert!(
+        generated >= 3,
+        "the lake must exercise the rule: {generated} alerts"
+    );
+
+    let demo = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
+    for file in ["logins.ndjson", "auth.log"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        ingest_text(demo.path(), file, &text);
+    }
+    assert_same_alerts_as(
+        demo.path(),
+        &rule,
+        &reference,
+        t("2026-11-19T00:00:00Z"),
+        t("2026-11-21T00:00:00Z"),
     );
 }

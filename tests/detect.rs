@@ -675,3 +675,100 @@ fn a_window_failing_run_after_run_is_set_aside_and_evaluated_again_on_demand() {
             .is_empty()
     );
 }
+
+/// The compressed bytes of every file of the lake's detection extract.
+fn extract_bytes(lake: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    walk(&entry.path())
+                } else {
+                    entry.metadata().unwrap().len()
+                }
+            })
+            .sum()
+    }
+    walk(&lakewatch_lake::local::extract_dir(lake).join("events"))
+}
+
+#[test]
+fn rules_due_in_one_run_read_each_extract_file_once_and_alert_as_window_by_window() {
+    let rules: Vec<Rule> = ["brute-force-user", "brute-force-ip", "brute-force-success"]
+        .into_iter()
+        .map(rule)
+        .collect();
+    let start = t("2026-11-20T06:00:00Z");
+    // Every hour, a burst of failures against one user from one address, then a success.
+    let mut records = Vec::new();
+    for hour in 0..6 {
+        let user = format!("victim{hour}@example.com");
+        let address = format!("203.0.113.{}", 10 + hour);
+        for attempt in 0..9 {
+            let time = start + TimeDelta::hours(hour) + TimeDelta::minutes(20 + attempt);
+            let outcome = if attempt == 8 {
+                "login_success"
+            } else {
+                "login_failure"
+            };
+            let stamp = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            records.push(gsuite_login(&stamp, &user, &address, outcome));
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let detect_at = |lake: &Path, now: &str, max_windows: usize| {
+        runtime
+            .block_on(detect(lake, &rules, t(now), scheduled(max_windows)))
+            .unwrap()
+    };
+
+    // All at once: the detector ran at 06:05, then catches six hours up in one run.
+    let batched = tempfile::tempdir().unwrap();
+    ingest(batched.path(), "bursts", &records);
+    detect_at(batched.path(), "2026-11-20T06:05:00Z", 100);
+    let run = detect_at(batched.path(), "2026-11-20T12:05:00Z", 100);
+    let queries: usize = run.reports.iter().map(|r| r.queries).sum();
+    assert_eq!(queries, 3 * 72, "one query per rule and window");
+    for report in &run.reports {
+        assert_eq!(report.error, None);
+        assert_eq!(
+            report.bytes_read,
+            Some(0),
+            "{}: read from memory",
+            report.rule
+        );
+    }
+    // Each extract file was read once, for all 216 queries.
+    assert_eq!(run.shared.scans, 1);
+    assert_eq!(run.shared.bytes_read, extract_bytes(batched.path()));
+    let alerted: BTreeSet<_> = run
+        .reports
+        .iter()
+        .flat_map(|r| r.alerts.iter().map(|a| a.alertid.clone()))
+        .collect();
+    assert_eq!(alerted.len(), 3 * 6, "each rule alerts once per burst");
+
+    // Window by window (one window per rule per run): the same alerts.
+    let windowed = tempfile::tempdir().unwrap();
+    ingest(windowed.path(), "bursts", &records);
+    detect_at(windowed.path(), "2026-11-20T06:05:00Z", 100);
+    let mut one_by_one = BTreeSet::new();
+    loop {
+        let run = detect_at(windowed.path(), "2026-11-20T12:05:00Z", 1);
+        if run.reports.iter().all(|r| r.windows.is_empty()) {
+            break;
+        }
+        for report in &run.reports {
+            assert_eq!(report.error, None);
+            one_by_one.extend(report.alerts.iter().map(|a| a.alertid.clone()));
+        }
+    }
+    assert_eq!(one_by_one, alerted);
+    let mut published_batched = published(batched.path());
+    let mut published_windowed = published(windowed.path());
+    published_batched.sort();
+    published_windowed.sort();
+    assert_eq!(published_batched, published_windowed);
+}

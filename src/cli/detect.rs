@@ -107,8 +107,8 @@ pub struct TestRulesArgs {
 }
 
 /// The reports as people read them: the extract pass (lake objects new since the last run, read
-/// once), one line per rule with its queries and the bytes they read, a total (extract and
-/// queries) that compares those bytes with the bytes of the range evaluated (how many times
+/// once), one line per rule with its queries and the bytes they read, a total (extract, shared
+/// scans and queries) that compares those bytes with the bytes of the range evaluated (how many times
 /// each byte was read: what Athena would bill relative to the data), then the alerts.
 pub fn render_reports(lake: &Path, detection: &Detection) -> String {
     let reports = &detection.reports;
@@ -122,6 +122,14 @@ pub fn render_reports(lake: &Path, detection: &Detection) -> String {
         extract.outside_partition,
         extract.untimed
     );
+    let shared = &detection.shared;
+    if shared.scans > 0 {
+        out.push_str(&format!(
+            "shared scans: {} reading {} bytes once for every rule's queries ({} file(s) left to \
+             the queries: beyond the memory limit)\n",
+            shared.scans, shared.bytes_read, shared.files_left
+        ));
+    }
     let width = reports
         .iter()
         .map(|r| r.rule.len())
@@ -158,7 +166,7 @@ pub fn render_reports(lake: &Path, detection: &Detection) -> String {
         .iter()
         .filter_map(|r| r.bytes_read)
         .reduce(|a, b| a + b)
-        .map(|queried| queried + extract.bytes_read);
+        .map(|queried| queried + extract.bytes_read + shared.bytes_read);
     out.push_str(&format!(
         "{:width$}  {:>7}  {:>7}  {:>10}\n",
         "total",

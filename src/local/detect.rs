@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -25,6 +26,8 @@ use lakewatch_detect::{
 use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
+use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::schema::EVENTS;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::content::ContentSet;
 use lakewatch_plugins::{Pipeline, PluginConfig};
@@ -47,12 +50,26 @@ pub fn select_rules(set: &ContentSet, only: &[String]) -> anyhow::Result<Vec<Rul
         .collect())
 }
 
-/// What a detection run did: its extract pass, each rule, then the delivery pass.
+/// What a detection run did: its extract pass, the shared scans, each rule, then the
+/// delivery pass.
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub extract: ExtractReport,
+    pub shared: SharedScans,
     pub reports: Vec<RuleReport>,
     pub deliveries: Deliveries,
+}
+
+/// The shared scans of a run ([`QueryEngine::share_scan`]): the extract's files read once into
+/// memory for every rule's queries. Their bytes are in no rule's figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SharedScans {
+    /// Chunks of windows whose reads were shared.
+    pub scans: u64,
+    /// Compressed bytes read (each file once, however many queries read it).
+    pub bytes_read: u64,
+    /// Files left on disk for their queries to read (beyond the memory limit).
+    pub files_left: u64,
 }
 
 /// Runs the rules over the lake and delivers to the local topic ([`detect_to`]).
@@ -94,9 +111,11 @@ pub async fn detect_to(
     let sink = LocalAlerts::with_destinations(lake, destinations);
     let queries = LocalQueries::new(&engine).with_counts(LocalSourceCounts::new(lake));
     let reports = run_rules(rules, &queries, &state, &sink, now, mode).await;
+    let shared = *queries.shared.lock().expect("not poisoned");
     let deliveries = sink.delivery().deliver(now).await;
     Ok(Detection {
         extract,
+        shared,
         reports,
         deliveries,
     })
@@ -108,6 +127,7 @@ pub async fn detect_to(
 pub struct LocalQueries<'a> {
     engine: &'a LocalEngine,
     bytes_read: AtomicU64,
+    shared: Mutex<SharedScans>,
     counts: Option<LocalSourceCounts>,
 }
 
@@ -116,6 +136,7 @@ impl<'a> LocalQueries<'a> {
         LocalQueries {
             engine,
             bytes_read: AtomicU64::new(0),
+            shared: Mutex::default(),
             counts: None,
         }
     }
@@ -134,6 +155,26 @@ impl QueryEngine for LocalQueries<'_> {
 
     fn source_counts(&self) -> Option<&impl lakewatch_detect::SourceCounts> {
         self.counts.as_ref()
+    }
+
+    async fn share_scan(&self, ranges: &[Window]) -> Result<(), String> {
+        let mut hours = Vec::new();
+        for range in ranges {
+            let mut hour = Hour::containing(range.start);
+            while hour.start() < range.end {
+                hours.push(hour);
+                hour = hour.plus_hours(1);
+            }
+        }
+        let shared = self
+            .engine
+            .share(EVENTS.name, &hours)
+            .map_err(|e| e.to_string())?;
+        let mut scans = self.shared.lock().expect("not poisoned");
+        scans.scans += 1;
+        scans.bytes_read += shared.bytes_read;
+        scans.files_left += shared.files_left;
+        Ok(())
     }
 
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {

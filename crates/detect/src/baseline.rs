@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
@@ -193,22 +194,23 @@ impl Baseline {
     fn prune(&mut self, cutoff: &str) {
         self.entries.retain(|_, seen| seen.last.as_str() >= cutoff);
     }
+}
 
-    /// The stored bytes: gzip JSON.
-    pub fn encode(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("a baseline serializes");
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gzip.write_all(&json).expect("writing to memory");
-        gzip.finish().expect("writing to memory")
-    }
+/// A baseline's stored bytes (any kind: [`Baseline`], [`crate::previous::Previous`]): gzip JSON.
+pub fn encode_baseline<B: Serialize>(baseline: &B) -> Vec<u8> {
+    let json = serde_json::to_vec(baseline).expect("a baseline serializes");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&json).expect("writing to memory");
+    gzip.finish().expect("writing to memory")
+}
 
-    pub fn decode(bytes: &[u8]) -> Result<Baseline, String> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|e| format!("not gzip ({e})"))?;
-        serde_json::from_slice(&json).map_err(|e| format!("not a baseline ({e})"))
-    }
+/// A baseline from its stored bytes ([`encode_baseline`]).
+pub fn decode_baseline<B: DeserializeOwned>(bytes: &[u8]) -> Result<B, String> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("not gzip ({e})"))?;
+    serde_json::from_slice(&json).map_err(|e| format!("not a baseline ({e})"))
 }
 
 /// A baseline built from history during a run (a new rule, a changed definition, a replay).
@@ -221,10 +223,27 @@ pub struct BaselineBuilt {
     pub bytes_read: Option<u64>,
 }
 
-/// A rule's baseline during one run: the one evaluated with, and what the store holds.
-pub struct Tracker {
-    definition: String,
-    baseline: Option<Baseline>,
+/// What every kind of baseline is ([`Baseline`], [`crate::previous::Previous`]): built for one
+/// definition of its rule, with the events before `through` folded in.
+pub trait Kept: Serialize + DeserializeOwned {
+    fn definition(&self) -> &str;
+    fn through(&self) -> DateTime<Utc>;
+}
+
+impl Kept for Baseline {
+    fn definition(&self) -> &str {
+        &self.definition
+    }
+    fn through(&self) -> DateTime<Utc> {
+        self.through
+    }
+}
+
+/// A rule's baseline of any kind during one run: the one evaluated with, and what the store
+/// holds (for compare-and-swap, and so that a save never goes backwards).
+pub(crate) struct Tracked<B> {
+    pub(crate) definition: String,
+    pub(crate) current: Option<B>,
     /// Version of the stored document (`None`: nothing stored), for compare-and-swap.
     version: Option<String>,
     /// `through` of the stored baseline when it has this definition: a save never goes back.
@@ -233,6 +252,94 @@ pub struct Tracker {
     changed: bool,
 }
 
+impl<B: Kept> Tracked<B> {
+    /// The rule's stored baseline for `definition`; `None` when the store keeps no baselines
+    /// (the rule then reads its history by SQL).
+    pub(crate) async fn load<S: StateStore>(
+        definition: String,
+        rule: &Rule,
+        store: &S,
+    ) -> Result<Option<Self>, String> {
+        if !store.keeps_baselines() {
+            return Ok(None);
+        }
+        let stored = store
+            .load_baseline::<B>(&rule.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tracked = Tracked {
+            definition,
+            current: None,
+            version: None,
+            stored_through: None,
+            changed: false,
+        };
+        if let Some((baseline, version)) = stored {
+            tracked.version = Some(version);
+            if baseline.definition() == tracked.definition {
+                tracked.stored_through = Some(baseline.through());
+                tracked.current = Some(baseline);
+            } else {
+                tracked.changed = true;
+            }
+        }
+        Ok(Some(tracked))
+    }
+
+    /// Why the baseline must be built from history before `window`; `None` when it fits.
+    pub(crate) fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
+        let Some(through) = self.current.as_ref().map(B::through) else {
+            return Some(if self.changed {
+                "the rule's baseline definition changed".to_string()
+            } else {
+                "the rule has no baseline yet".to_string()
+            });
+        };
+        if through > window.start {
+            Some(format!(
+                "the baseline reaches {}, past the window's start (a replay or a window \
+                 evaluated again)",
+                format_timestamp(through)
+            ))
+        } else if through < window.start - rule.history {
+            Some(format!(
+                "the baseline ends at {}, more than the rule's history before the window",
+                format_timestamp(through)
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Saves the baseline after a window's alerts were written: compare-and-swap against the
+    /// version this run read, and only when it gets further than the stored one.
+    pub(crate) async fn save<S: StateStore>(
+        &mut self,
+        rule: &Rule,
+        store: &S,
+    ) -> Result<(), String> {
+        let Some(baseline) = &self.current else {
+            return Ok(());
+        };
+        if self
+            .stored_through
+            .is_some_and(|stored| stored >= baseline.through())
+        {
+            return Ok(());
+        }
+        let version = store
+            .save_baseline(&rule.id, baseline, self.version.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.version = Some(version);
+        self.stored_through = Some(baseline.through());
+        Ok(())
+    }
+}
+
+/// A first-seen rule's baseline during one run.
+pub struct Tracker(Tracked<Baseline>);
+
 impl Tracker {
     /// The rule's tracker, with its stored baseline; `None` when the rule keeps none (not
     /// first-seen) or the store keeps no baselines (the rule then reads its history by SQL).
@@ -240,55 +347,7 @@ impl Tracker {
         let Some(definition) = definition(rule) else {
             return Ok(None);
         };
-        if !store.keeps_baselines() {
-            return Ok(None);
-        }
-        let stored = store
-            .load_baseline(&rule.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut tracker = Tracker {
-            definition,
-            baseline: None,
-            version: None,
-            stored_through: None,
-            changed: false,
-        };
-        if let Some((baseline, version)) = stored {
-            tracker.version = Some(version);
-            if baseline.definition == tracker.definition {
-                tracker.stored_through = Some(baseline.through);
-                tracker.baseline = Some(baseline);
-            } else {
-                tracker.changed = true;
-            }
-        }
-        Ok(Some(tracker))
-    }
-
-    /// Why the baseline must be built from history before `window`; `None` when it fits.
-    fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
-        let Some(baseline) = &self.baseline else {
-            return Some(if self.changed {
-                "the rule's baseline definition changed".to_string()
-            } else {
-                "the rule has no baseline yet".to_string()
-            });
-        };
-        if baseline.through > window.start {
-            Some(format!(
-                "the baseline reaches {}, past the window's start (a replay or a window \
-                 evaluated again)",
-                format_timestamp(baseline.through)
-            ))
-        } else if baseline.through < window.start - rule.history {
-            Some(format!(
-                "the baseline ends at {}, more than the rule's history before the window",
-                format_timestamp(baseline.through)
-            ))
-        } else {
-            None
-        }
+        Ok(Tracked::load(definition, rule, store).await?.map(Tracker))
     }
 
     /// Evaluates a window with the baseline (building it first when needed) and folds the
@@ -300,8 +359,9 @@ impl Tracker {
         window: Window,
         report: &mut RuleReport,
     ) -> Result<Vec<Row>, String> {
-        let reason = self.rebuild_reason(rule, window);
-        let from = match (&reason, &self.baseline) {
+        let tracked = &mut self.0;
+        let reason = tracked.rebuild_reason(rule, window);
+        let from = match (&reason, &tracked.current) {
             (None, Some(baseline)) => baseline.through,
             _ => window.start - rule.history,
         };
@@ -309,38 +369,16 @@ impl Tracker {
         let read_before = report.bytes_read;
         let rows = run_query(engine, &sql, window, report).await?;
         if let Some(reason) = reason {
-            report.baselines_built.push(BaselineBuilt {
-                window,
-                reason,
-                bytes_read: report
-                    .bytes_read
-                    .map(|after| after - read_before.unwrap_or(0)),
-            });
-            self.baseline = Some(Baseline::empty(&self.definition, from));
+            report.note_built(window, reason, read_before);
+            tracked.current = Some(Baseline::empty(&tracked.definition, from));
         }
-        let baseline = self.baseline.as_mut().expect("built above");
+        let baseline = tracked.current.as_mut().expect("built above");
         evaluate_rows(rule, window, baseline, rows)
     }
 
-    /// Saves the baseline after a window's alerts were written: compare-and-swap against the
-    /// version this run read, and only when it gets further than the stored one.
+    /// Saves the baseline after a window's alerts were written ([`Tracked::save`]).
     pub async fn save<S: StateStore>(&mut self, rule: &Rule, store: &S) -> Result<(), String> {
-        let Some(baseline) = &self.baseline else {
-            return Ok(());
-        };
-        if self
-            .stored_through
-            .is_some_and(|stored| stored >= baseline.through)
-        {
-            return Ok(());
-        }
-        let version = store
-            .save_baseline(&rule.id, baseline, self.version.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.version = Some(version);
-        self.stored_through = Some(baseline.through);
-        Ok(())
+        self.0.save(rule, store).await
     }
 }
 
@@ -822,7 +860,8 @@ mod tests {
     fn a_baseline_survives_encoding_and_its_definition_follows_the_rule() {
         let rule = rule("");
         let baseline = baseline_of(&rule, &[("u", "US", &ts("01:00"), &ts("02:00"))]);
-        assert_eq!(Baseline::decode(&baseline.encode()).unwrap(), baseline);
+        let decoded: Baseline = decode_baseline(&encode_baseline(&baseline)).unwrap();
+        assert_eq!(decoded, baseline);
         let mut changed = rule.clone();
         if let Query::FirstSeen { filter, .. } = &mut changed.query {
             *filter = "false".into();

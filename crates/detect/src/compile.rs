@@ -72,6 +72,18 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
             };
             sequence_sql(first, then, key, *within, &min_count)
         }
+        Query::Previous {
+            filter,
+            key,
+            fields,
+            sql,
+        } => previous_sql(
+            sql,
+            &logins_sql(filter, key, fields, "{{span}}"),
+            key,
+            fields,
+            window,
+        ),
         Query::Silence { .. } => {
             return Err(error(
                 "a silence rule reads the lake's event counters, not SQL (crate::silence)".into(),
@@ -123,6 +135,124 @@ pub fn first_seen_baseline_sql(
     };
     let sql = expand_settings(&template, rule).map_err(error)?;
     expand_ranges(&sql, &ranges).map_err(error)
+}
+
+/// The matching events of a pairing rule with the columns the pairs carry: its keys,
+/// `eventid`, `utctimestamp` and its fields, from the events of `range` (a placeholder).
+fn logins_sql(filter: &str, key: &[Key], fields: &[Key], range: &str) -> String {
+    format!(
+        "SELECT {keys}, eventid, utctimestamp, {fields} FROM events \
+         WHERE {range} AND ({filter}) AND {present}",
+        keys = key_selects(key),
+        fields = key_selects(fields),
+        present = keys_present(key),
+    )
+}
+
+/// The columns of a pairing rule's events, in [`logins_sql`]'s order: keys, `eventid`,
+/// `utctimestamp`, fields.
+pub fn pair_columns<'k>(key: &'k [Key], fields: &'k [Key]) -> Vec<&'k str> {
+    key.iter()
+        .map(|k| k.name.as_str())
+        .chain(["eventid", "utctimestamp"])
+        .chain(fields.iter().map(|f| f.name.as_str()))
+        .collect()
+}
+
+/// A pairing rule's query over `logins` (the events, and for a rule with a baseline the
+/// previous event of each key): each event of the window gets the previous one's columns by
+/// `lag` in event-time order, then the rule's `sql` selects from those `pairs`.
+fn previous_sql(sql: &str, logins: &str, key: &[Key], fields: &[Key], window: Window) -> String {
+    let over = format!(
+        "OVER (PARTITION BY {} ORDER BY utctimestamp, eventid)",
+        key_columns(key, "l")
+    );
+    let lagged: Vec<String> = [("eventid", "from_eventid"), ("utctimestamp", "from_time")]
+        .into_iter()
+        .map(|(column, name)| format!("lag(l.{column}) {over} AS {name}"))
+        .chain(
+            fields
+                .iter()
+                .map(|f| format!("lag(l.{name}) {over} AS from_{name}", name = f.name)),
+        )
+        .collect();
+    let rest = sql.trim_start();
+    let (with, rest) = match rest.get(..5) {
+        Some(head) if head.eq_ignore_ascii_case("with ") => (", ", &rest[5..]),
+        _ => (" ", rest),
+    };
+    format!(
+        "WITH logins AS ({logins}), paired AS (SELECT l.*, {lagged} FROM logins l), \
+         pairs AS (SELECT * FROM paired WHERE utctimestamp >= '{start}' AND utctimestamp < '{end}')\
+         {with}{rest}",
+        lagged = lagged.join(", "),
+        start = format_timestamp(window.start),
+        end = format_timestamp(window.end),
+    )
+}
+
+/// A pairing rule's queries when it keeps its previous events as a baseline
+/// ([`crate::previous`]): the events of `[from, window.end)` plus `previous` (one row per key:
+/// its columns as [`logins_sql`] names them, text or NULL) stand for the history. Returns the
+/// alerts' query and the query of the latest event per key (what the baseline keeps).
+pub fn previous_baseline_sql(
+    rule: &Rule,
+    window: Window,
+    from: chrono::DateTime<chrono::Utc>,
+    previous: &[Vec<Option<String>>],
+) -> Result<(String, String), CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let Query::Previous {
+        filter,
+        key,
+        fields,
+        sql,
+    } = &rule.query
+    else {
+        return Err(error("only pairing rules keep previous events".into()));
+    };
+    let mut logins = logins_sql(filter, key, fields, "{{span}}");
+    if !previous.is_empty() {
+        let rows: Vec<String> = previous
+            .iter()
+            .map(|row| {
+                let values: Vec<String> = row
+                    .iter()
+                    .map(|value| match value {
+                        Some(text) => quote(text),
+                        None => "CAST(NULL AS VARCHAR)".to_string(),
+                    })
+                    .collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        logins.push_str(&format!(
+            " UNION ALL SELECT * FROM (VALUES {}) AS previous({})",
+            rows.join(", "),
+            pair_columns(key, fields).join(", ")
+        ));
+    }
+    let ranges = Ranges {
+        window,
+        history: Window::new(from, window.start),
+        span: Window::new(from, window.end),
+    };
+    let alerts = previous_sql(sql, &logins, key, fields, window);
+    let alerts = expand_settings(&alerts, rule).map_err(error)?;
+    let alerts = apply_ignores(expand_ranges(&alerts, &ranges).map_err(error)?, rule);
+    let latest = format!(
+        "WITH logins AS ({logins}), ranked AS (SELECT l.*, row_number() OVER (PARTITION BY {keys} \
+         ORDER BY utctimestamp DESC, eventid DESC) AS newest FROM logins l) \
+         SELECT {columns} FROM ranked WHERE newest = 1",
+        keys = key_columns(key, "l"),
+        columns = pair_columns(key, fields).join(", "),
+    );
+    let latest = expand_settings(&latest, rule).map_err(error)?;
+    let latest = expand_ranges(&latest, &ranges).map_err(error)?;
+    Ok((alerts, latest))
 }
 
 fn key_columns(keys: &[Key], alias: &str) -> String {
@@ -556,6 +686,60 @@ mod tests {
         assert!(sql.contains("FROM b JOIN a ON a.user = b.user AND a.t < b.t"));
         assert!(sql.contains("SELECT b.user AS user, b.t AS last_seen"));
         assert!(sql.contains("GROUP BY b.user, b.t, b.eventid"));
+    }
+
+    #[test]
+    fn pairing_rules_lag_over_history_or_over_the_kept_previous_events() {
+        let rule = rule(
+            "kind = \"previous\"\nwhere = \"ok\"\nkey = [{ name = \"account\", expr = \"u\" }]\n\
+             fields = [{ name = \"ip\", expr = \"i\" }]\n\
+             sql = \"WITH m AS (SELECT * FROM pairs WHERE ip <> from_ip) SELECT account FROM m\"",
+            "",
+        );
+        // Without a baseline: the day of history and the window, paired by lag.
+        let sql = compile(&rule, window()).unwrap();
+        assert!(
+            sql.starts_with(
+                "WITH logins AS (SELECT u AS account, eventid, utctimestamp, i AS ip FROM events"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("utctimestamp >= '2026-11-22T10:00:00.000000Z'"),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "lag(l.ip) OVER (PARTITION BY l.account ORDER BY utctimestamp, eventid) AS from_ip"
+        ));
+        assert!(sql.contains(
+            "pairs AS (SELECT * FROM paired WHERE utctimestamp >= '2026-11-23T10:00:00.000000Z' \
+             AND utctimestamp < '2026-11-23T10:15:00.000000Z'), m AS (SELECT * FROM pairs"
+        ));
+        // With one: the window's events and the previous event per key as rows.
+        let previous = vec![vec![
+            Some("o'neil".to_string()),
+            Some("e1".to_string()),
+            Some("2026-11-23T09:00:00.000000Z".to_string()),
+            None,
+        ]];
+        let (alerts, latest) =
+            previous_baseline_sql(&rule, window(), window().start, &previous).unwrap();
+        for sql in [&alerts, &latest] {
+            assert!(
+                sql.contains("utctimestamp >= '2026-11-23T10:00:00.000000Z'"),
+                "{sql}"
+            );
+            assert!(!sql.contains("2026-11-22"), "no history: {sql}");
+            assert!(sql.contains(
+                " UNION ALL SELECT * FROM (VALUES ('o''neil', 'e1', '2026-11-23T09:00:00.000000Z', \
+                 CAST(NULL AS VARCHAR))) AS previous(account, eventid, utctimestamp, ip)"
+            ));
+        }
+        assert!(
+            latest.ends_with(
+                "SELECT account, eventid, utctimestamp, ip FROM ranked WHERE newest = 1"
+            )
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod bundled;
 pub mod compile;
 pub mod duration;
 pub mod metrics;
+pub mod previous;
 pub mod rule;
 pub mod runner;
 pub mod scheduled;

@@ -114,6 +114,20 @@ pub enum Query {
         #[serde(default)]
         min_count: Option<toml::Value>,
     },
+    /// Each event paired with the previous event of the same key (impossible travel): `sql`
+    /// selects the alerts from `pairs`, the window's events with their `fields`, `eventid`,
+    /// `utctimestamp` and the previous event's as `from_eventid`, `from_time` and
+    /// `from_<field>` (NULL without one within `history` before the event's window). The
+    /// previous event per key is kept as a baseline ([`crate::previous`]), so the windows do
+    /// not read `history` again.
+    Previous {
+        #[serde(rename = "where")]
+        filter: String,
+        key: Vec<Key>,
+        /// What the pairs carry of each event (text: cast in `sql` where numbers are needed).
+        fields: Vec<Key>,
+        sql: String,
+    },
     /// A source that stops sending, or whose volume drops against the same hours of the days
     /// before ([`crate::silence`]). Read from the event counters the lake keeps, never from
     /// events: no SQL, no scan.

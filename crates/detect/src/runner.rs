@@ -3,7 +3,7 @@
 //! watermark moves only after a window's alerts are written. One failing rule never stops the
 //! others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
 use crate::compile::compile;
+use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
 use crate::silence::{self, NoSourceCounts, SourceCounts};
 use crate::state::{
@@ -30,6 +31,19 @@ pub trait QueryEngine {
     /// query, so each rule's report carries its own. `None` when the engine cannot tell.
     fn take_bytes_read(&self) -> Option<u64> {
         None
+    }
+
+    /// Reads the events of `ranges` (hour-aligned) once, so that the queries that follow read
+    /// them from memory instead of the lake, query after query: the rules due in a run then
+    /// cost one read of the union of what they read ([`run_rules`]). Replaces what an earlier
+    /// call shared (keeping what both need, unread again). The bytes are the engine's to count
+    /// and report (not in [`Self::take_bytes_read`]); what `ranges` miss is still read by the
+    /// queries themselves, so the answers never depend on it. The default shares nothing:
+    /// every query reads the lake (Athena today; a `CREATE TABLE AS` of the union is the
+    /// documented next step).
+    fn share_scan(&self, ranges: &[Window]) -> impl Future<Output = Result<(), String>> {
+        let _ = ranges;
+        std::future::ready(Ok(()))
     }
 
     /// The hourly event counters of the lake that silence rules read instead of events
@@ -165,7 +179,33 @@ pub struct RuleReport {
     pub baselines_built: Vec<BaselineBuilt>,
 }
 
+/// At most this many hours of events are read into memory for one shared scan
+/// ([`QueryEngine::share_scan`]): windows due in a run are evaluated in chunks of about this
+/// much data, in time order, each chunk's union read once. A window whose reads reach further
+/// back (a long `history`) shares only its last hours; its queries read the rest themselves.
+pub const SHARED_SCAN_HOURS: i64 = 48;
+
+impl RuleReport {
+    /// Notes a baseline built from history with `window`'s queries, which read what the
+    /// report's bytes grew by since `read_before`.
+    pub(crate) fn note_built(&mut self, window: Window, reason: String, read_before: Option<u64>) {
+        let bytes_read = self
+            .bytes_read
+            .map(|after| after - read_before.unwrap_or(0));
+        self.baselines_built.push(BaselineBuilt {
+            window,
+            reason,
+            bytes_read,
+        });
+    }
+}
+
 /// Runs every rule; each gets its own report.
+///
+/// Shared scans: every due window of every rule is computed first; then, in chunks of at most
+/// [`SHARED_SCAN_HOURS`] of data in time order, the union of what the chunk's windows read is
+/// handed to [`QueryEngine::share_scan`] (read once), and each rule evaluates its windows of the
+/// chunk, one rule after the other, so K rules × W windows cost one read of their union.
 pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
     rules: &[Rule],
     engine: &E,
@@ -174,27 +214,412 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
     now: DateTime<Utc>,
     mode: Mode,
 ) -> Vec<RuleReport> {
-    let mut reports = Vec::with_capacity(rules.len());
     // Read once for every rule: which events arrived behind the rules' watermarks.
     let arrivals = match mode {
         Mode::Scheduled { .. } => state.load_arrivals().await.map_err(|e| e.to_string()),
         _ => Ok(Arrivals::default()),
     };
+    let mut runs = Vec::with_capacity(rules.len());
     for rule in rules {
         let started = Instant::now();
-        let mut report = RuleReport {
-            rule: rule.id.clone(),
-            ..RuleReport::default()
-        };
-        let run = match &arrivals {
-            Ok(arrivals) => {
-                run_rule(rule, engine, state, sink, now, mode, arrivals, &mut report).await
-            }
+        let mut run = RuleRun::new(rule, mode);
+        let ready = match &arrivals {
+            Ok(arrivals) => run.start(state, now, arrivals).await,
             Err(error) => Err(error.clone()),
         };
-        if let Err(error) = run {
-            report.error = Some(error);
-        } else if let Some(failed) = report.set_aside.first() {
+        if let Err(error) = ready {
+            run.stop(error);
+        }
+        run.elapsed += started.elapsed();
+        runs.push(run);
+    }
+    for chunk in shared_chunks(&runs) {
+        // A chunk of rules that read no events (silence) has nothing to share.
+        if !chunk.ranges.is_empty()
+            && let Err(error) = engine.share_scan(&chunk.ranges).await
+        {
+            // Not fatal: the queries then read the lake themselves.
+            tracing::warn!(error = %error, "the shared scan failed; each query reads the lake");
+        }
+        for run in &mut runs {
+            let started = Instant::now();
+            run.evaluate_until(chunk.until, engine, state, sink).await;
+            run.elapsed += started.elapsed();
+        }
+    }
+    let mut reports = Vec::with_capacity(runs.len());
+    for mut run in runs {
+        let started = Instant::now();
+        run.finish(state, sink, now).await;
+        run.elapsed += started.elapsed();
+        reports.push(run.into_report());
+    }
+    reports
+}
+
+/// A chunk of a run's windows: every window ending at or before `until` (and after the
+/// previous chunk's), and the hour-aligned ranges of events they read.
+#[derive(Debug, Clone, PartialEq)]
+struct SharedChunk {
+    until: DateTime<Utc>,
+    ranges: Vec<Window>,
+}
+
+/// The run's windows in chunks of at most [`SHARED_SCAN_HOURS`] of data (a chunk holds at
+/// least the windows of one end time), in time order.
+fn shared_chunks(runs: &[RuleRun<'_>]) -> Vec<SharedChunk> {
+    let mut windows: Vec<(DateTime<Utc>, Option<Window>)> = runs
+        .iter()
+        .flat_map(|run| run.ends.iter().map(|end| (*end, run.reads(*end))))
+        .collect();
+    windows.sort_by_key(|(end, _)| *end);
+    let mut chunks = Vec::new();
+    let mut hours: BTreeSet<i64> = BTreeSet::new();
+    let mut until: Option<DateTime<Utc>> = None;
+    for (end, reads) in windows {
+        let needed = reads.map(hours_of).unwrap_or_default();
+        if let Some(current) = until
+            && end > current
+            && hours.union(&needed).count() as i64 > SHARED_SCAN_HOURS
+        {
+            chunks.push(SharedChunk {
+                until: current,
+                ranges: ranges_of(&std::mem::take(&mut hours)),
+            });
+        }
+        hours.extend(needed);
+        until = Some(end);
+    }
+    if let Some(until) = until {
+        chunks.push(SharedChunk {
+            until,
+            ranges: ranges_of(&hours),
+        });
+    }
+    chunks
+}
+
+const HOUR_SECONDS: i64 = 3600;
+
+/// The hours (as hour numbers since the epoch) that `range` touches.
+fn hours_of(range: Window) -> BTreeSet<i64> {
+    let first = range.start.timestamp().div_euclid(HOUR_SECONDS);
+    let last = (range.end.timestamp() - 1).div_euclid(HOUR_SECONDS);
+    (first..=last).collect()
+}
+
+/// Consecutive hours as ranges.
+fn ranges_of(hours: &BTreeSet<i64>) -> Vec<Window> {
+    let at = |hour: i64| {
+        DateTime::from_timestamp(hour * HOUR_SECONDS, 0).expect("an hour of a window is a time")
+    };
+    let mut ranges: Vec<Window> = Vec::new();
+    for &hour in hours {
+        match ranges.last_mut() {
+            Some(last) if last.end == at(hour) => last.end = at(hour + 1),
+            _ => ranges.push(Window::new(at(hour), at(hour + 1))),
+        }
+    }
+    ranges
+}
+
+/// One rule's part of a run: its state, the windows it still has to evaluate, its report.
+/// Evaluated chunk by chunk ([`RuleRun::evaluate_until`]), then finished (its alerts handed
+/// over for delivery).
+struct RuleRun<'r> {
+    rule: &'r Rule,
+    mode: Mode,
+    state: RuleState,
+    version: Option<String>,
+    /// First-seen rules decide with a baseline instead of reading their history every window.
+    baseline: Option<Tracker>,
+    /// Pairing rules keep the previous event per key instead ([`crate::previous`]).
+    previous: Option<PreviousTracker>,
+    /// Windows already evaluated that events arrived for since: evaluated again first, once.
+    late_ends: Vec<DateTime<Utc>>,
+    /// The latest arrival pass: seen once the late windows are done.
+    arrivals_latest: u64,
+    /// Windows still to evaluate, earliest first.
+    ends: VecDeque<DateTime<Utc>>,
+    /// Whether a failed window counts towards setting it aside (scheduled runs only).
+    sets_aside: bool,
+    saves_state: bool,
+    publishes: bool,
+    report: RuleReport,
+    elapsed: std::time::Duration,
+    /// Why the rule stopped: its remaining windows wait for the next run.
+    error: Option<String>,
+}
+
+impl<'r> RuleRun<'r> {
+    fn new(rule: &'r Rule, mode: Mode) -> Self {
+        RuleRun {
+            rule,
+            mode,
+            state: RuleState::default(),
+            version: None,
+            baseline: None,
+            previous: None,
+            late_ends: Vec::new(),
+            arrivals_latest: 0,
+            ends: VecDeque::new(),
+            sets_aside: matches!(mode, Mode::Scheduled { .. }),
+            saves_state: false,
+            publishes: false,
+            report: RuleReport {
+                rule: rule.id.clone(),
+                ..RuleReport::default()
+            },
+            elapsed: std::time::Duration::ZERO,
+            error: None,
+        }
+    }
+
+    /// Loads the rule's state and baseline and works out the windows it evaluates.
+    async fn start<S: StateStore>(
+        &mut self,
+        store: &S,
+        now: DateTime<Utc>,
+        arrivals: &Arrivals,
+    ) -> Result<(), String> {
+        let rule = self.rule;
+        let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
+        self.state = stored.state;
+        self.version = stored.version;
+        self.baseline = Tracker::load(rule, store).await?;
+        self.previous = PreviousTracker::load(rule, store).await?;
+        self.arrivals_latest = arrivals.latest();
+        // A rule that never looked at arrivals starts from the latest (its first pass is the
+        // whole lake, which its watermark already covered).
+        self.late_ends = match (self.mode, self.state.arrivals_seen) {
+            (Mode::Scheduled { .. }, Some(seen)) => late_window_ends(
+                &arrivals.minutes_after(seen),
+                self.state.watermark,
+                rule.interval,
+                rule.window,
+            ),
+            _ => Vec::new(),
+        };
+        if self.late_ends.is_empty() {
+            self.arrivals_done();
+        }
+        let mut ends: Vec<DateTime<Utc>> = match self.mode {
+            Mode::Scheduled { max_windows } => {
+                self.saves_state = true;
+                self.publishes = true;
+                self.late_ends
+                    .iter()
+                    .copied()
+                    .chain(due_window_ends(
+                        self.state.watermark,
+                        now,
+                        rule.interval,
+                        rule.lateness,
+                        max_windows,
+                    ))
+                    .collect()
+            }
+            Mode::Replay {
+                from,
+                to,
+                advance_watermark,
+            } => {
+                self.saves_state = advance_watermark;
+                replay_window_ends(from, to, rule.interval)
+            }
+            Mode::SetAside => {
+                self.saves_state = true;
+                self.publishes = true;
+                self.state.set_aside.iter().map(|f| f.end).collect()
+            }
+        };
+        // Chunks go forward in time: a rule's windows too.
+        ends.sort();
+        self.ends = ends.into();
+        Ok(())
+    }
+
+    fn arrivals_done(&mut self) {
+        if self.sets_aside {
+            self.state.arrivals_seen = Some(self.arrivals_latest);
+        }
+    }
+
+    fn stop(&mut self, error: String) {
+        self.ends.clear();
+        self.error = Some(error);
+    }
+
+    /// The events the window of `end` reads, for the shared scan: the window, and the history
+    /// before it when the rule's query reads history (a baseline's bootstrap, once, reads its
+    /// history itself); at most [`SHARED_SCAN_HOURS`]. `None` for silence rules (counters).
+    fn reads(&self, end: DateTime<Utc>) -> Option<Window> {
+        let rule = self.rule;
+        let window = Window::new(end - rule.window, end);
+        let looks_back = match &rule.query {
+            Query::Silence { .. } => return None,
+            Query::FirstSeen { .. } => self.baseline.is_none(),
+            Query::Previous { .. } => self
+                .previous
+                .as_ref()
+                .is_none_or(|tracker| tracker.rebuilds(rule, window)),
+            Query::Sequence { .. } => true,
+            Query::Sql { sql } => sql.contains("{{history") || sql.contains("{{span"),
+            Query::Threshold { .. } => false,
+        };
+        let start = if looks_back {
+            window.start - rule.history
+        } else {
+            window.start
+        };
+        let start = start.max(end - chrono::TimeDelta::hours(SHARED_SCAN_HOURS));
+        Some(Window::new(start.min(window.start), end))
+    }
+
+    /// Evaluates the rule's windows ending at or before `until`, in order; a failure stops the
+    /// rule (the windows evaluated before it are written and their state saved).
+    async fn evaluate_until<E: QueryEngine, S: StateStore, A: AlertSink>(
+        &mut self,
+        until: DateTime<Utc>,
+        engine: &E,
+        store: &S,
+        sink: &A,
+    ) {
+        while let Some(&end) = self.ends.front() {
+            if end > until {
+                return;
+            }
+            self.ends.pop_front();
+            if let Err(error) = self.evaluate(end, engine, store, sink).await {
+                self.stop(error);
+            }
+        }
+    }
+
+    /// One window, in order:
+    /// the query, the alerts (de-duplicated, suppressed), written, then the state saved.
+    async fn evaluate<E: QueryEngine, S: StateStore, A: AlertSink>(
+        &mut self,
+        end: DateTime<Utc>,
+        engine: &E,
+        store: &S,
+        sink: &A,
+    ) -> Result<(), String> {
+        let rule = self.rule;
+        let report = &mut self.report;
+        let state = &mut self.state;
+        let window = Window::new(end - rule.window, end);
+        let late = self.late_ends.contains(&end);
+        let answer = match (self.baseline.as_mut(), self.previous.as_mut()) {
+            (Some(tracker), _) => tracker.evaluate(rule, engine, window, report).await,
+            (_, Some(tracker)) => tracker.evaluate(rule, engine, window, report).await,
+            (None, None) if matches!(rule.query, Query::Silence { .. }) => {
+                silence::evaluate(rule, engine, window, report).await
+            }
+            (None, None) => query_window(rule, engine, window, report).await,
+        };
+        let alerts = match answer {
+            Ok(rows) => {
+                state.failing = None;
+                state.set_aside.retain(|failed| failed.end != window.end);
+                let mut alerts = alerts_of(rule, window, &rows, state, report);
+                if late {
+                    report.late_windows.push(window);
+                    for alert in &mut alerts {
+                        alert.details.insert("late".into(), "true".into());
+                    }
+                }
+                alerts
+            }
+            Err(error) if self.sets_aside => {
+                let failed = state.note_failure(window, &error);
+                if failed.attempts < SET_ASIDE_AFTER {
+                    self.version = Some(save(store, rule, state, self.version.as_deref()).await?);
+                    return Err(format!(
+                        "{error} (failed {} of {SET_ASIDE_AFTER} runs in a row; then the window is set aside)",
+                        failed.attempts
+                    ));
+                }
+                // Set aside: an alert naming the error stands for the window, and the rule
+                // goes on with the next windows.
+                state.failing = None;
+                state.set_aside.push(failed.clone());
+                report.set_aside.push(failed.clone());
+                vec![Alert::rule_failure(rule, &failed)]
+            }
+            Err(error) => return Err(error),
+        };
+        sink.write(rule, window, &alerts)
+            .await
+            .map_err(|e| format!("window {window}: writing alerts failed: {e}"))?;
+        // Only alerts that were written suppress their duplicates: a window whose write
+        // failed is evaluated again with nothing suppressed.
+        for alert in &alerts {
+            state.suppress(&alert.dedup_key, window.end, rule.suppress);
+        }
+        report.windows.push(window);
+        if self.late_ends.last() == Some(&end) {
+            self.arrivals_done();
+        }
+        let state = &mut self.state;
+        if self.saves_state {
+            // Before the watermark: a run stopped in between finds the baseline ahead of
+            // the window it evaluates again, and rebuilds it for that window.
+            if let Some(tracker) = self.baseline.as_mut() {
+                tracker.save(rule, store).await?;
+            }
+            if let Some(tracker) = self.previous.as_mut() {
+                tracker.save(rule, store).await?;
+            }
+            if state.watermark.is_none_or(|w| w < window.end) {
+                state.watermark = Some(window.end);
+            }
+            // Saved with the watermark that passes them: a run that stops before publishing
+            // leaves them to the next one.
+            if self.publishes {
+                state
+                    .unpublished
+                    .extend(alerts.iter().map(UnpublishedAlert::of));
+            }
+            self.version = Some(save(store, rule, state, self.version.as_deref()).await?);
+        }
+        self.report.alerts.extend(alerts);
+        Ok(())
+    }
+
+    /// After its windows: the alerts handed over for delivery (scheduled and set-aside runs).
+    async fn finish<S: StateStore, A: AlertSink>(
+        &mut self,
+        store: &S,
+        sink: &A,
+        now: DateTime<Utc>,
+    ) {
+        if !self.publishes {
+            return;
+        }
+        let published = publish_alerts(
+            self.rule,
+            store,
+            sink,
+            &mut self.state,
+            self.version.clone(),
+            now,
+            &mut self.report,
+        )
+        .await;
+        if let Err(error) = published
+            && self.error.is_none()
+        {
+            self.error = Some(error);
+        }
+    }
+
+    fn into_report(self) -> RuleReport {
+        let mut report = self.report;
+        report.error = self.error;
+        if report.error.is_none()
+            && let Some(failed) = report.set_aside.first()
+        {
             // The rule went on, but it failed: the run says so (and the detector's metric).
             report.error = Some(format!(
                 "window {} set aside after {} failed runs: {}",
@@ -203,162 +628,8 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
                 failed.error
             ));
         }
-        report.duration_ms = started.elapsed().as_millis();
-        reports.push(report);
-    }
-    reports
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_rule<E: QueryEngine, S: StateStore, A: AlertSink>(
-    rule: &Rule,
-    engine: &E,
-    store: &S,
-    sink: &A,
-    now: DateTime<Utc>,
-    mode: Mode,
-    arrivals: &Arrivals,
-    report: &mut RuleReport,
-) -> Result<(), String> {
-    let stored = store.load(&rule.id).await.map_err(|e| e.to_string())?;
-    let mut state = stored.state;
-    let mut version = stored.version;
-    // First-seen rules decide with a baseline instead of reading their history every window.
-    let mut baseline = Tracker::load(rule, store).await?;
-    let sets_aside = matches!(mode, Mode::Scheduled { .. });
-    // Windows already evaluated that events arrived for since: evaluated again first, once.
-    // A rule that never looked at arrivals starts from the latest (its first pass is the
-    // whole lake, which its watermark already covered).
-    let late_ends = match (mode, state.arrivals_seen) {
-        (Mode::Scheduled { .. }, Some(seen)) => late_window_ends(
-            &arrivals.minutes_after(seen),
-            state.watermark,
-            rule.interval,
-            rule.window,
-        ),
-        _ => Vec::new(),
-    };
-    let arrivals_done = |state: &mut RuleState| {
-        if sets_aside {
-            state.arrivals_seen = Some(arrivals.latest());
-        }
-    };
-    if late_ends.is_empty() {
-        arrivals_done(&mut state);
-    }
-    let last_late = late_ends.last().copied();
-    let (ends, saves_state, publishes) = match mode {
-        Mode::Scheduled { max_windows } => (
-            late_ends
-                .iter()
-                .copied()
-                .chain(due_window_ends(
-                    state.watermark,
-                    now,
-                    rule.interval,
-                    rule.lateness,
-                    max_windows,
-                ))
-                .collect(),
-            true,
-            true,
-        ),
-        Mode::Replay {
-            from,
-            to,
-            advance_watermark,
-        } => (
-            replay_window_ends(from, to, rule.interval),
-            advance_watermark,
-            false,
-        ),
-        Mode::SetAside => (state.set_aside.iter().map(|f| f.end).collect(), true, true),
-    };
-
-    // Windows evaluated before a failure are written and their state saved: their alerts are
-    // published whatever happens to later windows.
-    let evaluated: Result<(), String> = async {
-        for end in ends {
-            let window = Window::new(end - rule.window, end);
-            let late = late_ends.contains(&end);
-            let answer = match baseline.as_mut() {
-                Some(tracker) => tracker.evaluate(rule, engine, window, report).await,
-                None if matches!(rule.query, Query::Silence { .. }) => {
-                    silence::evaluate(rule, engine, window, report).await
-                }
-                None => query_window(rule, engine, window, report).await,
-            };
-            let alerts = match answer {
-                Ok(rows) => {
-                    state.failing = None;
-                    state.set_aside.retain(|failed| failed.end != window.end);
-                    let mut alerts = alerts_of(rule, window, &rows, &state, report);
-                    if late {
-                        report.late_windows.push(window);
-                        for alert in &mut alerts {
-                            alert.details.insert("late".into(), "true".into());
-                        }
-                    }
-                    alerts
-                }
-                Err(error) if sets_aside => {
-                    let failed = state.note_failure(window, &error);
-                    if failed.attempts < SET_ASIDE_AFTER {
-                        version = Some(save(store, rule, &state, version.as_deref()).await?);
-                        return Err(format!(
-                            "{error} (failed {} of {SET_ASIDE_AFTER} runs in a row; then the window is set aside)",
-                            failed.attempts
-                        ));
-                    }
-                    // Set aside: an alert naming the error stands for the window, and the rule
-                    // goes on with the next windows.
-                    state.failing = None;
-                    state.set_aside.push(failed.clone());
-                    report.set_aside.push(failed.clone());
-                    vec![Alert::rule_failure(rule, &failed)]
-                }
-                Err(error) => return Err(error),
-            };
-            sink.write(rule, window, &alerts)
-                .await
-                .map_err(|e| format!("window {window}: writing alerts failed: {e}"))?;
-            // Only alerts that were written suppress their duplicates: a window whose write
-            // failed is evaluated again with nothing suppressed.
-            for alert in &alerts {
-                state.suppress(&alert.dedup_key, window.end, rule.suppress);
-            }
-            report.windows.push(window);
-            if Some(end) == last_late {
-                arrivals_done(&mut state);
-            }
-            if saves_state {
-                // Before the watermark: a run stopped in between finds the baseline ahead of
-                // the window it evaluates again, and rebuilds it for that window.
-                if let Some(tracker) = baseline.as_mut() {
-                    tracker.save(rule, store).await?;
-                }
-                if state.watermark.is_none_or(|w| w < window.end) {
-                    state.watermark = Some(window.end);
-                }
-                // Saved with the watermark that passes them: a run that stops before publishing
-                // leaves them to the next one.
-                if publishes {
-                    state
-                        .unpublished
-                        .extend(alerts.iter().map(UnpublishedAlert::of));
-                }
-                version = Some(save(store, rule, &state, version.as_deref()).await?);
-            }
-            report.alerts.extend(alerts);
-        }
-        Ok(())
-    }
-    .await;
-    if publishes {
-        let published = publish_alerts(rule, store, sink, &mut state, version, now, report).await;
-        evaluated.and(published)
-    } else {
-        evaluated
+        report.duration_ms = self.elapsed.as_millis();
+        report
     }
 }
 
@@ -457,4 +728,116 @@ async fn save<S: StateStore>(
         .save(&rule.id, state, expected)
         .await
         .map_err(|e: StateError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, interval: &str, window: &str, history: &str, query: &str) -> Rule {
+        let text = format!(
+            "id = \"{id}\"\ntitle = \"t\"\ndescription = \"d\"\nseverity = \"low\"\n\
+             interval = \"{interval}\"\nwindow = \"{window}\"\nhistory = \"{history}\"\n\
+             summary = \"s\"\n[query]\n{query}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn run<'r>(rule: &'r Rule, ends: &[&str]) -> RuleRun<'r> {
+        let mut run = RuleRun::new(rule, Mode::Scheduled { max_windows: 100 });
+        run.ends = ends.iter().map(|end| at(end)).collect();
+        run
+    }
+
+    #[test]
+    fn the_windows_of_all_rules_share_one_read_of_their_union() {
+        let threshold = rule(
+            "a",
+            "5m",
+            "15m",
+            "1d",
+            "kind = \"threshold\"\nwhere = \"true\"\ngroup = [{ name = \"u\", expr = \"u\" }]\nmin_count = 1",
+        );
+        let looks_back = rule(
+            "b",
+            "1h",
+            "1h",
+            "2h",
+            "kind = \"sql\"\nsql = \"SELECT 1 FROM events WHERE {{span}}\"",
+        );
+        let runs = [
+            run(
+                &threshold,
+                &["2026-11-20T10:05:00Z", "2026-11-20T10:10:00Z"],
+            ),
+            run(&looks_back, &["2026-11-20T11:00:00Z"]),
+        ];
+        // The threshold rule reads its windows only (09:50-10:10: hours 09 and 10), the SQL
+        // rule its history too (08:00-11:00): one range 08:00-11:00, in one chunk.
+        assert_eq!(
+            shared_chunks(&runs),
+            [SharedChunk {
+                until: at("2026-11-20T11:00:00Z"),
+                ranges: vec![Window::new(
+                    at("2026-11-20T08:00:00Z"),
+                    at("2026-11-20T11:00:00Z")
+                )],
+            }]
+        );
+    }
+
+    #[test]
+    fn a_long_catch_up_is_shared_in_bounded_chunks_in_time_order() {
+        let hourly = rule(
+            "h",
+            "1h",
+            "1h",
+            "1d",
+            "kind = \"threshold\"\nwhere = \"true\"\ngroup = [{ name = \"u\", expr = \"u\" }]\nmin_count = 1",
+        );
+        let start = at("2026-11-20T00:00:00Z");
+        let ends: Vec<String> = (1..=100)
+            .map(|h| (start + chrono::TimeDelta::hours(h)).to_rfc3339())
+            .collect();
+        let ends: Vec<&str> = ends.iter().map(String::as_str).collect();
+        let chunks = shared_chunks(&[run(&hourly, &ends)]);
+        let hours: Vec<i64> = chunks
+            .iter()
+            .map(|c| c.ranges.iter().map(|r| (r.end - r.start).num_hours()).sum())
+            .collect();
+        assert_eq!(hours, [SHARED_SCAN_HOURS, SHARED_SCAN_HOURS, 4]);
+        assert_eq!(chunks[0].until, start + chrono::TimeDelta::hours(48));
+        assert_eq!(chunks[2].until, start + chrono::TimeDelta::hours(100));
+    }
+
+    #[test]
+    fn silence_rules_read_nothing_and_long_histories_share_only_their_last_hours() {
+        let long = rule(
+            "l",
+            "1h",
+            "1h",
+            "90d",
+            "kind = \"sql\"\nsql = \"SELECT 1 FROM events WHERE {{span}}\"",
+        );
+        let end = at("2026-11-20T12:00:00Z");
+        let reads = run(&long, &[]).reads(end).unwrap();
+        assert_eq!(
+            reads,
+            Window::new(end - chrono::TimeDelta::hours(SHARED_SCAN_HOURS), end)
+        );
+        let silence = rule(
+            "s",
+            "1h",
+            "1h",
+            "7d",
+            "kind = \"silence\"\nsources = [\"cloudtrail\"]",
+        );
+        assert_eq!(run(&silence, &[]).reads(end), None);
+    }
 }

@@ -1,6 +1,6 @@
 //! One scheduled run of the detector, whatever answers the queries and keeps the state: every
-//! due window of every rule, one rule after the other so that each rule's query cost is its
-//! own, with one JSON log line per rule. The detector Lambda runs it with Athena, S3 state and
+//! due window of every rule, reading shared data once ([`run_rules`]), each rule's queries
+//! counted as its own, with one JSON log line per rule. The detector Lambda runs it with Athena, S3 state and
 //! S3 + SNS alerts; the tests run it with the embedded engine, state files and the local alert
 //! sink as well.
 
@@ -60,8 +60,8 @@ impl RuleOutcome {
     }
 }
 
-/// One scheduled run: every due window of every rule (at most `max_windows` each), one rule
-/// after the other so each rule's query cost is its own; logs a line per rule as it ends.
+/// One scheduled run: every due window of every rule (at most `max_windows` each), the rules
+/// sharing their reads ([`run_rules`]), each rule's query cost its own; logs a line per rule.
 /// A failing rule never stops the others. Then the deliveries ([`AlertDelivery::deliver`]).
 pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     rules: &[Rule],
@@ -86,19 +86,17 @@ pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSi
     now: DateTime<Utc>,
     max_windows: usize,
 ) -> (Vec<RuleOutcome>, Deliveries) {
-    let mut outcomes = Vec::with_capacity(rules.len());
-    for rule in rules {
-        let report = run_rules(
-            std::slice::from_ref(rule),
-            engine,
-            state,
-            sink,
-            now,
-            Mode::Scheduled { max_windows },
-        )
-        .await
-        .pop()
-        .expect("one report per rule");
+    let reports = run_rules(
+        rules,
+        engine,
+        state,
+        sink,
+        now,
+        Mode::Scheduled { max_windows },
+    )
+    .await;
+    let mut outcomes = Vec::with_capacity(reports.len());
+    for report in reports {
         let outcome = RuleOutcome {
             published: if sink.delivery().publishes() {
                 report.published

@@ -9,11 +9,12 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use lakewatch_lake::layout::baseline_document;
 use lakewatch_lake::versioned::{VersionedStore, WriteError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
 use crate::arrivals::{ARRIVALS_DOCUMENT, Arrivals};
-use crate::baseline::Baseline;
+use crate::baseline::{decode_baseline, encode_baseline};
 use crate::window::Window;
 
 /// What a rule remembers between runs.
@@ -172,21 +173,23 @@ pub trait StateStore {
         false
     }
 
-    /// A rule's baseline with its version; `None` when none is stored.
-    fn load_baseline(
+    /// A rule's baseline with its version; `None` when none is stored. A baseline is the
+    /// compact state a rule keeps instead of reading its history: a first-seen rule's
+    /// [`crate::baseline::Baseline`], a pairing rule's [`crate::previous::Previous`].
+    fn load_baseline<B: DeserializeOwned>(
         &self,
         rule: &str,
-    ) -> impl Future<Output = Result<Option<(Baseline, String)>, StateError>> {
+    ) -> impl Future<Output = Result<Option<(B, String)>, StateError>> {
         let _ = rule;
         std::future::ready(Ok(None))
     }
 
     /// Saves a rule's baseline if the stored version is still `expected` (`None`: nothing
     /// stored yet), like [`save`](Self::save); returns the new version.
-    fn save_baseline(
+    fn save_baseline<B: Serialize>(
         &self,
         rule: &str,
-        baseline: &Baseline,
+        baseline: &B,
         expected: Option<&str>,
     ) -> impl Future<Output = Result<String, StateError>> {
         let _ = (baseline, expected);
@@ -292,7 +295,10 @@ impl<V: VersionedStore> StateStore for V {
         true
     }
 
-    async fn load_baseline(&self, rule: &str) -> Result<Option<(Baseline, String)>, StateError> {
+    async fn load_baseline<B: DeserializeOwned>(
+        &self,
+        rule: &str,
+    ) -> Result<Option<(B, String)>, StateError> {
         let name = baseline_document(rule);
         let Some(read) = self
             .read(&name)
@@ -301,7 +307,7 @@ impl<V: VersionedStore> StateStore for V {
         else {
             return Ok(None);
         };
-        let baseline = Baseline::decode(&read.bytes).map_err(|e| {
+        let baseline = decode_baseline(&read.bytes).map_err(|e| {
             document_error(
                 self,
                 rule,
@@ -312,17 +318,17 @@ impl<V: VersionedStore> StateStore for V {
         Ok(Some((baseline, read.version)))
     }
 
-    async fn save_baseline(
+    async fn save_baseline<B: Serialize>(
         &self,
         rule: &str,
-        baseline: &Baseline,
+        baseline: &B,
         expected: Option<&str>,
     ) -> Result<String, StateError> {
         write_document(
             self,
             rule,
             &baseline_document(rule),
-            baseline.encode(),
+            encode_baseline(baseline),
             expected,
         )
         .await

@@ -18,7 +18,8 @@ use lakewatch_lake::schema::TABLES;
 use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
 use crate::error::{QueryError, unsupported_function};
 use crate::reader::{ScanCounters, ScanStats};
-use crate::table::LakeTable;
+use crate::table::{LakeTable, Shared};
+use lakewatch_lake::partitions::Hour;
 
 /// The embedded engine of local mode: the lake's tables (`events`, `alerts`) and Athena's
 /// functions, on DataFusion. Cheap to clone the results of, safe to share between tasks;
@@ -26,7 +27,13 @@ use crate::table::LakeTable;
 pub struct LocalEngine {
     ctx: SessionContext,
     lake: PathBuf,
+    /// The lake's tables by name, for [`LocalEngine::share`].
+    tables: Vec<(&'static str, Arc<LakeTable>)>,
 }
+
+/// At most this many compressed bytes of a table are held in memory by [`LocalEngine::share`]
+/// (about ten times as much once decoded): beyond it, queries read the files themselves.
+pub const SHARED_BYTES_MAX: u64 = 64 << 20;
 
 /// A query's answer: the rows as Arrow batches, and what the scans read.
 #[derive(Debug, Clone)]
@@ -55,16 +62,15 @@ impl LocalEngine {
             }
             Err(e) => return Err(lake_error(e.to_string())),
         }
-        let tables = TABLES
+        let tables: Vec<(&'static str, Arc<LakeTable>)> = TABLES
             .iter()
-            .map(|t| {
-                (
-                    t.name,
-                    Arc::new(LakeTable::new(*t, &lake)) as Arc<dyn TableProvider>,
-                )
-            })
+            .map(|t| (t.name, Arc::new(LakeTable::new(*t, &lake))))
             .collect();
-        let catalog = AnyCatalog::new(Arc::new(LakeSchema::new(tables)));
+        let providers = tables
+            .iter()
+            .map(|(name, table)| (*name, table.clone() as Arc<dyn TableProvider>))
+            .collect();
+        let catalog = AnyCatalog::new(Arc::new(LakeSchema::new(providers)));
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
@@ -81,7 +87,26 @@ impl LocalEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);
-        Ok(LocalEngine { ctx, lake })
+        Ok(LocalEngine { ctx, lake, tables })
+    }
+
+    /// Reads the files of `table`'s hour partitions `hours` once into memory, so that the
+    /// queries that follow take them from there instead of reading them again (and counting
+    /// their bytes again); replaces what was held before ([`LakeTable::share`]), at most
+    /// [`SHARED_BYTES_MAX`] of it.
+    pub fn share(&self, table: &str, hours: &[Hour]) -> Result<Shared, QueryError> {
+        let (_, lake_table) = self
+            .tables
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(table))
+            .ok_or_else(|| QueryError::UnknownTable {
+                name: table.to_string(),
+                tables: TABLES.iter().map(|t| t.name.to_string()).collect(),
+            })?;
+        let batch_size = self.ctx.state().config().batch_size();
+        lake_table
+            .share(hours, SHARED_BYTES_MAX, batch_size)
+            .map_err(|e| QueryError::Execution(without_prefix(&e)))
     }
 
     /// The lake directory.

@@ -31,3 +31,4 @@ pub mod trino_names;
 pub use engine::{LocalEngine, QueryResult};
 pub use error::{Position, QueryError};
 pub use reader::ScanStats;
+pub use table::Shared;

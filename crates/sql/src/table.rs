@@ -2,9 +2,10 @@
 //! (`year=YYYY/month=MM/day=DD/hour=HH`) pruned by predicates before any file is opened, and
 //! files read in parallel by [`crate::reader`].
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray, StringArray};
@@ -17,8 +18,9 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use lakewatch_lake::partitions::Hour;
 use lakewatch_lake::schema::{ColumnType, Table};
 
 use crate::reader::{BatchBuilder, LakeFile, MAX_FILE_COLUMNS, ScanCounters, Source};
@@ -30,6 +32,29 @@ pub struct LakeTable {
     dir: PathBuf,
     schema: SchemaRef,
     names: Arc<[&'static str]>,
+    /// Files read into memory once for the queries that follow ([`LakeTable::share`]), by
+    /// path: a scan takes them from here instead of opening them again.
+    shared: Mutex<HashMap<PathBuf, SharedFile>>,
+}
+
+/// A file held in memory: all its columns (partition keys included), and its size when read,
+/// so that a file rewritten since is read again from disk.
+#[derive(Debug)]
+struct SharedFile {
+    size: u64,
+    batches: Vec<RecordBatch>,
+}
+
+/// What [`LakeTable::share`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shared {
+    /// Files now held in memory.
+    pub files: u64,
+    /// Compressed bytes read for this call (files already held are not read again).
+    pub bytes_read: u64,
+    /// Files of the hours asked for that were left on disk: holding them would pass the
+    /// memory limit (their queries read them).
+    pub files_left: u64,
 }
 
 /// The Arrow schema of a lake table: its columns as the lake schema defines them (`string` as
@@ -71,8 +96,85 @@ impl LakeTable {
             dir: lake_dir.join(table.prefix),
             schema: arrow_schema(&table),
             names: table.columns.iter().map(|c| c.name).collect(),
+            shared: Mutex::new(HashMap::new()),
             table,
         }
+    }
+
+    /// Holds the files of the hour partitions `hours` in memory (all columns) for the queries
+    /// that follow, replacing what was held: files held already and still asked for are kept
+    /// without being read again, the others are read once (their compressed bytes are in the
+    /// answer, not in any query's). At most `max_bytes` of compressed files are held; the rest
+    /// stay on disk, where queries read them as before. Queries give the same answers either
+    /// way: only where the bytes come from changes.
+    pub fn share(&self, hours: &[Hour], max_bytes: u64, batch_size: usize) -> Result<Shared> {
+        let mut held = std::mem::take(&mut *self.shared.lock().expect("not poisoned"));
+        let mut kept = HashMap::new();
+        let mut outcome = Shared::default();
+        let mut total = 0;
+        let counters = Arc::new(ScanCounters::default());
+        let sources: Vec<Source> = (0..self.schema.fields().len())
+            .map(|i| match self.table.columns.get(i) {
+                Some(column) => Source::File(i, column.kind),
+                None => Source::Partition(i - self.table.columns.len()),
+            })
+            .collect();
+        let mut builder = BatchBuilder::new(
+            self.schema.clone(),
+            self.names.clone(),
+            sources,
+            batch_size,
+            counters.clone(),
+        );
+        for hour in hours {
+            let dir = self.dir.join(hour.to_string());
+            let values: Arc<[String]> = hour.values().to_vec().into();
+            for entry in read_dir_sorted(&dir)? {
+                let name = entry.file_name();
+                if !lakewatch_lake::layout::is_data_file_name(&name.to_string_lossy()) {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(|e| io_error(&entry.path(), e))?;
+                if !meta.is_file() {
+                    continue;
+                }
+                if total + meta.len() > max_bytes {
+                    outcome.files_left += 1;
+                    continue;
+                }
+                total += meta.len();
+                let path = entry.path();
+                let file = match held.remove(&path) {
+                    Some(file) if file.size == meta.len() => file,
+                    _ => {
+                        let mut batches = Vec::new();
+                        let lake_file = LakeFile {
+                            path: path.clone(),
+                            size: meta.len(),
+                            partition_values: values.clone(),
+                        };
+                        builder
+                            .read_file(&lake_file, &mut |batch| {
+                                batches.push(batch);
+                                true
+                            })
+                            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                        if builder.has_rows() {
+                            batches.push(builder.finish()?);
+                        }
+                        SharedFile {
+                            size: meta.len(),
+                            batches,
+                        }
+                    }
+                };
+                kept.insert(path, file);
+            }
+        }
+        outcome.files = kept.len() as u64;
+        outcome.bytes_read = counters.snapshot().bytes_read;
+        *self.shared.lock().expect("not poisoned") = kept;
+        Ok(outcome)
     }
 
     /// Whether `filter` only reads partition columns, so it can be decided per directory.
@@ -292,8 +394,24 @@ impl TableProvider for LakeTable {
             })
             .collect();
 
-        let groups = split_by_size(files, session.config().target_partitions());
-        let partitions = groups
+        // Files held in memory are not opened (nor counted) again.
+        let mut in_memory = Vec::new();
+        let mut on_disk = Vec::new();
+        {
+            let shared = self.shared.lock().expect("not poisoned");
+            for file in files {
+                match shared.get(&file.path) {
+                    Some(held) if held.size == file.size => {
+                        for batch in &held.batches {
+                            in_memory.push(batch.project(projection)?);
+                        }
+                    }
+                    _ => on_disk.push(file),
+                }
+            }
+        }
+        let groups = split_by_size(on_disk, session.config().target_partitions());
+        let mut partitions: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
             .map(|files| {
                 Arc::new(FileGroup {
@@ -305,6 +423,12 @@ impl TableProvider for LakeTable {
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
+        if !in_memory.is_empty() {
+            partitions.push(Arc::new(HeldBatches {
+                schema: schema.clone(),
+                batches: in_memory,
+            }));
+        }
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
             partitions,
@@ -377,6 +501,27 @@ impl PartitionStream for FileGroup {
             Ok(())
         });
         stream.build()
+    }
+}
+
+/// Batches of files held in memory ([`LakeTable::share`]), projected for one scan.
+#[derive(Debug)]
+struct HeldBatches {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl PartitionStream for HeldBatches {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batches = self.batches.clone().into_iter().map(Ok);
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(batches),
+        ))
     }
 }
 

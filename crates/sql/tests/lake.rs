@@ -973,3 +973,61 @@ async fn queries_during_an_ingest_or_after_a_killed_one_skip_its_temporary_files
         strings(&[&["done"]])
     );
 }
+
+#[tokio::test]
+async fn shared_hours_are_read_once_and_answer_as_the_files_do() {
+    let lake = Lake::new();
+    let logins: Vec<Value> = [
+        "2024-03-01T09:10:00",
+        "2024-03-01T10:20:00",
+        "2024-03-01T11:30:00",
+    ]
+    .iter()
+    .map(|time| console_login(time, "alice", "198.51.100.7"))
+    .collect();
+    lake.write_events("a.json.gz", &logins);
+    let engine = lake.engine();
+    let sql = "SELECT utctimestamp, hour FROM events WHERE year = '2024' AND hour >= '09' \
+               AND hour <= '11' ORDER BY utctimestamp";
+    let from_files = query(&engine, sql).await;
+    assert_eq!(from_files.stats.files_opened, 3);
+
+    // Hours 09 and 10 held in memory: read once here, never again by the queries.
+    let hour = |h| {
+        lakewatch_lake::partitions::Hour::from_date_hour(
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+            h,
+        )
+        .unwrap()
+    };
+    let shared = engine.share("events", &[hour(9), hour(10)]).unwrap();
+    assert_eq!((shared.files, shared.files_left), (2, 0));
+    assert!(shared.bytes_read > 0);
+    for _ in 0..3 {
+        let held = query(&engine, sql).await;
+        assert_eq!(cells(&held), cells(&from_files));
+        assert_eq!(held.stats.files_opened, 1, "only hour 11 from disk");
+    }
+    // Sharing hours 10 and 11 next keeps hour 10 (not read again) and reads hour 11.
+    let next = engine.share("events", &[hour(10), hour(11)]).unwrap();
+    let hour_11 = std::fs::metadata(
+        lake.path()
+            .join("events")
+            .join(partition("2024-03-01T11"))
+            .join("a.json.gz"),
+    )
+    .unwrap()
+    .len();
+    assert_eq!((next.files, next.bytes_read), (2, hour_11));
+    // A file rewritten since it was held is read from disk again.
+    lake.write_events(
+        "a.json.gz",
+        &[console_login("2024-03-01T11:45:00", "bob", "198.51.100.8")],
+    );
+    let rewritten = query(&engine, sql).await;
+    assert_eq!(rewritten.stats.files_opened, 2, "hours 09 and 11");
+    assert_eq!(
+        cells(&rewritten).last().unwrap()[0],
+        "2024-03-01T11:45:00.000000Z"
+    );
+}

@@ -130,7 +130,8 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
         .await
         .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    // One state per rule, and a baseline per first-seen rule (built with its first window).
+    // One state per rule, and a baseline per rule that keeps one (the first-seen rules and
+    // impossible-travel's previous logins), built with its first window.
     let baselines: Vec<&str> = keys
         .iter()
         .copied()
@@ -140,6 +141,7 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
         baselines,
         [
             "state/detector/baselines/atypical-country.json.gz",
+            "state/detector/baselines/impossible-travel.json.gz",
             "state/detector/baselines/new-country.json.gz",
             "state/detector/baselines/new-device.json.gz",
         ]
