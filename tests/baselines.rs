@@ -399,3 +399,88 @@ fn previous_logins_case() {
         t("2026-11-21T00:00:00Z"),
     );
 }
+
+#[test]
+fn previous_logins_too_many_for_one_query_are_read_from_history_instead() {
+    with_large_stack(too_many_previous_logins_case);
+}
+
+/// 2,400 users logged in within the day, more than the query text Athena accepts can carry as
+/// kept rows: the windows read their history instead, and still raise the traveller's alert.
+fn too_many_previous_logins_case() {
+    let (rule, reference) = (rule("impossible-travel"), impossible_travel_history_sql());
+    let lake = tempfile::tempdir().unwrap();
+    let start = t("2026-11-01T00:00:00Z");
+    let login = |user: &str, time: DateTime<Utc>, address: &str, id: String| {
+        serde_json::json!({
+            "eventVersion": "1.10",
+            "userIdentity": {"type": "IAMUser", "userName": user},
+            "eventTime": time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "eventSource": "signin.amazonaws.com",
+            "eventName": "ConsoleLogin",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": address,
+            "userAgent": AGENTS[0],
+            "responseElements": {"ConsoleLogin": "Success"},
+            "eventID": id,
+            "eventType": "AwsConsoleSignIn",
+        })
+        .to_string()
+    };
+    let mut records: Vec<String> = (0..2_400i64)
+        .map(|n| {
+            let time = start + TimeDelta::seconds(n);
+            login(
+                &format!("user{n}"),
+                time,
+                NETWORKS[0].1,
+                format!("many-{n}"),
+            )
+        })
+        .collect();
+    records.push(login(
+        "traveller",
+        start + TimeDelta::minutes(65),
+        NETWORKS[0].1,
+        "traveller-us".into(),
+    ));
+    records.push(login(
+        "traveller",
+        start + TimeDelta::minutes(80),
+        NETWORKS[3].1,
+        "traveller-jp".into(),
+    ));
+    ingest_text(lake.path(), "many.ndjson", &records.join("\n"));
+
+    // The first run keeps every user's login; the next windows would carry all of them.
+    let first = run(
+        lake.path(),
+        &rule,
+        start + TimeDelta::minutes(70),
+        Mode::Scheduled { max_windows: 1 },
+    );
+    assert_eq!(first.error, None);
+    let next = run(
+        lake.path(),
+        &rule,
+        start + TimeDelta::minutes(115),
+        Mode::Scheduled { max_windows: 10 },
+    );
+    assert_eq!(next.error, None, "{:?}", next.set_aside);
+    assert_eq!(next.windows.len(), 3);
+    assert!(
+        next.baselines_built
+            .iter()
+            .any(|built| built.reason.contains("Athena accepts")),
+        "{:?}",
+        next.baselines_built
+    );
+    let expected = history_scan(
+        lake.path(),
+        &reference,
+        start + TimeDelta::hours(1),
+        start + TimeDelta::minutes(105),
+    );
+    assert_eq!(identities(&next), expected);
+    assert_eq!(expected.len(), 1, "the traveller's alert: {expected:?}");
+}

@@ -20,6 +20,7 @@ use crate::local::extract::ExtractReport;
 use lakewatch_deliver::{Destinations, Dispatch, HttpTransport, TopicPublisher};
 use lakewatch_detect::Deliveries;
 use lakewatch_detect::run_rules;
+use lakewatch_detect::runner::MAX_QUERY_BYTES;
 use lakewatch_detect::{
     Alert, AlertDelivery, AlertSink, Mode, QueryEngine, Row, Rule, RuleReport, Window,
 };
@@ -178,6 +179,13 @@ impl QueryEngine for LocalQueries<'_> {
     }
 
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
+        if sql.len() > MAX_QUERY_BYTES {
+            return Err(format!(
+                "the query is {} bytes long and Athena refuses queries longer than \
+                 {MAX_QUERY_BYTES} bytes",
+                sql.len()
+            ));
+        }
         let result = self.engine.query(sql).await.map_err(|e| e.to_string())?;
         self.bytes_read
             .fetch_add(result.stats.bytes_read, Ordering::Relaxed);

@@ -23,7 +23,7 @@ use crate::alert::Row;
 use crate::baseline::{Kept, Tracked};
 use crate::compile::{pair_columns, previous_baseline_sql};
 use crate::rule::{Query, Rule};
-use crate::runner::{QueryEngine, RuleReport, run_query};
+use crate::runner::{MAX_QUERY_BYTES, QueryEngine, RuleReport, run_query};
 use crate::state::StateStore;
 use crate::window::Window;
 use lakewatch_plugins::shell::format_timestamp;
@@ -106,10 +106,10 @@ impl PreviousTracker {
             return Err(format!("rule {} is not a pairing rule", rule.id));
         };
         let tracked = &mut self.0;
-        let reason = tracked.rebuild_reason(rule, window);
+        let mut reason = tracked.rebuild_reason(rule, window);
         let seen_since = format_timestamp(window.start - rule.history);
         let time_column = key.len() + 1;
-        let (from, kept) = match (&reason, &tracked.current) {
+        let (mut from, mut kept) = match (&reason, &tracked.current) {
             (None, Some(previous)) => (
                 previous.through,
                 previous
@@ -126,8 +126,21 @@ impl PreviousTracker {
             ),
             _ => (window.start - rule.history, Vec::new()),
         };
-        let (alerts_sql, latest_sql) =
+        let (mut alerts_sql, mut latest_sql) =
             previous_baseline_sql(rule, window, from, &kept).map_err(|e| e.to_string())?;
+        // The kept events travel in the query text: when there are too many of them for
+        // Athena, this window reads its history instead, like a rebuild (slower, same alerts).
+        if alerts_sql.len().max(latest_sql.len()) > MAX_QUERY_BYTES {
+            reason = Some(format!(
+                "its {} previous events make a query longer than the {MAX_QUERY_BYTES} bytes \
+                 Athena accepts, so the window reads its history",
+                kept.len()
+            ));
+            from = window.start - rule.history;
+            kept.clear();
+            (alerts_sql, latest_sql) =
+                previous_baseline_sql(rule, window, from, &kept).map_err(|e| e.to_string())?;
+        }
         let read_before = report.bytes_read;
         let alerts = run_query(engine, &alerts_sql, window, report).await?;
         let latest = run_query(engine, &latest_sql, window, report).await?;

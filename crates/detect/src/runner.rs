@@ -21,6 +21,11 @@ use crate::state::{
 };
 use crate::window::{Window, due_window_ends, replay_window_ends};
 
+/// The longest query text Athena accepts (its `QueryString` limit, 262,144 bytes). Rules never
+/// send longer queries, and the local engine refuses them as Athena would, so a rule that
+/// works locally does not fail on AWS for its length.
+pub const MAX_QUERY_BYTES: usize = 262_144;
+
 /// Runs SQL and returns rows of text: Athena on AWS, the embedded engine locally.
 pub trait QueryEngine {
     fn query(&self, sql: &str) -> impl Future<Output = Result<Vec<Row>, String>>;
