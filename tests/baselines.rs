@@ -185,6 +185,34 @@ const AGENTS: [&str; 3] = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
 ];
 
+/// One CloudTrail console login.
+struct ConsoleLogin<'a> {
+    user: &'a str,
+    time: DateTime<Utc>,
+    address: &'a str,
+    agent: &'a str,
+    success: bool,
+    id: &'a str,
+}
+
+/// The CloudTrail record of `login`, as one NDJSON line.
+fn console_login(login: &ConsoleLogin<'_>) -> String {
+    serde_json::json!({
+        "eventVersion": "1.10",
+        "userIdentity": {"type": "IAMUser", "userName": login.user},
+        "eventTime": login.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": login.address,
+        "userAgent": login.agent,
+        "responseElements": {"ConsoleLogin": if login.success { "Success" } else { "Failure" }},
+        "eventID": login.id,
+        "eventType": "AwsConsoleSignIn",
+    })
+    .to_string()
+}
+
 /// Eight days of console logins of eight users: mostly from home with their usual browser, now
 /// and then from elsewhere or another device, some failures; users that start late (learning)
 /// and users that go quiet for days and come back (forgetting, dormant values).
@@ -212,22 +240,14 @@ fn generated_lake(lake: &Path, start: DateTime<Utc>) {
                     agent
                 };
                 let success = random.below(10) != 0;
-                records.push(
-                    serde_json::json!({
-                        "eventVersion": "1.10",
-                        "userIdentity": {"type": "IAMUser", "userName": format!("user{user}")},
-                        "eventTime": time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                        "eventSource": "signin.amazonaws.com",
-                        "eventName": "ConsoleLogin",
-                        "awsRegion": "us-east-1",
-                        "sourceIPAddress": NETWORKS[country].1,
-                        "userAgent": AGENTS[device],
-                        "responseElements": {"ConsoleLogin": if success { "Success" } else { "Failure" }},
-                        "eventID": format!("gen-{user}-{}", time.timestamp()),
-                        "eventType": "AwsConsoleSignIn",
-                    })
-                    .to_string(),
-                );
+                records.push(console_login(&ConsoleLogin {
+                    user: &format!("user{user}"),
+                    time,
+                    address: NETWORKS[country].1,
+                    agent: AGENTS[device],
+                    success,
+                    id: &format!("gen-{user}-{}", time.timestamp()),
+                }));
             }
             time += TimeDelta::minutes(50 + random.below(200) as i64);
         }
@@ -411,21 +431,15 @@ fn too_many_previous_logins_case() {
     let (rule, reference) = (rule("impossible-travel"), impossible_travel_history_sql());
     let lake = tempfile::tempdir().unwrap();
     let start = t("2026-11-01T00:00:00Z");
-    let login = |user: &str, time: DateTime<Utc>, address: &str, id: String| {
-        serde_json::json!({
-            "eventVersion": "1.10",
-            "userIdentity": {"type": "IAMUser", "userName": user},
-            "eventTime": time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "eventSource": "signin.amazonaws.com",
-            "eventName": "ConsoleLogin",
-            "awsRegion": "us-east-1",
-            "sourceIPAddress": address,
-            "userAgent": AGENTS[0],
-            "responseElements": {"ConsoleLogin": "Success"},
-            "eventID": id,
-            "eventType": "AwsConsoleSignIn",
+    let login = |user: &str, time: DateTime<Utc>, address: &str, id: &str| {
+        console_login(&ConsoleLogin {
+            user,
+            time,
+            address,
+            agent: AGENTS[0],
+            success: true,
+            id,
         })
-        .to_string()
     };
     let mut records: Vec<String> = (0..2_400i64)
         .map(|n| {
@@ -434,7 +448,7 @@ fn too_many_previous_logins_case() {
                 &format!("user{n}"),
                 time,
                 NETWORKS[0].1,
-                format!("many-{n}"),
+                &format!("many-{n}"),
             )
         })
         .collect();
@@ -442,13 +456,13 @@ fn too_many_previous_logins_case() {
         "traveller",
         start + TimeDelta::minutes(65),
         NETWORKS[0].1,
-        "traveller-us".into(),
+        "traveller-us",
     ));
     records.push(login(
         "traveller",
         start + TimeDelta::minutes(80),
         NETWORKS[3].1,
-        "traveller-jp".into(),
+        "traveller-jp",
     ));
     ingest_text(lake.path(), "many.ndjson", &records.join("\n"));
 
