@@ -106,3 +106,61 @@ resource "aws_glue_catalog_table" "this" {
     }
   }
 }
+
+# The detection extract: the events again, each under the hour of its own time wherever the
+# lake stored it (a Firehose record spanning hours, a late arrival). Only the detector writes it
+# (lakewatch_lake::schema::EXTRACT, docs/detection.md), and its rules read it instead of events.
+# Always projected, whatever enable_partition_projection says: no partition to keep in the
+# catalog for a table nothing else writes, and Athena lists only the hours a query's predicates
+# name.
+resource "aws_glue_catalog_table" "extract" {
+  name          = "events_extract"
+  database_name = aws_glue_catalog_database.this.name
+  table_type    = "EXTERNAL_TABLE"
+  description   = "lakewatch detection extract: the events by the hour of their own time, gzip NDJSON"
+
+  parameters = merge(
+    {
+      EXTERNAL        = "TRUE"
+      classification  = "json"
+      compressionType = "gzip"
+    },
+    local.projection_parameters,
+    {
+      "storage.location.template" = "s3://${module.lake_bucket.id}/${local.extract_prefix}events/year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
+    },
+  )
+
+  dynamic "partition_keys" {
+    for_each = local.partition_keys
+    content {
+      name = partition_keys.value
+      type = "string"
+    }
+  }
+
+  storage_descriptor {
+    location      = "s3://${module.lake_bucket.id}/${local.extract_prefix}events/"
+    input_format  = "org.apache.hadoop.mapred.TextInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+    compressed    = true
+
+    ser_de_info {
+      name                  = "json"
+      serialization_library = "org.openx.data.jsonserde.JsonSerDe"
+      parameters = {
+        "ignore.malformed.json" = "true"
+        "case.insensitive"      = "false"
+      }
+    }
+
+    dynamic "columns" {
+      for_each = local.table_columns.events
+      content {
+        name    = columns.value.name
+        type    = columns.value.type
+        comment = columns.value.comment
+      }
+    }
+  }
+}
