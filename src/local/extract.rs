@@ -102,7 +102,7 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExtractReport> {
     let objects = LocalObjects::open(lake)?;
-    extract_new(&objects, store, now)
+    extract_new(&objects, store, now, None)
         .await
         .map_err(|e| match e {
             ExtractError::Conflict { .. } => anyhow::anyhow!("{e}; run again"),

@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Write;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use flate2::Compression;
@@ -102,6 +103,8 @@ pub struct ExtractReport {
     pub unreadable: u64,
     /// Extract objects written.
     pub written: usize,
+    /// New objects left for the next pass: this one ran out of its time.
+    pub remaining: usize,
     /// Objects whose content broke off (a damaged gzip stream), with the reason: their lines
     /// before the damage are extracted, and they are not read again until rewritten.
     pub damaged: Vec<(String, String)>,
@@ -130,10 +133,17 @@ struct Stamp<'a> {
 /// Extracts the lake objects new since the last pass and records the pass in the arrivals
 /// document of `state` (the detector's state store), with compare-and-swap. `now` is the run's
 /// time, as the runner's.
+///
+/// With `until`, no object is started after that instant (one at least is extracted): a lake
+/// too large for one invocation (the first pass after an upgrade extracts all of it) is
+/// extracted over several, each saving what it did ([`ExtractReport::remaining`] says what is
+/// left). The events of the later passes are arrivals like any: windows evaluated before they
+/// were extracted are evaluated again, flagged late.
 pub async fn extract_new<L: LakeObjects, S: VersionedStore>(
     lake: &L,
     state: &S,
     now: DateTime<Utc>,
+    until: Option<Instant>,
 ) -> Result<ExtractReport, ExtractError> {
     let location = state.location(ARRIVALS_DOCUMENT);
     let read = state
@@ -155,6 +165,10 @@ pub async fn extract_new<L: LakeObjects, S: VersionedStore>(
     for object in &listed {
         let known = arrivals.objects.get(&object.key);
         if known == Some(&object.version) {
+            continue;
+        }
+        if report.objects > 0 && until.is_some_and(|until| Instant::now() >= until) {
+            report.remaining += 1;
             continue;
         }
         // A new object's events are arrivals; an object rewritten in place (a repaired file)
@@ -473,6 +487,7 @@ mod tests {
             lake,
             state,
             "2026-11-20T09:40:00Z".parse().unwrap(),
+            None,
         ))
     }
 
@@ -619,9 +634,28 @@ mod tests {
             &lake,
             &Racing(&state),
             "2026-11-20T09:40:00Z".parse().unwrap(),
+            None,
         ))
         .unwrap_err();
         assert!(matches!(error, ExtractError::Conflict { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_pass_out_of_time_saves_what_it_did_and_the_next_one_goes_on() {
+        let lake = Memory::default();
+        let other = SOURCE.replace("hour=07", "hour=08");
+        lake.put(SOURCE, gzip_lines([line("2026-11-20T07:01:00Z", "a")]));
+        lake.put(&other, gzip_lines([line("2026-11-20T08:01:00Z", "b")]));
+        let dir = tempfile::tempdir().unwrap();
+        let state = FileStore::new(dir.path());
+        let now = "2026-11-20T09:40:00Z".parse().unwrap();
+        let pass = |until| lakewatch_testkit::block_on(extract_new(&lake, &state, now, until));
+        let first = pass(Some(Instant::now())).unwrap();
+        assert_eq!((first.objects, first.remaining), (1, 1));
+        let second = pass(Some(Instant::now())).unwrap();
+        assert_eq!((second.objects, second.remaining), (1, 0));
+        assert_eq!(pass(None).unwrap(), ExtractReport::default());
+        assert_eq!(lake.extract().len(), 2);
     }
 
     #[test]

@@ -328,7 +328,10 @@ impl Detector {
             .delivery()
             .set_deadline(deadline.checked_sub(DELIVERY_MARGIN));
         let now = trigger.time.unwrap_or_else(Utc::now);
-        let extract = match extract_new(&self.lake, &self.state, now).await {
+        // The pass may take half the time left; what it leaves, the next runs extract.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let until = Instant::now() + left / 2;
+        let extract = match extract_new(&self.lake, &self.state, now, Some(until)).await {
             Ok(report) => report,
             Err(conflict @ ExtractError::Conflict { .. }) => {
                 tracing::warn!(error = %conflict, "extract pass lost the race: no rule runs");
@@ -371,6 +374,7 @@ pub fn log_extract(report: &ExtractReport) {
         untimed = report.untimed,
         unreadable = report.unreadable,
         written = report.written,
+        remaining = report.remaining,
         "extract pass"
     );
     for (key, reason) in &report.damaged {
@@ -388,6 +392,7 @@ pub fn extract_json(report: &ExtractReport) -> Value {
         "untimed": report.untimed,
         "unreadable": report.unreadable,
         "written": report.written,
+        "remaining": report.remaining,
         "damaged": report.damaged.iter().map(|(key, _)| key).collect::<Vec<_>>(),
     })
 }

@@ -137,7 +137,7 @@ async fn a_record_spanning_hours_is_extracted_into_each_events_hour_once() {
     let lake = S3Lake::new(s3.clone(), BUCKET);
     let state = S3Store::new(s3.clone(), BUCKET, PREFIX);
 
-    let first = extract_new(&lake, &state, at("2026-11-20T09:10:00Z"))
+    let first = extract_new(&lake, &state, at("2026-11-20T09:10:00Z"), None)
         .await
         .unwrap();
     assert_eq!(
@@ -177,7 +177,7 @@ async fn a_record_spanning_hours_is_extracted_into_each_events_hour_once() {
     assert_eq!(recorded.passes[0].minutes.len(), 6);
 
     // Nothing new: nothing read, nothing written, the document untouched.
-    let second = extract_new(&lake, &state, at("2026-11-20T09:15:00Z"))
+    let second = extract_new(&lake, &state, at("2026-11-20T09:15:00Z"), None)
         .await
         .unwrap();
     assert_eq!(second, ExtractReport::default());
@@ -190,13 +190,13 @@ async fn a_record_spanning_hours_is_extracted_into_each_events_hour_once() {
         store: state.clone(),
         arrivals: state.read(ARRIVALS_DOCUMENT).await.unwrap(),
     };
-    let won = extract_new(&lake, &state, at("2026-11-20T09:20:00Z"))
+    let won = extract_new(&lake, &state, at("2026-11-20T09:20:00Z"), None)
         .await
         .unwrap();
     assert_eq!((won.objects, won.events, won.outside_partition), (1, 1, 1));
     let after_winner = extract(&s3).await;
     assert_eq!(after_winner.len(), 3);
-    let lost = extract_new(&lake, &stale, at("2026-11-20T09:20:00Z"))
+    let lost = extract_new(&lake, &stale, at("2026-11-20T09:20:00Z"), None)
         .await
         .unwrap_err();
     assert!(matches!(lost, ExtractError::Conflict { .. }), "{lost}");
