@@ -1,11 +1,11 @@
 //! The detection extract of a local lake (`LAKE/extract/`, [`extract_dir`]): the pass
 //! ([`lakewatch_detect::extract`]) over the lake's files. The lake's objects are its `events/`
 //! files, versioned by size and modification time; extract objects are files below the lake
-//! directory at the same keys as in the lake bucket, each written whole (through a temporary
-//! file renamed into place) or not at all.
+//! directory at the same keys as in the lake bucket, each written whole or not at all
+//! ([`write_atomically`]).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,9 +13,8 @@ use chrono::{DateTime, Utc};
 
 use lakewatch_detect::extract::{ExtractError, LakeObject, LakeObjects, extract_new};
 use lakewatch_lake::LocalLake;
-use lakewatch_lake::layout::temporary_name;
 use lakewatch_lake::schema::EVENTS;
-use lakewatch_lake::versioned::FileStore;
+use lakewatch_lake::versioned::{FileStore, write_atomically};
 
 pub use lakewatch_detect::extract::ExtractReport;
 #[cfg(doc)]
@@ -85,11 +84,8 @@ impl LakeObjects for LocalObjects {
     async fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
         let file = self.path(key);
         let dir = file.parent().expect("an extract key has a directory");
-        let name = file.file_name().expect("a file name").to_string_lossy();
-        let temporary = dir.join(temporary_name(&name));
         std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&temporary, &bytes))
-            .and_then(|()| std::fs::rename(&temporary, &file))
+            .and_then(|()| write_atomically(&file, |out| out.write_all(&bytes)))
             .map_err(|e| format!("{}: cannot write: {e}", file.display()))
     }
 }
