@@ -30,7 +30,7 @@ output "glue_database" {
 
 output "extract_table" {
   description = "Glue table of the detection extract (events under the hour of their own time), which the detector's rules query."
-  value       = aws_glue_catalog_table.extract.name
+  value       = aws_glue_catalog_table.this["events_extract"].name
 }
 
 output "athena_workgroup" {
