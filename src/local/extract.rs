@@ -17,7 +17,6 @@ use lakewatch_lake::schema::EVENTS;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 
 pub use lakewatch_detect::extract::ExtractReport;
-#[cfg(doc)]
 use lakewatch_lake::local::extract_dir;
 
 /// How much of a file one read takes.
@@ -98,6 +97,10 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExtractReport> {
     let objects = LocalObjects::open(lake)?;
+    // The rules open the extract even before anything is in it.
+    let target = extract_dir(lake);
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("{}: cannot create", target.display()))?;
     extract_new(&objects, store, now, None)
         .await
         .map_err(|e| match e {
