@@ -543,7 +543,7 @@ mod tests {
         };
         let mut bytes = gzip_lines([line("2026-11-20T07:01:00Z", "a")]);
         // Not UTF-8, then a line far too long.
-        bytes.extend(gzip_lines([vec![0xff_u8, 0xfe].escape_ascii().to_string()]));
+        bytes.extend(gzip_lines([[0xff_u8, 0xfe].escape_ascii().to_string()]));
         let mut raw = vec![0xff_u8, 0xfe, b'\n'];
         raw.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
         raw.push(b'\n');
