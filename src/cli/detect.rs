@@ -122,6 +122,17 @@ pub fn render_reports(lake: &Path, detection: &Detection) -> String {
         extract.outside_partition,
         extract.untimed
     );
+    if extract.unreadable > 0 {
+        out.push_str(&format!(
+            "extract: {} unreadable line(s) not extracted (not UTF-8, over {} bytes, or without a \
+             time outside any hour partition)\n",
+            extract.unreadable,
+            lakewatch_detect::extract::MAX_LINE_BYTES
+        ));
+    }
+    for (key, reason) in &extract.damaged {
+        out.push_str(&format!("extract: {key}: {reason}\n"));
+    }
     let shared = &detection.shared;
     if shared.scans > 0 {
         out.push_str(&format!(

@@ -16,6 +16,8 @@ pub mod firehose;
 pub mod glue;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "extract")]
+pub mod s3_lake;
 #[cfg(feature = "s3")]
 pub mod s3_state;
 #[cfg(feature = "secretsmanager")]

@@ -3,7 +3,7 @@
 //!
 //! Events are not always stored under their own hour: the Firehose transform files a whole
 //! record under its first event's hour, and late events sit under their arrival hour. So the
-//! detection extract (local mode: `lakewatch::local::extract`) reads each lake object once, when
+//! detection extract ([`crate::extract`]) reads each lake object once, when
 //! it is new, and files its events by event time; every such pass is one [`Arrival`] here, with
 //! the minutes its events happened in. A rule whose watermark is already past some of those
 //! minutes evaluates the windows holding them again, once, and flags their alerts late

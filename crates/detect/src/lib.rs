@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod bundled;
 pub mod compile;
 pub mod duration;
+pub mod extract;
 pub mod metrics;
 pub mod previous;
 pub mod rule;

@@ -14,7 +14,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::partitions::Hour;
-use crate::schema::{ALERTS, EVENTS, Table};
+use crate::schema::{ALERTS, EVENTS, EXTRACT, Table};
 
 /// Where `terraform apply` puts the content (rules, sources, saved queries) in the lake bucket,
 /// for the Lambdas to read at cold start.
@@ -65,6 +65,26 @@ pub fn alert_object_key(rule_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
             compact(end)
         ),
     )
+}
+
+/// The key of one part of the detection extract ([`EXTRACT`]): the events of the lake object
+/// `source` (a key below `events/`) whose own time falls in `hour`, the `part`-th object of that
+/// hour (an object's hour is written in parts when it does not fit the extract's buffer):
+/// `extract/events/year=…/hour=09/year=2026_month=11_day=20_hour=07_f.p0.json.gz`.
+///
+/// Named after the source, so extracting an object again replaces its parts instead of adding
+/// copies; the same key in the lake bucket and below a local lake's directory.
+pub fn extract_object_key(source: &str, hour: Hour, part: usize) -> String {
+    let name = source
+        .strip_prefix(EVENTS.prefix)
+        .unwrap_or(source)
+        .trim_start_matches('/');
+    let stem = name
+        .strip_suffix(DATA_EXTENSION)
+        .or_else(|| name.strip_suffix("gz"))
+        .map_or(name, |stem| stem.trim_end_matches('.'))
+        .replace('/', "_");
+    object_key(&EXTRACT, hour, &format!("{stem}.p{part}.{DATA_EXTENSION}"))
 }
 
 /// The name of a rule's baseline document in the detector's versioned state store
@@ -203,6 +223,22 @@ mod tests {
                 at("2026-11-24T00:00:00Z")
             ),
             "alerts/year=2026/month=11/day=24/hour=00/brute-force-user-20261123T234500Z-20261124T000000Z.json.gz"
+        );
+    }
+
+    #[test]
+    fn extract_keys_name_their_source_and_part_under_the_events_hour() {
+        let hour = Hour::containing(time());
+        let source = "events/year=2026/month=01/day=31/hour=07/lakewatch-1-2026.json.gz";
+        assert_eq!(
+            extract_object_key(source, hour, 0),
+            "extract/events/year=2026/month=01/day=31/hour=09/\
+             year=2026_month=01_day=31_hour=07_lakewatch-1-2026.p0.json.gz"
+        );
+        assert!(extract_object_key(source, hour, 1).ends_with("-2026.p1.json.gz"));
+        assert_eq!(
+            parse_key(&EXTRACT, &extract_object_key(source, hour, 0)),
+            Ok(hour)
         );
     }
 

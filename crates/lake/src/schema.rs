@@ -108,6 +108,18 @@ pub const ALERTS: Table = Table {
 /// Every table of the lake.
 pub const TABLES: &[Table] = &[EVENTS, ALERTS];
 
+/// The detection extract: the lake's events again, each filed under the hour of its own
+/// `utctimestamp` wherever the lake stored it (`lakewatch_detect::extract`). Same columns and
+/// partitions as [`EVENTS`]; only the detector writes it (on AWS the Glue table
+/// `events_extract`, locally `LAKE/extract/events/`), so it is not one of [`TABLES`], which
+/// the ingest side and the partition generator keep.
+pub const EXTRACT: Table = Table {
+    name: "events_extract",
+    prefix: "extract/events",
+    columns: EVENTS.columns,
+    partition_keys: PARTITION_KEYS,
+};
+
 impl Table {
     /// The table's location in the lake bucket, as Glue and Athena want it (trailing slash):
     /// `s3://bucket/events/`.
@@ -139,6 +151,15 @@ pub mod storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_extract_is_the_events_table_below_the_extract_directory() {
+        assert_eq!(EXTRACT.columns, EVENTS.columns);
+        assert_eq!(
+            EXTRACT.prefix,
+            format!("{}/{}", crate::local::EXTRACT_DIR, EVENTS.prefix)
+        );
+    }
 
     #[test]
     fn events_columns_are_the_shell_fields_in_lake_order() {

@@ -288,8 +288,10 @@ async fn glue_tables_have_the_rust_schema(sdk: &SdkConfig, outputs: &BTreeMap<St
             (table.name(), columns)
         })
         .collect();
+    // The lake's tables, and the detection extract the detector writes.
     let rust: BTreeMap<&str, Vec<(&str, &str, &str)>> = lakewatch_lake::schema::TABLES
         .iter()
+        .chain([&lakewatch_lake::schema::EXTRACT])
         .map(|table| {
             let columns = table
                 .columns

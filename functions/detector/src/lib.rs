@@ -1,8 +1,10 @@
-//! The detector Lambda: on a schedule, evaluates every rule (those of the content bundle in
-//! S3, or the bundled ones) over its due windows on Athena, writes alerts to the lake's
-//! `alerts/` table, delivers them through the outbox to its destinations (the alerts topic
-//! unless a destinations file is configured), and keeps each rule's watermark and the outbox
-//! in S3.
+//! The detector Lambda: on a schedule, first extracts the lake objects new since its last run
+//! into the detection extract (every event under the hour of its own time, wherever the lake
+//! stored it: [`lakewatch_detect::extract`] over [`S3Lake`]), then evaluates every rule (those
+//! of the content bundle in S3, or the bundled ones) over its due windows on Athena, reading the
+//! extract table, writes alerts to the lake's `alerts/` table, delivers them through the outbox
+//! to its destinations (the alerts topic unless a destinations file is configured), and keeps
+//! each rule's watermark, the arrivals document and the outbox in S3.
 //!
 //! The run itself is [`lakewatch_detect::run_scheduled_and_deliver`], generic over engine,
 //! state and sink; this crate supplies the AWS ones ([`DetectorEngine`]: Athena, and
@@ -16,15 +18,18 @@ use chrono::{DateTime, Utc};
 use lakewatch_aws::athena::{AthenaEngine, AthenaSettings};
 use lakewatch_aws::cloudwatch::CloudWatchCounts;
 use lakewatch_aws::content::ContentLocation;
+use lakewatch_aws::s3_lake::S3Lake;
 use lakewatch_aws::s3_state::S3Store;
 use lakewatch_deliver::config::env_secret;
 use lakewatch_deliver::{
     Destinations, DestinationsFile, Dispatch, HttpTransport, SecretRef, SecretSource,
     TopicPublisher,
 };
+use lakewatch_detect::extract::{ExtractError, ExtractReport, extract_new, reading_table};
 use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, RuleOutcome, Window};
 use lakewatch_detect::{Deliveries, delivery_figures, run_figures, run_scheduled_and_deliver};
 use lakewatch_lake::layout::alert_object_key;
+use lakewatch_lake::schema::EXTRACT;
 use lakewatch_lambda::settings::{Env, FromEnv, SettingsError};
 use lakewatch_plugins::content::Kind;
 use serde::Deserialize;
@@ -48,6 +53,9 @@ pub struct DetectorSettings {
     pub database: String,
     pub workgroup: String,
     pub state_prefix: String,
+    /// The Glue table of the detection extract, which the rules' queries read where they name
+    /// `events`.
+    pub extract_table: String,
     /// The alerts topic: the destination when no destinations file is given. `None` and no
     /// file: alerts are written to the table only.
     pub topic_arn: Option<String>,
@@ -66,6 +74,9 @@ impl FromEnv for DetectorSettings {
             workgroup: env
                 .required("LAKEWATCH_ATHENA_WORKGROUP", "Athena workgroup to query in")?,
             state_prefix: env.prefix("LAKEWATCH_STATE_PREFIX", DEFAULT_STATE_PREFIX),
+            extract_table: env
+                .optional("LAKEWATCH_EXTRACT_TABLE")
+                .unwrap_or_else(|| EXTRACT.name.to_string()),
             topic_arn: env.optional("LAKEWATCH_ALERTS_TOPIC_ARN"),
             destinations: env.optional("LAKEWATCH_DESTINATIONS"),
             max_windows: env.positive("LAKEWATCH_MAX_WINDOWS", DEFAULT_MAX_WINDOWS as u64)?
@@ -192,16 +203,35 @@ pub async fn destinations(
     }
 }
 
-/// What answers the rules on AWS: Athena runs their SQL; silence rules read the transform's
-/// `Lakewatch/Events` metric by source from CloudWatch instead of scanning events.
+/// What answers the rules on AWS: Athena runs their SQL over the extract table (where a query
+/// names `events`, [`reading_table`]); silence rules read the transform's `Lakewatch/Events`
+/// metric by source from CloudWatch instead of scanning events.
 pub struct DetectorEngine {
     pub athena: AthenaEngine,
     pub counts: CloudWatchCounts,
+    /// The Glue table of the detection extract.
+    pub extract_table: String,
 }
 
 impl QueryEngine for DetectorEngine {
+    /// Runs the query on the extract and logs one line per Athena query: its id, rows,
+    /// duration and `bytes_scanned` (Athena's `DataScannedInBytes`, what it bills); the rule's
+    /// line sums them.
     async fn query(&self, sql: &str) -> Result<Vec<Row>, String> {
-        self.athena.query(sql).await
+        let result = self
+            .athena
+            .query(&reading_table(sql, &self.extract_table))
+            .await;
+        for query in self.athena.take_metrics() {
+            tracing::info!(
+                query_execution_id = %query.query_execution_id,
+                rows = query.rows,
+                duration_ms = query.duration.as_millis() as u64,
+                bytes_scanned = query.bytes_scanned,
+                "query"
+            );
+        }
+        result
     }
 
     fn take_bytes_read(&self) -> Option<u64> {
@@ -240,6 +270,8 @@ pub async fn load_rules(
 /// Settings, rules and clients, once per cold start.
 pub struct Detector {
     pub rules: Vec<Rule>,
+    /// The lake bucket the extract pass reads and writes.
+    pub lake: S3Lake,
     pub engine: DetectorEngine,
     pub state: S3Store,
     pub sink: S3AlertSink,
@@ -264,9 +296,11 @@ impl Detector {
         }
         let state = S3Store::new(s3.clone(), &settings.bucket, &settings.state_prefix);
         Ok(Detector {
+            lake: S3Lake::new(s3.clone(), &settings.bucket),
             engine: DetectorEngine {
                 athena: AthenaEngine::new(aws_sdk_athena::Client::new(&config), settings.athena()),
                 counts: CloudWatchCounts::new(aws_sdk_cloudwatch::Client::new(&config)),
+                extract_table: settings.extract_table.clone(),
             },
             sink: S3AlertSink::with_destinations(
                 s3,
@@ -284,12 +318,31 @@ impl Detector {
     /// One invocation: the run's time is the scheduled event's `time` (so a delayed or
     /// retried invocation evaluates the windows it was meant for), or the clock when the event
     /// has none; queries stop in time before `deadline` to save and log.
+    ///
+    /// The extract pass comes first. When it fails, no rule runs and the invocation fails (the
+    /// rules would miss what it did not extract; the next run does it again). When another run
+    /// extracted at the same time, that run evaluates the rules and this one stops.
     pub async fn handle(&self, trigger: Trigger, deadline: Instant) -> Result<Value, String> {
         self.engine.athena.set_deadline(Some(deadline));
         self.sink
             .delivery()
             .set_deadline(deadline.checked_sub(DELIVERY_MARGIN));
         let now = trigger.time.unwrap_or_else(Utc::now);
+        // The pass may take half the time left; what it leaves, the next runs extract.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let until = Instant::now() + left / 2;
+        let extract = match extract_new(&self.lake, &self.state, now, Some(until)).await {
+            Ok(report) => report,
+            Err(conflict @ ExtractError::Conflict { .. }) => {
+                tracing::warn!(error = %conflict, "extract pass lost the race: no rule runs");
+                return Ok(json!({ "rules": 0, "extract": { "conflict": conflict.to_string() } }));
+            }
+            Err(error) => {
+                tracing::error!(error = %error, extract_failed = true, "extract pass failed");
+                return Err(format!("the extract pass failed, no rule ran: {error}"));
+            }
+        };
+        log_extract(&extract);
         let (outcomes, deliveries) = run_scheduled_and_deliver(
             &self.rules,
             &self.engine,
@@ -306,8 +359,42 @@ impl Detector {
         }
         let mut answer = summarize(&outcomes)?;
         answer["deliveries"] = deliveries_json(&deliveries);
+        answer["extract"] = extract_json(&extract);
         Ok(answer)
     }
+}
+
+/// One JSON line for the extract pass (and one per damaged object, at error level).
+pub fn log_extract(report: &ExtractReport) {
+    tracing::info!(
+        objects = report.objects,
+        bytes_read = report.bytes_read,
+        events = report.events,
+        outside_partition = report.outside_partition,
+        untimed = report.untimed,
+        unreadable = report.unreadable,
+        written = report.written,
+        remaining = report.remaining,
+        "extract pass"
+    );
+    for (key, reason) in &report.damaged {
+        tracing::error!(object = %key, error = %reason, "lake object damaged: extracted up to the damage");
+    }
+}
+
+/// The extract pass in the invocation's answer.
+pub fn extract_json(report: &ExtractReport) -> Value {
+    json!({
+        "objects": report.objects,
+        "bytes_read": report.bytes_read,
+        "events": report.events,
+        "outside_partition": report.outside_partition,
+        "untimed": report.untimed,
+        "unreadable": report.unreadable,
+        "written": report.written,
+        "remaining": report.remaining,
+        "damaged": report.damaged.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+    })
 }
 
 /// Per destination: delivered, retried, given up, pending; and why the pass stopped early.
@@ -376,6 +463,7 @@ mod tests {
     fn settings_have_defaults_for_everything_but_bucket_database_and_workgroup() {
         let s = settings(&REQUIRED).unwrap();
         assert_eq!(s.state_prefix, "state/detector/");
+        assert_eq!(s.extract_table, "events_extract");
         assert_eq!(s.topic_arn, None);
         assert_eq!(s.max_windows, 12);
         assert_eq!(s.query_timeout, Duration::from_secs(300));

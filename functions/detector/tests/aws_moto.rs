@@ -855,6 +855,7 @@ async fn destination_secrets_are_read_from_secrets_manager() {
         database: DATABASE.into(),
         workgroup: WORKGROUP.into(),
         state_prefix: PREFIX.into(),
+        extract_table: "events_extract".into(),
         topic_arn: None,
         destinations: Some(file),
         max_windows: 12,

@@ -200,3 +200,156 @@ async fn a_missing_setting_stops_the_init_with_a_line_naming_the_variable() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn an_invocation_extracts_the_new_lake_objects_before_its_rules_run() {
+    let server = MotoServer::start();
+    let s3 = s3(&server).await;
+    aws_sdk_athena::Client::new(&server.sdk_config().await)
+        .create_work_group()
+        .name(WORKGROUP)
+        .send()
+        .await
+        .unwrap();
+    // A Firehose record filed under its first event's hour (09:58), the rest at 10:0x.
+    let source = "events/year=2026/month=11/day=23/hour=09/lakewatch-events-1-2026-11-23-10-06-00-c3.json.gz";
+    let lines: Vec<String> = ["09:58", "10:01", "10:02", "10:03"]
+        .iter()
+        .enumerate()
+        .map(|(n, time)| {
+            format!(r#"{{"utctimestamp":"2026-11-23T{time}:00.000000Z","eventid":"e{n}"}}"#)
+        })
+        .collect();
+    lakewatch_aws::s3::put(
+        &s3,
+        BUCKET,
+        source,
+        "application/gzip",
+        lakewatch_lake::layout::gzip_lines(&lines),
+    )
+    .await
+    .unwrap();
+    let lambda = start(&server, &[("LAKEWATCH_EXTRACT_TABLE", "lw_extract")]).await;
+    let answer = lambda
+        .invoke(scheduled_event())
+        .await
+        .unwrap()
+        .into_response();
+    let ids = rule_ids();
+    let logs = logs_of(&lambda, ids.len()).await;
+    let answer: Value = serde_json::from_slice(&answer.unwrap()).unwrap();
+    assert_eq!(answer["failed"], serde_json::json!([]), "{answer}\n{logs}");
+    let extract = &answer["extract"];
+    assert_eq!(
+        (
+            &extract["objects"],
+            &extract["events"],
+            &extract["outside_partition"]
+        ),
+        (&Value::from(1), &Value::from(4), &Value::from(3)),
+        "{answer}"
+    );
+    assert_eq!(extract["written"], 2, "{answer}");
+
+    let json_lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect();
+    let pass = json_lines
+        .iter()
+        .find(|l| l["message"] == "extract pass")
+        .unwrap_or_else(|| panic!("no extract pass line: {logs}"));
+    for (field, value) in [
+        ("objects", 1),
+        ("bytes_read", extract["bytes_read"].as_u64().unwrap()),
+        ("events", 4),
+        ("outside_partition", 3),
+        ("untimed", 0),
+    ] {
+        assert_eq!(pass[field], value, "{field} in {pass}");
+    }
+    // Every Athena query is logged with what it scanned.
+    let queries = json_lines
+        .iter()
+        .filter(|l| l["message"] == "query")
+        .count();
+    let run: u64 = answer["rules"].as_u64().unwrap();
+    assert!(
+        queries > 0 && queries as u64 <= run * 2,
+        "{queries} query lines\n{logs}"
+    );
+    assert!(
+        json_lines
+            .iter()
+            .filter(|l| l["message"] == "query")
+            .all(|l| l["bytes_scanned"].is_i64() && l["query_execution_id"].is_string()),
+        "{logs}"
+    );
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("extract/events/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        [
+            "extract/events/year=2026/month=11/day=23/hour=09/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.gz",
+            "extract/events/year=2026/month=11/day=23/hour=10/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.gz",
+        ]
+    );
+    let arrivals = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("state/detector/_arrivals.json")
+        .send()
+        .await
+        .unwrap();
+    let arrivals: Value =
+        serde_json::from_slice(&arrivals.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(
+        arrivals["objects"].as_object().unwrap().len(),
+        1,
+        "{arrivals}"
+    );
+
+    // The rules read the extract table the environment names.
+    let athena = aws_sdk_athena::Client::new(&server.sdk_config().await);
+    let executions = athena
+        .list_query_executions()
+        .send()
+        .await
+        .unwrap()
+        .query_execution_ids()
+        .to_vec();
+    assert_eq!(executions.len(), queries);
+    for id in &executions {
+        let execution = athena
+            .get_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .unwrap();
+        let sql = execution
+            .query_execution()
+            .unwrap()
+            .query()
+            .unwrap_or_default();
+        assert!(
+            sql.starts_with("WITH events AS (SELECT * FROM lw_extract)"),
+            "{sql}"
+        );
+    }
+
+    // The next invocation finds nothing new.
+    let again = lambda
+        .invoke(scheduled_event())
+        .await
+        .unwrap()
+        .into_response();
+    let again: Value = serde_json::from_slice(&again.unwrap()).unwrap();
+    assert_eq!(again["extract"]["objects"], 0, "{again}");
+}

@@ -54,13 +54,41 @@ resource "aws_glue_catalog_database" "this" {
   description = "lakewatch ${var.name}: events and alerts"
 }
 
+# Every Glue table: the lake's (local.table_columns, each under its own prefix, projected when
+# enable_partition_projection says so) and the detection extract, `events_extract`: the events
+# again, each under the hour of its own time wherever the lake stored it (a Firehose record
+# spanning hours, a late arrival). Only the detector writes the extract
+# (lakewatch_lake::schema::EXTRACT, docs/detection.md), and its rules read it instead of events;
+# it is always projected: no partition to keep in the catalog for a table nothing else writes,
+# and Athena lists only the hours a query's predicates name.
+locals {
+  glue_tables = merge(
+    {
+      for name, columns in local.table_columns : name => {
+        columns     = columns
+        prefix      = "${name}/"
+        projected   = var.enable_partition_projection
+        description = "lakewatch ${name}: gzip NDJSON in hourly partitions"
+      }
+    },
+    {
+      events_extract = {
+        columns     = local.table_columns.events
+        prefix      = "${local.extract_prefix}events/"
+        projected   = true
+        description = "lakewatch detection extract: the events by the hour of their own time, gzip NDJSON"
+      }
+    },
+  )
+}
+
 resource "aws_glue_catalog_table" "this" {
-  for_each = local.table_columns
+  for_each = local.glue_tables
 
   name          = each.key
   database_name = aws_glue_catalog_database.this.name
   table_type    = "EXTERNAL_TABLE"
-  description   = "lakewatch ${each.key}: gzip NDJSON in hourly partitions"
+  description   = each.value.description
 
   parameters = merge(
     {
@@ -68,8 +96,8 @@ resource "aws_glue_catalog_table" "this" {
       classification  = "json"
       compressionType = "gzip"
     },
-    var.enable_partition_projection ? merge(local.projection_parameters, {
-      "storage.location.template" = "s3://${module.lake_bucket.id}/${each.key}/year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
+    each.value.projected ? merge(local.projection_parameters, {
+      "storage.location.template" = "s3://${module.lake_bucket.id}/${each.value.prefix}year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
     }) : {},
   )
 
@@ -82,7 +110,7 @@ resource "aws_glue_catalog_table" "this" {
   }
 
   storage_descriptor {
-    location      = "s3://${module.lake_bucket.id}/${each.key}/"
+    location      = "s3://${module.lake_bucket.id}/${each.value.prefix}"
     input_format  = "org.apache.hadoop.mapred.TextInputFormat"
     output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
     compressed    = true
@@ -97,7 +125,7 @@ resource "aws_glue_catalog_table" "this" {
     }
 
     dynamic "columns" {
-      for_each = each.value
+      for_each = each.value.columns
       content {
         name    = columns.value.name
         type    = columns.value.type

@@ -167,6 +167,13 @@ data "aws_iam_policy_document" "detector" {
     actions   = ["s3:GetObject"]
     resources = ["${local.lake_arn}/${local.events_prefix}*", "${local.lake_arn}/${local.alerts_prefix}*"]
   }
+  # The extract pass writes each new event object's events under their own hours; the rules'
+  # Athena queries read them back with the detector's credentials.
+  statement {
+    sid       = "WriteAndReadTheExtract"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${local.lake_arn}/${local.extract_prefix}*"]
+  }
   statement {
     sid     = "WriteAlertsAndWatermarks"
     actions = ["s3:PutObject", "s3:GetObject"]

@@ -30,6 +30,7 @@ locals {
         LAKEWATCH_GLUE_DATABASE    = aws_glue_catalog_database.this.name
         LAKEWATCH_ATHENA_WORKGROUP = aws_athena_workgroup.this.name
         LAKEWATCH_STATE_PREFIX     = "${local.state_prefix}detector/"
+        LAKEWATCH_EXTRACT_TABLE    = aws_glue_catalog_table.this["events_extract"].name
         LAKEWATCH_ALERTS_TOPIC_ARN = aws_sns_topic.alerts.arn
       },
       var.alert_destinations == null ? {} : { LAKEWATCH_DESTINATIONS = var.alert_destinations },

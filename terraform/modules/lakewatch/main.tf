@@ -26,6 +26,7 @@ locals {
   )
 
   events_prefix      = "events/"
+  extract_prefix     = "extract/"
   alerts_prefix      = "alerts/"
   errors_prefix      = "errors/"
   state_prefix       = "state/"

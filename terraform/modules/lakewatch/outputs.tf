@@ -1,5 +1,5 @@
 output "lake_bucket" {
-  description = "Bucket holding events/, alerts/, errors/ and state/."
+  description = "Bucket holding events/, alerts/, errors/, state/ and the detection extract, extract/."
   value       = module.lake_bucket.id
 }
 
@@ -26,6 +26,11 @@ output "firehose_stream_arn" {
 output "glue_database" {
   description = "Glue database with the events and alerts tables."
   value       = aws_glue_catalog_database.this.name
+}
+
+output "extract_table" {
+  description = "Glue table of the detection extract (events under the hour of their own time), which the detector's rules query."
+  value       = aws_glue_catalog_table.this["events_extract"].name
 }
 
 output "athena_workgroup" {
