@@ -196,6 +196,17 @@ fn most_sql_batches(rule: &Rule, windows: &[Window]) -> usize {
     length.div_ceil(MAX_QUERY_BYTES / 2)
 }
 
+/// A lake of the demo scenario's logins and auth log.
+fn demo_lake() -> tempfile::TempDir {
+    let lake = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
+    for file in ["logins.ndjson", "auth.log"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        ingest_text(lake.path(), file, &text);
+    }
+    lake
+}
+
 /// A tiny deterministic generator (no dependency): xorshift.
 struct Random(u64);
 
@@ -349,14 +360,9 @@ fn baselines_give_the_history_scans_alerts_on_the_demo_scenario() {
 }
 
 fn demo_scenario_case() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
     let mut alerts = 0;
     for id in ["new-country", "new-device", "atypical-country"] {
-        let lake = tempfile::tempdir().unwrap();
-        for file in ["logins.ndjson", "auth.log"] {
-            let text = std::fs::read_to_string(root.join(file)).unwrap();
-            ingest_text(lake.path(), file, &text);
-        }
+        let lake = demo_lake();
         alerts += assert_same_alerts(
             lake.path(),
             &rule(id),
@@ -446,12 +452,7 @@ fn previous_logins_case() {
         "the lake must exercise the rule: {generated} alerts"
     );
 
-    let demo = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
-    for file in ["logins.ndjson", "auth.log"] {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
-        ingest_text(demo.path(), file, &text);
-    }
+    let demo = demo_lake();
     assert_same_alerts_as(
         demo.path(),
         &rule,
@@ -562,12 +563,7 @@ fn batched_windows_case() {
     let generated = tempfile::tempdir().unwrap();
     let start = t("2026-11-01T00:00:00Z");
     generated_lake(generated.path(), start);
-    let demo = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
-    for file in ["logins.ndjson", "auth.log"] {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
-        ingest_text(demo.path(), file, &text);
-    }
+    let demo = demo_lake();
     let mut alerts = 0;
     for rule in sql_rules().iter().filter(|rule| !keeps_baseline(rule)) {
         alerts += assert_same_alerts(
@@ -616,12 +612,7 @@ fn a_catching_up_run_sends_one_query_per_rule() {
 /// whose windows depend on the previous one's logins (two queries per window), and SQL rules
 /// whose day of windows' queries is longer than Athena accepts in one.
 fn catching_up_case() {
-    let lake = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenario");
-    for file in ["logins.ndjson", "auth.log"] {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
-        ingest_text(lake.path(), file, &text);
-    }
+    let lake = demo_lake();
     let rules = sql_rules();
     let engine = LocalEngine::open(lake.path()).unwrap();
     let counting = Counting {

@@ -47,11 +47,9 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
     let ranges = Ranges::for_window(rule, window);
     let template = match &rule.query {
         Query::Sql { sql } => sql.clone(),
-        Query::Threshold {
-            filter,
-            group,
-            min_count,
-        } => threshold_sql(filter, group, &count_text(min_count).map_err(error)?, None),
+        Query::Threshold { .. } | Query::Sequence { .. } => {
+            counted_template(rule, None).map_err(error)?
+        }
         Query::FirstSeen {
             filter,
             entity,
@@ -59,19 +57,6 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
             learning,
             not_seen_for,
         } => first_seen_sql(filter, entity, value, *learning, *not_seen_for, &ranges),
-        Query::Sequence {
-            first,
-            then,
-            key,
-            within,
-            min_count,
-        } => {
-            let min_count = match min_count {
-                Some(value) => count_text(value).map_err(error)?,
-                None => "1".to_string(),
-            };
-            sequence_sql(first, then, key, *within, &min_count, None)
-        }
         Query::Previous {
             filter,
             key,
@@ -179,16 +164,9 @@ pub fn compile_batch(rule: &Rule, windows: &[Window]) -> Result<Option<String>, 
                 .collect::<Result<Vec<_>, CompileError>>()?;
             return Ok(Some(parts.join(" UNION ALL ")));
         }
-        Query::Threshold {
-            filter,
-            group,
-            min_count,
-        } => threshold_sql(
-            filter,
-            group,
-            &count_text(min_count).map_err(error)?,
-            Some(windows),
-        ),
+        Query::Threshold { .. } | Query::Sequence { .. } => {
+            counted_template(rule, Some(windows)).map_err(error)?
+        }
         Query::FirstSeen {
             filter,
             entity,
@@ -197,26 +175,6 @@ pub fn compile_batch(rule: &Rule, windows: &[Window]) -> Result<Option<String>, 
         } => {
             let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
             grouped_sql(filter, &both, None, Some(windows))
-        }
-        Query::Sequence {
-            first,
-            then,
-            key,
-            within,
-            min_count,
-        } => {
-            let min_count = match min_count {
-                Some(value) => count_text(value).map_err(error)?,
-                None => "1".to_string(),
-            };
-            sequence_sql(
-                first,
-                then,
-                key,
-                *within,
-                &min_count,
-                Some((windows, rule.history)),
-            )
         }
         Query::Previous { .. } | Query::Silence { .. } => return Ok(None),
     };
@@ -651,6 +609,35 @@ fn count_text(value: &toml::Value) -> Result<String, String> {
         other => Err(format!(
             "min_count {other} must be a whole number of at least 1, or \"${{setting}}\""
         )),
+    }
+}
+
+/// The template of a threshold or sequence rule (the kinds with a `min_count`), of one window
+/// or (`windows`) of a batch.
+fn counted_template(rule: &Rule, windows: Option<&[Window]>) -> Result<String, String> {
+    match &rule.query {
+        Query::Threshold {
+            filter,
+            group,
+            min_count,
+        } => Ok(threshold_sql(
+            filter,
+            group,
+            &count_text(min_count)?,
+            windows,
+        )),
+        Query::Sequence {
+            first,
+            then,
+            key,
+            within,
+            min_count,
+        } => {
+            let min_count = min_count.as_ref().map_or(Ok("1".to_string()), count_text)?;
+            let batch = windows.map(|windows| (windows, rule.history));
+            Ok(sequence_sql(first, then, key, *within, &min_count, batch))
+        }
+        _ => Err("only threshold and sequence rules count events".into()),
     }
 }
 
