@@ -166,11 +166,11 @@ fn keeps_baseline(rule: &Rule) -> bool {
     matches!(rule.query, Query::FirstSeen { .. } | Query::Previous { .. })
 }
 
-/// The most queries a replay of `windows` windows over `(from, to]` sends: a pairing rule asks
-/// for each window's alerts and for the latest event per key; the others read their windows in
-/// batches, one query per shared chunk of at most [`SHARED_SCAN_HOURS`] of data (plus a
-/// first-seen rule's bootstrap of its first window on its own, and the splits of SQL rules'
-/// batches, [`most_sql_batches`]), far fewer than its windows.
+/// The most queries a replay of `windows` windows over `(from, to]` sends, far fewer than its
+/// windows: one per shared chunk of at most [`SHARED_SCAN_HOURS`] of data, plus a first-seen
+/// rule's bootstrap of its first window on its own, the splits of SQL rules' batches
+/// ([`most_sql_batches`]); a pairing rule builds its baseline in the first window (two
+/// queries), then reads each chunk's logins and sends its windows' alerts queries in a few.
 fn most_replay_queries(
     rule: &Rule,
     from: DateTime<Utc>,
@@ -179,7 +179,7 @@ fn most_replay_queries(
 ) -> usize {
     let chunks = (to - from).num_hours() as usize / SHARED_SCAN_HOURS as usize + 2;
     match rule.query {
-        Query::Previous { .. } => 2 * windows.len(),
+        Query::Previous { .. } => 2 + 4 * chunks,
         Query::Sql { .. } => chunks + most_sql_batches(rule, windows),
         _ => usize::from(keeps_baseline(rule)) + chunks,
     }
@@ -608,9 +608,9 @@ fn a_catching_up_run_sends_one_query_per_rule() {
     with_large_stack(catching_up_case);
 }
 
-/// A day of windows (288 of each 5-minute rule): one query per rule, except the pairing rule,
-/// whose windows depend on the previous one's logins (two queries per window), and SQL rules
-/// whose day of windows' queries is longer than Athena accepts in one.
+/// A day of windows (288 of each 5-minute rule): one query per rule, except the pairing rule
+/// (its logins, then its windows' alerts queries, a few) and SQL rules whose day of windows'
+/// queries is longer than Athena accepts in one.
 fn catching_up_case() {
     let lake = demo_lake();
     let rules = sql_rules();
@@ -642,7 +642,14 @@ fn catching_up_case() {
         let windows = report.windows.len();
         assert!(windows >= 24, "{}: {windows} windows", report.rule);
         match rule.query {
-            Query::Previous { .. } => assert_eq!(report.queries, 2 * windows),
+            // Its logins of the day in one query, then its 96 windows' alerts queries (each
+            // carrying the logins it pairs with) in as few as fit Athena's limit (two).
+            Query::Previous { .. } => assert!(
+                (2..=4).contains(&report.queries),
+                "{}: {} queries",
+                rule.id,
+                report.queries
+            ),
             Query::Sql { .. } => assert!(
                 report.queries <= most_sql_batches(rule, &report.windows),
                 "{}: {} queries",

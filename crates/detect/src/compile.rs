@@ -152,17 +152,11 @@ pub fn compile_batch(rule: &Rule, windows: &[Window]) -> Result<Option<String>, 
     };
     let template = match &rule.query {
         Query::Sql { .. } => {
-            let parts = windows
+            let queries = windows
                 .iter()
-                .map(|window| {
-                    Ok(format!(
-                        "SELECT '{end}' AS {WINDOW_END_COLUMN}, batched.* FROM ({sql}) batched",
-                        end = format_timestamp(window.end),
-                        sql = compile(rule, *window)?,
-                    ))
-                })
+                .map(|window| Ok((*window, compile(rule, *window)?)))
                 .collect::<Result<Vec<_>, CompileError>>()?;
-            return Ok(Some(parts.join(" UNION ALL ")));
+            return Ok(Some(tagged_union(&queries)));
         }
         Query::Threshold { .. } | Query::Sequence { .. } => {
             counted_template(rule, Some(windows)).map_err(error)?
@@ -185,6 +179,21 @@ pub fn compile_batch(rule: &Rule, windows: &[Window]) -> Result<Option<String>, 
         Query::FirstSeen { .. } => Ok(Some(sql)),
         _ => Ok(Some(apply_ignores(sql, rule))),
     }
+}
+
+/// Windows' own queries as one: each one's rows tagged with its window's end
+/// ([`WINDOW_END_COLUMN`]), joined by `UNION ALL`.
+pub fn tagged_union(queries: &[(Window, String)]) -> String {
+    queries
+        .iter()
+        .map(|(window, sql)| {
+            format!(
+                "SELECT '{end}' AS {WINDOW_END_COLUMN}, batched.* FROM ({sql}) batched",
+                end = format_timestamp(window.end),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 /// The windows as an SQL `VALUES` list (start, end, and with `history` the start of the span
@@ -227,6 +236,28 @@ fn logins_sql(filter: &str, key: &[Key], fields: &[Key], range: &str) -> String 
         fields = key_selects(fields),
         present = keys_present(key),
     )
+}
+
+/// A pairing rule's matching events of `range` with the columns the pairs carry
+/// ([`pair_columns`]): what a batch of its windows folds into the previous events per key
+/// ([`crate::previous`]).
+pub fn previous_events_sql(rule: &Rule, range: Window) -> Result<String, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let Query::Previous {
+        filter,
+        key,
+        fields,
+        ..
+    } = &rule.query
+    else {
+        return Err(error("only pairing rules keep previous events".into()));
+    };
+    let sql =
+        expand_settings(&logins_sql(filter, key, fields, "{{window}}"), rule).map_err(error)?;
+    expand_ranges(&sql, &Ranges::for_window(rule, range)).map_err(error)
 }
 
 /// The columns of a pairing rule's events, in [`logins_sql`]'s order: keys, `eventid`,

@@ -13,7 +13,7 @@ use lakewatch_plugins::shell::format_timestamp;
 use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
-use crate::compile::{WINDOW_END_COLUMN, compile, compile_batch};
+use crate::compile::{WINDOW_END_COLUMN, compile, compile_batch, tagged_union};
 use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
 use crate::silence::{self, NoSourceCounts, SourceCounts};
@@ -363,6 +363,34 @@ fn batches(rule: &Rule, windows: &[Window]) -> Vec<(Vec<Window>, String)> {
     batches
 }
 
+/// Windows' own queries in as few tagged unions ([`tagged_union`]) as fit Athena's length
+/// limit, in order.
+fn packed(queries: Vec<(Window, String)>) -> Vec<(Vec<Window>, String)> {
+    let mut packs: Vec<Vec<(Window, String)>> = Vec::new();
+    let mut length = 0;
+    for query in queries {
+        // The tag and `UNION ALL` add under 100 bytes per window.
+        let grows = query.1.len() + 100;
+        match packs.last_mut() {
+            Some(pack) if length + grows <= MAX_QUERY_BYTES => {
+                length += grows;
+                pack.push(query);
+            }
+            _ => {
+                length = grows;
+                packs.push(vec![query]);
+            }
+        }
+    }
+    packs
+        .into_iter()
+        .map(|pack| {
+            let windows = pack.iter().map(|(window, _)| *window).collect();
+            (windows, tagged_union(&pack))
+        })
+        .collect()
+}
+
 /// One rule's part of a run: its state, the windows it still has to evaluate, its report.
 /// Evaluated chunk by chunk ([`RuleRun::evaluate_until`]), then finished (its alerts handed
 /// over for delivery).
@@ -524,16 +552,20 @@ impl<'r> RuleRun<'r> {
     /// Batched windows: reads the rows of the rule's windows ending at or before `until` with
     /// one query per batch ([`compile_batch`]) instead of one per window, for the kinds whose
     /// windows do not depend on the previous window's answer; a first-seen rule's batch starts
-    /// where its baseline reaches (a window needing its baseline built is queried on its own).
-    /// Every per-window step (alerts, suppression, state, watermark) stays in
-    /// [`RuleRun::evaluate`], window by window. A batch whose query fails is not an error: its
-    /// windows are then queried one by one, so a failure is the failing window's, as before.
+    /// where its baseline reaches (a window needing its baseline built is queried on its own);
+    /// a pairing rule's windows that follow where its kept events reach are read with one
+    /// query of their events, then their alerts queries in as few as Athena's length allows
+    /// ([`PreviousTracker::read_batch`]). Every per-window step (alerts, suppression, state,
+    /// watermark) stays in [`RuleRun::evaluate`], window by window. A batch whose query fails is
+    /// not an error: its windows are then queried one by one, so a failure is the failing
+    /// window's, as before.
     async fn read_batched<E: QueryEngine>(&mut self, until: DateTime<Utc>, engine: &E) {
         let rule = self.rule;
         match &rule.query {
-            Query::Previous { .. } | Query::Silence { .. } => return,
-            // Without a baseline it reads its history for every window (compile()).
+            Query::Silence { .. } => return,
+            // Without a baseline they read their history for every window (compile()).
             Query::FirstSeen { .. } if self.baseline.is_none() => return,
+            Query::Previous { .. } if self.previous.is_none() => return,
             _ => {}
         }
         let mut windows: Vec<Window> = self
@@ -548,7 +580,23 @@ impl<'r> RuleRun<'r> {
         {
             windows.remove(0);
         }
-        for (batch, sql) in batches(rule, &windows) {
+        let batches = match self.previous.as_mut() {
+            Some(tracker) if windows.len() > 1 => {
+                match tracker
+                    .read_batch(rule, engine, &windows, &mut self.report)
+                    .await
+                {
+                    Ok(queries) => packed(queries),
+                    Err(error) => {
+                        tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                        return;
+                    }
+                }
+            }
+            Some(_) => return,
+            None => batches(rule, &windows),
+        };
+        for (batch, sql) in batches {
             let union = Window::new(batch[0].start, batch[batch.len() - 1].end);
             match run_query(engine, &sql, union, &mut self.report).await {
                 Ok(rows) => {
@@ -582,10 +630,16 @@ impl<'r> RuleRun<'r> {
         store: &S,
         sink: &A,
     ) {
-        self.read_batched(until, engine).await;
+        // Batches are read at the chunk's first window, and once more at its second when the
+        // first was left out (a baseline built there: a pairing rule's batch follows from it).
+        let mut reads = 0;
         while let Some(&end) = self.ends.front() {
             if end > until {
                 return;
+            }
+            if reads < 2 && !self.batched.contains_key(&end) {
+                reads += 1;
+                self.read_batched(until, engine).await;
             }
             self.ends.pop_front();
             if let Err(error) = self.evaluate(end, engine, store, sink).await {
@@ -615,7 +669,11 @@ impl<'r> RuleRun<'r> {
                     .evaluate(rule, engine, window, batched, report)
                     .await
             }
-            (_, Some(tracker)) => tracker.evaluate(rule, engine, window, report).await,
+            (_, Some(tracker)) => {
+                tracker
+                    .evaluate(rule, engine, window, batched, report)
+                    .await
+            }
             (None, None) if matches!(rule.query, Query::Silence { .. }) => {
                 silence::evaluate(rule, engine, window, report).await
             }
