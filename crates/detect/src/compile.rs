@@ -238,22 +238,30 @@ fn logins_sql(filter: &str, key: &[Key], fields: &[Key], range: &str) -> String 
     )
 }
 
+/// A pairing rule's filter, keys, fields and SQL; an error for other kinds.
+fn pairing_parts(rule: &Rule) -> Result<(&str, &[Key], &[Key], &str), CompileError> {
+    match &rule.query {
+        Query::Previous {
+            filter,
+            key,
+            fields,
+            sql,
+        } => Ok((filter, key, fields, sql)),
+        _ => Err(CompileError {
+            rule: rule.id.clone(),
+            message: "only pairing rules keep previous events".into(),
+        }),
+    }
+}
+
 /// A pairing rule's matching events of `range` with the columns the pairs carry
 /// ([`pair_columns`]): what a batch of its windows folds into the previous events per key
 /// ([`crate::previous`]).
 pub fn previous_events_sql(rule: &Rule, range: Window) -> Result<String, CompileError> {
+    let (filter, key, fields, _) = pairing_parts(rule)?;
     let error = |message: String| CompileError {
         rule: rule.id.clone(),
         message,
-    };
-    let Query::Previous {
-        filter,
-        key,
-        fields,
-        ..
-    } = &rule.query
-    else {
-        return Err(error("only pairing rules keep previous events".into()));
     };
     let sql =
         expand_settings(&logins_sql(filter, key, fields, "{{window}}"), rule).map_err(error)?;
@@ -312,18 +320,10 @@ pub fn previous_baseline_sql(
     from: chrono::DateTime<chrono::Utc>,
     previous: &[Vec<Option<String>>],
 ) -> Result<(String, String), CompileError> {
+    let (filter, key, fields, sql) = pairing_parts(rule)?;
     let error = |message: String| CompileError {
         rule: rule.id.clone(),
         message,
-    };
-    let Query::Previous {
-        filter,
-        key,
-        fields,
-        sql,
-    } = &rule.query
-    else {
-        return Err(error("only pairing rules keep previous events".into()));
     };
     let mut logins = logins_sql(filter, key, fields, "{{span}}");
     if !previous.is_empty() {
