@@ -350,15 +350,40 @@ impl Tracker {
         Ok(Tracked::load(definition, rule, store).await?.map(Tracker))
     }
 
+    /// Whether the baseline reaches exactly to `window`'s start, so that the window's query reads
+    /// the window alone: its rows can then come from a batch of windows
+    /// ([`crate::compile::compile_batch`]).
+    pub fn reads_only(&self, rule: &Rule, window: Window) -> bool {
+        let tracked = &self.0;
+        tracked.rebuild_reason(rule, window).is_none()
+            && tracked
+                .current
+                .as_ref()
+                .is_some_and(|baseline| baseline.through == window.start)
+    }
+
     /// Evaluates a window with the baseline (building it first when needed) and folds the
     /// window in; returns the alerting rows, with the columns the compiled SQL returns.
+    /// `batched`: the window's rows read with other windows', used when the window's own query
+    /// would read the window alone ([`Tracker::reads_only`]); otherwise it is queried.
     pub async fn evaluate<E: QueryEngine>(
         &mut self,
         rule: &Rule,
         engine: &E,
         window: Window,
+        batched: Option<Vec<Row>>,
         report: &mut RuleReport,
     ) -> Result<Vec<Row>, String> {
+        if let Some(rows) = batched
+            && self.reads_only(rule, window)
+        {
+            let baseline = self
+                .0
+                .current
+                .as_mut()
+                .expect("reads_only needs a baseline");
+            return evaluate_rows(rule, window, baseline, rows);
+        }
         let tracked = &mut self.0;
         let reason = tracked.rebuild_reason(rule, window);
         let from = match (&reason, &tracked.current) {
@@ -844,7 +869,7 @@ mod tests {
         let mut report = RuleReport::default();
         let window = Window::new(at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
         runtime
-            .block_on(a.evaluate(&rule, &engine, window, &mut report))
+            .block_on(a.evaluate(&rule, &engine, window, None, &mut report))
             .unwrap();
         let b = scheduled(&rule, &engine, &store, &sink, "2026-11-20T12:00:00Z");
         assert_eq!(b.windows.len(), 2);

@@ -47,11 +47,9 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
     let ranges = Ranges::for_window(rule, window);
     let template = match &rule.query {
         Query::Sql { sql } => sql.clone(),
-        Query::Threshold {
-            filter,
-            group,
-            min_count,
-        } => threshold_sql(filter, group, &count_text(min_count).map_err(error)?),
+        Query::Threshold { .. } | Query::Sequence { .. } => {
+            counted_template(rule, None).map_err(error)?
+        }
         Query::FirstSeen {
             filter,
             entity,
@@ -59,19 +57,6 @@ pub fn compile(rule: &Rule, window: Window) -> Result<String, CompileError> {
             learning,
             not_seen_for,
         } => first_seen_sql(filter, entity, value, *learning, *not_seen_for, &ranges),
-        Query::Sequence {
-            first,
-            then,
-            key,
-            within,
-            min_count,
-        } => {
-            let min_count = match min_count {
-                Some(value) => count_text(value).map_err(error)?,
-                None => "1".to_string(),
-            };
-            sequence_sql(first, then, key, *within, &min_count)
-        }
         Query::Previous {
             filter,
             key,
@@ -137,6 +122,110 @@ pub fn first_seen_baseline_sql(
     expand_ranges(&sql, &ranges).map_err(error)
 }
 
+/// The column a batched query ([`compile_batch`]) adds to every row: the end of the window the
+/// row belongs to (as `utctimestamp` writes times), so the runner splits the rows back per window.
+pub const WINDOW_END_COLUMN: &str = "evaluated_window_end";
+
+/// The SQL of several windows of a rule in one query, each row tagged with its window's end
+/// ([`WINDOW_END_COLUMN`]); every window's rows are exactly those [`compile`] gives for it
+/// alone. Threshold and sequence rules read the events of the windows' union once, joined to
+/// the list of windows (`VALUES`), grouped by window; SQL rules are each window's query, tagged
+/// and joined by `UNION ALL` (their text is the author's, so each window still reads its own
+/// ranges); first-seen rules give the rows [`first_seen_baseline_sql`] gives for a window it
+/// reads alone (the baseline reaching the window's start), which is how the runner uses them.
+/// `windows` are in time order, each overlapping or adjacent to the next (their union is read).
+/// `None` for the kinds whose windows depend on the previous window's result beyond a baseline
+/// (pairing rules: the previous event per key) and for silence rules (no SQL).
+pub fn compile_batch(rule: &Rule, windows: &[Window]) -> Result<Option<String>, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+        return Ok(None);
+    };
+    let union = Window::new(first.start, last.end);
+    let ranges = Ranges {
+        window: union,
+        history: Window::new(union.start - rule.history, union.start),
+        span: Window::new(union.start - rule.history, union.end),
+    };
+    let template = match &rule.query {
+        Query::Sql { .. } => {
+            let queries = windows
+                .iter()
+                .map(|window| Ok((*window, compile(rule, *window)?)))
+                .collect::<Result<Vec<_>, CompileError>>()?;
+            return Ok(Some(tagged_union(&queries)));
+        }
+        Query::Threshold { .. } | Query::Sequence { .. } => {
+            counted_template(rule, Some(windows)).map_err(error)?
+        }
+        Query::FirstSeen {
+            filter,
+            entity,
+            value,
+            ..
+        } => {
+            let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
+            grouped_sql(filter, &both, None, Some(windows))
+        }
+        Query::Previous { .. } | Query::Silence { .. } => return Ok(None),
+    };
+    let sql = expand_settings(&template, rule).map_err(error)?;
+    let sql = expand_ranges(&sql, &ranges).map_err(error)?;
+    match rule.query {
+        // Its rows are decided with the baseline, which applies the ignores itself.
+        Query::FirstSeen { .. } => Ok(Some(sql)),
+        _ => Ok(Some(apply_ignores(sql, rule))),
+    }
+}
+
+/// Windows' own queries as one: each one's rows tagged with its window's end
+/// ([`WINDOW_END_COLUMN`]), joined by `UNION ALL`.
+pub fn tagged_union(queries: &[(Window, String)]) -> String {
+    queries
+        .iter()
+        .map(|(window, sql)| {
+            format!(
+                "SELECT '{end}' AS {WINDOW_END_COLUMN}, batched.* FROM ({sql}) batched",
+                end = format_timestamp(window.end),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The windows as an SQL `VALUES` list (start, end, and with `history` the start of the span
+/// each reads), aliased `evaluated`, with the join condition putting each event in the windows
+/// it falls in.
+fn windows_joined(windows: &[Window], history: Option<TimeDelta>) -> String {
+    let rows: Vec<String> = windows
+        .iter()
+        .map(|window| {
+            let span = history
+                .map(|history| format!("'{}', ", format_timestamp(window.start - history)))
+                .unwrap_or_default();
+            format!(
+                "({span}'{}', '{}')",
+                format_timestamp(window.start),
+                format_timestamp(window.end)
+            )
+        })
+        .collect();
+    let span = if history.is_some() {
+        "evaluated_span_start, "
+    } else {
+        ""
+    };
+    format!(
+        "(VALUES {rows}) AS evaluated({span}evaluated_window_start, {WINDOW_END_COLUMN}) \
+         ON utctimestamp >= evaluated.evaluated_window_start \
+         AND utctimestamp < evaluated.{WINDOW_END_COLUMN}",
+        rows = rows.join(", ")
+    )
+}
+
 /// The matching events of a pairing rule with the columns the pairs carry: its keys,
 /// `eventid`, `utctimestamp` and its fields, from the events of `range` (a placeholder).
 fn logins_sql(filter: &str, key: &[Key], fields: &[Key], range: &str) -> String {
@@ -147,6 +236,36 @@ fn logins_sql(filter: &str, key: &[Key], fields: &[Key], range: &str) -> String 
         fields = key_selects(fields),
         present = keys_present(key),
     )
+}
+
+/// A pairing rule's filter, keys, fields and SQL; an error for other kinds.
+fn pairing_parts(rule: &Rule) -> Result<(&str, &[Key], &[Key], &str), CompileError> {
+    match &rule.query {
+        Query::Previous {
+            filter,
+            key,
+            fields,
+            sql,
+        } => Ok((filter, key, fields, sql)),
+        _ => Err(CompileError {
+            rule: rule.id.clone(),
+            message: "only pairing rules keep previous events".into(),
+        }),
+    }
+}
+
+/// A pairing rule's matching events of `range` with the columns the pairs carry
+/// ([`pair_columns`]): what a batch of its windows folds into the previous events per key
+/// ([`crate::previous`]).
+pub fn previous_events_sql(rule: &Rule, range: Window) -> Result<String, CompileError> {
+    let (filter, key, fields, _) = pairing_parts(rule)?;
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let sql =
+        expand_settings(&logins_sql(filter, key, fields, "{{window}}"), rule).map_err(error)?;
+    expand_ranges(&sql, &Ranges::for_window(rule, range)).map_err(error)
 }
 
 /// The columns of a pairing rule's events, in [`logins_sql`]'s order: keys, `eventid`,
@@ -201,18 +320,10 @@ pub fn previous_baseline_sql(
     from: chrono::DateTime<chrono::Utc>,
     previous: &[Vec<Option<String>>],
 ) -> Result<(String, String), CompileError> {
+    let (filter, key, fields, sql) = pairing_parts(rule)?;
     let error = |message: String| CompileError {
         rule: rule.id.clone(),
         message,
-    };
-    let Query::Previous {
-        filter,
-        key,
-        fields,
-        sql,
-    } = &rule.query
-    else {
-        return Err(error("only pairing rules keep previous events".into()));
     };
     let mut logins = logins_sql(filter, key, fields, "{{span}}");
     if !previous.is_empty() {
@@ -305,14 +416,45 @@ fn keys_equal(keys: &[Key], left: &str, right: &str) -> String {
 const EVIDENCE: &str = "count(DISTINCT eventid) AS event_count, min(utctimestamp) AS first_seen, \
      max(utctimestamp) AS last_seen, array_join(array_agg(DISTINCT eventid), ',') AS eventids";
 
-fn threshold_sql(filter: &str, group: &[Key], min_count: &str) -> String {
+/// A threshold rule's query, of one window or (`windows`) of a batch ([`grouped_sql`]).
+fn threshold_sql(
+    filter: &str,
+    group: &[Key],
+    min_count: &str,
+    windows: Option<&[Window]>,
+) -> String {
+    let having = format!("count(DISTINCT eventid) >= {min_count}");
+    grouped_sql(filter, group, Some(&having), windows)
+}
+
+/// The events matching `filter` grouped by `keys`, with the evidence columns: a threshold rule's
+/// query, or a first-seen rule's window rows. With `windows` (a batch, [`compile_batch`]): the
+/// events of their union (`{{window}}`) joined to the windows they fall in, grouped by window
+/// too; without, the events of `{{window}}`.
+fn grouped_sql(
+    filter: &str,
+    keys: &[Key],
+    having: Option<&str>,
+    windows: Option<&[Window]>,
+) -> String {
+    let (tag, join, by_window) = match windows {
+        Some(windows) => (
+            format!("evaluated.{WINDOW_END_COLUMN} AS {WINDOW_END_COLUMN}, "),
+            format!(" JOIN {}", windows_joined(windows, None)),
+            format!("evaluated.{WINDOW_END_COLUMN}, "),
+        ),
+        None => Default::default(),
+    };
+    let having = having
+        .map(|condition| format!(" HAVING {condition}"))
+        .unwrap_or_default();
     format!(
-        "SELECT {selects}, {EVIDENCE} FROM events \
+        "SELECT {tag}{selects}, {EVIDENCE} FROM events{join} \
          WHERE {{{{window}}}} AND ({filter}) AND {present} \
-         GROUP BY {exprs} HAVING count(DISTINCT eventid) >= {min_count}",
-        selects = key_selects(group),
-        present = keys_present(group),
-        exprs = key_exprs(group),
+         GROUP BY {by_window}{exprs}{having}",
+        selects = key_selects(keys),
+        present = keys_present(keys),
+        exprs = key_exprs(keys),
     )
 }
 
@@ -429,26 +571,41 @@ fn dormant_value_sql(
     first_seen_query(filter, entity, value, ranges, "max", true, &condition)
 }
 
+/// A sequence rule's query: each `then` event of the window with the `first` events of the
+/// span before it, within `within`. With `windows` (a batch, [`compile_batch`], `history` the
+/// rule's): the `then` events of their union joined to the windows they fall in, each paired
+/// with the `first` events of its own window's span, grouped by window too.
 fn sequence_sql(
     first: &str,
     then: &str,
     key: &[Key],
     within: TimeDelta,
     min_count: &str,
+    batch: Option<(&[Window], TimeDelta)>,
 ) -> String {
     let selects = key_selects(key);
     let present = keys_present(key);
+    let (b_tag, join, tag, in_span, by_window) = match batch {
+        Some((windows, history)) => (
+            format!("evaluated.evaluated_span_start, evaluated.{WINDOW_END_COLUMN}, "),
+            format!(" JOIN {}", windows_joined(windows, Some(history))),
+            format!("b.{WINDOW_END_COLUMN} AS {WINDOW_END_COLUMN}, "),
+            " AND a.t >= b.evaluated_span_start".to_string(),
+            format!("b.{WINDOW_END_COLUMN}, "),
+        ),
+        None => Default::default(),
+    };
     format!(
         "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
-         b AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}) \
-         SELECT {b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(DISTINCT a.eventid) AS first_count, \
+         b AS (SELECT {b_tag}{selects}, utctimestamp AS t, eventid FROM events{join} WHERE {{{{window}}}} AND ({then}) AND {present}) \
+         SELECT {tag}{b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(DISTINCT a.eventid) AS first_count, \
          b.eventid AS then_eventid, concat(array_join(array_agg(DISTINCT a.eventid), ','), ',', b.eventid) AS eventids \
-         FROM b JOIN a ON {join} AND a.t < b.t \
+         FROM b JOIN a ON {join_keys} AND a.t < b.t{in_span} \
          AND from_iso8601_timestamp(a.t) >= from_iso8601_timestamp(b.t) - INTERVAL '{seconds}' SECOND \
-         GROUP BY {b_keys}, b.t, b.eventid HAVING count(DISTINCT a.eventid) >= {min_count}",
+         GROUP BY {by_window}{b_keys}, b.t, b.eventid HAVING count(DISTINCT a.eventid) >= {min_count}",
         b_keys = key_columns(key, "b"),
         b_named = key_columns_named(key, "b"),
-        join = keys_equal(key, "a", "b"),
+        join_keys = keys_equal(key, "a", "b"),
         seconds = within.num_seconds(),
     )
 }
@@ -483,6 +640,35 @@ fn count_text(value: &toml::Value) -> Result<String, String> {
         other => Err(format!(
             "min_count {other} must be a whole number of at least 1, or \"${{setting}}\""
         )),
+    }
+}
+
+/// The template of a threshold or sequence rule (the kinds with a `min_count`), of one window
+/// or (`windows`) of a batch.
+fn counted_template(rule: &Rule, windows: Option<&[Window]>) -> Result<String, String> {
+    match &rule.query {
+        Query::Threshold {
+            filter,
+            group,
+            min_count,
+        } => Ok(threshold_sql(
+            filter,
+            group,
+            &count_text(min_count)?,
+            windows,
+        )),
+        Query::Sequence {
+            first,
+            then,
+            key,
+            within,
+            min_count,
+        } => {
+            let min_count = min_count.as_ref().map_or(Ok("1".to_string()), count_text)?;
+            let batch = windows.map(|windows| (windows, rule.history));
+            Ok(sequence_sql(first, then, key, *within, &min_count, batch))
+        }
+        _ => Err("only threshold and sequence rules count events".into()),
     }
 }
 
@@ -740,6 +926,65 @@ mod tests {
                 "SELECT account, eventid, utctimestamp, ip FROM ranked WHERE newest = 1"
             )
         );
+    }
+
+    #[test]
+    fn a_batch_reads_the_windows_union_once_with_the_window_as_a_column() {
+        let threshold = rule(
+            "kind = \"threshold\"\nwhere = \"ok\"\nmin_count = 2\n\
+             group = [{ name = \"user\", expr = \"u\" }]",
+            "[ignore]\nuser = [\"svc\"]",
+        );
+        let next = Window::new(
+            window().start + TimeDelta::minutes(5),
+            window().end + TimeDelta::minutes(5),
+        );
+        let sql = compile_batch(&threshold, &[window(), next])
+            .unwrap()
+            .unwrap();
+        assert_eq!(sql.matches("FROM events").count(), 1, "{sql}");
+        assert!(sql.contains(
+            "(VALUES ('2026-11-23T10:00:00.000000Z', '2026-11-23T10:15:00.000000Z'), \
+             ('2026-11-23T10:05:00.000000Z', '2026-11-23T10:20:00.000000Z')) \
+             AS evaluated(evaluated_window_start, evaluated_window_end)"
+        ));
+        // The union of the windows, 10:00-10:20, is read; each event counts in its windows.
+        assert!(sql.contains(
+            "utctimestamp >= '2026-11-23T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:20:00.000000Z'"
+        ));
+        assert!(sql.contains(
+            "GROUP BY evaluated.evaluated_window_end, u HAVING count(DISTINCT eventid) >= 2"
+        ));
+        assert!(sql.starts_with("SELECT r.* FROM (SELECT evaluated.evaluated_window_end AS evaluated_window_end, u AS user"));
+
+        let sequence = rule(
+            "kind = \"sequence\"\nfirst = \"a = 1\"\nthen = \"b = 1\"\nwithin = \"10m\"\n\
+             key = [{ name = \"user\", expr = \"u\" }]",
+            "",
+        );
+        let sql = compile_batch(&sequence, &[window(), next])
+            .unwrap()
+            .unwrap();
+        // Each window's `then` events pair with the `first` events of its own span.
+        assert!(sql.contains("('2026-11-22T10:00:00.000000Z', '2026-11-23T10:00:00.000000Z', '2026-11-23T10:15:00.000000Z')"));
+        assert!(sql.contains("a.t < b.t AND a.t >= b.evaluated_span_start"));
+
+        let plain = rule(
+            "kind = \"sql\"\nsql = \"SELECT 1 AS one FROM events WHERE {{window}}\"",
+            "",
+        );
+        let sql = compile_batch(&plain, &[window(), next]).unwrap().unwrap();
+        assert_eq!(sql.matches(" UNION ALL ").count(), 1);
+        assert!(sql.starts_with(
+            "SELECT '2026-11-23T10:15:00.000000Z' AS evaluated_window_end, batched.* FROM (SELECT 1 AS one"
+        ));
+
+        let pairing = rule(
+            "kind = \"previous\"\nwhere = \"ok\"\nkey = [{ name = \"a\", expr = \"u\" }]\n\
+             fields = []\nsql = \"SELECT a FROM pairs\"",
+            "",
+        );
+        assert_eq!(compile_batch(&pairing, &[window(), next]).unwrap(), None);
     }
 
     #[test]

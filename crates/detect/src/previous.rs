@@ -16,12 +16,15 @@
 //! from `history` once, reported in [`RuleReport::baselines_built`]; events older than
 //! `history` before the next window are dropped, as the SQL would not see them either.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
 use crate::baseline::{Kept, Tracked};
-use crate::compile::{pair_columns, previous_baseline_sql};
+use crate::compile::{pair_columns, previous_baseline_sql, previous_events_sql};
 use crate::rule::{Query, Rule};
 use crate::runner::{MAX_QUERY_BYTES, QueryEngine, RuleReport, run_query};
 use crate::state::StateStore;
@@ -71,7 +74,33 @@ impl Kept for Previous {
 }
 
 /// A pairing rule's baseline during one run.
-pub struct PreviousTracker(Tracked<Previous>);
+pub struct PreviousTracker {
+    tracked: Tracked<Previous>,
+    /// The previous events per key after each window of a batch ([`PreviousTracker::read_batch`]),
+    /// by window end: what the window's second query would return.
+    batched: BTreeMap<DateTime<Utc>, Vec<KeptEvent>>,
+}
+
+/// A kept event: its columns in [`pair_columns`] order (text or NULL).
+type KeptEvent = Vec<Option<String>>;
+
+/// The events of `events` at or after `since` (their time is column `time_column`).
+fn seen_since(
+    events: impl IntoIterator<Item = KeptEvent>,
+    time_column: usize,
+    since: DateTime<Utc>,
+) -> Vec<KeptEvent> {
+    let since = format_timestamp(since);
+    events
+        .into_iter()
+        .filter(|row| {
+            row.get(time_column)
+                .cloned()
+                .flatten()
+                .is_some_and(|time| time >= since)
+        })
+        .collect()
+}
 
 impl PreviousTracker {
     /// The rule's tracker with its stored baseline; `None` when the rule is not a pairing rule
@@ -85,44 +114,153 @@ impl PreviousTracker {
         };
         Ok(Tracked::load(definition, rule, store)
             .await?
-            .map(PreviousTracker))
+            .map(|tracked| PreviousTracker {
+                tracked,
+                batched: BTreeMap::new(),
+            }))
     }
 
     /// Whether evaluating `window` builds the baseline from history (it then reads `history`).
     pub fn rebuilds(&self, rule: &Rule, window: Window) -> bool {
-        self.0.rebuild_reason(rule, window).is_some()
+        self.tracked.rebuild_reason(rule, window).is_some()
+    }
+
+    /// The kept events `window` pairs with when the baseline reaches exactly its start (its
+    /// queries then read the window alone); `None` otherwise.
+    fn kept_for(&self, rule: &Rule, window: Window) -> Option<Vec<KeptEvent>> {
+        let previous = self.tracked.current.as_ref()?;
+        let fits =
+            self.tracked.rebuild_reason(rule, window).is_none() && previous.through == window.start;
+        let Query::Previous { key, .. } = &rule.query else {
+            return None;
+        };
+        let time_column = key.len() + 1;
+        fits.then(|| {
+            seen_since(
+                previous.events.iter().cloned(),
+                time_column,
+                window.start - rule.history,
+            )
+        })
+    }
+
+    /// Batched windows ([`crate::runner`]): reads the matching events of `windows` (in time
+    /// order, each starting where the one before ends) with one query, and works out from them,
+    /// window by window, the previous events per key after each window (what its second query
+    /// would return: the latest by time, then `eventid`, of the kept ones and the window's).
+    /// Returns each window's alerts query, paired with the events it would be paired with: the
+    /// very query [`PreviousTracker::evaluate`] sends, so the caller may send many in one
+    /// ([`crate::compile::tagged_union`]) and hand each window its rows. Windows after the
+    /// first that does not follow on, and all of them when the baseline does not reach the
+    /// first one's start, are left out (evaluated one by one). A window whose query is longer
+    /// than Athena accepts is left out too.
+    pub async fn read_batch<E: QueryEngine>(
+        &mut self,
+        rule: &Rule,
+        engine: &E,
+        windows: &[Window],
+        report: &mut RuleReport,
+    ) -> Result<Vec<(Window, String)>, String> {
+        let Query::Previous { key, fields, .. } = &rule.query else {
+            return Ok(Vec::new());
+        };
+        let Some(first) = windows.first() else {
+            return Ok(Vec::new());
+        };
+        let Some(mut kept) = self.kept_for(rule, *first) else {
+            return Ok(Vec::new());
+        };
+        let following = 1 + windows
+            .windows(2)
+            .take_while(|pair| pair[1].start == pair[0].end)
+            .count();
+        let windows = &windows[..following];
+        let union = Window::new(first.start, windows[following - 1].end);
+        let sql = previous_events_sql(rule, union).map_err(|e| e.to_string())?;
+        let columns = pair_columns(key, fields);
+        let events: Vec<KeptEvent> = run_query(engine, &sql, union, report)
+            .await?
+            .iter()
+            .map(|row| values_of(row, &columns))
+            .collect();
+        let (id_column, time_column) = (key.len(), key.len() + 1);
+        let mut queries = Vec::new();
+        for window in windows {
+            let pairs_with = seen_since(kept, time_column, window.start - rule.history);
+            let (alerts, _) = previous_baseline_sql(rule, *window, window.start, &pairs_with)
+                .map_err(|e| e.to_string())?;
+            if alerts.len() <= MAX_QUERY_BYTES {
+                queries.push((*window, alerts));
+            }
+            let mut latest: BTreeMap<KeptEvent, KeptEvent> = pairs_with
+                .into_iter()
+                .map(|row| (row[..key.len()].to_vec(), row))
+                .collect();
+            let (start, end) = (format_timestamp(window.start), format_timestamp(window.end));
+            let order = |row: &KeptEvent| (row[time_column].clone(), row[id_column].clone());
+            for event in events.iter().filter(|event| {
+                event[time_column]
+                    .as_deref()
+                    .is_some_and(|time| time >= start.as_str() && time < end.as_str())
+            }) {
+                match latest.entry(event[..key.len()].to_vec()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(event.clone());
+                    }
+                    Entry::Occupied(mut entry) => {
+                        if order(event) > order(entry.get()) {
+                            entry.insert(event.clone());
+                        }
+                    }
+                }
+            }
+            let mut after =
+                seen_since(latest.into_values(), time_column, window.end - rule.history);
+            after.sort();
+            self.batched.insert(window.end, after.clone());
+            kept = after;
+        }
+        Ok(queries)
     }
 
     /// Evaluates a window with the baseline (building it from history first when needed):
     /// the rule's alerts, then the latest event per key, which becomes the baseline.
+    /// `batched`: the window's alerts read with other windows' ([`PreviousTracker::read_batch`]),
+    /// used with the previous events worked out there while the baseline reaches the window's
+    /// start; otherwise the window is queried.
     pub async fn evaluate<E: QueryEngine>(
         &mut self,
         rule: &Rule,
         engine: &E,
         window: Window,
+        batched: Option<Vec<Row>>,
         report: &mut RuleReport,
     ) -> Result<Vec<Row>, String> {
         let Query::Previous { key, fields, .. } = &rule.query else {
             return Err(format!("rule {} is not a pairing rule", rule.id));
         };
-        let tracked = &mut self.0;
+        let after = self.batched.remove(&window.end);
+        if let (Some(alerts), Some(events)) = (batched, after)
+            && self.kept_for(rule, window).is_some()
+        {
+            self.tracked.current = Some(Previous {
+                definition: self.tracked.definition.clone(),
+                through: window.end,
+                events,
+            });
+            return Ok(alerts);
+        }
+        let tracked = &mut self.tracked;
         let mut reason = tracked.rebuild_reason(rule, window);
-        let seen_since = format_timestamp(window.start - rule.history);
         let time_column = key.len() + 1;
         let (mut from, mut kept) = match (&reason, &tracked.current) {
             (None, Some(previous)) => (
                 previous.through,
-                previous
-                    .events
-                    .iter()
-                    .filter(|row| {
-                        row.get(time_column)
-                            .cloned()
-                            .flatten()
-                            .is_some_and(|time| time >= seen_since)
-                    })
-                    .cloned()
-                    .collect(),
+                seen_since(
+                    previous.events.iter().cloned(),
+                    time_column,
+                    window.start - rule.history,
+                ),
             ),
             _ => (window.start - rule.history, Vec::new()),
         };
@@ -148,21 +286,11 @@ impl PreviousTracker {
             report.note_built(window, reason, read_before);
         }
         let columns = pair_columns(key, fields);
-        let forget_before = format_timestamp(window.end - rule.history);
-        let mut events: Vec<Vec<Option<String>>> = latest
-            .iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .map(|column| row.get(*column).cloned().flatten())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|row| {
-                row[time_column]
-                    .as_deref()
-                    .is_some_and(|time| time >= forget_before.as_str())
-            })
-            .collect();
+        let mut events = seen_since(
+            latest.iter().map(|row| values_of(row, &columns)),
+            time_column,
+            window.end - rule.history,
+        );
         events.sort();
         tracked.current = Some(Previous {
             definition: tracked.definition.clone(),
@@ -174,6 +302,14 @@ impl PreviousTracker {
 
     /// Saves the baseline after a window's alerts were written ([`Tracked::save`]).
     pub async fn save<S: StateStore>(&mut self, rule: &Rule, store: &S) -> Result<(), String> {
-        self.0.save(rule, store).await
+        self.tracked.save(rule, store).await
     }
+}
+
+/// A row's `columns`, in order.
+fn values_of(row: &Row, columns: &[&str]) -> KeptEvent {
+    columns
+        .iter()
+        .map(|column| row.get(*column).cloned().flatten())
+        .collect()
 }

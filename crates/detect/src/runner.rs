@@ -8,11 +8,12 @@ use std::future::Future;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use lakewatch_plugins::shell::format_timestamp;
 
 use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
-use crate::compile::compile;
+use crate::compile::{WINDOW_END_COLUMN, compile, compile_batch, tagged_union};
 use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
 use crate::silence::{self, NoSourceCounts, SourceCounts};
@@ -328,6 +329,68 @@ fn ranges_of(hours: &BTreeSet<i64>) -> Vec<Window> {
     ranges
 }
 
+/// A rule's windows (in time order) in batches of one query each: split where windows neither
+/// overlap nor touch (a batch reads its union, never a gap between windows), and halved until
+/// each batch's query fits Athena's length limit ([`MAX_QUERY_BYTES`]). Single windows are left
+/// to their own query: a batch holds at least two.
+fn batches(rule: &Rule, windows: &[Window]) -> Vec<(Vec<Window>, String)> {
+    let mut runs: Vec<Vec<Window>> = Vec::new();
+    for window in windows {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|last| window.start <= last.end) => {
+                run.push(*window)
+            }
+            _ => runs.push(vec![*window]),
+        }
+    }
+    let mut batches = Vec::new();
+    while let Some(run) = runs.pop() {
+        if run.len() < 2 {
+            continue;
+        }
+        match compile_batch(rule, &run) {
+            Ok(Some(sql)) if sql.len() <= MAX_QUERY_BYTES => batches.push((run, sql)),
+            // Not a kind that batches, or a rule that does not compile: window by window.
+            Ok(None) | Err(_) => {}
+            Ok(Some(_)) => {
+                let (first, second) = run.split_at(run.len() / 2);
+                runs.push(second.to_vec());
+                runs.push(first.to_vec());
+            }
+        }
+    }
+    batches.sort_by_key(|(windows, _)| windows[0]);
+    batches
+}
+
+/// Windows' own queries in as few tagged unions ([`tagged_union`]) as fit Athena's length
+/// limit, in order.
+fn packed(queries: Vec<(Window, String)>) -> Vec<(Vec<Window>, String)> {
+    let mut packs: Vec<Vec<(Window, String)>> = Vec::new();
+    let mut length = 0;
+    for query in queries {
+        // The tag and `UNION ALL` add under 100 bytes per window.
+        let grows = query.1.len() + 100;
+        match packs.last_mut() {
+            Some(pack) if length + grows <= MAX_QUERY_BYTES => {
+                length += grows;
+                pack.push(query);
+            }
+            _ => {
+                length = grows;
+                packs.push(vec![query]);
+            }
+        }
+    }
+    packs
+        .into_iter()
+        .map(|pack| {
+            let windows = pack.iter().map(|(window, _)| *window).collect();
+            (windows, tagged_union(&pack))
+        })
+        .collect()
+}
+
 /// One rule's part of a run: its state, the windows it still has to evaluate, its report.
 /// Evaluated chunk by chunk ([`RuleRun::evaluate_until`]), then finished (its alerts handed
 /// over for delivery).
@@ -346,6 +409,9 @@ struct RuleRun<'r> {
     arrivals_latest: u64,
     /// Windows still to evaluate, earliest first.
     ends: VecDeque<DateTime<Utc>>,
+    /// Rows of windows still to evaluate, by window end, read for many windows at once
+    /// ([`RuleRun::read_batched`]): a window found here is not queried again.
+    batched: BTreeMap<DateTime<Utc>, Vec<Row>>,
     /// Whether a failed window counts towards setting it aside (scheduled runs only).
     sets_aside: bool,
     saves_state: bool,
@@ -368,6 +434,7 @@ impl<'r> RuleRun<'r> {
             late_ends: Vec::new(),
             arrivals_latest: 0,
             ends: VecDeque::new(),
+            batched: BTreeMap::new(),
             sets_aside: matches!(mode, Mode::Scheduled { .. }),
             saves_state: false,
             publishes: false,
@@ -452,6 +519,7 @@ impl<'r> RuleRun<'r> {
 
     fn stop(&mut self, error: String) {
         self.ends.clear();
+        self.batched.clear();
         self.error = Some(error);
     }
 
@@ -481,6 +549,78 @@ impl<'r> RuleRun<'r> {
         Some(Window::new(start.min(window.start), end))
     }
 
+    /// Batched windows: reads the rows of the rule's windows ending at or before `until` with
+    /// one query per batch ([`compile_batch`]) instead of one per window, for the kinds whose
+    /// windows do not depend on the previous window's answer; a first-seen rule's batch starts
+    /// where its baseline reaches (a window needing its baseline built is queried on its own);
+    /// a pairing rule's windows that follow where its kept events reach are read with one
+    /// query of their events, then their alerts queries in as few as Athena's length allows
+    /// ([`PreviousTracker::read_batch`]). Every per-window step (alerts, suppression, state,
+    /// watermark) stays in [`RuleRun::evaluate`], window by window. A batch whose query fails is
+    /// not an error: its windows are then queried one by one, so a failure is the failing
+    /// window's, as before.
+    async fn read_batched<E: QueryEngine>(&mut self, until: DateTime<Utc>, engine: &E) {
+        let rule = self.rule;
+        match &rule.query {
+            Query::Silence { .. } => return,
+            // Without a baseline they read their history for every window (compile()).
+            Query::FirstSeen { .. } if self.baseline.is_none() => return,
+            Query::Previous { .. } if self.previous.is_none() => return,
+            _ => {}
+        }
+        let mut windows: Vec<Window> = self
+            .ends
+            .iter()
+            .take_while(|end| **end <= until)
+            .filter(|end| !self.batched.contains_key(end))
+            .map(|end| Window::new(*end - rule.window, *end))
+            .collect();
+        if let (Some(tracker), Some(first)) = (&self.baseline, windows.first())
+            && !tracker.reads_only(rule, *first)
+        {
+            windows.remove(0);
+        }
+        let batches = match self.previous.as_mut() {
+            Some(tracker) if windows.len() > 1 => {
+                match tracker
+                    .read_batch(rule, engine, &windows, &mut self.report)
+                    .await
+                {
+                    Ok(queries) => packed(queries),
+                    Err(error) => {
+                        tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                        return;
+                    }
+                }
+            }
+            Some(_) => return,
+            None => batches(rule, &windows),
+        };
+        for (batch, sql) in batches {
+            let union = Window::new(batch[0].start, batch[batch.len() - 1].end);
+            match run_query(engine, &sql, union, &mut self.report).await {
+                Ok(rows) => {
+                    let ends: BTreeMap<String, DateTime<Utc>> = batch
+                        .iter()
+                        .map(|window| (format_timestamp(window.end), window.end))
+                        .collect();
+                    for end in ends.values() {
+                        self.batched.insert(*end, Vec::new());
+                    }
+                    for mut row in rows {
+                        let end = row.remove(WINDOW_END_COLUMN).flatten();
+                        if let Some(end) = end.and_then(|end| ends.get(&end)) {
+                            self.batched.entry(*end).or_default().push(row);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                }
+            }
+        }
+    }
+
     /// Evaluates the rule's windows ending at or before `until`, in order; a failure stops the
     /// rule (the windows evaluated before it are written and their state saved).
     async fn evaluate_until<E: QueryEngine, S: StateStore, A: AlertSink>(
@@ -490,9 +630,16 @@ impl<'r> RuleRun<'r> {
         store: &S,
         sink: &A,
     ) {
+        // Batches are read at the chunk's first window, and once more at its second when the
+        // first was left out (a baseline built there: a pairing rule's batch follows from it).
+        let mut reads = 0;
         while let Some(&end) = self.ends.front() {
             if end > until {
                 return;
+            }
+            if reads < 2 && !self.batched.contains_key(&end) {
+                reads += 1;
+                self.read_batched(until, engine).await;
             }
             self.ends.pop_front();
             if let Err(error) = self.evaluate(end, engine, store, sink).await {
@@ -515,13 +662,25 @@ impl<'r> RuleRun<'r> {
         let state = &mut self.state;
         let window = Window::new(end - rule.window, end);
         let late = self.late_ends.contains(&end);
+        let batched = self.batched.remove(&end);
         let answer = match (self.baseline.as_mut(), self.previous.as_mut()) {
-            (Some(tracker), _) => tracker.evaluate(rule, engine, window, report).await,
-            (_, Some(tracker)) => tracker.evaluate(rule, engine, window, report).await,
+            (Some(tracker), _) => {
+                tracker
+                    .evaluate(rule, engine, window, batched, report)
+                    .await
+            }
+            (_, Some(tracker)) => {
+                tracker
+                    .evaluate(rule, engine, window, batched, report)
+                    .await
+            }
             (None, None) if matches!(rule.query, Query::Silence { .. }) => {
                 silence::evaluate(rule, engine, window, report).await
             }
-            (None, None) => query_window(rule, engine, window, report).await,
+            (None, None) => match batched {
+                Some(rows) => Ok(rows),
+                None => query_window(rule, engine, window, report).await,
+            },
         };
         let alerts = match answer {
             Ok(rows) => {
@@ -819,6 +978,38 @@ mod tests {
         assert_eq!(hours, [SHARED_SCAN_HOURS, SHARED_SCAN_HOURS, 4]);
         assert_eq!(chunks[0].until, start + chrono::TimeDelta::hours(48));
         assert_eq!(chunks[2].until, start + chrono::TimeDelta::hours(100));
+    }
+
+    #[test]
+    fn batches_split_at_gaps_and_to_fit_athenas_query_length() {
+        let plain = rule(
+            "p",
+            "5m",
+            "5m",
+            "1h",
+            "kind = \"sql\"\nsql = \"SELECT 1 AS one FROM events WHERE {{window}}\"",
+        );
+        let start = at("2026-11-20T00:00:00Z");
+        let window = |n: i64| {
+            let end = start + chrono::TimeDelta::minutes(5 * n);
+            Window::new(end - plain.window, end)
+        };
+        // Windows 1-3, then a gap (a set-aside window far back, say), then 10-11; a lone
+        // window is left to its own query.
+        let windows: Vec<Window> = [1, 2, 3, 10, 11, 20].map(window).to_vec();
+        let lengths: Vec<usize> = batches(&plain, &windows)
+            .iter()
+            .map(|(batch, _)| batch.len())
+            .collect();
+        assert_eq!(lengths, [3, 2]);
+        // Each window's query is some 300 bytes: a week of 5-minute windows is longer than
+        // Athena takes, so it is split, every window still in one batch.
+        let windows: Vec<Window> = (1..=2016).map(window).collect();
+        let split = batches(&plain, &windows);
+        assert!(split.len() > 1);
+        assert!(split.iter().all(|(_, sql)| sql.len() <= MAX_QUERY_BYTES));
+        let covered: Vec<Window> = split.into_iter().flat_map(|(batch, _)| batch).collect();
+        assert_eq!(covered, windows);
     }
 
     #[test]
