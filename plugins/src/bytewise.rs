@@ -52,6 +52,12 @@ pub(crate) fn any_ascii_uppercase_or_non_ascii(bytes: &[u8]) -> bool {
     any_byte(bytes, |word| word | within(word, b'A', b'Z'))
 }
 
+/// Whether some byte is not ASCII or is a whitespace control character (tab, line feed,
+/// vertical tab, form feed, carriage return: 0x09 to 0x0d).
+pub(crate) fn any_non_ascii_or_whitespace_control(bytes: &[u8]) -> bool {
+    any_byte(bytes, |word| word | within(word, 0x09, 0x0d))
+}
+
 /// Whether some byte is not a lower-case ASCII letter or digit.
 pub(crate) fn any_not_lowercase_alphanumeric(bytes: &[u8]) -> bool {
     any_byte(bytes, |word| {
@@ -128,7 +134,7 @@ mod tests {
         fn each_test_finds_exactly_its_bytes(
             bytes in prop::collection::vec(prop_oneof![
                 12 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => Just(b'"'), 1 => Just(b'\\'),
-                1 => b'A'..=b'Z'
+                1 => b'A'..=b'Z', 1 => 0x08u8..=0x0e
             ], 0..70)
         ) {
             prop_assert_eq!(
@@ -146,6 +152,10 @@ mod tests {
             prop_assert_eq!(
                 any_not_lowercase_alphanumeric(&bytes),
                 bytes.iter().any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit()))
+            );
+            prop_assert_eq!(
+                any_non_ascii_or_whitespace_control(&bytes),
+                bytes.iter().any(|b| !b.is_ascii() || (0x09..=0x0d).contains(b))
             );
         }
     }

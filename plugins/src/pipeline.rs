@@ -50,7 +50,7 @@ pub struct Pipeline {
 enum Matcher {
     /// `Trigger::Field` of a path below `details`, split at its dots, with the
     /// [`KeySignature`] bit of its first key.
-    Detail(Vec<String>, u128),
+    Detail(Vec<String>, u64),
     Other(Trigger),
 }
 
@@ -62,7 +62,7 @@ struct Triggers {
     matchers: Vec<Matcher>,
     /// The [`KeySignature`] bits of the first keys of every trigger, when every trigger is a
     /// field below `details`; `None` when some other trigger may match.
-    only_details: Option<u128>,
+    only_details: Option<u64>,
 }
 
 impl Triggers {

@@ -135,9 +135,7 @@ fn is_one_line_already(text: &str, max_chars: usize) -> bool {
     bytes.len() <= max_chars
         && bytes.first() != Some(&b' ')
         && bytes.last() != Some(&b' ')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        && !crate::bytewise::any_non_ascii_or_whitespace_control(bytes)
         && memchr::memmem::find(bytes, b"  ").is_none()
 }
 

@@ -88,7 +88,7 @@ pub const PRECEDENCE: &[TimeField] = &[
 ];
 
 /// The [`KeySignature`] bit of each place's top-level key, in [`PRECEDENCE`] order.
-static PRECEDENCE_KEY_BITS: LazyLock<Vec<u128>> = LazyLock::new(|| {
+static PRECEDENCE_KEY_BITS: LazyLock<Vec<u64>> = LazyLock::new(|| {
     PRECEDENCE
         .iter()
         .map(|field| KeySignature::bit(field.first_key()))
