@@ -260,10 +260,19 @@ mod tests {
         #[test]
         fn sshd_login_of_real_lines() {
             for (line, expected) in [
-                ("Accepted publickey for alice from 198.51.100.23 port 50522 ssh2", Some((true, "alice", "198.51.100.23"))),
-                ("Failed password for invalid user admin from 203.0.113.45 port 41822 ssh2", Some((false, "admin", "203.0.113.45"))),
+                (
+                    "Accepted publickey for alice from 198.51.100.23 port 50522 ssh2",
+                    Some((true, "alice", "198.51.100.23")),
+                ),
+                (
+                    "Failed password for invalid user admin from 203.0.113.45 port 41822 ssh2",
+                    Some((false, "admin", "203.0.113.45")),
+                ),
                 ("Failed password for invalid user from 203.0.113.45", None),
-                ("Failed password for root from 203.0.113.45 port 41840 ssh2", Some((false, "root", "203.0.113.45"))),
+                (
+                    "Failed password for root from 203.0.113.45 port 41840 ssh2",
+                    Some((false, "root", "203.0.113.45")),
+                ),
                 ("Invalid user admin from 203.0.113.45 port 41822", None),
             ] {
                 assert_eq!(sshd_login(line), expected, "{line}");

@@ -412,10 +412,7 @@ mod tests {
     #[test]
     fn group_numbers_are_those_of_the_named_groups() {
         let number = |regex: &Regex, name: &str| {
-            regex
-                .capture_names()
-                .position(|n| n == Some(name))
-                .unwrap()
+            regex.capture_names().position(|n| n == Some(name)).unwrap()
         };
         for regex in [&*RFC3164, &*RFC5424] {
             assert_eq!(number(regex, "pri"), group::PRI);
