@@ -20,6 +20,9 @@
 //! profiler or `time`:
 //! `valgrind --tool=callgrind --toggle-collect='pipeline::full*' target/release/deps/pipeline-<hash>`
 //! (see docs/firehose-transform.md).
+//!
+//! Both run with mimalloc as the global allocator, as the transform Lambda and the CLI do;
+//! `--features system-allocator` times them with the system's (glibc's) allocator instead.
 
 #[path = "../tests/corpus/mod.rs"]
 mod corpus;
@@ -32,6 +35,11 @@ use corpus::{Corpus, Digests, Produced};
 use criterion::{Criterion, Throughput};
 use lakewatch_plugins::{Pipeline, PluginConfig, builtin_pipeline};
 use serde_json::Value;
+
+/// The allocator of the binaries that run the pipeline (see the module doc).
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Counts of what the full run produced, to show it did the work.
 #[derive(Debug, Default)]

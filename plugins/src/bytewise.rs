@@ -52,6 +52,12 @@ pub(crate) fn any_ascii_uppercase_or_non_ascii(bytes: &[u8]) -> bool {
     any_byte(bytes, |word| word | within(word, b'A', b'Z'))
 }
 
+/// Whether some byte is not ASCII or is a whitespace control character (tab, line feed,
+/// vertical tab, form feed, carriage return: 0x09 to 0x0d).
+pub(crate) fn any_non_ascii_or_whitespace_control(bytes: &[u8]) -> bool {
+    any_byte(bytes, |word| word | within(word, 0x09, 0x0d))
+}
+
 /// Whether some byte is not a lower-case ASCII letter or digit.
 pub(crate) fn any_not_lowercase_alphanumeric(bytes: &[u8]) -> bool {
     any_byte(bytes, |word| {
@@ -100,6 +106,17 @@ mod sse2 {
     }
 }
 
+/// Whether `needle` occurs in `haystack`, compared window by window: for the short texts of
+/// event fields (names, codes) `str::contains` spends more setting up its searcher than
+/// searching.
+pub(crate) fn contains_short(haystack: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+}
+
 /// Where the first quote or backslash is (the end of a JSON string's text, or an escape).
 pub(crate) fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
@@ -128,7 +145,7 @@ mod tests {
         fn each_test_finds_exactly_its_bytes(
             bytes in prop::collection::vec(prop_oneof![
                 12 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => Just(b'"'), 1 => Just(b'\\'),
-                1 => b'A'..=b'Z'
+                1 => b'A'..=b'Z', 1 => 0x08u8..=0x0e
             ], 0..70)
         ) {
             prop_assert_eq!(
@@ -146,6 +163,15 @@ mod tests {
             prop_assert_eq!(
                 any_not_lowercase_alphanumeric(&bytes),
                 bytes.iter().any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit()))
+            );
+            let text = String::from_utf8_lossy(&bytes);
+            let tail = text.get(text.len() / 2..).unwrap_or("\\");
+            for needle in ["", "A", "\"\\", tail] {
+                prop_assert_eq!(contains_short(&text, needle), text.contains(needle));
+            }
+            prop_assert_eq!(
+                any_non_ascii_or_whitespace_control(&bytes),
+                bytes.iter().any(|b| !b.is_ascii() || (0x09..=0x0d).contains(b))
             );
         }
     }

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use crate::plugin::{Plugin, PluginError, Registration, Trigger, Verdict};
 use crate::shell::Event;
 use crate::sources::{
-    SUMMARY_MAX_CHARS, claim, one_line, parser_registration, raise_severity, text,
+    SUMMARY_MAX_CHARS, claim, into_one_line, parser_registration, raise_severity, text,
 };
 
 /// What a row of [`CATEGORIES`] matches on.
@@ -214,7 +214,10 @@ impl Trail {
                 Match::EventName(names) => names.contains(&self.name.as_str()),
                 Match::EventSource(sources) => sources.contains(&source),
                 Match::NameFromSource(from, parts) => {
-                    source == *from && parts.iter().any(|part| self.name.contains(part))
+                    source == *from
+                        && parts
+                            .iter()
+                            .any(|part| crate::bytewise::contains_short(&self.name, part))
                 }
                 Match::EventCategory(wanted) => category == *wanted,
             })
@@ -222,7 +225,10 @@ impl Trail {
     }
 
     fn summary(&self) -> String {
-        let mut text = format!("{} by {}", self.name, self.identity);
+        let mut text = String::with_capacity(self.name.len() + 4 + self.identity.len() + 64);
+        text.push_str(&self.name);
+        text.push_str(" by ");
+        text.push_str(&self.identity);
         if let Some(ip) = &self.ip {
             text.push_str(" from ");
             text.push_str(ip);
@@ -236,7 +242,7 @@ impl Trail {
             text.push_str(" failed: ");
             text.push_str(reason);
         }
-        one_line(&text, SUMMARY_MAX_CHARS)
+        into_one_line(text, SUMMARY_MAX_CHARS)
     }
 }
 
@@ -244,7 +250,7 @@ impl Trail {
 fn is_access_denied(code: &str) -> bool {
     ["AccessDenied", "Unauthorized", "NotAuthorized", "Forbidden"]
         .iter()
-        .any(|part| code.contains(part))
+        .any(|part| crate::bytewise::contains_short(code, part))
 }
 
 #[cfg(test)]

@@ -541,8 +541,10 @@ impl KeySignature {
         1 << (mix % 64)
     }
 
-    pub(crate) fn may_hold(self, bit: u64) -> bool {
-        self.0 & bit != 0
+    /// Whether a key of one of these bits (one key's, or several keys' together) may be in
+    /// the map.
+    pub(crate) fn may_hold(self, bits: u64) -> bool {
+        self.0 & bits != 0
     }
 }
 

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::plugin::{Plugin, PluginError, Registration, Trigger, Verdict};
 use crate::shell::{Event, RecordKind, insert_keeping_both};
 use crate::sources::{
-    SUMMARY_MAX_CHARS, claim, detail_text, not_dash, one_line, parser_registration,
+    SUMMARY_MAX_CHARS, claim, detail_text, into_one_line, not_dash, one_line, parser_registration,
 };
 
 /// RFC 3164 header: optional `<PRI>`, a BSD (`Oct  1 22:14:15`) or RFC 3339 time, the host,
@@ -53,6 +53,22 @@ static TAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)^(?P<program>[^\s\[\]:]{1,64})(?:\[(?P<pid>[^\]\s]*)\])?:")
         .expect("tag pattern is valid")
 });
+
+/// Capture groups by number: `Captures::name` looks each name up in a hash map, which cost
+/// more per line than the one-pass match itself. A test checks the numbers against the names.
+mod group {
+    /// [`super::RFC3164`] and [`super::RFC5424`].
+    pub const PRI: usize = 1;
+    pub const TIME: usize = 2;
+    pub const HOST: usize = 3;
+    /// [`super::RFC5424`] only.
+    pub const APP: usize = 4;
+    pub const PROCID: usize = 5;
+    pub const MSGID: usize = 6;
+    /// [`super::TAG`].
+    pub const PROGRAM: usize = 1;
+    pub const PID: usize = 2;
+}
 
 /// RFC 5424 header up to MSGID; structured data and message are parsed by hand after it.
 static RFC5424: LazyLock<Regex> = LazyLock::new(|| {
@@ -193,7 +209,14 @@ fn parse_line(event: &mut Event) -> Verdict {
 /// `<program>: <message>` on one line, or what there is of it.
 fn summary(program: Option<&str>, message: &str, host: Option<&str>) -> String {
     let text = match (program, message.trim().is_empty()) {
-        (Some(program), false) => format!("{program}: {message}"),
+        (Some(program), false) => {
+            // Pieces pushed: `format!` cost more than the rest of the summary.
+            let mut text = String::with_capacity(program.len() + 2 + message.len());
+            text.push_str(program);
+            text.push_str(": ");
+            text.push_str(message);
+            text
+        }
         (Some(program), true) => format!("{program}: (empty message)"),
         (None, false) => message.to_string(),
         (None, true) => format!(
@@ -201,7 +224,7 @@ fn summary(program: Option<&str>, message: &str, host: Option<&str>) -> String {
             host.unwrap_or("unknown host")
         ),
     };
-    one_line(&text, SUMMARY_MAX_CHARS)
+    into_one_line(text, SUMMARY_MAX_CHARS)
 }
 
 /// A `<PRI>` value, valid only up to 191 (facility 23, severity 7).
@@ -211,11 +234,11 @@ fn priority(text: &str) -> Option<u8> {
 
 fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
     let caps = RFC3164.captures(line)?;
-    let priority = match caps.name("pri") {
+    let priority = match caps.get(group::PRI) {
         Some(pri) => Some(priority(pri.as_str())?),
         None => None,
     };
-    let host = caps.name("host")?;
+    let host = caps.get(group::HOST)?;
     // A "host" ending in `:` is the tag: local programs writing to /dev/log send no host
     // (`<13>Oct 11 22:14:15 su[12]: msg`). A host never ends in `:`, even an IPv6 one.
     let (host, rest) = if host.as_str().ends_with(':') {
@@ -228,8 +251,8 @@ fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
     };
     let (program, pid, message) = match TAG.captures(rest) {
         Some(tag) => (
-            tag.name("program").map(|m| m.as_str()),
-            tag.name("pid")
+            tag.get(group::PROGRAM).map(|m| m.as_str()),
+            tag.get(group::PID)
                 .map(|m| m.as_str())
                 .filter(|p| !p.is_empty()),
             {
@@ -241,7 +264,7 @@ fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
     };
     Some(Parsed {
         priority,
-        time: caps.name("time").map(|m| m.as_str()),
+        time: caps.get(group::TIME).map(|m| m.as_str()),
         host,
         program,
         pid,
@@ -252,7 +275,7 @@ fn parse_rfc3164(line: &str) -> Option<Parsed<'_>> {
 
 fn parse_rfc5424(line: &str) -> Option<Parsed<'_>> {
     let caps = RFC5424.captures(line)?;
-    let priority = priority(&caps["pri"])?;
+    let priority = priority(caps.get(group::PRI)?.as_str())?;
     let rest = &line[caps.get(0)?.end()..];
     let (structured_data, message) = match rest.strip_prefix('-') {
         Some(after) => (None, after),
@@ -264,14 +287,14 @@ fn parse_rfc5424(line: &str) -> Option<Parsed<'_>> {
     };
     let message = message.strip_prefix(' ').unwrap_or(message);
     let message = message.strip_prefix('\u{feff}').unwrap_or(message);
-    let field = |name: &str| caps.name(name).and_then(|m| not_dash(m.as_str()));
+    let field = |group: usize| caps.get(group).and_then(|m| not_dash(m.as_str()));
     Some(Parsed {
         priority: Some(priority),
-        time: field("time"),
-        host: field("host"),
-        program: field("app"),
-        pid: field("procid"),
-        msgid: field("msgid"),
+        time: field(group::TIME),
+        host: field(group::HOST),
+        program: field(group::APP),
+        pid: field(group::PROCID),
+        msgid: field(group::MSGID),
         structured_data,
         message,
     })
@@ -385,6 +408,23 @@ mod tests {
     const AUTH_LOG: &str = include_str!("../../events/syslog/auth.log");
     const RFC5424_LOG: &str = include_str!("../../events/syslog/rfc5424.log");
     const SHIPPED: &str = include_str!("../../events/defenda/sample_syslog_sudo.json");
+
+    #[test]
+    fn group_numbers_are_those_of_the_named_groups() {
+        let number = |regex: &Regex, name: &str| {
+            regex.capture_names().position(|n| n == Some(name)).unwrap()
+        };
+        for regex in [&*RFC3164, &*RFC5424] {
+            assert_eq!(number(regex, "pri"), group::PRI);
+            assert_eq!(number(regex, "time"), group::TIME);
+            assert_eq!(number(regex, "host"), group::HOST);
+        }
+        assert_eq!(number(&RFC5424, "app"), group::APP);
+        assert_eq!(number(&RFC5424, "procid"), group::PROCID);
+        assert_eq!(number(&RFC5424, "msgid"), group::MSGID);
+        assert_eq!(number(&TAG, "program"), group::PROGRAM);
+        assert_eq!(number(&TAG, "pid"), group::PID);
+    }
 
     fn parsed(line: &str) -> (Verdict, Event) {
         let mut event = line_event(line);

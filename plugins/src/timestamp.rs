@@ -20,7 +20,7 @@
 use std::sync::LazyLock;
 
 use chrono::format::{self, Item, Parsed, StrftimeItems};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use serde_json::{Number, Value};
 
 use crate::plugin::{Plugin, PluginError, Registration, Stage, Trigger, Verdict};
@@ -271,17 +271,40 @@ fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.to_utc());
     }
-    if let Ok(time) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+    static WITH_OFFSET: LazyLock<Vec<Item<'static>>> =
+        LazyLock::new(|| format_items("%Y-%m-%dT%H:%M:%S%.f%z"));
+    static WITHOUT_OFFSET: LazyLock<Vec<Item<'static>>> =
+        LazyLock::new(|| format_items("%Y-%m-%dT%H:%M:%S%.f"));
+    if let Some(time) = parse_with(text, &WITH_OFFSET).and_then(|p| p.to_datetime().ok()) {
         return Some(time.to_utc());
     }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+    parse_with(text, &WITHOUT_OFFSET)?
+        .to_naive_datetime_with_offset(0)
         .ok()
         .map(|naive| naive.and_utc())
 }
 
+/// A format string's items, read once: chrono's `parse_from_str` reads its format again for
+/// every value, which cost more than the parse.
+fn format_items(format: &'static str) -> Vec<Item<'static>> {
+    StrftimeItems::new(format)
+        .parse()
+        .expect("the time formats are valid")
+}
+
+/// The fields of `text` read with `items`, as `parse_from_str` reads them.
+fn parse_with(text: &str, items: &[Item<'_>]) -> Option<Parsed> {
+    let mut fields = Parsed::new();
+    format::parse(&mut fields, text, items.iter()).ok()?;
+    Some(fields)
+}
+
 /// Apache / nginx access logs: `10/Oct/2000:13:55:36 -0700`.
 fn parse_common_log(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(text, "%d/%b/%Y:%H:%M:%S %z")
+    static FORMAT: LazyLock<Vec<Item<'static>>> =
+        LazyLock::new(|| format_items("%d/%b/%Y:%H:%M:%S %z"));
+    parse_with(text, &FORMAT)?
+        .to_datetime()
         .ok()
         .map(|time| time.to_utc())
 }
@@ -294,16 +317,12 @@ fn parse_syslog(text: &str, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
         return None;
     }
     // Parsed once in 2000, a leap year, so that every syslog time (29 February too) parses;
-    // the real year is then chosen by date arithmetic alone. What `parse_from_str` does, with
-    // the format read once rather than for every line.
-    static FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
-        StrftimeItems::new("%Y %b %e %H:%M:%S%.f")
-            .parse()
-            .expect("the syslog time format is valid")
-    });
-    let mut fields = Parsed::new();
-    format::parse(&mut fields, &format!("2000 {text}"), FORMAT.iter()).ok()?;
-    let parsed = fields.to_naive_datetime_with_offset(0).ok()?;
+    // the real year is then chosen by date arithmetic alone.
+    static FORMAT: LazyLock<Vec<Item<'static>>> =
+        LazyLock::new(|| format_items("%Y %b %e %H:%M:%S%.f"));
+    let parsed = parse_with(&format!("2000 {text}"), &FORMAT)?
+        .to_naive_datetime_with_offset(0)
+        .ok()?;
     let limit = received + future_tolerance();
     let year = received.year();
     // Eight years back reaches a leap year for a `Feb 29` even across 2100.

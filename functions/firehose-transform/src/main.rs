@@ -12,6 +12,11 @@ use lakewatch_aws::content::ContentLocation;
 use lakewatch_plugins::{Pipeline, builtin_plugins_with_notes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+/// Every record builds and frees a tree of maps and strings: mimalloc spends about a tenth
+/// fewer instructions on the pipeline than glibc's allocator (docs/firehose-transform.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lakewatch_lambda::init_logging();
