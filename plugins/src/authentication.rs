@@ -134,37 +134,10 @@ fn cloudtrail_attempt(event: &Event) -> Option<Attempt> {
     })
 }
 
-/// sshd's `Accepted|Failed <method> for [invalid user ]<user> from <address>…`: what the
-/// regex `^(Accepted|Failed) \S+ for (?:invalid user )?(\S+) from (\S+)` matches (a test
-/// compares the two), read by hand: the regex's captures went through its backtracker, at
-/// several thousand instructions a line. Gives whether it was accepted, the user and the
-/// address.
-fn sshd_login(message: &str) -> Option<(bool, &str, &str)> {
-    /// The run of non-whitespace at the start of `text` (the regex's `\S+`, greedy: it can
-    /// only end at whitespace or at the end) and what follows it; `None` when empty.
-    fn word(text: &str) -> Option<(&str, &str)> {
-        let end = text.find(char::is_whitespace).unwrap_or(text.len());
-        (end > 0).then(|| text.split_at(end))
-    }
-    let (accepted, rest) = match message.strip_prefix("Accepted ") {
-        Some(rest) => (true, rest),
-        None => (false, message.strip_prefix("Failed ")?),
-    };
-    let (_method, rest) = word(rest)?;
-    let rest = rest.strip_prefix(" for ")?;
-    // With `invalid user ` skipped, and without: the second way can only match when the
-    // first does not start that way (`invalid` is then followed by ` user`, not ` from `).
-    fn user_and_address(rest: &str) -> Option<(&str, &str)> {
-        let (user, rest) = word(rest)?;
-        let (address, _) = word(rest.strip_prefix(" from ")?)?;
-        Some((user, address))
-    }
-    let (user, address) = rest
-        .strip_prefix("invalid user ")
-        .and_then(user_and_address)
-        .or_else(|| user_and_address(rest))?;
-    Some((accepted, user, address))
-}
+static SSHD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(Accepted|Failed) \S+ for (?:invalid user )?(\S+) from (\S+)")
+        .expect("valid regex")
+});
 static SUDO_PAM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^pam_unix\(sudo:auth\): authentication failure;.*\buser=(\S+)")
         .expect("valid regex")
@@ -178,12 +151,12 @@ fn syslog_attempt(event: &Event) -> Option<Attempt> {
     let message = event.detail("message").and_then(Value::as_str)?;
     match program {
         "sshd" => {
-            let (success, user, address) = sshd_login(message)?;
+            let captures = SSHD.captures(message)?;
             Some(Attempt {
-                user: user.to_string(),
-                success,
+                user: captures[2].to_string(),
+                success: &captures[1] == "Accepted",
                 service: "sshd",
-                address: Some(address.to_string()),
+                address: Some(captures[3].to_string()),
             })
         }
         "sudo" => {
@@ -207,78 +180,6 @@ mod tests {
     use crate::shell::Origin;
     use chrono::Utc;
     use serde_json::json;
-
-    mod properties {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(3000))]
-
-            /// Lines shaped like sshd's, each part a word or a gap picked among near misses.
-            #[test]
-            fn sshd_login_reads_what_the_regex_matches(
-                parts in prop::collection::vec(
-                    prop::sample::select(vec![
-                        "Accepted", "Failed", "password", "for", "invalid", "user", "from",
-                        "root", "1.2.3.4", "é", "x:", "",
-                    ]),
-                    11,
-                ),
-                gaps in prop::collection::vec(
-                    prop::sample::select(
-                        [[" "; 12].as_slice(), &["  ", "\t", "\u{a0}", ""]].concat(),
-                    ),
-                    11,
-                ),
-                template in 0..5usize,
-            ) {
-                // Where the template puts its fixed words; the other parts stay as picked.
-                let mut parts = parts;
-                let fixed: &[(usize, &str)] = match template {
-                    0 => &[(0, "Accepted"), (2, "for"), (4, "from")],
-                    1 => &[(0, "Failed"), (2, "for"), (3, "invalid"), (4, "user"), (6, "from")],
-                    2 => &[(0, "Failed"), (2, "for"), (3, "invalid"), (4, "user")],
-                    3 => &[(0, "Accepted"), (3, "for"), (6, "from")],
-                    _ => &[],
-                };
-                for (at, word) in fixed {
-                    parts[*at] = word;
-                }
-                let message: String = parts.iter().zip(&gaps).flat_map(|(part, gap)| [*part, *gap]).collect();
-                let regex = Regex::new(
-                    r"^(Accepted|Failed) \S+ for (?:invalid user )?(\S+) from (\S+)",
-                )
-                .unwrap();
-                let expected = regex.captures(&message).map(|c| {
-                    (&c[1] == "Accepted", c.get(2).unwrap().as_str(), c.get(3).unwrap().as_str())
-                });
-                prop_assert_eq!(sshd_login(&message), expected);
-            }
-        }
-
-        #[test]
-        fn sshd_login_of_real_lines() {
-            for (line, expected) in [
-                (
-                    "Accepted publickey for alice from 198.51.100.23 port 50522 ssh2",
-                    Some((true, "alice", "198.51.100.23")),
-                ),
-                (
-                    "Failed password for invalid user admin from 203.0.113.45 port 41822 ssh2",
-                    Some((false, "admin", "203.0.113.45")),
-                ),
-                ("Failed password for invalid user from 203.0.113.45", None),
-                (
-                    "Failed password for root from 203.0.113.45 port 41840 ssh2",
-                    Some((false, "root", "203.0.113.45")),
-                ),
-                ("Invalid user admin from 203.0.113.45 port 41822", None),
-            ] {
-                assert_eq!(sshd_login(line), expected, "{line}");
-            }
-        }
-    }
 
     fn event(source: &str, details: Value) -> Event {
         let Value::Object(details) = details else {
