@@ -847,6 +847,22 @@ mod tests {
     }
 
     #[test]
+    fn grouped_parts_share_one_shape_of_text_columns_tagged_with_their_part() {
+        let (first, second) = (
+            vec!["u".to_string(), "n".to_string()],
+            vec!["ip".to_string()],
+        );
+        let sql = grouped_union(&[("SELECT a", &first), ("SELECT b", &second)]);
+        assert_eq!(
+            sql,
+            "SELECT 0 AS evaluated_part, CAST(grouped.u AS VARCHAR) AS grouped_0, \
+             CAST(grouped.n AS VARCHAR) AS grouped_1 FROM (SELECT a) grouped UNION ALL \
+             SELECT 1 AS evaluated_part, CAST(grouped.ip AS VARCHAR) AS grouped_0, \
+             CAST(NULL AS VARCHAR) AS grouped_1 FROM (SELECT b) grouped"
+        );
+    }
+
+    #[test]
     fn plain_sql_gets_its_window_and_settings() {
         let rule = rule(
             "kind = \"sql\"\nsql = \"SELECT * FROM events e WHERE {{window:e}} AND e.source = ${src} AND n > ${n}\"",

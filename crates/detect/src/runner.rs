@@ -1211,6 +1211,65 @@ mod tests {
     }
 
     #[test]
+    fn a_grouped_querys_rows_go_back_to_their_parts_with_their_own_columns() {
+        let part = |columns: &[&str]| Part {
+            windows: vec![Window::new(
+                at("2026-11-20T10:00:00Z"),
+                at("2026-11-20T10:05:00Z"),
+            )],
+            sql: String::new(),
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            events: false,
+        };
+        let group = [
+            (0, part(&[WINDOW_END_COLUMN, "user", "event_count"])),
+            (1, part(&[WINDOW_END_COLUMN, "ip"])),
+        ];
+        let row = |cells: &[(&str, Option<&str>)]| -> Row {
+            cells
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.map(String::from)))
+                .collect()
+        };
+        let end = Some("2026-11-20T10:05:00.000000Z");
+        let rows = vec![
+            row(&[
+                (GROUPED_PART_COLUMN, Some("1")),
+                ("grouped_0", end),
+                ("grouped_1", Some("203.0.113.9")),
+                ("grouped_2", None),
+            ]),
+            row(&[
+                (GROUPED_PART_COLUMN, Some("0")),
+                ("grouped_0", end),
+                ("grouped_1", None),
+                ("grouped_2", Some("5")),
+            ]),
+        ];
+        let split = split_grouped(&group, rows).unwrap();
+        assert_eq!(
+            split,
+            [
+                vec![row(&[
+                    (WINDOW_END_COLUMN, end),
+                    ("user", None),
+                    ("event_count", Some("5"))
+                ])],
+                vec![row(&[
+                    (WINDOW_END_COLUMN, end),
+                    ("ip", Some("203.0.113.9"))
+                ])],
+            ]
+        );
+        // An answer that is not the grouped query's (no part, or a part it does not have) is
+        // refused: the rules then read their own batches.
+        for tag in [None, Some("2")] {
+            let rows = vec![row(&[(GROUPED_PART_COLUMN, tag), ("grouped_0", end)])];
+            assert!(split_grouped(&group, rows).is_err());
+        }
+    }
+
+    #[test]
     fn silence_rules_read_nothing_and_long_histories_share_only_their_last_hours() {
         let long = rule(
             "l",
