@@ -81,6 +81,16 @@ pub struct PreviousTracker {
     batched: BTreeMap<DateTime<Utc>, Vec<KeptEvent>>,
 }
 
+/// The query of the events of a pairing rule's batch of windows
+/// ([`PreviousTracker::batch_events`]).
+pub struct BatchEvents {
+    /// The windows it covers, in time order, each starting where the one before ends.
+    pub windows: Vec<Window>,
+    pub sql: String,
+    /// Its columns, in [`pair_columns`] order.
+    pub columns: Vec<String>,
+}
+
 /// A kept event: its columns in [`pair_columns`] order (text or NULL).
 type KeptEvent = Vec<Option<String>>;
 
@@ -154,7 +164,7 @@ impl PreviousTracker {
         &self,
         rule: &Rule,
         windows: &[Window],
-    ) -> Result<Option<(Vec<Window>, String, Vec<String>)>, String> {
+    ) -> Result<Option<BatchEvents>, String> {
         let Query::Previous { key, fields, .. } = &rule.query else {
             return Ok(None);
         };
@@ -175,7 +185,11 @@ impl PreviousTracker {
             .into_iter()
             .map(String::from)
             .collect();
-        Ok(Some((windows, sql, columns)))
+        Ok(Some(BatchEvents {
+            windows,
+            sql,
+            columns,
+        }))
     }
 
     /// Works out from the events of `windows` ([`PreviousTracker::batch_events`]' rows), window

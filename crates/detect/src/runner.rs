@@ -737,10 +737,10 @@ impl<'r> RuleRun<'r> {
         }
         match tracker.batch_events(rule, &windows) {
             Ok(events) => events
-                .map(|(windows, sql, columns)| Part {
-                    windows,
-                    sql,
-                    columns: Some(columns),
+                .map(|events| Part {
+                    windows: events.windows,
+                    sql: events.sql,
+                    columns: Some(events.columns),
                     events: true,
                 })
                 .into_iter()
