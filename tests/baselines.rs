@@ -668,9 +668,10 @@ fn catching_up_case() {
     assert!(reports.iter().any(|report| !report.alerts.is_empty()));
 }
 
-/// Every bundled rule scheduled on `lake` with `rules` run together: a first run at `first`
-/// (the baselines built), one catching up to `caught_up`, then one every 5 minutes, `steady`
-/// times. Returns each run's reports and the queries the engine was sent for it.
+/// `rules` scheduled together on `lake`: a first run at `first` (the baselines built), one
+/// catching up to `caught_up`, then one every 5 minutes, `steady` times; last, a replay of
+/// all that time (`first` to the last run). Returns each run's reports and the queries the
+/// engine was sent for it.
 fn scheduled_runs(
     lake: &Path,
     rules: &[Rule],
@@ -686,21 +687,24 @@ fn scheduled_runs(
     let store = FileStore::new(state_dir(lake));
     let sink = LocalAlerts::new(lake);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let times = [first, caught_up]
+    let last = caught_up + TimeDelta::minutes(5 * steady);
+    let scheduled = [first, caught_up]
         .into_iter()
-        .chain((1..=steady).map(|n| caught_up + TimeDelta::minutes(5 * n)));
-    times
+        .chain((1..=steady).map(|n| caught_up + TimeDelta::minutes(5 * n)))
         .map(|now| {
-            counting.sent.store(0, std::sync::atomic::Ordering::Relaxed);
             let max_windows = if now == first { 1 } else { 10_000 };
-            let reports = runtime.block_on(run_rules(
-                rules,
-                &counting,
-                &store,
-                &sink,
-                now,
-                Mode::Scheduled { max_windows },
-            ));
+            (now, Mode::Scheduled { max_windows })
+        });
+    let replay = Mode::Replay {
+        from: first,
+        to: last,
+        advance_watermark: false,
+    };
+    scheduled
+        .chain([(last, replay)])
+        .map(|(now, mode)| {
+            counting.sent.store(0, std::sync::atomic::Ordering::Relaxed);
+            let reports = runtime.block_on(run_rules(rules, &counting, &store, &sink, now, mode));
             for report in &reports {
                 assert_eq!(report.error, None, "{}", report.rule);
             }
@@ -719,7 +723,8 @@ fn steady_scheduled_runs_send_about_one_query_per_interval_with_the_alerts_of_ea
 /// lake: each run sends at most one query per distinct rule interval and one more (all due
 /// built-in rules and the pairing rule's logins grouped into one query; the two SQL rules' own
 /// and the pairing rule's alerts query: 4), where one query per due rule was sent before (12
-/// at the hour); and every rule raises exactly the alerts it raises run alone (its own queries).
+/// at the hour); and every rule raises exactly the alerts it raises run alone (its own
+/// queries), run after run and in a replay of the whole time.
 fn steady_runs_case() {
     let rules = sql_rules();
     let intervals: BTreeSet<TimeDelta> = rules.iter().map(|rule| rule.interval).collect();
@@ -734,13 +739,14 @@ fn steady_runs_case() {
         make(together.path());
         let runs = scheduled_runs(together.path(), &rules, t(first), t(caught_up), 24);
         let most = intervals.len() + 1;
-        for (_, sent) in &runs[2..] {
+        let steady_runs = &runs[2..runs.len() - 1];
+        for (_, sent) in steady_runs {
             assert!(
                 *sent <= most,
                 "{sent} queries in a steady run, at most {most}"
             );
         }
-        let busiest = runs[2..].iter().map(|(_, sent)| *sent).max().unwrap();
+        let busiest = steady_runs.iter().map(|(_, sent)| *sent).max().unwrap();
         assert_eq!(busiest, 4, "the hour's run has every rule due");
         for (index, rule) in rules.iter().enumerate() {
             let alone = tempfile::tempdir().unwrap();
