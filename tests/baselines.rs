@@ -728,10 +728,12 @@ fn steady_scheduled_runs_send_about_one_query_per_interval_with_the_alerts_of_ea
 fn steady_runs_case() {
     let rules = sql_rules();
     let intervals: BTreeSet<TimeDelta> = rules.iter().map(|rule| rule.interval).collect();
-    let generated = |lake: &Path| generated_lake(lake, t("2026-11-01T00:00:00Z"));
-    let cases: [(&dyn Fn(&Path), &str, &str); 2] = [
-        (&demo_events, "2026-11-20T07:15:00Z", "2026-11-20T08:15:00Z"),
-        (&generated, "2026-11-07T00:15:00Z", "2026-11-07T12:15:00Z"),
+    /// Fills a lake with the case's events.
+    type Events = fn(&Path);
+    let generated: Events = |lake| generated_lake(lake, t("2026-11-01T00:00:00Z"));
+    let cases: [(Events, &str, &str); 2] = [
+        (demo_events, "2026-11-20T07:15:00Z", "2026-11-20T08:15:00Z"),
+        (generated, "2026-11-07T00:15:00Z", "2026-11-07T12:15:00Z"),
     ];
     let mut alerts = 0;
     for (make, first, caught_up) in cases {
