@@ -196,6 +196,73 @@ pub fn tagged_union(queries: &[(Window, String)]) -> String {
         .join(" UNION ALL ")
 }
 
+/// The columns [`compile_batch`] returns for a rule, [`WINDOW_END_COLUMN`] first: what a
+/// grouped query ([`grouped_union`]) carries of its rows. `None` for the kinds whose columns
+/// are the author's (`kind = "sql"`) or that [`compile_batch`] does not batch.
+pub fn batch_columns(rule: &Rule) -> Option<Vec<String>> {
+    let (keys, rest): (Vec<&Key>, &[&str]) = match &rule.query {
+        Query::Threshold { group, .. } => (group.iter().collect(), &EVIDENCE_COLUMNS),
+        Query::FirstSeen { entity, value, .. } => {
+            (entity.iter().chain(value).collect(), &EVIDENCE_COLUMNS)
+        }
+        Query::Sequence { key, .. } => (key.iter().collect(), &SEQUENCE_COLUMNS),
+        Query::Sql { .. } | Query::Previous { .. } | Query::Silence { .. } => return None,
+    };
+    Some(
+        [WINDOW_END_COLUMN]
+            .into_iter()
+            .chain(keys.iter().map(|key| key.name.as_str()))
+            .chain(rest.iter().copied())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// The column of a grouped query ([`grouped_union`]) naming the part each row belongs to (its
+/// index in the parts).
+pub const GROUPED_PART_COLUMN: &str = "evaluated_part";
+
+/// The name of the `index`-th column of a grouped query ([`grouped_union`]).
+pub fn grouped_column(index: usize) -> String {
+    format!("grouped_{index}")
+}
+
+/// Queries of several rules as one: each part (its SQL and the columns it returns) a branch of
+/// a `UNION ALL`, its rows tagged with the part's index ([`GROUPED_PART_COLUMN`]). Branches
+/// must have the same number of columns of compatible types (Trino; the local engine takes the
+/// first branch's types, so an untyped `NULL` there fails), and rules' columns differ in names,
+/// number and type: each part's columns go, in its order, into the same text columns
+/// ([`grouped_column`]: `CAST(… AS VARCHAR)`, `NULL` beyond its last), and the runner names
+/// them back. Text, numbers of whole values and times come back as the part's own query
+/// returns them (Athena's results are text); a non-integer number would come back as the cast
+/// writes it (Trino: `1.5E0`), which no built-in kind returns.
+pub fn grouped_union(parts: &[(&str, &[String])]) -> String {
+    let width = parts
+        .iter()
+        .map(|(_, columns)| columns.len())
+        .max()
+        .unwrap_or(0);
+    parts
+        .iter()
+        .enumerate()
+        .map(|(index, (sql, columns))| {
+            let selects: Vec<String> = (0..width)
+                .map(|n| match columns.get(n) {
+                    Some(column) => {
+                        format!("CAST(grouped.{column} AS VARCHAR) AS {}", grouped_column(n))
+                    }
+                    None => format!("CAST(NULL AS VARCHAR) AS {}", grouped_column(n)),
+                })
+                .collect();
+            format!(
+                "SELECT {index} AS {GROUPED_PART_COLUMN}, {} FROM ({sql}) grouped",
+                selects.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 /// The windows as an SQL `VALUES` list (start, end, and with `history` the start of the span
 /// each reads), aliased `evaluated`, with the join condition putting each event in the windows
 /// it falls in.
@@ -415,6 +482,18 @@ fn keys_equal(keys: &[Key], left: &str, right: &str) -> String {
 /// it is one event, not two.
 const EVIDENCE: &str = "count(DISTINCT eventid) AS event_count, min(utctimestamp) AS first_seen, \
      max(utctimestamp) AS last_seen, array_join(array_agg(DISTINCT eventid), ',') AS eventids";
+
+/// The names of [`EVIDENCE`]'s columns, in order.
+const EVIDENCE_COLUMNS: [&str; 4] = ["event_count", "first_seen", "last_seen", "eventids"];
+
+/// The columns [`sequence_sql`] returns after the keys, in order.
+const SEQUENCE_COLUMNS: [&str; 5] = [
+    "last_seen",
+    "first_seen",
+    "first_count",
+    "then_eventid",
+    "eventids",
+];
 
 /// A threshold rule's query, of one window or (`windows`) of a batch ([`grouped_sql`]).
 fn threshold_sql(
@@ -765,6 +844,22 @@ mod tests {
     fn window() -> Window {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         Window::new(t("2026-11-23T10:00:00Z"), t("2026-11-23T10:15:00Z"))
+    }
+
+    #[test]
+    fn grouped_parts_share_one_shape_of_text_columns_tagged_with_their_part() {
+        let (first, second) = (
+            vec!["u".to_string(), "n".to_string()],
+            vec!["ip".to_string()],
+        );
+        let sql = grouped_union(&[("SELECT a", &first), ("SELECT b", &second)]);
+        assert_eq!(
+            sql,
+            "SELECT 0 AS evaluated_part, CAST(grouped.u AS VARCHAR) AS grouped_0, \
+             CAST(grouped.n AS VARCHAR) AS grouped_1 FROM (SELECT a) grouped UNION ALL \
+             SELECT 1 AS evaluated_part, CAST(grouped.ip AS VARCHAR) AS grouped_0, \
+             CAST(NULL AS VARCHAR) AS grouped_1 FROM (SELECT b) grouped"
+        );
     }
 
     #[test]

@@ -76,9 +76,19 @@ impl Kept for Previous {
 /// A pairing rule's baseline during one run.
 pub struct PreviousTracker {
     tracked: Tracked<Previous>,
-    /// The previous events per key after each window of a batch ([`PreviousTracker::read_batch`]),
+    /// The previous events per key after each window of a batch ([`PreviousTracker::fold_batch`]),
     /// by window end: what the window's second query would return.
     batched: BTreeMap<DateTime<Utc>, Vec<KeptEvent>>,
+}
+
+/// The query of the events of a pairing rule's batch of windows
+/// ([`PreviousTracker::batch_events`]).
+pub struct BatchEvents {
+    /// The windows it covers, in time order, each starting where the one before ends.
+    pub windows: Vec<Window>,
+    pub sql: String,
+    /// Its columns, in [`pair_columns`] order.
+    pub columns: Vec<String>,
 }
 
 /// A kept event: its columns in [`pair_columns`] order (text or NULL).
@@ -144,45 +154,68 @@ impl PreviousTracker {
         })
     }
 
-    /// Batched windows ([`crate::runner`]): reads the matching events of `windows` (in time
-    /// order, each starting where the one before ends) with one query, and works out from them,
-    /// window by window, the previous events per key after each window (what its second query
-    /// would return: the latest by time, then `eventid`, of the kept ones and the window's).
-    /// Returns each window's alerts query, paired with the events it would be paired with: the
-    /// very query [`PreviousTracker::evaluate`] sends, so the caller may send many in one
-    /// ([`crate::compile::tagged_union`]) and hand each window its rows. Windows after the
-    /// first that does not follow on, and all of them when the baseline does not reach the
-    /// first one's start, are left out (evaluated one by one). A window whose query is longer
-    /// than Athena accepts is left out too.
-    pub async fn read_batch<E: QueryEngine>(
-        &mut self,
+    /// Batched windows ([`crate::runner`]): the query of the matching events of `windows` (in
+    /// time order), with its columns and the windows it covers: those following on from the
+    /// first, each starting where the one before ends. `None` when the baseline does not reach
+    /// the first one's start (they are then evaluated one by one). The runner sends it (alone
+    /// or grouped with other rules' queries) and hands its rows to
+    /// [`PreviousTracker::fold_batch`].
+    pub fn batch_events(
+        &self,
         rule: &Rule,
-        engine: &E,
         windows: &[Window],
-        report: &mut RuleReport,
-    ) -> Result<Vec<(Window, String)>, String> {
+    ) -> Result<Option<BatchEvents>, String> {
         let Query::Previous { key, fields, .. } = &rule.query else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let Some(first) = windows.first() else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        let Some(mut kept) = self.kept_for(rule, *first) else {
-            return Ok(Vec::new());
-        };
+        if self.kept_for(rule, *first).is_none() {
+            return Ok(None);
+        }
         let following = 1 + windows
             .windows(2)
             .take_while(|pair| pair[1].start == pair[0].end)
             .count();
-        let windows = &windows[..following];
+        let windows = windows[..following].to_vec();
         let union = Window::new(first.start, windows[following - 1].end);
         let sql = previous_events_sql(rule, union).map_err(|e| e.to_string())?;
-        let columns = pair_columns(key, fields);
-        let events: Vec<KeptEvent> = run_query(engine, &sql, union, report)
-            .await?
-            .iter()
-            .map(|row| values_of(row, &columns))
+        let columns = pair_columns(key, fields)
+            .into_iter()
+            .map(String::from)
             .collect();
+        Ok(Some(BatchEvents {
+            windows,
+            sql,
+            columns,
+        }))
+    }
+
+    /// Works out from the events of `windows` ([`PreviousTracker::batch_events`]' rows), window
+    /// by window, the previous events per key after each window (what its second query would
+    /// return: the latest by time, then `eventid`, of the kept ones and the window's).
+    /// Returns each window's alerts query, paired with the events it would be paired with: the
+    /// very query [`PreviousTracker::evaluate`] sends, so the caller may send many in one
+    /// ([`crate::compile::tagged_union`]) and hand each window its rows. A window whose query
+    /// is longer than Athena accepts is left out (evaluated on its own).
+    pub fn fold_batch(
+        &mut self,
+        rule: &Rule,
+        windows: &[Window],
+        rows: &[Row],
+    ) -> Result<Vec<(Window, String)>, String> {
+        let Query::Previous { key, fields, .. } = &rule.query else {
+            return Ok(Vec::new());
+        };
+        let Some(mut kept) = windows
+            .first()
+            .and_then(|first| self.kept_for(rule, *first))
+        else {
+            return Ok(Vec::new());
+        };
+        let columns = pair_columns(key, fields);
+        let events: Vec<KeptEvent> = rows.iter().map(|row| values_of(row, &columns)).collect();
         let (id_column, time_column) = (key.len(), key.len() + 1);
         let mut queries = Vec::new();
         for window in windows {
@@ -225,7 +258,7 @@ impl PreviousTracker {
 
     /// Evaluates a window with the baseline (building it from history first when needed):
     /// the rule's alerts, then the latest event per key, which becomes the baseline.
-    /// `batched`: the window's alerts read with other windows' ([`PreviousTracker::read_batch`]),
+    /// `batched`: the window's alerts read with other windows' ([`PreviousTracker::fold_batch`]),
     /// used with the previous events worked out there while the baseline reaches the window's
     /// start; otherwise the window is queried.
     pub async fn evaluate<E: QueryEngine>(

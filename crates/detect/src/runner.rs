@@ -13,7 +13,10 @@ use lakewatch_plugins::shell::format_timestamp;
 use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
 use crate::baseline::{BaselineBuilt, Tracker};
-use crate::compile::{WINDOW_END_COLUMN, compile, compile_batch, tagged_union};
+use crate::compile::{
+    GROUPED_PART_COLUMN, WINDOW_END_COLUMN, batch_columns, compile, compile_batch, grouped_column,
+    grouped_union, tagged_union,
+};
 use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
 use crate::silence::{self, NoSourceCounts, SourceCounts};
@@ -167,7 +170,9 @@ pub struct RuleReport {
     /// (also in `windows`); their alerts carry `late: "true"`.
     pub late_windows: Vec<Window>,
     pub rows: usize,
-    /// Queries sent to the engine.
+    /// Queries sent to the engine. A query grouping several rules' ([`run_rules`]) is counted
+    /// once, in its first rule's report (with the bytes it read), so the reports add up to
+    /// what the engine was sent.
     pub queries: usize,
     /// Lake bytes those queries read ([`QueryEngine::take_bytes_read`]); `None` when unknown.
     pub bytes_read: Option<u64>,
@@ -210,8 +215,9 @@ impl RuleReport {
 ///
 /// Shared scans: every due window of every rule is computed first; then, in chunks of at most
 /// [`SHARED_SCAN_HOURS`] of data in time order, the union of what the chunk's windows read is
-/// handed to [`QueryEngine::share_scan`] (read once), and each rule evaluates its windows of the
-/// chunk, one rule after the other, so K rules × W windows cost one read of their union.
+/// handed to [`QueryEngine::share_scan`] (read once), the rules' batched queries of the chunk
+/// are sent grouped ([`read_grouped`]), and each rule evaluates its windows of the chunk, one
+/// rule after the other, so K rules × W windows cost one read of their union and a few queries.
 pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
     rules: &[Rule],
     engine: &E,
@@ -247,6 +253,7 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
             // Not fatal: the queries then read the lake themselves.
             tracing::warn!(error = %error, "the shared scan failed; each query reads the lake");
         }
+        read_grouped(&mut runs, chunk.until, engine).await;
         for run in &mut runs {
             let started = Instant::now();
             run.evaluate_until(chunk.until, engine, state, sink).await;
@@ -331,9 +338,10 @@ fn ranges_of(hours: &BTreeSet<i64>) -> Vec<Window> {
 
 /// A rule's windows (in time order) in batches of one query each: split where windows neither
 /// overlap nor touch (a batch reads its union, never a gap between windows), and halved until
-/// each batch's query fits Athena's length limit ([`MAX_QUERY_BYTES`]). Single windows are left
-/// to their own query: a batch holds at least two.
-fn batches(rule: &Rule, windows: &[Window]) -> Vec<(Vec<Window>, String)> {
+/// each batch's query fits Athena's length limit ([`MAX_QUERY_BYTES`]). A batch holds at least
+/// `least` windows: fewer are left to their own query (a rule reading alone batches two or
+/// more; grouped with other rules' queries, a single window is worth a branch).
+fn batches(rule: &Rule, windows: &[Window], least: usize) -> Vec<(Vec<Window>, String)> {
     let mut runs: Vec<Vec<Window>> = Vec::new();
     for window in windows {
         match runs.last_mut() {
@@ -345,13 +353,15 @@ fn batches(rule: &Rule, windows: &[Window]) -> Vec<(Vec<Window>, String)> {
     }
     let mut batches = Vec::new();
     while let Some(run) = runs.pop() {
-        if run.len() < 2 {
+        if run.len() < least {
             continue;
         }
         match compile_batch(rule, &run) {
             Ok(Some(sql)) if sql.len() <= MAX_QUERY_BYTES => batches.push((run, sql)),
             // Not a kind that batches, or a rule that does not compile: window by window.
             Ok(None) | Err(_) => {}
+            // A window too long on its own is its own query's to fail, as before.
+            Ok(Some(_)) if run.len() < 2 => {}
             Ok(Some(_)) => {
                 let (first, second) = run.split_at(run.len() / 2);
                 runs.push(second.to_vec());
@@ -361,6 +371,138 @@ fn batches(rule: &Rule, windows: &[Window]) -> Vec<(Vec<Window>, String)> {
     }
     batches.sort_by_key(|(windows, _)| windows[0]);
     batches
+}
+
+/// A query reading rows of some of a rule's windows ([`RuleRun::planned`]), sent on its own or
+/// grouped with other rules' ([`read_grouped`]).
+struct Part {
+    /// The windows it reads, in time order.
+    windows: Vec<Window>,
+    sql: String,
+    /// The columns it returns ([`batch_columns`]); `None` when only the rule's author knows
+    /// them (`kind = "sql"`): such a part is never grouped.
+    columns: Option<Vec<String>>,
+    /// A pairing rule's events, from which its windows' alerts queries follow
+    /// ([`PreviousTracker::fold_batch`]); otherwise the windows' rows, tagged with
+    /// [`WINDOW_END_COLUMN`].
+    events: bool,
+}
+
+impl Part {
+    /// The time the part's windows cover, for its errors.
+    fn union(&self) -> Window {
+        let (first, last) = (self.windows[0], self.windows[self.windows.len() - 1]);
+        Window::new(first.start, last.end)
+    }
+}
+
+/// Grouped queries: the batched queries of every rule's windows of the chunk ending at `until`
+/// (a single window too) whose columns are known (the built-in kinds and a pairing rule's
+/// events, not SQL rules), as few `UNION ALL`s ([`grouped_union`]) as fit Athena's length
+/// limit, in rule order; each rule then finds its windows' rows as if it had read them itself
+/// ([`RuleRun::take`]). A scheduled run with one due window per rule sends one query for all of
+/// them (plus SQL rules' own and a pairing rule's alerts query). A grouped query that fails is
+/// not an error: each rule then reads its own batches ([`RuleRun::read_batched`]), and a
+/// failure belongs to the failing rule and window as before.
+async fn read_grouped<E: QueryEngine>(runs: &mut [RuleRun<'_>], until: DateTime<Utc>, engine: &E) {
+    let mut groups: Vec<Vec<(usize, Part)>> = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        for part in run.planned(until, 1) {
+            if part.columns.is_none() {
+                continue;
+            }
+            let fits = groups.last().is_some_and(|group| {
+                let with: Vec<&Part> = group.iter().map(|(_, p)| p).chain([&part]).collect();
+                grouped_sql(&with).len() <= MAX_QUERY_BYTES
+            });
+            match groups.last_mut() {
+                Some(group) if fits => group.push((index, part)),
+                _ => groups.push(vec![(index, part)]),
+            }
+        }
+    }
+    for group in groups {
+        read_group(runs, group, engine).await;
+    }
+}
+
+/// The grouped query of `parts` ([`grouped_union`]); their columns are known.
+fn grouped_sql(parts: &[&Part]) -> String {
+    let parts: Vec<(&str, &[String])> = parts
+        .iter()
+        .map(|part| {
+            (
+                part.sql.as_str(),
+                part.columns.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    grouped_union(&parts)
+}
+
+/// Sends one group of parts (a lone part as its own query) and hands each rule its rows. The
+/// query is counted, with the bytes it read, in the report of the group's first rule, so the
+/// reports add up to what the engine was sent.
+async fn read_group<E: QueryEngine>(
+    runs: &mut [RuleRun<'_>],
+    mut group: Vec<(usize, Part)>,
+    engine: &E,
+) {
+    if group.len() == 1 {
+        let (index, part) = group.remove(0);
+        runs[index].read_part(part, engine).await;
+        return;
+    }
+    let sql = grouped_sql(&group.iter().map(|(_, part)| part).collect::<Vec<_>>());
+    let first = &mut runs[group[0].0].report;
+    engine.take_bytes_read();
+    first.queries += 1;
+    let answer = engine.query(&sql).await;
+    if let Some(read) = engine.take_bytes_read() {
+        *first.bytes_read.get_or_insert(0) += read;
+    }
+    let split = answer.and_then(|rows| split_grouped(&group, rows));
+    let rows = match split {
+        Ok(rows) => rows,
+        Err(error) => {
+            let rules: Vec<&str> = group
+                .iter()
+                .map(|(i, _)| runs[*i].rule.id.as_str())
+                .collect();
+            tracing::warn!(rules = ?rules, error = %error, "a grouped query failed; each rule reads its own windows");
+            return;
+        }
+    };
+    for ((index, part), rows) in group.into_iter().zip(rows) {
+        let run = &mut runs[index];
+        run.report.rows += rows.len();
+        run.take(part, rows, engine).await;
+    }
+}
+
+/// A grouped query's rows back per part, each with its part's own column names.
+fn split_grouped(group: &[(usize, Part)], rows: Vec<Row>) -> Result<Vec<Vec<Row>>, String> {
+    let mut split: Vec<Vec<Row>> = vec![Vec::new(); group.len()];
+    for row in rows {
+        let tag = row.get(GROUPED_PART_COLUMN).cloned().flatten();
+        let Some(index) = tag.as_deref().and_then(|tag| tag.parse::<usize>().ok()) else {
+            return Err(format!(
+                "a row without its part ({GROUPED_PART_COLUMN} = {tag:?})"
+            ));
+        };
+        let Some((_, part)) = group.get(index) else {
+            return Err(format!("a row of part {index} of {}", group.len()));
+        };
+        let columns = part.columns.as_deref().unwrap_or_default();
+        split[index].push(
+            columns
+                .iter()
+                .enumerate()
+                .map(|(n, name)| (name.clone(), row.get(&grouped_column(n)).cloned().flatten()))
+                .collect(),
+        );
+    }
+    Ok(split)
 }
 
 /// Windows' own queries in as few tagged unions ([`tagged_union`]) as fit Athena's length
@@ -410,7 +552,7 @@ struct RuleRun<'r> {
     /// Windows still to evaluate, earliest first.
     ends: VecDeque<DateTime<Utc>>,
     /// Rows of windows still to evaluate, by window end, read for many windows at once
-    /// ([`RuleRun::read_batched`]): a window found here is not queried again.
+    /// ([`RuleRun::take`]): a window found here is not queried again.
     batched: BTreeMap<DateTime<Utc>, Vec<Row>>,
     /// Whether a failed window counts towards setting it aside (scheduled runs only).
     sets_aside: bool,
@@ -549,23 +691,21 @@ impl<'r> RuleRun<'r> {
         Some(Window::new(start.min(window.start), end))
     }
 
-    /// Batched windows: reads the rows of the rule's windows ending at or before `until` with
-    /// one query per batch ([`compile_batch`]) instead of one per window, for the kinds whose
-    /// windows do not depend on the previous window's answer; a first-seen rule's batch starts
-    /// where its baseline reaches (a window needing its baseline built is queried on its own);
-    /// a pairing rule's windows that follow where its kept events reach are read with one
-    /// query of their events, then their alerts queries in as few as Athena's length allows
-    /// ([`PreviousTracker::read_batch`]). Every per-window step (alerts, suppression, state,
-    /// watermark) stays in [`RuleRun::evaluate`], window by window. A batch whose query fails is
-    /// not an error: its windows are then queried one by one, so a failure is the failing
-    /// window's, as before.
-    async fn read_batched<E: QueryEngine>(&mut self, until: DateTime<Utc>, engine: &E) {
+    /// Batched windows: the queries reading the rows of the rule's windows ending at or before
+    /// `until` (and not read yet), one per batch ([`compile_batch`]) instead of one per window
+    /// (batches of at least `least` windows), for the kinds whose windows do not depend on the
+    /// previous window's answer; a first-seen rule's batch starts where its baseline reaches (a
+    /// window needing its baseline built is queried on its own); for a pairing rule, the query
+    /// of the events of the windows that follow where its kept events reach
+    /// ([`PreviousTracker::batch_events`]). Every per-window step (alerts, suppression, state,
+    /// watermark) stays in [`RuleRun::evaluate`], window by window.
+    fn planned(&self, until: DateTime<Utc>, least: usize) -> Vec<Part> {
         let rule = self.rule;
         match &rule.query {
-            Query::Silence { .. } => return,
+            Query::Silence { .. } => return Vec::new(),
             // Without a baseline they read their history for every window (compile()).
-            Query::FirstSeen { .. } if self.baseline.is_none() => return,
-            Query::Previous { .. } if self.previous.is_none() => return,
+            Query::FirstSeen { .. } if self.baseline.is_none() => return Vec::new(),
+            Query::Previous { .. } if self.previous.is_none() => return Vec::new(),
             _ => {}
         }
         let mut windows: Vec<Window> = self
@@ -580,43 +720,101 @@ impl<'r> RuleRun<'r> {
         {
             windows.remove(0);
         }
-        let batches = match self.previous.as_mut() {
-            Some(tracker) if windows.len() > 1 => {
-                match tracker
-                    .read_batch(rule, engine, &windows, &mut self.report)
-                    .await
-                {
-                    Ok(queries) => packed(queries),
-                    Err(error) => {
-                        tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
-                        return;
-                    }
+        let Some(tracker) = &self.previous else {
+            let columns = batch_columns(rule);
+            return batches(rule, &windows, least)
+                .into_iter()
+                .map(|(windows, sql)| Part {
+                    windows,
+                    sql,
+                    columns: columns.clone(),
+                    events: false,
+                })
+                .collect();
+        };
+        if windows.len() < least {
+            return Vec::new();
+        }
+        match tracker.batch_events(rule, &windows) {
+            Ok(events) => events
+                .map(|events| Part {
+                    windows: events.windows,
+                    sql: events.sql,
+                    columns: Some(events.columns),
+                    events: true,
+                })
+                .into_iter()
+                .collect(),
+            Err(error) => {
+                tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Reads the rule's batches of two or more windows ([`RuleRun::planned`]) on its own (what
+    /// a grouped query left: SQL rules, or all when it failed). A batch whose query fails is
+    /// not an error: its windows are then queried one by one, so a failure is the failing
+    /// window's, as before.
+    async fn read_batched<E: QueryEngine>(&mut self, until: DateTime<Utc>, engine: &E) {
+        for part in self.planned(until, 2) {
+            self.read_part(part, engine).await;
+        }
+    }
+
+    /// Sends one part's query, counted in the rule's report, and takes its rows.
+    async fn read_part<E: QueryEngine>(&mut self, part: Part, engine: &E) {
+        match run_query(engine, &part.sql, part.union(), &mut self.report).await {
+            Ok(rows) => self.take(part, rows, engine).await,
+            Err(error) => {
+                tracing::warn!(rule = %self.rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+            }
+        }
+    }
+
+    /// A part's rows: the windows' rows, kept per window until each is evaluated; a pairing
+    /// rule's events, from which its windows' alerts queries follow, sent in as few tagged
+    /// unions as Athena's length allows ([`packed`]).
+    async fn take<E: QueryEngine>(&mut self, part: Part, rows: Vec<Row>, engine: &E) {
+        if !part.events {
+            self.keep_rows(&part.windows, rows);
+            return;
+        }
+        let Some(tracker) = self.previous.as_mut() else {
+            return;
+        };
+        let queries = match tracker.fold_batch(self.rule, &part.windows, &rows) {
+            Ok(queries) => queries,
+            Err(error) => {
+                tracing::warn!(rule = %self.rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                return;
+            }
+        };
+        for (windows, sql) in packed(queries) {
+            let union = Window::new(windows[0].start, windows[windows.len() - 1].end);
+            match run_query(engine, &sql, union, &mut self.report).await {
+                Ok(rows) => self.keep_rows(&windows, rows),
+                Err(error) => {
+                    tracing::warn!(rule = %self.rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
                 }
             }
-            Some(_) => return,
-            None => batches(rule, &windows),
-        };
-        for (batch, sql) in batches {
-            let union = Window::new(batch[0].start, batch[batch.len() - 1].end);
-            match run_query(engine, &sql, union, &mut self.report).await {
-                Ok(rows) => {
-                    let ends: BTreeMap<String, DateTime<Utc>> = batch
-                        .iter()
-                        .map(|window| (format_timestamp(window.end), window.end))
-                        .collect();
-                    for end in ends.values() {
-                        self.batched.insert(*end, Vec::new());
-                    }
-                    for mut row in rows {
-                        let end = row.remove(WINDOW_END_COLUMN).flatten();
-                        if let Some(end) = end.and_then(|end| ends.get(&end)) {
-                            self.batched.entry(*end).or_default().push(row);
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
-                }
+        }
+    }
+
+    /// Keeps rows tagged with their window's end ([`WINDOW_END_COLUMN`]) per window of
+    /// `windows` (a window without rows has none).
+    fn keep_rows(&mut self, windows: &[Window], rows: Vec<Row>) {
+        let ends: BTreeMap<String, DateTime<Utc>> = windows
+            .iter()
+            .map(|window| (format_timestamp(window.end), window.end))
+            .collect();
+        for end in ends.values() {
+            self.batched.insert(*end, Vec::new());
+        }
+        for mut row in rows {
+            let end = row.remove(WINDOW_END_COLUMN).flatten();
+            if let Some(end) = end.and_then(|end| ends.get(&end)) {
+                self.batched.entry(*end).or_default().push(row);
             }
         }
     }
@@ -997,7 +1195,7 @@ mod tests {
         // Windows 1-3, then a gap (a set-aside window far back, say), then 10-11; a lone
         // window is left to its own query.
         let windows: Vec<Window> = [1, 2, 3, 10, 11, 20].map(window).to_vec();
-        let lengths: Vec<usize> = batches(&plain, &windows)
+        let lengths: Vec<usize> = batches(&plain, &windows, 2)
             .iter()
             .map(|(batch, _)| batch.len())
             .collect();
@@ -1005,11 +1203,70 @@ mod tests {
         // Each window's query is some 300 bytes: a week of 5-minute windows is longer than
         // Athena takes, so it is split, every window still in one batch.
         let windows: Vec<Window> = (1..=2016).map(window).collect();
-        let split = batches(&plain, &windows);
+        let split = batches(&plain, &windows, 2);
         assert!(split.len() > 1);
         assert!(split.iter().all(|(_, sql)| sql.len() <= MAX_QUERY_BYTES));
         let covered: Vec<Window> = split.into_iter().flat_map(|(batch, _)| batch).collect();
         assert_eq!(covered, windows);
+    }
+
+    #[test]
+    fn a_grouped_querys_rows_go_back_to_their_parts_with_their_own_columns() {
+        let part = |columns: &[&str]| Part {
+            windows: vec![Window::new(
+                at("2026-11-20T10:00:00Z"),
+                at("2026-11-20T10:05:00Z"),
+            )],
+            sql: String::new(),
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            events: false,
+        };
+        let group = [
+            (0, part(&[WINDOW_END_COLUMN, "user", "event_count"])),
+            (1, part(&[WINDOW_END_COLUMN, "ip"])),
+        ];
+        let row = |cells: &[(&str, Option<&str>)]| -> Row {
+            cells
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.map(String::from)))
+                .collect()
+        };
+        let end = Some("2026-11-20T10:05:00.000000Z");
+        let rows = vec![
+            row(&[
+                (GROUPED_PART_COLUMN, Some("1")),
+                ("grouped_0", end),
+                ("grouped_1", Some("203.0.113.9")),
+                ("grouped_2", None),
+            ]),
+            row(&[
+                (GROUPED_PART_COLUMN, Some("0")),
+                ("grouped_0", end),
+                ("grouped_1", None),
+                ("grouped_2", Some("5")),
+            ]),
+        ];
+        let split = split_grouped(&group, rows).unwrap();
+        assert_eq!(
+            split,
+            [
+                vec![row(&[
+                    (WINDOW_END_COLUMN, end),
+                    ("user", None),
+                    ("event_count", Some("5"))
+                ])],
+                vec![row(&[
+                    (WINDOW_END_COLUMN, end),
+                    ("ip", Some("203.0.113.9"))
+                ])],
+            ]
+        );
+        // An answer that is not the grouped query's (no part, or a part it does not have) is
+        // refused: the rules then read their own batches.
+        for tag in [None, Some("2")] {
+            let rows = vec![row(&[(GROUPED_PART_COLUMN, tag), ("grouped_0", end)])];
+            assert!(split_grouped(&group, rows).is_err());
+        }
     }
 
     #[test]

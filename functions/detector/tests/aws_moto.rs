@@ -458,7 +458,6 @@ async fn the_state_object_refuses_a_writer_holding_a_stale_version() {
     assert_eq!(lake.keys(PREFIX).await, ["state/detector/r.json"]);
 }
 
-const THRESHOLD_COLUMNS: [&str; 5] = ["user", "event_count", "first_seen", "last_seen", "eventids"];
 const IP_COLUMNS: [&str; 5] = ["ip", "event_count", "first_seen", "last_seen", "eventids"];
 
 fn threshold_row<'a>(key: &'a str, count: &'a str, ids: &'a str) -> Vec<Option<&'a str>> {
@@ -471,26 +470,43 @@ fn threshold_row<'a>(key: &'a str, count: &'a str, ids: &'a str) -> Vec<Option<&
     ]
 }
 
+/// The columns of the query grouping the batched queries of rules due in a run
+/// (`compile::grouped_union`): the part (rule) a row belongs to, then its columns in order,
+/// the window's end first.
+const GROUPED_COLUMNS: [&str; 7] = [
+    "evaluated_part",
+    "grouped_0",
+    "grouped_1",
+    "grouped_2",
+    "grouped_3",
+    "grouped_4",
+    "grouped_5",
+];
+
+/// A row of the grouped query: part `part`'s [`threshold_row`] in the window ending 09:50.
+fn grouped_row<'a>(part: &'a str, row: Vec<Option<&'a str>>) -> Vec<Option<&'a str>> {
+    [Some(part), Some("2026-11-23T09:50:00.000000Z")]
+        .into_iter()
+        .chain(row)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
     let lake = Lake::start().await;
     let (topic, queue_url) = lake.topic_with_queue().await;
     let rules = rules(&["brute-force-ip", "brute-force-user"]);
+    // Both rules' windows are read with one grouped query, split back per rule.
     seed(
         &lake.server,
-        &[
-            (
-                &IP_COLUMNS,
-                vec![threshold_row("203.0.113.60", "8", "e1,e2")],
-            ),
-            (
-                &THRESHOLD_COLUMNS,
-                vec![
-                    threshold_row("erin@example.com", "5", "e3"),
-                    threshold_row("frank@example.com", "6", "e4,e5"),
-                ],
-            ),
-        ],
+        &[(
+            &GROUPED_COLUMNS,
+            vec![
+                grouped_row("0", threshold_row("203.0.113.60", "8", "e1,e2")),
+                grouped_row("1", threshold_row("erin@example.com", "5", "e3")),
+                grouped_row("1", threshold_row("frank@example.com", "6", "e4,e5")),
+            ],
+        )],
     );
     let engine = lake.engine(|_| {});
     let state = lake.state();
@@ -517,8 +533,9 @@ async fn a_scheduled_run_writes_publishes_and_saves_each_rules_watermark() {
     assert_eq!(
         summary,
         [
+            // The grouped query is counted once, in its first rule's report.
             ("brute-force-ip", 1, 1, 1, 1),
-            ("brute-force-user", 2, 2, 2, 1)
+            ("brute-force-user", 2, 2, 2, 0)
         ]
     );
 
@@ -650,6 +667,8 @@ async fn a_rule_with_malformed_results_fails_alone_and_the_others_complete() {
     seed(
         &lake.server,
         &[
+            // The rules' grouped query fails (malformed): each rule then reads its own window.
+            (&["user"], vec![vec![Some("erin@example.com"), Some("5")]]),
             (&IP_COLUMNS, vec![threshold_row("203.0.113.60", "8", "e1")]),
             // Two values in a row of a one-column result.
             (&["user"], vec![vec![Some("erin@example.com"), Some("5")]]),
