@@ -31,11 +31,6 @@ use std::time::{Duration, Instant};
 
 use common::{Usage, corpus, lake_files, pipeline_only};
 
-/// The allocator of the `lakewatch` binary (src/main.rs), so that the pipeline measured here
-/// costs what it costs inside the CLI and the overhead is the lake's alone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// What writing the lake may add to the pipeline's own CPU cost.
 const MAX_OVERHEAD: f64 = 0.30;
 /// Files one partition may get from one run of this corpus ("a few").

@@ -2,12 +2,6 @@
 
 use clap::Parser;
 
-/// `lakewatch ingest` runs the pipeline, whose every record builds and frees a tree of maps
-/// and strings: mimalloc spends about a tenth fewer instructions on it than glibc's allocator
-/// (docs/firehose-transform.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = lakewatch::cli::Cli::parse();
     match lakewatch::cli::run(cli) {
