@@ -72,25 +72,35 @@ async fn s3(server: &MotoServer) -> aws_sdk_s3::Client {
     s3
 }
 
-#[tokio::test]
-async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark() {
-    let server = MotoServer::start();
-    let s3 = s3(&server).await;
+/// The Athena workgroup the detector's settings name.
+async fn workgroup(server: &MotoServer) {
     aws_sdk_athena::Client::new(&server.sdk_config().await)
         .create_work_group()
         .name(WORKGROUP)
         .send()
         .await
         .unwrap();
-    let lambda = start(&server, &[]).await;
+}
+
+/// A scheduled invocation that must succeed: its answer, and the logs up to its rules' lines.
+async fn invoke_scheduled(lambda: &LambdaProcess) -> (Value, String) {
     let answer = lambda
         .invoke(scheduled_event())
         .await
         .unwrap()
         .into_response();
+    let logs = logs_of(lambda, rule_ids().len()).await;
+    (serde_json::from_slice(&answer.unwrap()).unwrap(), logs)
+}
+
+#[tokio::test]
+async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark() {
+    let server = MotoServer::start();
+    let s3 = s3(&server).await;
+    workgroup(&server).await;
+    let lambda = start(&server, &[]).await;
     let ids = rule_ids();
-    let logs = logs_of(&lambda, ids.len()).await;
-    let answer: Value = serde_json::from_slice(&answer.unwrap()).unwrap();
+    let (answer, logs) = invoke_scheduled(&lambda).await;
     assert_eq!(answer["rules"], ids.len(), "{answer}\n{logs}");
     assert_eq!(answer["failed"], serde_json::json!([]));
     // moto returns no rows for unseeded queries: every rule evaluates its latest window quietly.
@@ -205,12 +215,7 @@ async fn a_missing_setting_stops_the_init_with_a_line_naming_the_variable() {
 async fn an_invocation_extracts_the_new_lake_objects_before_its_rules_run() {
     let server = MotoServer::start();
     let s3 = s3(&server).await;
-    aws_sdk_athena::Client::new(&server.sdk_config().await)
-        .create_work_group()
-        .name(WORKGROUP)
-        .send()
-        .await
-        .unwrap();
+    workgroup(&server).await;
     // A Firehose record filed under its first event's hour (09:58), the rest at 10:0x.
     let source = "events/year=2026/month=11/day=23/hour=09/lakewatch-events-1-2026-11-23-10-06-00-c3.json.gz";
     let lines: Vec<String> = ["09:58", "10:01", "10:02", "10:03"]
@@ -230,14 +235,7 @@ async fn an_invocation_extracts_the_new_lake_objects_before_its_rules_run() {
     .await
     .unwrap();
     let lambda = start(&server, &[("LAKEWATCH_EXTRACT_TABLE", "lw_extract")]).await;
-    let answer = lambda
-        .invoke(scheduled_event())
-        .await
-        .unwrap()
-        .into_response();
-    let ids = rule_ids();
-    let logs = logs_of(&lambda, ids.len()).await;
-    let answer: Value = serde_json::from_slice(&answer.unwrap()).unwrap();
+    let (answer, logs) = invoke_scheduled(&lambda).await;
     assert_eq!(answer["failed"], serde_json::json!([]), "{answer}\n{logs}");
     let extract = &answer["extract"];
     assert_eq!(
