@@ -16,7 +16,7 @@ use lakewatch_deliver::{
     TopicPublisher,
 };
 use lakewatch_detect::{
-    Alert, AlertSink, Deliveries, QueryEngine, Row, Rule, Window, run_scheduled_and_deliver,
+    Alert, AlertSink, Deliveries, Mode, QueryEngine, Row, Rule, Window, run_scheduled_and_deliver,
 };
 use lakewatch_lake::layout::OUTBOX_DOCUMENT;
 use lakewatch_lake::versioned::{FileStore, Versioned, VersionedStore, WriteError};
@@ -254,9 +254,15 @@ routing_key = "env:PD_KEY"
     /// One scheduled run at `now`: the rule's due windows, then a delivery pass; the rule's
     /// error (an injected fault) and the pass.
     async fn run(&self, now: DateTime<Utc>) -> (Option<String>, Deliveries) {
-        let (mut outcomes, deliveries) =
-            run_scheduled_and_deliver(&[rule()], &self.engine, &self.store, &self.sink, now, 12)
-                .await;
+        let (mut outcomes, deliveries) = run_scheduled_and_deliver(
+            &[rule()],
+            &self.engine,
+            &self.store,
+            &self.sink,
+            now,
+            Mode::Scheduled { max_windows: 12 },
+        )
+        .await;
         assert_eq!(outcomes.len(), 1);
         (outcomes.remove(0).report.error, deliveries)
     }

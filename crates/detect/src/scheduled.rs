@@ -71,22 +71,7 @@ pub async fn run_scheduled<E: QueryEngine, S: StateStore, A: AlertSink>(
     now: DateTime<Utc>,
     max_windows: usize,
 ) -> Vec<RuleOutcome> {
-    run_scheduled_and_deliver(rules, engine, state, sink, now, max_windows)
-        .await
-        .0
-}
-
-/// [`run_scheduled`], with what the delivery pass after the rules did; logs one line per
-/// destination (`delivered`, `retried`, `given_up`, `pending`).
-pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSink>(
-    rules: &[Rule],
-    engine: &E,
-    state: &S,
-    sink: &A,
-    now: DateTime<Utc>,
-    max_windows: usize,
-) -> (Vec<RuleOutcome>, Deliveries) {
-    let reports = run_rules(
+    run_scheduled_and_deliver(
         rules,
         engine,
         state,
@@ -94,7 +79,22 @@ pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSi
         now,
         Mode::Scheduled { max_windows },
     )
-    .await;
+    .await
+    .0
+}
+
+/// [`run_scheduled`] in `mode` (a scheduled run, or [`Mode::SetAside`] to evaluate the
+/// set-aside windows again), with what the delivery pass after the rules did; logs one line per
+/// destination (`delivered`, `retried`, `given_up`, `pending`).
+pub async fn run_scheduled_and_deliver<E: QueryEngine, S: StateStore, A: AlertSink>(
+    rules: &[Rule],
+    engine: &E,
+    state: &S,
+    sink: &A,
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> (Vec<RuleOutcome>, Deliveries) {
+    let reports = run_rules(rules, engine, state, sink, now, mode).await;
     let mut outcomes = Vec::with_capacity(reports.len());
     for report in reports {
         let outcome = RuleOutcome {

@@ -26,7 +26,7 @@ use lakewatch_deliver::{
     TopicPublisher,
 };
 use lakewatch_detect::extract::{ExtractError, ExtractReport, extract_new, reading_table};
-use lakewatch_detect::{Alert, AlertSink, QueryEngine, Row, Rule, RuleOutcome, Window};
+use lakewatch_detect::{Alert, AlertSink, Mode, QueryEngine, Row, Rule, RuleOutcome, Window};
 use lakewatch_detect::{Deliveries, delivery_figures, run_figures, run_scheduled_and_deliver};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::schema::EXTRACT;
@@ -244,10 +244,26 @@ impl QueryEngine for DetectorEngine {
 }
 
 /// The part of an EventBridge scheduled event the detector reads; anything else is ignored.
+/// An operator's invocation `{"set_aside": true}` evaluates the windows set aside after
+/// repeated failures again instead of the due windows (`lakewatch detect --set-aside` on AWS).
 #[derive(Debug, Deserialize)]
 pub struct Trigger {
     #[serde(default)]
     pub time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub set_aside: bool,
+}
+
+impl Trigger {
+    /// What the invocation evaluates: the set-aside windows when asked, else the due windows
+    /// (at most `max_windows` per rule).
+    pub fn mode(&self, max_windows: usize) -> Mode {
+        if self.set_aside {
+            Mode::SetAside
+        } else {
+            Mode::Scheduled { max_windows }
+        }
+    }
 }
 
 /// The rules the detector runs: those of the content bundle in S3 when a content location is
@@ -343,13 +359,17 @@ impl Detector {
             }
         };
         log_extract(&extract);
+        let mode = trigger.mode(self.max_windows);
+        if matches!(mode, Mode::SetAside) {
+            tracing::info!("evaluating the set-aside windows again");
+        }
         let (outcomes, deliveries) = run_scheduled_and_deliver(
             &self.rules,
             &self.engine,
             &self.state,
             &self.sink,
             now,
-            self.max_windows,
+            mode,
         )
         .await;
         let mut figures = run_figures(outcomes.iter().map(|o| &o.report));
@@ -432,6 +452,7 @@ pub fn summarize(outcomes: &[RuleOutcome]) -> Result<Value, String> {
         "rules": outcomes.len(),
         "failed": failed.iter().map(|o| o.report.rule.as_str()).collect::<Vec<_>>(),
         "windows": sum(|o| o.report.windows.len()),
+        "set_aside": sum(|o| o.report.set_aside.len()),
         "alerts": sum(|o| o.report.alerts.len()),
         "published": sum(|o| o.published),
         "bytes_scanned": outcomes.iter().map(RuleOutcome::bytes_scanned).sum::<u64>(),

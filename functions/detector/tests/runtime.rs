@@ -351,3 +351,90 @@ async fn an_invocation_extracts_the_new_lake_objects_before_its_rules_run() {
     let again: Value = serde_json::from_slice(&again.unwrap()).unwrap();
     assert_eq!(again["extract"]["objects"], 0, "{again}");
 }
+
+/// A rule's state object as the detector saved it.
+async fn rule_state(s3: &aws_sdk_s3::Client, rule: &str) -> Value {
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(format!("state/detector/{rule}.json"))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn windows_set_aside_after_three_failed_runs_are_evaluated_again_when_asked() {
+    let server = MotoServer::start();
+    let s3 = s3(&server).await;
+    // No workgroup yet: every query fails the same way, three scheduled runs in a row.
+    let failing = start(
+        &server,
+        &[("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")],
+    )
+    .await;
+    let ids = rule_ids();
+    for run in 1..=3 {
+        let answer = failing.invoke(scheduled_event()).await.unwrap();
+        assert!(
+            matches!(answer, Invocation::Error { .. }),
+            "run {run}: {answer:?}"
+        );
+    }
+    drop(failing);
+    let state = rule_state(&s3, "brute-force-user").await;
+    assert_eq!(state["watermark"], "2026-11-23T10:15:00Z", "{state}");
+    let set_aside = state["set_aside"].as_array().expect("a set-aside list");
+    assert_eq!(set_aside.len(), 1, "{state}");
+    assert_eq!(set_aside[0]["end"], "2026-11-23T10:15:00Z", "{state}");
+    assert!(
+        set_aside[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("WorkGroup does not exist"),
+        "{state}"
+    );
+
+    // The cause is fixed; a scheduled run now has nothing due, the operator's invocation
+    // evaluates the set-aside windows.
+    workgroup(&server).await;
+    let lambda = start(&server, &[]).await;
+    let answer = lambda
+        .invoke(br#"{"set_aside": true}"#.to_vec())
+        .await
+        .unwrap()
+        .into_response()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    let logs = logs_of(&lambda, ids.len()).await;
+    assert_eq!(answer["failed"], serde_json::json!([]), "{answer}\n{logs}");
+    assert_eq!(
+        answer["windows"],
+        ids.len(),
+        "one set-aside window each: {answer}"
+    );
+    assert_eq!(answer["set_aside"], 0, "{answer}");
+    assert!(
+        logs.contains("evaluating the set-aside windows again"),
+        "{logs}"
+    );
+    for rule in &ids {
+        let state = rule_state(&s3, rule).await;
+        assert!(state.get("set_aside").is_none(), "{rule}: {state}");
+    }
+    let state = rule_state(&s3, "brute-force-user").await;
+    assert_eq!(state["watermark"], "2026-11-23T10:15:00Z", "{state}");
+
+    // Nothing is left to evaluate again.
+    let again: Value = serde_json::from_slice(
+        &lambda
+            .invoke(br#"{"set_aside": true}"#.to_vec())
+            .await
+            .unwrap()
+            .into_response()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again["windows"], 0, "{again}");
+}
