@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 mod common;
 
 use common::{bundled_geoip, bundled_rules_dir, run};
-use lakewatch::local::detect::{LocalAlerts, LocalQueries, state_dir};
+use lakewatch::local::detect::{LocalAlerts, LocalQueries, extract_for_rules, state_dir};
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::compile::compile;
 use lakewatch_detect::run_rules;
@@ -54,6 +54,17 @@ fn identity(alert: &Alert) -> String {
     format!("{} {:?}", alert.windowend, alert.details)
 }
 
+/// The engine the rules read: the lake's extract, brought up to date first (as every detection
+/// run does).
+fn rules_engine(lake: &Path) -> LocalEngine {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = FileStore::new(state_dir(lake));
+    runtime
+        .block_on(extract_for_rules(lake, &state, Utc::now()))
+        .unwrap()
+        .1
+}
+
 /// The evaluation baselines replace: each window's compiled SQL over history and window.
 fn history_scan(
     lake: &Path,
@@ -62,7 +73,7 @@ fn history_scan(
     to: DateTime<Utc>,
 ) -> BTreeSet<String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let engine = LocalEngine::open(lake).unwrap();
+    let engine = rules_engine(lake);
     let queries = LocalQueries::new(&engine);
     let mut alerts = BTreeSet::new();
     for end in replay_window_ends(from, to, rule.interval) {
@@ -622,7 +633,7 @@ fn a_catching_up_run_groups_its_rules_queries() {
 fn catching_up_case() {
     let lake = demo_lake();
     let rules = sql_rules();
-    let engine = LocalEngine::open(lake.path()).unwrap();
+    let engine = rules_engine(lake.path());
     let counting = Counting {
         queries: LocalQueries::new(&engine),
         sent: Default::default(),
@@ -679,7 +690,7 @@ fn scheduled_runs(
     caught_up: DateTime<Utc>,
     steady: i64,
 ) -> Vec<(Vec<RuleReport>, usize)> {
-    let engine = LocalEngine::open(lake).unwrap();
+    let engine = rules_engine(lake);
     let counting = Counting {
         queries: LocalQueries::new(&engine),
         sent: Default::default(),

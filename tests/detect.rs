@@ -774,3 +774,51 @@ fn rules_due_in_one_run_read_each_extract_file_once_and_alert_as_window_by_windo
     published_windowed.sort();
     assert_eq!(published_batched, published_windowed);
 }
+
+#[test]
+fn a_rule_run_every_five_minutes_reads_the_quarter_hours_of_its_window_not_the_hour() {
+    let rules = vec![rule("brute-force-user")];
+    // An hour of logins, one a minute, all in the lake before the runs.
+    let start = t("2026-11-20T06:00:00Z");
+    let records: Vec<String> = (0..60)
+        .map(|minute| {
+            let time = start + TimeDelta::minutes(minute) + TimeDelta::seconds(30);
+            let stamp = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            gsuite_login(
+                &stamp,
+                "someone@example.com",
+                "203.0.113.9",
+                "login_success",
+            )
+        })
+        .collect();
+    let lake = tempfile::tempdir().unwrap();
+    ingest(lake.path(), "hour", &records);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let run_at = |now: DateTime<Utc>| {
+        let run = runtime
+            .block_on(detect(lake.path(), &rules, now, scheduled(1)))
+            .unwrap();
+        assert_eq!(run.reports[0].error, None);
+        run.shared.bytes_read + run.reports[0].bytes_read.unwrap_or(0)
+    };
+    run_at(t("2026-11-20T06:05:00Z"));
+    let hour = extract_bytes(lake.path());
+    // Runs at 06:20 … 07:15 evaluate the windows ending 06:15 … 07:10 (lateness 5 minutes).
+    let mut total = 0;
+    for run in 0..12 {
+        let now = t("2026-11-20T06:20:00Z") + TimeDelta::minutes(5 * run);
+        let read = run_at(now);
+        assert!(
+            read * 2 <= hour + hour / 10,
+            "the run at {now} read {read} bytes of the hour's {hour}: more than its two quarters"
+        );
+        total += read;
+    }
+    // Four windows of one quarter and eight of two: 20 quarters, 5 hours' worth (12 before).
+    assert!(
+        total <= 6 * hour,
+        "12 runs read {total} bytes, {:.1} times the hour's {hour}",
+        total as f64 / hour as f64
+    );
+}

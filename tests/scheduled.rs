@@ -7,14 +7,13 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use lakewatch::cli::detect::test_geoip_in;
-use lakewatch::local::detect::{LocalAlerts, LocalQueries, state_dir};
+use lakewatch::local::detect::{LocalAlerts, LocalQueries, extract_for_rules, state_dir};
 use lakewatch::local::ingest::Ingest;
 use lakewatch_detect::state::StateError;
 use lakewatch_detect::{RuleOutcome, StateStore, run_scheduled};
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::LocalLake;
 use lakewatch_lake::versioned::FileStore;
-use lakewatch_sql::LocalEngine;
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -49,12 +48,15 @@ fn run(lake: &Path, now: &str) -> RuleOutcome {
         .into_iter()
         .filter(|rule| rule.id == "brute-force-user")
         .collect();
-    let engine = LocalEngine::open(lake).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = FileStore::new(state_dir(lake));
+    let (_, engine) = runtime
+        .block_on(extract_for_rules(lake, &store, at(now)))
+        .unwrap();
     let mut outcomes = runtime.block_on(run_scheduled(
         &rules,
         &LocalQueries::new(&engine),
-        &FileStore::new(state_dir(lake)),
+        &store,
         &LocalAlerts::new(lake),
         at(now),
         12,

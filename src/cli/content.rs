@@ -142,6 +142,8 @@ pub fn validate(args: &ValidateContentArgs) -> anyhow::Result<Validation> {
     let mut out = Validation::default();
     let lake = tempfile::tempdir()?;
     let engine = LocalEngine::open(lake.path())?;
+    // Rules read the detection extract (quarter-hour partitions), saved queries the lake.
+    let rules_engine = LocalEngine::open_extract(lake.path())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let rule_set = args.rules.set();
     match lakewatch_detect::load(&rule_set) {
@@ -152,7 +154,7 @@ pub fn validate(args: &ValidateContentArgs) -> anyhow::Result<Validation> {
                 .gather(lakewatch_plugins::content::Kind::Rules, &[])
                 .unwrap_or_default();
             for rule in &rules {
-                if let Err(why) = runtime.block_on(check_rule(&engine, rule)) {
+                if let Err(why) = runtime.block_on(check_rule(&rules_engine, rule)) {
                     let (file, line) = rule_location(rule, &files);
                     out.found
                         .push(format!("{file}:{line}: rule {}: {why}", rule.id));

@@ -122,6 +122,13 @@ pub fn render_reports(lake: &Path, detection: &Detection) -> String {
         extract.outside_partition,
         extract.untimed
     );
+    if extract.refiled > 0 {
+        out.push_str(&format!(
+            "extract: {} of them filed again into quarter-hour partitions (extracted by an \
+             earlier version into hours; not new events, so no window is evaluated again)\n",
+            extract.refiled
+        ));
+    }
     if extract.unreadable > 0 {
         out.push_str(&format!(
             "extract: {} unreadable line(s) not extracted (not UTF-8, over {} bytes, or without a \

@@ -27,7 +27,7 @@ use lakewatch_detect::{
 use lakewatch_lake::counts::LocalSourceCounts;
 use lakewatch_lake::layout::alert_object_key;
 use lakewatch_lake::local::extract_dir;
-use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::partitions::Slice;
 use lakewatch_lake::schema::EVENTS;
 use lakewatch_lake::versioned::{FileStore, write_atomically};
 use lakewatch_plugins::content::ContentSet;
@@ -105,10 +105,7 @@ pub async fn detect_to(
         lake.display()
     );
     let state = FileStore::new(state_dir(lake));
-    let extract = crate::local::extract::update(lake, &state, now).await?;
-    let extracted = extract_dir(lake);
-    let engine = LocalEngine::open(&extracted)
-        .with_context(|| format!("{}: cannot open the extract", extracted.display()))?;
+    let (extract, engine) = extract_for_rules(lake, &state, now).await?;
     let sink = LocalAlerts::with_destinations(lake, destinations);
     let queries = LocalQueries::new(&engine).with_counts(LocalSourceCounts::new(lake));
     let reports = run_rules(rules, &queries, &state, &sink, now, mode).await;
@@ -120,6 +117,19 @@ pub async fn detect_to(
         reports,
         deliveries,
     })
+}
+
+/// Extracts what arrived since the last run ([`crate::local::extract::update`], recording the
+/// pass in `state`), then opens the extract as the `events` table the rules' queries read.
+pub async fn extract_for_rules(
+    lake: &Path,
+    state: &FileStore,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(ExtractReport, LocalEngine)> {
+    let extract = crate::local::extract::update(lake, state, now).await?;
+    let engine = LocalEngine::open_extract(lake)
+        .with_context(|| format!("{}: cannot open the extract", extract_dir(lake).display()))?;
+    Ok((extract, engine))
 }
 
 /// The embedded engine as the rules' query engine: rows as text, as Athena returns them, and
@@ -159,17 +169,13 @@ impl QueryEngine for LocalQueries<'_> {
     }
 
     async fn share_scan(&self, ranges: &[Window]) -> Result<(), String> {
-        let mut hours = Vec::new();
-        for range in ranges {
-            let mut hour = Hour::containing(range.start);
-            while hour.start() < range.end {
-                hours.push(hour);
-                hour = hour.plus_hours(1);
-            }
-        }
+        let slices: Vec<Slice> = ranges
+            .iter()
+            .flat_map(|range| Slice::covering(range.start, range.end))
+            .collect();
         let shared = self
             .engine
-            .share(EVENTS.name, &hours)
+            .share(EVENTS.name, &slices)
             .map_err(|e| e.to_string())?;
         let mut scans = self.shared.lock().expect("not poisoned");
         scans.scans += 1;

@@ -29,17 +29,46 @@ pub const ARRIVALS_DOCUMENT: &str = "_arrivals.json";
 /// any window it evaluates later, and a replay sees everything).
 pub const ARRIVALS_KEPT: TimeDelta = TimeDelta::days(30);
 
+/// The extract's layout that [`Arrivals::objects`] were filed in: 1, hour partitions; 2, quarter
+/// hours ([`lakewatch_lake::partitions::Slice`]). A document of an older layout has its objects
+/// filed again ([`Arrivals::upgrade`]).
+pub const EXTRACT_LAYOUT: u32 = 2;
+
 /// The lake objects already extracted and what each extract pass brought.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arrivals {
+    /// The extract layout of `objects` ([`EXTRACT_LAYOUT`]; documents from before layouts were
+    /// numbered read as 1).
+    #[serde(default = "first_layout")]
+    pub layout: u32,
     /// Lake object key → its version when it was extracted (locally its size and modification
     /// time): an object rewritten in place is extracted again, and since the extract's files are
     /// named after their source, that replaces them.
     #[serde(default)]
     pub objects: BTreeMap<String, String>,
+    /// Objects extracted in an older layout and not yet filed again in this one: extracted
+    /// again, but not arrivals (their events were evaluated when they arrived, so they reopen
+    /// no window).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refile: BTreeMap<String, String>,
     /// Extract passes that brought events, oldest first.
     #[serde(default)]
     pub passes: Vec<Arrival>,
+}
+
+fn first_layout() -> u32 {
+    1
+}
+
+impl Default for Arrivals {
+    fn default() -> Self {
+        Arrivals {
+            layout: EXTRACT_LAYOUT,
+            objects: BTreeMap::new(),
+            refile: BTreeMap::new(),
+            passes: Vec::new(),
+        }
+    }
 }
 
 /// One extract pass: when it ran, and the minutes (event time) its new objects' events fall in.
@@ -52,6 +81,17 @@ pub struct Arrival {
 }
 
 impl Arrivals {
+    /// Moves the objects of an older extract layout to [`Arrivals::refile`], so that the next
+    /// passes file them again in this one; true when there was anything to move.
+    pub fn upgrade(&mut self) -> bool {
+        if self.layout == EXTRACT_LAYOUT {
+            return false;
+        }
+        self.layout = EXTRACT_LAYOUT;
+        self.refile.append(&mut self.objects);
+        !self.refile.is_empty()
+    }
+
     /// The sequence number of the latest pass (0: none yet).
     pub fn latest(&self) -> u64 {
         self.passes.last().map_or(0, |pass| pass.seq)

@@ -1,26 +1,26 @@
-//! The detection extract: the lake's events filed under the hour of their **event time**, read
-//! from the lake by **arrival**. One pass, the same in `lakewatch detect` (files below the lake
-//! directory) and in the detector Lambda (objects in the lake bucket): only the
-//! [`LakeObjects`] behind it differ.
+//! The detection extract: the lake's events filed under the quarter hour ([`Slice`]) of their
+//! **event time**, read from the lake by **arrival**. One pass, the same in `lakewatch detect`
+//! (files below the lake directory) and in the detector Lambda (objects in the lake bucket):
+//! only the [`LakeObjects`] behind it differ.
 //!
 //! The lake files events where they arrived: a Firehose record under its first event's hour
 //! (events later in the record belong to other hours), a late event under its arrival hour. A
 //! detector that read the lake's hour partitions of a window would never see those events. So
 //! each detection run first extracts the lake objects that are new since the last pass (each
 //! object is read once, ever: its compressed bytes count once), writing every event into the
-//! extract's partition of its own hour ([`EXTRACT`], keys from [`extract_object_key`]); the
-//! rules then query the extract. The objects already extracted and what each pass brought are
-//! the [`Arrivals`] document, saved with compare-and-swap in the detector's state store; the
-//! runner reopens windows that a pass brought events to after they were evaluated
-//! ([`crate::arrivals`]).
+//! extract's partition of its own quarter hour ([`EXTRACT`], keys from [`extract_object_key`]);
+//! the rules then query the extract, and a 15-minute window reads its quarters, not whole hours.
+//! The objects already extracted and what each pass brought are the [`Arrivals`] document, saved
+//! with compare-and-swap in the detector's state store; the runner reopens windows that a pass
+//! brought events to after they were evaluated ([`crate::arrivals`]).
 //!
 //! Memory is bounded whatever the objects' sizes: an object is read chunk by chunk through a
-//! streaming gzip decoder, and its lines wait in per-hour buffers of at most
-//! [`BUFFER_BYTES`] in all; a full buffer is written out as the next part of each hour it
-//! holds. Parts are numbered by the object's own content, so extracting an object again (a pass
-//! that stopped before saving the document, or lost the compare-and-swap) rewrites the same
-//! keys: never a duplicate. A line without a readable `utctimestamp` stays in its source's hour
-//! and is counted; what cannot be read at all is counted and named, never dropped silently.
+//! streaming gzip decoder, and its lines wait in per-slice buffers of at most [`BUFFER_BYTES`] in
+//! all; a full buffer is written out as the next part of each slice it holds. Parts are numbered
+//! by the object's own content, so extracting an object again (a pass that stopped before saving
+//! the document, or lost the compare-and-swap) rewrites the same keys: never a duplicate. A line
+//! without a readable `utctimestamp` stays in its source's hour (its first quarter) and is
+//! counted; what cannot be read at all is counted and named, never dropped silently.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 use crate::arrivals::{ARRIVALS_DOCUMENT, Arrivals};
 use lakewatch_lake::layout::extract_object_key;
-use lakewatch_lake::partitions::{Hour, parse_key};
+use lakewatch_lake::partitions::{Hour, Slice, parse_key};
 use lakewatch_lake::schema::{EVENTS, EXTRACT};
 use lakewatch_lake::versioned::{VersionedStore, WriteError};
 
@@ -112,6 +112,9 @@ pub struct ExtractReport {
     pub written: usize,
     /// New objects left for the next pass: this one ran out of its time.
     pub remaining: usize,
+    /// Of [`Self::objects`], those extracted before in an older layout of the extract and filed
+    /// again now (not arrivals: they reopen no window).
+    pub refiled: usize,
     /// Objects whose content broke off (a damaged gzip stream), with the reason: their lines
     /// before the damage are extracted, and they are not read again until rewritten.
     pub damaged: Vec<(String, String)>,
@@ -166,20 +169,33 @@ pub async fn extract_new<L: LakeObjects, S: VersionedStore>(
         ),
         None => (Arrivals::default(), None),
     };
+    let upgraded = arrivals.upgrade();
     let listed = lake.list_events().await.map_err(ExtractError::Failed)?;
     let mut report = ExtractReport::default();
     let mut times = BTreeSet::new();
-    for object in &listed {
-        let known = arrivals.objects.get(&object.key);
-        if known == Some(&object.version) {
+    // New objects first; then those of an older layout, newest first, so that the windows due
+    // now get their events back first when a lake is too large to file again in one pass.
+    let refiled = |object: &&LakeObject| arrivals.refile.contains_key(&object.key);
+    let order: Vec<&LakeObject> = listed
+        .iter()
+        .filter(|object| !refiled(object))
+        .chain(listed.iter().rev().filter(refiled))
+        .collect();
+    for object in order {
+        let known = arrivals
+            .objects
+            .get(&object.key)
+            .or_else(|| arrivals.refile.get(&object.key));
+        if arrivals.objects.get(&object.key) == Some(&object.version) {
             continue;
         }
         if report.objects > 0 && until.is_some_and(|until| Instant::now() >= until) {
             report.remaining += 1;
             continue;
         }
-        // A new object's events are arrivals; an object rewritten in place (a repaired file)
-        // is extracted again but reopens no window (`--set-aside` or a replay evaluates it).
+        // A new object's events are arrivals; an object rewritten in place (a repaired file),
+        // or filed again in a new layout, is extracted again but reopens no window
+        // (`--set-aside` or a replay evaluates it).
         let arrived = if known.is_none() {
             Some(&mut times)
         } else {
@@ -187,6 +203,9 @@ pub async fn extract_new<L: LakeObjects, S: VersionedStore>(
         };
         extract_object(lake, &object.key, &mut report, arrived).await?;
         report.objects += 1;
+        if arrivals.refile.remove(&object.key).is_some() {
+            report.refiled += 1;
+        }
         arrivals
             .objects
             .insert(object.key.clone(), object.version.clone());
@@ -194,12 +213,15 @@ pub async fn extract_new<L: LakeObjects, S: VersionedStore>(
     // Objects gone from the lake (expired, deleted) are forgotten: the document holds one entry
     // per object the lake has, no more.
     let present: BTreeSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
-    let before = arrivals.objects.len();
+    let before = arrivals.objects.len() + arrivals.refile.len();
     arrivals
         .objects
         .retain(|key, _| present.contains(key.as_str()));
-    let forgotten = before != arrivals.objects.len();
-    if report.objects > 0 || forgotten {
+    arrivals
+        .refile
+        .retain(|key, _| present.contains(key.as_str()));
+    let forgotten = before != arrivals.objects.len() + arrivals.refile.len();
+    if report.objects > 0 || forgotten || upgraded {
         if report.objects > 0 {
             arrivals.record(now, &times);
         }
@@ -268,14 +290,14 @@ async fn extract_object<L: LakeObjects>(
     Ok(())
 }
 
-/// One object's lines, sorted into buffers by event hour.
+/// One object's lines, sorted into buffers by event time's quarter hour.
 struct Sorter<'a> {
     key: &'a str,
     source_hour: Option<Hour>,
     arrived: Option<&'a mut BTreeSet<DateTime<Utc>>>,
-    buffers: BTreeMap<Hour, Vec<u8>>,
-    /// The next part number of each hour.
-    parts: BTreeMap<Hour, usize>,
+    buffers: BTreeMap<Slice, Vec<u8>>,
+    /// The next part number of each slice.
+    parts: BTreeMap<Slice, usize>,
     buffered: usize,
     /// Inside a line longer than [`MAX_LINE_BYTES`], dropping it up to its newline.
     skipping: bool,
@@ -338,16 +360,16 @@ impl<'a> Sorter<'a> {
             .and_then(|stamp| stamp.utctimestamp)
             .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
             .map(|time| time.with_timezone(&Utc));
-        let hour = match (time, self.source_hour) {
+        let slice = match (time, self.source_hour) {
             (Some(time), _) => {
                 if let Some(times) = self.arrived.as_deref_mut() {
                     times.insert(time);
                 }
-                Hour::containing(time)
+                Slice::containing(time)
             }
             (None, Some(hour)) => {
                 report.untimed += 1;
-                hour
+                Slice::containing(hour.start())
             }
             (None, None) => {
                 report.unreadable += 1;
@@ -355,24 +377,27 @@ impl<'a> Sorter<'a> {
             }
         };
         report.events += 1;
-        if self.source_hour.is_some_and(|source| source != hour) {
+        if self
+            .source_hour
+            .is_some_and(|source| source != slice.hour())
+        {
             report.outside_partition += 1;
         }
-        let buffer = self.buffers.entry(hour).or_default();
+        let buffer = self.buffers.entry(slice).or_default();
         buffer.extend_from_slice(line);
         buffer.push(b'\n');
         self.buffered += line.len() + 1;
     }
 
-    /// Writes every buffer as the next part of its hour.
+    /// Writes every buffer as the next part of its slice.
     async fn write_parts<L: LakeObjects>(
         &mut self,
         lake: &L,
         report: &mut ExtractReport,
     ) -> Result<(), ExtractError> {
-        for (hour, lines) in std::mem::take(&mut self.buffers) {
-            let part = self.parts.entry(hour).or_insert(0);
-            let key = extract_object_key(self.key, hour, *part);
+        for (slice, lines) in std::mem::take(&mut self.buffers) {
+            let part = self.parts.entry(slice).or_insert(0);
+            let key = extract_object_key(self.key, slice, *part);
             debug_assert!(key.starts_with(EXTRACT.prefix));
             *part += 1;
             let mut gzip = GzEncoder::new(Vec::new(), EXTRACT_COMPRESSION);
@@ -499,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn events_go_to_their_own_hour_and_a_second_pass_reads_nothing() {
+    fn events_go_to_their_own_quarter_hour_and_a_second_pass_reads_nothing() {
         let lake = Memory {
             chunk: 7,
             ..Memory::default()
@@ -517,21 +542,16 @@ mod tests {
         );
         assert_eq!(
             (report.untimed, report.unreadable, report.written),
-            (1, 0, 2)
+            (1, 0, 3)
         );
         let extract = lake.extract();
-        let hour_07 = extract_object_key(
-            SOURCE,
-            Hour::containing("2026-11-20T07:00:00Z".parse().unwrap()),
-            0,
-        );
-        let hour_09 = extract_object_key(
-            SOURCE,
-            Hour::containing("2026-11-20T09:00:00Z".parse().unwrap()),
-            0,
-        );
-        assert_eq!(extract[&hour_07], [lines[0].clone(), lines[6].clone()]);
-        assert_eq!(extract[&hour_09], lines[1..6]);
+        let key =
+            |time: &str| extract_object_key(SOURCE, Slice::containing(time.parse().unwrap()), 0);
+        assert_eq!(extract[&key("2026-11-20T07:45:00Z")], [lines[0].clone()]);
+        assert_eq!(extract[&key("2026-11-20T09:00:00Z")], lines[1..6]);
+        // Without a time: the first quarter of the hour it was stored under.
+        assert_eq!(extract[&key("2026-11-20T07:00:00Z")], [lines[6].clone()]);
+        assert_eq!(extract.len(), 3);
 
         let again = run(&lake, &state).unwrap();
         assert_eq!(again, ExtractReport::default());
@@ -540,6 +560,45 @@ mod tests {
                 .unwrap();
         assert_eq!(arrivals.latest(), 1, "the empty pass is not recorded");
         assert_eq!(arrivals.passes[0].minutes.len(), 6);
+    }
+
+    #[test]
+    fn objects_extracted_into_hours_by_an_earlier_version_are_filed_again_and_reopen_nothing() {
+        let lake = Memory::default();
+        let bytes = gzip_lines([line("2026-11-20T07:40:00Z", "a")]);
+        let version = blake3::hash(&bytes).to_hex().to_string();
+        lake.put(SOURCE, bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let state = FileStore::new(dir.path());
+        // The document as the hour layout left it: no `layout`, the object known.
+        let old = serde_json::json!({ "objects": { SOURCE: version }, "passes": [] });
+        lakewatch_testkit::block_on(state.write(
+            ARRIVALS_DOCUMENT,
+            serde_json::to_vec(&old).unwrap(),
+            None,
+        ))
+        .unwrap();
+        let report = run(&lake, &state).unwrap();
+        assert_eq!((report.objects, report.refiled, report.events), (1, 1, 1));
+        let key = extract_object_key(
+            SOURCE,
+            Slice::containing("2026-11-20T07:40:00Z".parse().unwrap()),
+            0,
+        );
+        assert!(key.contains("/hour=07/minute=30/"), "{key}");
+        assert_eq!(lake.extract()[&key], [line("2026-11-20T07:40:00Z", "a")]);
+        let arrivals: Arrivals =
+            serde_json::from_slice(&state.read_now(ARRIVALS_DOCUMENT).unwrap().unwrap().bytes)
+                .unwrap();
+        assert_eq!(arrivals.layout, crate::arrivals::EXTRACT_LAYOUT);
+        assert!(arrivals.refile.is_empty());
+        assert_eq!(arrivals.objects[SOURCE], version);
+        assert!(
+            arrivals.minutes_after(0).is_empty(),
+            "filed again, not arrived: no window reopens"
+        );
+        // Done once.
+        assert_eq!(run(&lake, &state).unwrap(), ExtractReport::default());
     }
 
     #[test]

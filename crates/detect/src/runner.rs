@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use lakewatch_lake::partitions::SLICE_MINUTES;
 use lakewatch_plugins::shell::format_timestamp;
 
 use crate::alert::{Alert, Row};
@@ -271,7 +272,8 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
 }
 
 /// A chunk of a run's windows: every window ending at or before `until` (and after the
-/// previous chunk's), and the hour-aligned ranges of events they read.
+/// previous chunk's), and the ranges of events they read, aligned to the extract's quarter
+/// hours ([`lakewatch_lake::partitions::Slice`]).
 #[derive(Debug, Clone, PartialEq)]
 struct SharedChunk {
     until: DateTime<Utc>,
@@ -286,51 +288,52 @@ fn shared_chunks(runs: &[RuleRun<'_>]) -> Vec<SharedChunk> {
         .flat_map(|run| run.ends.iter().map(|end| (*end, run.reads(*end))))
         .collect();
     windows.sort_by_key(|(end, _)| *end);
+    let most = SHARED_SCAN_HOURS * 3600 / SLICE_SECONDS;
     let mut chunks = Vec::new();
-    let mut hours: BTreeSet<i64> = BTreeSet::new();
+    let mut slices: BTreeSet<i64> = BTreeSet::new();
     let mut until: Option<DateTime<Utc>> = None;
     for (end, reads) in windows {
-        let needed = reads.map(hours_of).unwrap_or_default();
+        let needed = reads.map(slices_of).unwrap_or_default();
         if let Some(current) = until
             && end > current
-            && hours.union(&needed).count() as i64 > SHARED_SCAN_HOURS
+            && slices.union(&needed).count() as i64 > most
         {
             chunks.push(SharedChunk {
                 until: current,
-                ranges: ranges_of(&std::mem::take(&mut hours)),
+                ranges: ranges_of(&std::mem::take(&mut slices)),
             });
         }
-        hours.extend(needed);
+        slices.extend(needed);
         until = Some(end);
     }
     if let Some(until) = until {
         chunks.push(SharedChunk {
             until,
-            ranges: ranges_of(&hours),
+            ranges: ranges_of(&slices),
         });
     }
     chunks
 }
 
-const HOUR_SECONDS: i64 = 3600;
+const SLICE_SECONDS: i64 = SLICE_MINUTES as i64 * 60;
 
-/// The hours (as hour numbers since the epoch) that `range` touches.
-fn hours_of(range: Window) -> BTreeSet<i64> {
-    let first = range.start.timestamp().div_euclid(HOUR_SECONDS);
-    let last = (range.end.timestamp() - 1).div_euclid(HOUR_SECONDS);
+/// The extract's quarter hours (as numbers since the epoch) that `range` touches.
+fn slices_of(range: Window) -> BTreeSet<i64> {
+    let first = range.start.timestamp().div_euclid(SLICE_SECONDS);
+    let last = (range.end.timestamp() - 1).div_euclid(SLICE_SECONDS);
     (first..=last).collect()
 }
 
-/// Consecutive hours as ranges.
-fn ranges_of(hours: &BTreeSet<i64>) -> Vec<Window> {
-    let at = |hour: i64| {
-        DateTime::from_timestamp(hour * HOUR_SECONDS, 0).expect("an hour of a window is a time")
+/// Consecutive quarter hours as ranges.
+fn ranges_of(slices: &BTreeSet<i64>) -> Vec<Window> {
+    let at = |slice: i64| {
+        DateTime::from_timestamp(slice * SLICE_SECONDS, 0).expect("a slice of a window is a time")
     };
     let mut ranges: Vec<Window> = Vec::new();
-    for &hour in hours {
+    for &slice in slices {
         match ranges.last_mut() {
-            Some(last) if last.end == at(hour) => last.end = at(hour + 1),
-            _ => ranges.push(Window::new(at(hour), at(hour + 1))),
+            Some(last) if last.end == at(slice) => last.end = at(slice + 1),
+            _ => ranges.push(Window::new(at(slice), at(slice + 1))),
         }
     }
     ranges

@@ -1,7 +1,9 @@
 //! Time windows: which windows are due, and the SQL predicate that limits a query to a time
 //! range so that it reads only the partitions of that range.
 
-use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+
+use lakewatch_lake::partitions::{Hour, Slice};
 
 use lakewatch_plugins::shell::format_timestamp;
 
@@ -97,46 +99,96 @@ pub fn align_down(time: DateTime<Utc>, interval: TimeDelta) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(aligned).expect("an aligned time is in range")
 }
 
-/// Hour partitions covering `[start, end)`, grouped by day: a whole day is one clause, a partial
-/// day one clause with an hour range, so a 90-day history is about 90 clauses.
+/// Partitions of the detection extract covering `[start, end)` (hours, and the quarter-hour
+/// `minute` partitions of a partial first or last hour), grouped by day: a whole day is one
+/// clause, a partial day one clause with an hour range, a partial hour one clause with its
+/// quarters, so a 90-day history is about 90 clauses and a 15-minute window reads one or two
+/// quarters.
 fn partition_predicate(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     column: &dyn Fn(&str) -> String,
 ) -> String {
-    let last_hour = end - TimeDelta::nanoseconds(1);
-    let mut clauses = Vec::new();
-    let mut day = start.date_naive();
-    while day <= last_hour.date_naive() {
-        let first = if day == start.date_naive() {
-            start.hour()
-        } else {
-            0
-        };
-        let last = if day == last_hour.date_naive() {
-            last_hour.hour()
-        } else {
-            23
-        };
-        let mut clause = format!(
-            "{} = '{:04}' AND {} = '{:02}' AND {} = '{:02}'",
+    let first = Slice::containing(start);
+    let last = Slice::containing(end - TimeDelta::nanoseconds(1));
+    let day_clause = |hour: Hour| {
+        let [year, month, day, _] = hour.values();
+        format!(
+            "{} = '{year}' AND {} = '{month}' AND {} = '{day}'",
             column("year"),
-            day.year(),
             column("month"),
-            day.month(),
-            column("day"),
-            day.day()
+            column("day")
+        )
+    };
+    let quarters = |from: Slice, to: Slice| {
+        let [.., hour] = from.hour().values();
+        let mut clause = format!(
+            "{} AND {} = '{hour}'",
+            day_clause(from.hour()),
+            column("hour")
         );
-        if (first, last) != (0, 23) {
-            clause.push_str(&format!(
-                " AND {} >= '{first:02}' AND {} <= '{last:02}'",
-                column("hour"),
-                column("hour")
-            ));
+        if from == to {
+            clause.push_str(&format!(" AND {} = '{}'", column("minute"), from.minute()));
+        } else {
+            if from.minute() != "00" {
+                clause.push_str(&format!(" AND {} >= '{}'", column("minute"), from.minute()));
+            }
+            if to.next().hour() == to.hour() {
+                clause.push_str(&format!(" AND {} <= '{}'", column("minute"), to.minute()));
+            }
         }
-        clauses.push(format!("({clause})"));
-        day = day.succ_opt().expect("dates stay in range");
+        format!("({clause})")
+    };
+    if first.hour() == last.hour() {
+        let whole = first.minute() == "00" && last.next().hour() != last.hour();
+        if !whole {
+            return quarters(first, last);
+        }
     }
+    let mut clauses = Vec::new();
+    // Whole hours from `hours_start` to `hours_end` (exclusive), partial ones on either side.
+    let mut hours_start = first.hour();
+    if first.minute() != "00" {
+        let end_of_hour =
+            Slice::containing(first.hour().plus_hours(1).start() - TimeDelta::minutes(1));
+        clauses.push(quarters(first, end_of_hour));
+        hours_start = first.hour().plus_hours(1);
+    }
+    let mut hours_end = last.hour().plus_hours(1);
+    let tail = if last.next().hour() == last.hour() {
+        hours_end = last.hour();
+        Some(quarters(Slice::containing(last.hour().start()), last))
+    } else {
+        None
+    };
+    if hours_start < hours_end {
+        let last_hour = hours_end.plus_hours(-1).start();
+        let mut day = hours_start.start().date_naive();
+        while day <= last_hour.date_naive() {
+            let first_hour = if day == hours_start.start().date_naive() {
+                hours_start.start().hour()
+            } else {
+                0
+            };
+            let last_hour_of_day = if day == last_hour.date_naive() {
+                last_hour.hour()
+            } else {
+                23
+            };
+            let hour = Hour::from_date_hour(day, first_hour).expect("an hour 0-23");
+            let mut clause = day_clause(hour);
+            if (first_hour, last_hour_of_day) != (0, 23) {
+                clause.push_str(&format!(
+                    " AND {} >= '{first_hour:02}' AND {} <= '{last_hour_of_day:02}'",
+                    column("hour"),
+                    column("hour")
+                ));
+            }
+            clauses.push(format!("({clause})"));
+            day = day.succ_opt().expect("dates stay in range");
+        }
+    }
+    clauses.extend(tail);
     clauses.join(" OR ")
 }
 
@@ -210,13 +262,41 @@ mod tests {
     }
 
     #[test]
-    fn predicate_of_a_window_inside_one_hour() {
+    fn predicate_of_a_window_inside_one_quarter_hour() {
         let window = Window::new(t("2026-11-23T10:00:00Z"), t("2026-11-23T10:15:00Z"));
         assert_eq!(
             window.predicate(None),
-            "((year = '2026' AND month = '11' AND day = '23' AND hour >= '10' AND hour <= '10')) \
+            "((year = '2026' AND month = '11' AND day = '23' AND hour = '10' AND minute = '00')) \
              AND utctimestamp >= '2026-11-23T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:15:00.000000Z'"
         );
+    }
+
+    #[test]
+    fn a_fifteen_minute_window_every_five_minutes_reads_two_quarters_not_the_hour() {
+        let window = Window::new(t("2026-11-23T10:50:00Z"), t("2026-11-23T11:05:00Z"));
+        assert!(window.predicate(None).starts_with(
+            "((year = '2026' AND month = '11' AND day = '23' AND hour = '10' AND minute = '45') \
+             OR (year = '2026' AND month = '11' AND day = '23' AND hour = '11' AND minute = '00'))"
+        ));
+        let inside = Window::new(t("2026-11-23T10:20:00Z"), t("2026-11-23T10:35:00Z"));
+        assert!(inside.predicate(None).starts_with(
+            "((year = '2026' AND month = '11' AND day = '23' AND hour = '10' AND minute >= '15' \
+             AND minute <= '30'))"
+        ));
+    }
+
+    #[test]
+    fn whole_hours_need_no_quarters_and_partial_ends_get_theirs() {
+        let hour = Window::new(t("2026-11-23T10:00:00Z"), t("2026-11-23T11:00:00Z"));
+        assert!(hour.predicate(None).starts_with(
+            "((year = '2026' AND month = '11' AND day = '23' AND hour >= '10' AND hour <= '10')) AND"
+        ));
+        let both = Window::new(t("2026-11-23T09:50:00Z"), t("2026-11-23T11:20:00Z"));
+        assert!(both.predicate(None).starts_with(
+            "((year = '2026' AND month = '11' AND day = '23' AND hour = '09' AND minute = '45') \
+             OR (year = '2026' AND month = '11' AND day = '23' AND hour >= '10' AND hour <= '10') \
+             OR (year = '2026' AND month = '11' AND day = '23' AND hour = '11' AND minute <= '15'))"
+        ));
     }
 
     #[test]
@@ -224,11 +304,12 @@ mod tests {
         let window = Window::new(t("2026-02-27T22:30:00Z"), t("2026-03-02T01:00:00Z"));
         let predicate = window.predicate(Some("e"));
         assert!(predicate.starts_with(
-            "((e.year = '2026' AND e.month = '02' AND e.day = '27' AND e.hour >= '22' AND e.hour <= '23') \
+            "((e.year = '2026' AND e.month = '02' AND e.day = '27' AND e.hour = '22' AND e.minute >= '30') \
+             OR (e.year = '2026' AND e.month = '02' AND e.day = '27' AND e.hour >= '23' AND e.hour <= '23') \
              OR (e.year = '2026' AND e.month = '02' AND e.day = '28') \
              OR (e.year = '2026' AND e.month = '03' AND e.day = '01') \
              OR (e.year = '2026' AND e.month = '03' AND e.day = '02' AND e.hour >= '00' AND e.hour <= '00'))"
-        ));
+        ), "{predicate}");
         assert!(predicate.contains("e.utctimestamp >= '2026-02-27T22:30:00.000000Z'"));
     }
 

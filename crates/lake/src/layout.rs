@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::partitions::Hour;
+use crate::partitions::{Hour, Slice};
 use crate::schema::{ALERTS, EVENTS, EXTRACT, Table};
 
 /// Where `terraform apply` puts the content (rules, sources, saved queries) in the lake bucket,
@@ -68,13 +68,14 @@ pub fn alert_object_key(rule_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
 }
 
 /// The key of one part of the detection extract ([`EXTRACT`]): the events of the lake object
-/// `source` (a key below `events/`) whose own time falls in `hour`, the `part`-th object of that
-/// hour (an object's hour is written in parts when it does not fit the extract's buffer):
-/// `extract/events/year=…/hour=09/year=2026_month=11_day=20_hour=07_f.p0.json.gz`.
+/// `source` (a key below `events/`) whose own time falls in `slice`, the `part`-th object of
+/// that slice (an object's slice is written in parts when it does not fit the extract's
+/// buffer):
+/// `extract/events/year=…/hour=09/minute=15/year=2026_month=11_day=20_hour=07_f.p0.json.gz`.
 ///
 /// Named after the source, so extracting an object again replaces its parts instead of adding
 /// copies; the same key in the lake bucket and below a local lake's directory.
-pub fn extract_object_key(source: &str, hour: Hour, part: usize) -> String {
+pub fn extract_object_key(source: &str, slice: Slice, part: usize) -> String {
     let name = source
         .strip_prefix(EVENTS.prefix)
         .unwrap_or(source)
@@ -84,7 +85,7 @@ pub fn extract_object_key(source: &str, hour: Hour, part: usize) -> String {
         .or_else(|| name.strip_suffix("gz"))
         .map_or(name, |stem| stem.trim_end_matches('.'))
         .replace('/', "_");
-    object_key(&EXTRACT, hour, &format!("{stem}.p{part}.{DATA_EXTENSION}"))
+    format!("{}/{slice}/{stem}.p{part}.{DATA_EXTENSION}", EXTRACT.prefix)
 }
 
 /// The name of a rule's baseline document in the detector's versioned state store
@@ -227,18 +228,21 @@ mod tests {
     }
 
     #[test]
-    fn extract_keys_name_their_source_and_part_under_the_events_hour() {
-        let hour = Hour::containing(time());
+    fn extract_keys_name_their_source_and_part_under_the_events_quarter_hour() {
+        let slice = Slice::containing(time());
         let source = "events/year=2026/month=01/day=31/hour=07/lakewatch-1-2026.json.gz";
         assert_eq!(
-            extract_object_key(source, hour, 0),
-            "extract/events/year=2026/month=01/day=31/hour=09/\
-             year=2026_month=01_day=31_hour=07_lakewatch-1-2026.p0.json.gz"
+            extract_object_key(source, slice, 0),
+            format!(
+                "extract/events/year=2026/month=01/day=31/hour=09/minute={}/\
+                 year=2026_month=01_day=31_hour=07_lakewatch-1-2026.p0.json.gz",
+                slice.minute()
+            )
         );
-        assert!(extract_object_key(source, hour, 1).ends_with("-2026.p1.json.gz"));
+        assert!(extract_object_key(source, slice, 1).ends_with("-2026.p1.json.gz"));
         assert_eq!(
-            parse_key(&EXTRACT, &extract_object_key(source, hour, 0)),
-            Ok(hour)
+            parse_key(&EXTRACT, &extract_object_key(source, slice, 0)),
+            Ok(slice.hour())
         );
     }
 

@@ -90,6 +90,92 @@ impl fmt::Display for Hour {
     }
 }
 
+/// One Hive-style partition of a table: its path below the table's directory
+/// (`year=…/hour=09`), and its values in the table's partition key order. [`Hour`] for the
+/// lake's tables, [`Slice`] for the detection extract.
+pub trait Partition: fmt::Display {
+    fn partition_values(&self) -> Vec<String>;
+}
+
+impl Partition for Hour {
+    fn partition_values(&self) -> Vec<String> {
+        self.values().to_vec()
+    }
+}
+
+impl Partition for Slice {
+    fn partition_values(&self) -> Vec<String> {
+        self.values().to_vec()
+    }
+}
+
+/// Minutes in one partition of the detection extract ([`crate::schema::EXTRACT`]).
+pub const SLICE_MINUTES: u32 = 15;
+
+/// A quarter of an hour (UTC): the partition of the detection extract, one level below its
+/// hour (`…/hour=09/minute=15/`), so that a 15-minute window (a rule running every 5 minutes)
+/// reads its quarters, not the whole hour, twelve times an hour. The lake itself keeps hours:
+/// its writers file by arrival, the extract by each event's own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slice(DateTime<Utc>);
+
+impl Slice {
+    /// The slice `time` falls in.
+    pub fn containing(time: DateTime<Utc>) -> Slice {
+        let hour = Hour::containing(time).start();
+        let minute = time.minute() / SLICE_MINUTES * SLICE_MINUTES;
+        Slice(hour + TimeDelta::minutes(minute.into()))
+    }
+
+    /// Every slice that `[start, end)` touches, in order (none when `end <= start`).
+    pub fn covering(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Slice> {
+        let mut slices = Vec::new();
+        if end <= start {
+            return slices;
+        }
+        let mut slice = Slice::containing(start);
+        while slice.start() < end {
+            slices.push(slice);
+            slice = slice.next();
+        }
+        slices
+    }
+
+    /// When the slice starts.
+    pub fn start(self) -> DateTime<Utc> {
+        self.0
+    }
+
+    /// The slice that follows.
+    pub fn next(self) -> Slice {
+        Slice(self.0 + TimeDelta::minutes(SLICE_MINUTES.into()))
+    }
+
+    /// The hour the slice is in.
+    pub fn hour(self) -> Hour {
+        Hour::containing(self.0)
+    }
+
+    /// The slice's first minute: `"00"`, `"15"`, `"30"` or `"45"`, its `minute` partition value.
+    pub fn minute(self) -> String {
+        format!("{:02}", self.0.minute())
+    }
+
+    /// The partition values in [`crate::schema::EXTRACT_PARTITION_KEYS`] order:
+    /// `["2026", "01", "31", "09", "15"]`.
+    pub fn values(self) -> [String; 5] {
+        let [year, month, day, hour] = self.hour().values();
+        [year, month, day, hour, self.minute()]
+    }
+}
+
+/// `year=2026/month=01/day=31/hour=09/minute=15`: the Hive-style path of the slice.
+impl fmt::Display for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/minute={}", self.hour(), self.minute())
+    }
+}
+
 /// The key prefix listing one UTC day's hour partitions of `table`:
 /// `events/year=2026/month=01/day=31/`.
 pub fn day_prefix(table: &Table, day: NaiveDate) -> String {
@@ -275,6 +361,26 @@ mod tests {
 
     fn hour(text: &str) -> Hour {
         Hour::containing(at(text))
+    }
+
+    #[test]
+    fn slices_are_quarter_hours_below_the_hour() {
+        let slice = Slice::containing(at("2026-12-31T23:59:59.999Z"));
+        assert_eq!(slice.start(), at("2026-12-31T23:45:00Z"));
+        assert_eq!(
+            slice.to_string(),
+            "year=2026/month=12/day=31/hour=23/minute=45"
+        );
+        assert_eq!(slice.values(), ["2026", "12", "31", "23", "45"]);
+        assert_eq!(slice.next().start(), at("2027-01-01T00:00:00Z"));
+        assert_eq!(slice.next().minute(), "00");
+        assert_eq!(Slice::containing(at("2026-12-31T23:15:00Z")).minute(), "15");
+        let covering = Slice::covering(at("2026-12-31T23:50:00Z"), at("2027-01-01T00:15:00Z"));
+        assert_eq!(
+            covering.iter().map(|s| s.start()).collect::<Vec<_>>(),
+            [at("2026-12-31T23:45:00Z"), at("2027-01-01T00:00:00Z")]
+        );
+        assert!(Slice::covering(at("2026-12-31T23:50:00Z"), at("2026-12-31T23:50:00Z")).is_empty());
     }
 
     #[test]

@@ -108,16 +108,20 @@ pub const ALERTS: Table = Table {
 /// Every table of the lake.
 pub const TABLES: &[Table] = &[EVENTS, ALERTS];
 
-/// The detection extract: the lake's events again, each filed under the hour of its own
-/// `utctimestamp` wherever the lake stored it (`lakewatch_detect::extract`). Same columns and
-/// partitions as [`EVENTS`]; only the detector writes it (on AWS the Glue table
-/// `events_extract`, locally `LAKE/extract/events/`), so it is not one of [`TABLES`], which
-/// the ingest side and the partition generator keep.
+/// Partitions of the detection extract: the hour's, then its quarter
+/// ([`crate::partitions::Slice`]: `minute` is `00`, `15`, `30` or `45`).
+pub const EXTRACT_PARTITION_KEYS: &[&str] = &["year", "month", "day", "hour", "minute"];
+
+/// The detection extract: the lake's events again, each filed under the quarter hour of its own
+/// `utctimestamp` wherever the lake stored it (`lakewatch_detect::extract`). Same columns as
+/// [`EVENTS`], partitions one level finer ([`EXTRACT_PARTITION_KEYS`]); only the detector
+/// writes it (on AWS the Glue table `events_extract`, locally `LAKE/extract/events/`), so it is
+/// not one of [`TABLES`], which the ingest side and the partition generator keep.
 pub const EXTRACT: Table = Table {
     name: "events_extract",
     prefix: "extract/events",
     columns: EVENTS.columns,
-    partition_keys: PARTITION_KEYS,
+    partition_keys: EXTRACT_PARTITION_KEYS,
 };
 
 impl Table {

@@ -13,13 +13,13 @@ use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, SelectItem, SetExpr, Statement as SqlStatement,
 };
-use lakewatch_lake::schema::TABLES;
+use lakewatch_lake::schema::{EVENTS, EXTRACT, TABLES, Table};
 
 use crate::catalog::{AnyCatalog, CATALOG, DATABASE, LakeSchema};
 use crate::error::{QueryError, unsupported_function};
 use crate::reader::{ScanCounters, ScanStats};
 use crate::table::{LakeTable, Shared};
-use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::partitions::Partition;
 
 /// The embedded engine of local mode: the lake's tables (`events`, `alerts`) and Athena's
 /// functions, on DataFusion. Cheap to clone the results of, safe to share between tasks;
@@ -46,6 +46,22 @@ pub struct QueryResult {
 impl LocalEngine {
     /// The engine over the lake in `lake` (the directory holding `events/` and `alerts/`).
     pub fn open(lake: impl AsRef<Path>) -> Result<Self, QueryError> {
+        Self::open_tables(lake, TABLES)
+    }
+
+    /// The engine over the detection extract of the lake in `lake` (`LAKE/extract/events/`, in
+    /// quarter-hour partitions) as its `events` table: what the rules' queries read.
+    pub fn open_extract(lake: impl AsRef<Path>) -> Result<Self, QueryError> {
+        Self::open_tables(
+            lake,
+            &[Table {
+                name: EVENTS.name,
+                ..EXTRACT
+            }],
+        )
+    }
+
+    fn open_tables(lake: impl AsRef<Path>, tables: &[Table]) -> Result<Self, QueryError> {
         let lake = lake.as_ref().to_path_buf();
         let lake_error = |reason: String| QueryError::Lake {
             path: lake.clone(),
@@ -62,7 +78,7 @@ impl LocalEngine {
             }
             Err(e) => return Err(lake_error(e.to_string())),
         }
-        let tables: Vec<(&'static str, Arc<LakeTable>)> = TABLES
+        let tables: Vec<(&'static str, Arc<LakeTable>)> = tables
             .iter()
             .map(|t| (t.name, Arc::new(LakeTable::new(*t, &lake))))
             .collect();
@@ -90,23 +106,30 @@ impl LocalEngine {
         Ok(LocalEngine { ctx, lake, tables })
     }
 
-    /// Reads the files of `table`'s hour partitions `hours` once into memory, so that the
+    /// Reads the files of `table`'s partitions `partitions` once into memory, so that the
     /// queries that follow take them from there instead of reading them again (and counting
     /// their bytes again); replaces what was held before ([`LakeTable::share`]), at most
     /// [`SHARED_BYTES_MAX`] of it.
-    pub fn share(&self, table: &str, hours: &[Hour]) -> Result<Shared, QueryError> {
+    pub fn share<P: Partition>(&self, table: &str, partitions: &[P]) -> Result<Shared, QueryError> {
         let (_, lake_table) = self
             .tables
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(table))
             .ok_or_else(|| QueryError::UnknownTable {
                 name: table.to_string(),
-                tables: TABLES.iter().map(|t| t.name.to_string()).collect(),
+                tables: self.table_names(),
             })?;
         let batch_size = self.ctx.state().config().batch_size();
         lake_table
-            .share(hours, SHARED_BYTES_MAX, batch_size)
+            .share(partitions, SHARED_BYTES_MAX, batch_size)
             .map_err(|e| QueryError::Execution(without_prefix(&e)))
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// The lake directory.
@@ -145,13 +168,14 @@ impl LocalEngine {
                 .schema()
                 .is_some_and(|s| s.eq_ignore_ascii_case("information_schema"));
             if !system
-                && !TABLES
+                && !self
+                    .tables
                     .iter()
-                    .any(|t| t.name.eq_ignore_ascii_case(reference.table()))
+                    .any(|(name, _)| name.eq_ignore_ascii_case(reference.table()))
             {
                 return Err(QueryError::UnknownTable {
                     name: reference.to_string(),
-                    tables: TABLES.iter().map(|t| t.name.to_string()).collect(),
+                    tables: self.table_names(),
                 });
             }
         }

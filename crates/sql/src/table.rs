@@ -20,7 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::partitions::Partition;
 use lakewatch_lake::schema::{ColumnType, Table};
 
 use crate::reader::{BatchBuilder, LakeFile, MAX_FILE_COLUMNS, ScanCounters, Source};
@@ -101,13 +101,19 @@ impl LakeTable {
         }
     }
 
-    /// Holds the files of the hour partitions `hours` in memory (all columns) for the queries
+    /// Holds the files of the partitions `partitions` (hours, or the extract's quarter hours) in
+    /// memory (all columns) for the queries
     /// that follow, replacing what was held: files held already and still asked for are kept
     /// without being read again, the others are read once (their compressed bytes are in the
     /// answer, not in any query's). At most `max_bytes` of compressed files are held; the rest
     /// stay on disk, where queries read them as before. Queries give the same answers either
     /// way: only where the bytes come from changes.
-    pub fn share(&self, hours: &[Hour], max_bytes: u64, batch_size: usize) -> Result<Shared> {
+    pub fn share<P: Partition>(
+        &self,
+        partitions: &[P],
+        max_bytes: u64,
+        batch_size: usize,
+    ) -> Result<Shared> {
         let mut held = std::mem::take(&mut *self.shared.lock().expect("not poisoned"));
         let mut kept = HashMap::new();
         let mut outcome = Shared::default();
@@ -126,9 +132,10 @@ impl LakeTable {
             batch_size,
             counters.clone(),
         );
-        for hour in hours {
-            let dir = self.dir.join(hour.to_string());
-            let values: Arc<[String]> = hour.values().to_vec().into();
+        for partition in partitions {
+            let dir = self.dir.join(partition.to_string());
+            let values: Arc<[String]> = partition.partition_values().into();
+            debug_assert_eq!(values.len(), self.table.partition_keys.len());
             for entry in read_dir_sorted(&dir)? {
                 let name = entry.file_name();
                 if !lakewatch_lake::layout::is_data_file_name(&name.to_string_lossy()) {

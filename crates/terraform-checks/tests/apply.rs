@@ -307,12 +307,12 @@ async fn glue_tables_have_the_rust_schema(sdk: &SdkConfig, outputs: &BTreeMap<St
     );
     for table in tables.table_list() {
         let keys: Vec<&str> = table.partition_keys().iter().map(|k| k.name()).collect();
-        assert_eq!(
-            keys,
-            lakewatch_lake::schema::PARTITION_KEYS,
-            "{}",
-            table.name()
-        );
+        let expected = if table.name() == lakewatch_lake::schema::EXTRACT.name {
+            lakewatch_lake::schema::EXTRACT_PARTITION_KEYS
+        } else {
+            lakewatch_lake::schema::PARTITION_KEYS
+        };
+        assert_eq!(keys, expected, "{}", table.name());
     }
 }
 

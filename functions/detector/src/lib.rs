@@ -395,6 +395,7 @@ pub fn log_extract(report: &ExtractReport) {
         unreadable = report.unreadable,
         written = report.written,
         remaining = report.remaining,
+        refiled = report.refiled,
         "extract pass"
     );
     for (key, reason) in &report.damaged {
@@ -413,6 +414,7 @@ pub fn extract_json(report: &ExtractReport) -> Value {
         "unreadable": report.unreadable,
         "written": report.written,
         "remaining": report.remaining,
+        "refiled": report.refiled,
         "damaged": report.damaged.iter().map(|(key, _)| key).collect::<Vec<_>>(),
     })
 }

@@ -19,7 +19,7 @@ use lakewatch_detect::arrivals::{ARRIVALS_DOCUMENT, Arrivals};
 use lakewatch_detect::extract::{ExtractError, ExtractReport, extract_new};
 use lakewatch_detect::{load_rules, run_scheduled};
 use lakewatch_lake::layout::{extract_object_key, gzip_lines};
-use lakewatch_lake::partitions::Hour;
+use lakewatch_lake::partitions::Slice;
 use lakewatch_lake::versioned::{Versioned, VersionedStore, WriteError};
 use lakewatch_testkit::moto::MotoServer;
 
@@ -93,8 +93,8 @@ async fn extract(s3: &aws_sdk_s3::Client) -> BTreeMap<String, Vec<String>> {
     objects
 }
 
-fn hour(text: &str) -> Hour {
-    Hour::containing(at(text))
+fn slice(text: &str) -> Slice {
+    Slice::containing(at(text))
 }
 
 /// The state store as a run that read the arrivals document before another run saved it.
@@ -156,11 +156,11 @@ async fn a_record_spanning_hours_is_extracted_into_each_events_hour_once() {
     let lines = record();
     let expected = BTreeMap::from([
         (
-            extract_object_key(SOURCE, hour("2026-11-20T07:00:00Z"), 0),
+            extract_object_key(SOURCE, slice("2026-11-20T07:58:00Z"), 0),
             lines[..1].to_vec(),
         ),
         (
-            extract_object_key(SOURCE, hour("2026-11-20T09:00:00Z"), 0),
+            extract_object_key(SOURCE, slice("2026-11-20T09:00:00Z"), 0),
             lines[1..].to_vec(),
         ),
     ]);
@@ -273,7 +273,8 @@ async fn rules_query_the_extract_table_over_their_windows_partitions() {
     );
     assert!(
         sql.contains(
-            "(year = '2026' AND month = '11' AND day = '20' AND hour >= '09' AND hour <= '09')"
+            "(year = '2026' AND month = '11' AND day = '20' AND hour = '09' AND minute >= '15' \
+             AND minute <= '30')"
         ),
         "{sql}"
     );

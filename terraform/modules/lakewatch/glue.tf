@@ -56,11 +56,12 @@ resource "aws_glue_catalog_database" "this" {
 
 # Every Glue table: the lake's (local.table_columns, each under its own prefix, projected when
 # enable_partition_projection says so) and the detection extract, `events_extract`: the events
-# again, each under the hour of its own time wherever the lake stored it (a Firehose record
-# spanning hours, a late arrival). Only the detector writes the extract
+# again, each under the quarter hour of its own time wherever the lake stored it (a Firehose
+# record spanning hours, a late arrival). Only the detector writes the extract
 # (lakewatch_lake::schema::EXTRACT, docs/detection.md), and its rules read it instead of events;
 # it is always projected: no partition to keep in the catalog for a table nothing else writes,
-# and Athena lists only the hours a query's predicates name.
+# and Athena lists only the quarters a query's predicates name (a 15-minute window reads one or
+# two quarters, not the hour).
 locals {
   glue_tables = merge(
     {
@@ -68,6 +69,7 @@ locals {
         columns     = columns
         prefix      = "${name}/"
         projected   = var.enable_partition_projection
+        quarters    = false
         description = "lakewatch ${name}: gzip NDJSON in hourly partitions"
       }
     },
@@ -76,7 +78,8 @@ locals {
         columns     = local.table_columns.events
         prefix      = "${local.extract_prefix}events/"
         projected   = true
-        description = "lakewatch detection extract: the events by the hour of their own time, gzip NDJSON"
+        quarters    = true
+        description = "lakewatch detection extract: the events by the quarter hour of their own time, gzip NDJSON"
       }
     },
   )
@@ -96,13 +99,18 @@ resource "aws_glue_catalog_table" "this" {
       classification  = "json"
       compressionType = "gzip"
     },
-    each.value.projected ? merge(local.projection_parameters, {
+    each.value.projected && !each.value.quarters ? merge(local.projection_parameters, {
       "storage.location.template" = "s3://${module.lake_bucket.id}/${each.value.prefix}year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
+    }) : {},
+    each.value.quarters ? merge(local.projection_parameters, {
+      "projection.minute.type"    = "enum"
+      "projection.minute.values"  = "00,15,30,45"
+      "storage.location.template" = "s3://${module.lake_bucket.id}/${each.value.prefix}year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/minute=$${minute}/"
     }) : {},
   )
 
   dynamic "partition_keys" {
-    for_each = local.partition_keys
+    for_each = each.value.quarters ? concat(local.partition_keys, ["minute"]) : local.partition_keys
     content {
       name = partition_keys.value
       type = "string"
