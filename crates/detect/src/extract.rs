@@ -50,8 +50,8 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// gzip level of extract objects: the default (6), not the lake's fastest level. Every rule query
 /// reads the extract (and Athena bills its compressed bytes), while each object is written once:
 /// at level 6 a day's extract is about two thirds of the same events in the lake (at level 1,
-/// zlib-rs's fast strategy, it is as large as the lake), for about three times the compression
-/// CPU of a pass.
+/// zlib-rs's fast strategy, it is as large as the lake), for more CPU in the pass (a first run
+/// extracting 7 days of 100,000 events a day: 6.9 s at level 1, 8.6 s at level 6).
 const EXTRACT_COMPRESSION: Compression = Compression::new(6);
 
 /// Compressed bytes handed to the decoder at a time: what one step can inflate to stays small
