@@ -130,36 +130,31 @@ fn partition_predicate(
         if from == to {
             clause.push_str(&format!(" AND {} = '{}'", column("minute"), from.minute()));
         } else {
-            if from.minute() != "00" {
+            if !from.starts_hour() {
                 clause.push_str(&format!(" AND {} >= '{}'", column("minute"), from.minute()));
             }
-            if to.next().hour() == to.hour() {
+            if !to.ends_hour() {
                 clause.push_str(&format!(" AND {} <= '{}'", column("minute"), to.minute()));
             }
         }
         format!("({clause})")
     };
-    if first.hour() == last.hour() {
-        let whole = first.minute() == "00" && last.next().hour() != last.hour();
-        if !whole {
-            return quarters(first, last);
-        }
+    if first.hour() == last.hour() && !(first.starts_hour() && last.ends_hour()) {
+        return quarters(first, last);
     }
     let mut clauses = Vec::new();
     // Whole hours from `hours_start` to `hours_end` (exclusive), partial ones on either side.
     let mut hours_start = first.hour();
-    if first.minute() != "00" {
-        let end_of_hour =
-            Slice::containing(first.hour().plus_hours(1).start() - TimeDelta::minutes(1));
-        clauses.push(quarters(first, end_of_hour));
+    if !first.starts_hour() {
+        clauses.push(quarters(first, Slice::last_of(first.hour())));
         hours_start = first.hour().plus_hours(1);
     }
     let mut hours_end = last.hour().plus_hours(1);
-    let tail = if last.next().hour() == last.hour() {
-        hours_end = last.hour();
-        Some(quarters(Slice::containing(last.hour().start()), last))
-    } else {
+    let tail = if last.ends_hour() {
         None
+    } else {
+        hours_end = last.hour();
+        Some(quarters(Slice::first_of(last.hour()), last))
     };
     if hours_start < hours_end {
         let last_hour = hours_end.plus_hours(-1).start();

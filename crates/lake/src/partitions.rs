@@ -156,6 +156,26 @@ impl Slice {
         Hour::containing(self.0)
     }
 
+    /// The first slice of `hour` (`minute=00`).
+    pub fn first_of(hour: Hour) -> Slice {
+        Slice(hour.start())
+    }
+
+    /// The last slice of `hour` (`minute=45`).
+    pub fn last_of(hour: Hour) -> Slice {
+        Slice(hour.plus_hours(1).start() - TimeDelta::minutes(SLICE_MINUTES.into()))
+    }
+
+    /// Whether the slice starts its hour.
+    pub fn starts_hour(self) -> bool {
+        self == Slice::first_of(self.hour())
+    }
+
+    /// Whether the slice ends its hour.
+    pub fn ends_hour(self) -> bool {
+        self == Slice::last_of(self.hour())
+    }
+
     /// The slice's first minute: `"00"`, `"15"`, `"30"` or `"45"`, its `minute` partition value.
     pub fn minute(self) -> String {
         format!("{:02}", self.0.minute())
@@ -374,6 +394,9 @@ mod tests {
         assert_eq!(slice.values(), ["2026", "12", "31", "23", "45"]);
         assert_eq!(slice.next().start(), at("2027-01-01T00:00:00Z"));
         assert_eq!(slice.next().minute(), "00");
+        assert!(slice.ends_hour() && slice.next().starts_hour());
+        assert_eq!(Slice::last_of(slice.hour()), slice);
+        assert_eq!(Slice::first_of(slice.next().hour()), slice.next());
         assert_eq!(Slice::containing(at("2026-12-31T23:15:00Z")).minute(), "15");
         let covering = Slice::covering(at("2026-12-31T23:50:00Z"), at("2027-01-01T00:15:00Z"));
         assert_eq!(
