@@ -369,7 +369,7 @@ impl<'a> Sorter<'a> {
             }
             (None, Some(hour)) => {
                 report.untimed += 1;
-                Slice::containing(hour.start())
+                Slice::first_of(hour)
             }
             (None, None) => {
                 report.unreadable += 1;
