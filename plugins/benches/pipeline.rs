@@ -21,7 +21,7 @@
 //! `valgrind --tool=callgrind --toggle-collect='pipeline::full*' target/release/deps/pipeline-<hash>`
 //! (see docs/firehose-transform.md).
 //!
-//! Both run with mimalloc as the global allocator, as the transform Lambda and the CLI do;
+//! Both run with mimalloc as the global allocator, as the transform Lambda does;
 //! `--features system-allocator` times them with the system's (glibc's) allocator instead.
 
 #[path = "../tests/corpus/mod.rs"]

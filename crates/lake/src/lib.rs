@@ -3,6 +3,7 @@
 
 pub mod counts;
 pub mod ddl;
+mod gzip_members;
 pub mod layout;
 pub mod local;
 pub mod partitions;
