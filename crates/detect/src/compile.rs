@@ -264,9 +264,9 @@ pub fn grouped_union(parts: &[(&str, &[String])]) -> String {
 }
 
 /// The windows as an SQL `VALUES` list (start, end, and with `history` the start of the span
-/// each reads), aliased `evaluated`, with the join condition putting each event in the windows
-/// it falls in.
-fn windows_joined(windows: &[Window], history: Option<TimeDelta>) -> String {
+/// each reads), aliased `evaluated`, with the join condition putting each event (its time
+/// column `time`) in the windows it falls in.
+fn windows_joined(windows: &[Window], history: Option<TimeDelta>, time: &str) -> String {
     let rows: Vec<String> = windows
         .iter()
         .map(|window| {
@@ -287,8 +287,8 @@ fn windows_joined(windows: &[Window], history: Option<TimeDelta>) -> String {
     };
     format!(
         "(VALUES {rows}) AS evaluated({span}evaluated_window_start, {WINDOW_END_COLUMN}) \
-         ON utctimestamp >= evaluated.evaluated_window_start \
-         AND utctimestamp < evaluated.{WINDOW_END_COLUMN}",
+         ON {time} >= evaluated.evaluated_window_start \
+         AND {time} < evaluated.{WINDOW_END_COLUMN}",
         rows = rows.join(", ")
     )
 }
@@ -516,25 +516,30 @@ fn grouped_sql(
     having: Option<&str>,
     windows: Option<&[Window]>,
 ) -> String {
-    let (tag, join, by_window) = match windows {
-        Some(windows) => (
-            format!("evaluated.{WINDOW_END_COLUMN} AS {WINDOW_END_COLUMN}, "),
-            format!(" JOIN {}", windows_joined(windows, None)),
-            format!("evaluated.{WINDOW_END_COLUMN}, "),
-        ),
-        None => Default::default(),
-    };
     let having = having
         .map(|condition| format!(" HAVING {condition}"))
         .unwrap_or_default();
-    format!(
-        "SELECT {tag}{selects}, {EVIDENCE} FROM events{join} \
-         WHERE {{{{window}}}} AND ({filter}) AND {present} \
-         GROUP BY {by_window}{exprs}{having}",
-        selects = key_selects(keys),
-        present = keys_present(keys),
-        exprs = key_exprs(keys),
-    )
+    let selects = key_selects(keys);
+    let matching = format!(
+        "FROM events WHERE {{{{window}}}} AND ({filter}) AND {present}",
+        present = keys_present(keys)
+    );
+    match windows {
+        None => format!(
+            "SELECT {selects}, {EVIDENCE} {matching} GROUP BY {exprs}{having}",
+            exprs = key_exprs(keys),
+        ),
+        // The keys are worked out per event before the join, which then carries narrow rows:
+        // joined first, every event's whole `details` was copied into each window it falls in.
+        Some(windows) => format!(
+            "SELECT evaluated.{WINDOW_END_COLUMN} AS {WINDOW_END_COLUMN}, {named}, {EVIDENCE} \
+             FROM (SELECT {selects}, utctimestamp, eventid {matching}) matched \
+             JOIN {joined} GROUP BY evaluated.{WINDOW_END_COLUMN}, {columns}{having}",
+            named = key_columns_named(keys, "matched"),
+            joined = windows_joined(windows, None, "matched.utctimestamp"),
+            columns = key_columns(keys, "matched"),
+        ),
+    }
 }
 
 fn first_seen_sql(
@@ -664,19 +669,26 @@ fn sequence_sql(
 ) -> String {
     let selects = key_selects(key);
     let present = keys_present(key);
-    let (b_tag, join, tag, in_span, by_window) = match batch {
+    let then_events = format!(
+        "SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}"
+    );
+    let (b, tag, in_span, by_window) = match batch {
+        // As in `grouped_sql`: narrow rows joined to the windows, not whole events.
         Some((windows, history)) => (
-            format!("evaluated.evaluated_span_start, evaluated.{WINDOW_END_COLUMN}, "),
-            format!(" JOIN {}", windows_joined(windows, Some(history))),
+            format!(
+                "SELECT evaluated.evaluated_span_start, evaluated.{WINDOW_END_COLUMN}, matched.* \
+                 FROM ({then_events}) matched JOIN {}",
+                windows_joined(windows, Some(history), "matched.t")
+            ),
             format!("b.{WINDOW_END_COLUMN} AS {WINDOW_END_COLUMN}, "),
             " AND a.t >= b.evaluated_span_start".to_string(),
             format!("b.{WINDOW_END_COLUMN}, "),
         ),
-        None => Default::default(),
+        None => (then_events, String::new(), String::new(), String::new()),
     };
     format!(
         "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
-         b AS (SELECT {b_tag}{selects}, utctimestamp AS t, eventid FROM events{join} WHERE {{{{window}}}} AND ({then}) AND {present}) \
+         b AS ({b}) \
          SELECT {tag}{b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(DISTINCT a.eventid) AS first_count, \
          b.eventid AS then_eventid, concat(array_join(array_agg(DISTINCT a.eventid), ','), ',', b.eventid) AS eventids \
          FROM b JOIN a ON {join_keys} AND a.t < b.t{in_span} \
@@ -1048,9 +1060,13 @@ mod tests {
             "utctimestamp >= '2026-11-23T10:00:00.000000Z' AND utctimestamp < '2026-11-23T10:20:00.000000Z'"
         ));
         assert!(sql.contains(
-            "GROUP BY evaluated.evaluated_window_end, u HAVING count(DISTINCT eventid) >= 2"
+            "GROUP BY evaluated.evaluated_window_end, matched.user HAVING count(DISTINCT eventid) >= 2"
         ));
-        assert!(sql.starts_with("SELECT r.* FROM (SELECT evaluated.evaluated_window_end AS evaluated_window_end, u AS user"));
+        assert!(sql.starts_with("SELECT r.* FROM (SELECT evaluated.evaluated_window_end AS evaluated_window_end, matched.user AS user"));
+        // The join carries each matching event's key, time and id, not the whole event.
+        assert!(sql.contains("FROM (SELECT u AS user, utctimestamp, eventid FROM events WHERE"));
+        assert!(sql.contains(") matched JOIN (VALUES ('2026-11-23T10:00:00.000000Z'"));
+        assert!(sql.contains("ON matched.utctimestamp >= evaluated.evaluated_window_start"));
 
         let sequence = rule(
             "kind = \"sequence\"\nfirst = \"a = 1\"\nthen = \"b = 1\"\nwithin = \"10m\"\n\
@@ -1063,6 +1079,11 @@ mod tests {
         // Each window's `then` events pair with the `first` events of its own span.
         assert!(sql.contains("('2026-11-22T10:00:00.000000Z', '2026-11-23T10:00:00.000000Z', '2026-11-23T10:15:00.000000Z')"));
         assert!(sql.contains("a.t < b.t AND a.t >= b.evaluated_span_start"));
+        assert!(sql.contains(
+            "b AS (SELECT evaluated.evaluated_span_start, evaluated.evaluated_window_end, matched.* \
+             FROM (SELECT u AS user, utctimestamp AS t, eventid FROM events WHERE"
+        ));
+        assert!(sql.contains("ON matched.t >= evaluated.evaluated_window_start"));
 
         let plain = rule(
             "kind = \"sql\"\nsql = \"SELECT 1 AS one FROM events WHERE {{window}}\"",
