@@ -147,6 +147,16 @@ fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const QUOTES: u64 = ONES * b'"' as u64;
+const BACKSLASHES: u64 = ONES * b'\\' as u64;
+
+/// The high bit of each zero byte of `word` (little-endian), and perhaps of bytes after the
+/// first zero byte (a borrow runs on): the lowest bit set is exactly the first zero byte's.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & (ONES << 7)
+}
+
 /// A cursor over JSON text. Methods return `None` on malformed input.
 pub(crate) struct Scanner<'a> {
     text: &'a str,
@@ -200,10 +210,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// The position of the next quote or backslash from `i`. Most keys and values are short:
-    /// a plain loop finds their end sooner than memchr's setup (measured: +68% rows/s when the
-    /// path's key is last); longer strings continue with memchr.
+    /// two words of eight bytes tested at once find their end sooner than memchr's setup (a
+    /// byte-by-byte loop here was the replay's hottest code); longer strings continue with
+    /// memchr.
     fn quote_or_backslash(&self, mut i: usize) -> Option<usize> {
         let short_end = (i + 16).min(self.b.len());
+        while i + 8 <= short_end {
+            let word = u64::from_le_bytes(self.b[i..i + 8].try_into().expect("8 bytes"));
+            let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+            if found != 0 {
+                return Some(i + found.trailing_zeros() as usize / 8);
+            }
+            i += 8;
+        }
         while i < short_end {
             if matches!(self.b[i], b'"' | b'\\') {
                 return Some(i);
@@ -400,6 +419,35 @@ pub(crate) fn unescape(content: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_quote_or_backslash_is_found_wherever_it_is() {
+        // Neighbours of the two bytes ('!' '#' '[' ']'), a multi-byte character and the two
+        // themselves, in every arrangement a small generator makes, searched from every start.
+        let alphabet = ["a", "!", "#", "[", "]", "é", "\"", "\\", "\u{7f}"];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..3000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 48) as usize;
+            let text: String = (0..len)
+                .map(|n| alphabet[((state >> (n % 60)) as usize + n * 7) % alphabet.len()])
+                .collect();
+            let scanner = Scanner::new(&text);
+            for start in 0..=text.len() {
+                let expected = text.as_bytes()[start..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                    .map(|n| start + n);
+                assert_eq!(
+                    scanner.quote_or_backslash(start),
+                    expected,
+                    "{text:?} from {start}"
+                );
+            }
+        }
+    }
 
     fn at(json: &str, path: &str) -> Option<String> {
         JsonPath::parse(path)
