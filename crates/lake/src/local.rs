@@ -446,13 +446,10 @@ impl Chunks {
             last.extend_from_slice(line);
             return 0;
         }
-        let mut chunk = match pool.pop() {
-            Some(chunk) if line.len() <= Self::SIZE => chunk,
-            Some(chunk) => {
-                pool.push(chunk);
-                Vec::with_capacity(line.len())
-            }
-            None => Vec::with_capacity(Self::SIZE.max(line.len())),
+        let mut chunk = if line.len() > Self::SIZE {
+            Vec::with_capacity(line.len())
+        } else {
+            pool.pop().unwrap_or_else(|| Vec::with_capacity(Self::SIZE))
         };
         chunk.extend_from_slice(line);
         let taken = chunk.capacity();
@@ -900,6 +897,34 @@ mod tests {
         assert_eq!(summary.files.len(), 2, "the hour got a second file");
         assert_eq!(summary.lines(&EVENTS), 2);
         assert_eq!(lake.read_events().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn chunks_keep_every_line_in_order_and_give_back_what_they_took() {
+        let mut pool = Vec::new();
+        let mut chunks = Chunks::default();
+        let lines = [
+            b"a\n".to_vec(),
+            vec![b'x'; Chunks::SIZE + 10],
+            vec![b'y'; 40_000],
+            vec![b'z'; 40_000],
+            b"b\n".to_vec(),
+        ];
+        let taken: usize = lines.iter().map(|l| chunks.push(l, &mut pool)).sum();
+        assert_eq!(chunks.chunks.concat(), lines.concat());
+        assert_eq!(chunks.len, lines.concat().len());
+        // "a", the long line alone, "y", then "z" and "b": three chunks and the long one.
+        assert_eq!(taken, 3 * Chunks::SIZE + Chunks::SIZE + 10);
+        assert_eq!(chunks.release(&mut pool), taken);
+        assert!(chunks.is_empty());
+        // The long line's chunk is freed; the others wait, empty, for the next buffer.
+        assert_eq!(pool.len(), 3);
+        assert!(
+            pool.iter()
+                .all(|c| c.capacity() == Chunks::SIZE && c.is_empty())
+        );
+        chunks.push(b"c\n", &mut pool);
+        assert_eq!(pool.len(), 2);
     }
 
     #[test]
