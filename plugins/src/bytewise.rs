@@ -118,7 +118,7 @@ pub(crate) fn contains_short(haystack: &str, needle: &str) -> bool {
 }
 
 /// Where the first quote or backslash is (the end of a JSON string's text, or an escape).
-pub(crate) fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+pub fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));

@@ -147,16 +147,6 @@ fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-const QUOTES: u64 = ONES * b'"' as u64;
-const BACKSLASHES: u64 = ONES * b'\\' as u64;
-
-/// The high bit of each zero byte of `word` (little-endian), and perhaps of bytes after the
-/// first zero byte (a borrow runs on): the lowest bit set is exactly the first zero byte's.
-fn zero_bytes(word: u64) -> u64 {
-    word.wrapping_sub(ONES) & !word & (ONES << 7)
-}
-
 /// A cursor over JSON text. Methods return `None` on malformed input.
 pub(crate) struct Scanner<'a> {
     text: &'a str,
@@ -210,26 +200,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// The position of the next quote or backslash from `i`. Most keys and values are short:
-    /// two words of eight bytes tested at once find their end sooner than memchr's setup (a
-    /// byte-by-byte loop here was the replay's hottest code); longer strings continue with
-    /// memchr.
-    fn quote_or_backslash(&self, mut i: usize) -> Option<usize> {
+    /// the pipeline's word-at-a-time search over the next sixteen bytes finds their end
+    /// sooner than memchr's setup (a byte-by-byte loop here was the replay's hottest code);
+    /// longer strings continue with memchr.
+    fn quote_or_backslash(&self, i: usize) -> Option<usize> {
         let short_end = (i + 16).min(self.b.len());
-        while i + 8 <= short_end {
-            let word = u64::from_le_bytes(self.b[i..i + 8].try_into().expect("8 bytes"));
-            let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
-            if found != 0 {
-                return Some(i + found.trailing_zeros() as usize / 8);
-            }
-            i += 8;
+        if let Some(n) = lakewatch_plugins::find_quote_or_backslash(&self.b[i..short_end]) {
+            return Some(i + n);
         }
-        while i < short_end {
-            if matches!(self.b[i], b'"' | b'\\') {
-                return Some(i);
-            }
-            i += 1;
-        }
-        memchr::memchr2(b'"', b'\\', &self.b[i..]).map(|n| i + n)
+        memchr::memchr2(b'"', b'\\', &self.b[short_end..]).map(|n| short_end + n)
     }
 
     /// Moves past one value (after leading whitespace). Containers are skipped by bracket
