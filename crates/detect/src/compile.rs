@@ -659,6 +659,14 @@ fn dormant_value_sql(
 /// span before it, within `within`. With `windows` (a batch, [`compile_batch`], `history` the
 /// rule's): the `then` events of their union joined to the windows they fall in, each paired
 /// with the `first` events of its own window's span, grouped by window too.
+///
+/// Engines join on equal columns and filter the pairs afterwards, so joining on the key alone
+/// paired every `then` event with every `first` event of its key in the span: a user with
+/// thousands of failures a day made millions of pairs, most of them hours apart. Each event
+/// also gets its slot, the number of whole `within` periods since the epoch; a `first` event
+/// within `within` before a `then` event lies in the same slot or the one before, so `first`
+/// events are offered to their own slot and the next (`pairs_slot`) and the join is on the key
+/// and the slot. Every pair the time conditions keep is still made, exactly once.
 fn sequence_sql(
     first: &str,
     then: &str,
@@ -669,8 +677,14 @@ fn sequence_sql(
 ) -> String {
     let selects = key_selects(key);
     let present = keys_present(key);
+    let seconds = within.num_seconds().max(1);
+    // Times are parsed once per event here, not once per pair in the join's condition.
+    let times = format!(
+        "utctimestamp AS t, eventid, from_iso8601_timestamp(utctimestamp) AS ts, \
+         floor(to_unixtime(from_iso8601_timestamp(utctimestamp)) / {seconds}) AS sequence_slot"
+    );
     let then_events = format!(
-        "SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{window}}}} AND ({then}) AND {present}"
+        "SELECT {selects}, {times} FROM events WHERE {{{{window}}}} AND ({then}) AND {present}"
     );
     let (b, tag, in_span, by_window) = match batch {
         // As in `grouped_sql`: narrow rows joined to the windows, not whole events.
@@ -687,17 +701,18 @@ fn sequence_sql(
         None => (then_events, String::new(), String::new(), String::new()),
     };
     format!(
-        "WITH a AS (SELECT {selects}, utctimestamp AS t, eventid FROM events WHERE {{{{span}}}} AND ({first}) AND {present}), \
+        "WITH a AS (SELECT f.*, f.sequence_slot + shift.slots AS pairs_slot \
+         FROM (SELECT {selects}, {times} FROM events WHERE {{{{span}}}} AND ({first}) AND {present}) f \
+         CROSS JOIN (VALUES (0), (1)) AS shift(slots)), \
          b AS ({b}) \
          SELECT {tag}{b_named}, b.t AS last_seen, min(a.t) AS first_seen, count(DISTINCT a.eventid) AS first_count, \
          b.eventid AS then_eventid, concat(array_join(array_agg(DISTINCT a.eventid), ','), ',', b.eventid) AS eventids \
-         FROM b JOIN a ON {join_keys} AND a.t < b.t{in_span} \
-         AND from_iso8601_timestamp(a.t) >= from_iso8601_timestamp(b.t) - INTERVAL '{seconds}' SECOND \
+         FROM b JOIN a ON {join_keys} AND a.pairs_slot = b.sequence_slot AND a.t < b.t{in_span} \
+         AND a.ts >= b.ts - INTERVAL '{seconds}' SECOND \
          GROUP BY {by_window}{b_keys}, b.t, b.eventid HAVING count(DISTINCT a.eventid) >= {min_count}",
         b_keys = key_columns(key, "b"),
         b_named = key_columns_named(key, "b"),
         join_keys = keys_equal(key, "a", "b"),
-        seconds = within.num_seconds(),
     )
 }
 
@@ -974,9 +989,18 @@ mod tests {
             "",
         );
         let sql = compile(&rule, window()).unwrap();
-        assert!(sql.contains("INTERVAL '600' SECOND"));
+        assert!(sql.contains("a.ts >= b.ts - INTERVAL '600' SECOND"));
         assert!(sql.contains("HAVING count(DISTINCT a.eventid) >= 3"));
-        assert!(sql.contains("FROM b JOIN a ON a.user = b.user AND a.t < b.t"));
+        assert!(
+            sql.contains(
+                "FROM b JOIN a ON a.user = b.user AND a.pairs_slot = b.sequence_slot AND a.t < b.t"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "floor(to_unixtime(from_iso8601_timestamp(utctimestamp)) / 600) AS sequence_slot"
+        ));
+        assert!(sql.contains("CROSS JOIN (VALUES (0), (1)) AS shift(slots)"));
         assert!(sql.contains("SELECT b.user AS user, b.t AS last_seen"));
         assert!(sql.contains("GROUP BY b.user, b.t, b.eventid"));
     }
@@ -1081,7 +1105,8 @@ mod tests {
         assert!(sql.contains("a.t < b.t AND a.t >= b.evaluated_span_start"));
         assert!(sql.contains(
             "b AS (SELECT evaluated.evaluated_span_start, evaluated.evaluated_window_end, matched.* \
-             FROM (SELECT u AS user, utctimestamp AS t, eventid FROM events WHERE"
+             FROM (SELECT u AS user, utctimestamp AS t, eventid, from_iso8601_timestamp(utctimestamp) AS ts, \
+             floor(to_unixtime(from_iso8601_timestamp(utctimestamp)) / 600) AS sequence_slot FROM events WHERE"
         ));
         assert!(sql.contains("ON matched.t >= evaluated.evaluated_window_start"));
 
