@@ -24,10 +24,22 @@
 use datafusion::common::{DataFusionError, Result};
 
 /// A compiled path: the steps from the document root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct JsonPath {
     steps: Vec<Step>,
+    /// The first step's name in quotes (`"auth"` for `$.auth.outcome`), when that step can
+    /// only select an object member: see [`JsonPath::locate`].
+    first_member: Option<memchr::memmem::Finder<'static>>,
 }
+
+impl PartialEq for JsonPath {
+    fn eq(&self, other: &Self) -> bool {
+        // `first_member` follows from the steps.
+        self.steps == other.steps
+    }
+}
+
+impl Eq for JsonPath {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
@@ -109,12 +121,31 @@ impl JsonPath {
                 _ => return Err(fail(i, "expected '.' or '['")),
             }
         }
-        Ok(Self { steps })
+        let first_member = steps
+            .first()
+            .filter(|step| step.index.is_none())
+            .map(|step| memchr::memmem::Finder::new(&format!("\"{}\"", step.name)).into_owned());
+        Ok(Self {
+            steps,
+            first_member,
+        })
     }
 
     /// The raw text of the value the path points at in `json` (without surrounding
     /// whitespace), or `None` when it is missing or the walk meets malformed JSON.
+    ///
+    /// Rules ask most events for members they lack (`$.auth.outcome` of a web access line,
+    /// `$.channel` of anything but Sysmon), and finding that a member is missing means walking
+    /// every key of the object. A member's name can only be written without its quoted text
+    /// appearing when it holds an escape, so a document with neither the quoted first name nor
+    /// any backslash is answered at once, by two vectorised searches.
     pub fn locate<'a>(&self, json: &'a str) -> Option<&'a str> {
+        if let Some(name) = &self.first_member
+            && name.find(json.as_bytes()).is_none()
+            && memchr::memchr(b'\\', json.as_bytes()).is_none()
+        {
+            return None;
+        }
         let mut s = Scanner::new(json);
         s.ws();
         for step in &self.steps {
@@ -461,6 +492,37 @@ mod tests {
         }
         assert_eq!(at("[1, [2, 3]]", "$[1][0]").as_deref(), Some("2"));
         assert_eq!(at("\"top\"", "$").as_deref(), Some("\"top\""));
+    }
+
+    #[test]
+    fn a_member_is_found_however_its_name_is_written_and_missing_only_when_absent() {
+        // The quick answer for a document without the quoted first name must agree with the walk.
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            // Absent, nothing escaped: answered without a walk.
+            (r#"{"other": {"auth": 1}, "x": "auth"}"#, "$.auth", None),
+            (r#"{"authority": 1, "xauth": 2}"#, "$.auth", None),
+            // The quoted name appears elsewhere first: the walk decides.
+            (r#"{"a": "\"auth\"", "b": {"auth": 1}}"#, "$.auth", None),
+            (
+                r#"{"a": ["auth"], "auth": {"user": "u"}}"#,
+                "$.auth.user",
+                Some("\"u\""),
+            ),
+            // Written with an escape: only the backslash says it may be there.
+            (
+                r#"{"a\u0075th": {"user": "v"}}"#,
+                "$.auth.user",
+                Some("\"v\""),
+            ),
+            (r#"{"x": "\n", "b": 1}"#, "$.auth", None),
+            // An index step on an array, or a name on an array: never a member.
+            (r#"[7, 8]"#, "$[1]", Some("8")),
+            (r#"[7, 8]"#, "$.auth", None),
+            (r#"{"0": "zero"}"#, "$[0]", Some("\"zero\"")),
+        ];
+        for (doc, path, want) in cases {
+            assert_eq!(at(doc, path).as_deref(), *want, "{path} in {doc}");
+        }
     }
 
     #[test]
