@@ -417,7 +417,15 @@ impl TableProvider for LakeTable {
                 }
             }
         }
-        let groups = split_by_size(on_disk, session.config().target_partitions());
+        // Files held in memory are dealt into as many streams as the files on disk, so the
+        // filters and JSON paths above them run on every core: one stream of held batches next
+        // to an empty group of files looked parallel to the planner and ran on one.
+        let target = session.config().target_partitions().max(1);
+        let groups = if on_disk.is_empty() && !in_memory.is_empty() {
+            Vec::new()
+        } else {
+            split_by_size(on_disk, target)
+        };
         let mut partitions: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
             .map(|files| {
@@ -430,12 +438,17 @@ impl TableProvider for LakeTable {
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
-        if !in_memory.is_empty() {
-            partitions.push(Arc::new(HeldBatches {
-                schema: schema.clone(),
-                batches: in_memory,
-            }));
+        let streams = target.min(in_memory.len());
+        let mut dealt: Vec<Vec<RecordBatch>> = vec![Vec::new(); streams];
+        for (i, batch) in in_memory.into_iter().enumerate() {
+            dealt[i % streams].push(batch);
         }
+        partitions.extend(dealt.into_iter().map(|batches| {
+            Arc::new(HeldBatches {
+                schema: schema.clone(),
+                batches,
+            }) as Arc<dyn PartitionStream>
+        }));
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
             partitions,

@@ -1031,3 +1031,52 @@ async fn shared_hours_are_read_once_and_answer_as_the_files_do() {
         "2024-03-01T11:45:00.000000Z"
     );
 }
+
+#[tokio::test]
+async fn held_hours_are_scanned_by_as_many_streams_as_cores_each_with_rows() {
+    use datafusion::physical_plan::{ExecutionPlan, streaming::StreamingTableExec};
+    use futures::StreamExt;
+    use std::sync::Arc;
+    let lake = Lake::new();
+    let logins: Vec<Value> = ["2024-03-01T09:10:00", "2024-03-01T10:20:00"]
+        .iter()
+        .map(|time| console_login(time, "alice", "198.51.100.7"))
+        .collect();
+    lake.write_events("a.json.gz", &logins);
+    let engine = lake.engine();
+    let hour = |h| {
+        lakewatch_lake::partitions::Hour::from_date_hour(
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+            h,
+        )
+        .unwrap()
+    };
+    let shared = engine.share("events", &[hour(9), hour(10)]).unwrap();
+    assert_eq!(shared.files, 2);
+
+    fn scan_of(plan: &Arc<dyn ExecutionPlan>) -> Option<&StreamingTableExec> {
+        plan.downcast_ref::<StreamingTableExec>()
+            .or_else(|| plan.children().into_iter().find_map(scan_of))
+    }
+    let plan = engine
+        .context()
+        .sql(
+            "SELECT utctimestamp FROM events WHERE year = '2024' AND hour >= '09' AND hour <= '10'",
+        )
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let scan = scan_of(&plan).expect("the lake table is a streaming scan");
+    // Everything is held: no stream of files on disk, and the held files dealt over the cores
+    // (one stream beside an empty group of files would keep the filters on one core).
+    let cores = engine.context().state().config().target_partitions();
+    assert_eq!(scan.partitions().len(), cores.min(2));
+    let task = engine.context().task_ctx();
+    for partition in scan.partitions() {
+        let batches: Vec<_> = partition.execute(task.clone()).collect().await;
+        let rows: usize = batches.iter().map(|b| b.as_ref().unwrap().num_rows()).sum();
+        assert!(rows > 0, "a stream without rows");
+    }
+}
