@@ -417,9 +417,10 @@ impl TableProvider for LakeTable {
                 }
             }
         }
-        // Files held in memory are dealt into as many streams as the files on disk, so the
-        // filters and JSON paths above them run on every core: one stream of held batches next
-        // to an empty group of files looked parallel to the planner and ran on one.
+        // Held batches are dealt over as many streams as the session has target partitions,
+        // with no empty group of files beside them: one stream of held batches next to an
+        // empty file group looked parallel to the planner, which then added no repartition, and
+        // the filters and JSON paths above the scan ran on one core.
         let target = session.config().target_partitions().max(1);
         let groups = if on_disk.is_empty() && !in_memory.is_empty() {
             Vec::new()
