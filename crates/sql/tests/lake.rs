@@ -974,6 +974,15 @@ async fn queries_during_an_ingest_or_after_a_killed_one_skip_its_temporary_files
     );
 }
 
+/// Hour `h` of 2024-03-01, the day of the console logins these tests write.
+fn march_first(h: u32) -> lakewatch_lake::partitions::Hour {
+    lakewatch_lake::partitions::Hour::from_date_hour(
+        chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        h,
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn shared_hours_are_read_once_and_answer_as_the_files_do() {
     let lake = Lake::new();
@@ -993,14 +1002,9 @@ async fn shared_hours_are_read_once_and_answer_as_the_files_do() {
     assert_eq!(from_files.stats.files_opened, 3);
 
     // Hours 09 and 10 held in memory: read once here, never again by the queries.
-    let hour = |h| {
-        lakewatch_lake::partitions::Hour::from_date_hour(
-            chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-            h,
-        )
-        .unwrap()
-    };
-    let shared = engine.share("events", &[hour(9), hour(10)]).unwrap();
+    let shared = engine
+        .share("events", &[march_first(9), march_first(10)])
+        .unwrap();
     assert_eq!((shared.files, shared.files_left), (2, 0));
     assert!(shared.bytes_read > 0);
     for _ in 0..3 {
@@ -1009,7 +1013,9 @@ async fn shared_hours_are_read_once_and_answer_as_the_files_do() {
         assert_eq!(held.stats.files_opened, 1, "only hour 11 from disk");
     }
     // Sharing hours 10 and 11 next keeps hour 10 (not read again) and reads hour 11.
-    let next = engine.share("events", &[hour(10), hour(11)]).unwrap();
+    let next = engine
+        .share("events", &[march_first(10), march_first(11)])
+        .unwrap();
     let hour_11 = std::fs::metadata(
         lake.path()
             .join("events")
@@ -1044,14 +1050,9 @@ async fn held_hours_are_scanned_by_as_many_streams_as_cores_each_with_rows() {
         .collect();
     lake.write_events("a.json.gz", &logins);
     let engine = lake.engine();
-    let hour = |h| {
-        lakewatch_lake::partitions::Hour::from_date_hour(
-            chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-            h,
-        )
-        .unwrap()
-    };
-    let shared = engine.share("events", &[hour(9), hour(10)]).unwrap();
+    let shared = engine
+        .share("events", &[march_first(9), march_first(10)])
+        .unwrap();
     assert_eq!(shared.files, 2);
 
     fn scan_of(plan: &Arc<dyn ExecutionPlan>) -> Option<&StreamingTableExec> {
