@@ -20,6 +20,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::window::align_down;
+use lakewatch_lake::layout::ExtractFormat;
 
 /// The arrivals document's name in the state store; rule ids cannot start with `_`.
 pub const ARRIVALS_DOCUMENT: &str = "_arrivals.json";
@@ -30,9 +31,10 @@ pub const ARRIVALS_DOCUMENT: &str = "_arrivals.json";
 pub const ARRIVALS_KEPT: TimeDelta = TimeDelta::days(30);
 
 /// The extract's layout that [`Arrivals::objects`] were filed in: 1, hour partitions; 2, quarter
-/// hours ([`lakewatch_lake::partitions::Slice`]). A document of an older layout has its objects
-/// filed again ([`Arrivals::upgrade`]).
-pub const EXTRACT_LAYOUT: u32 = 2;
+/// hours ([`lakewatch_lake::partitions::Slice`]) in gzip; 3, quarter hours in zstd
+/// ([`lakewatch_lake::layout::ExtractFormat`]). A document of layout 1 has its objects filed
+/// again; one of layout 2 keeps its objects' gzip parts ([`Arrivals::upgrade`]).
+pub const EXTRACT_LAYOUT: u32 = 3;
 
 /// The lake objects already extracted and what each extract pass brought.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +53,11 @@ pub struct Arrivals {
     /// no window).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refile: BTreeMap<String, String>,
+    /// Objects of [`Arrivals::objects`] whose extract parts are gzip (extracted in layout 2):
+    /// extracted again, they are written in gzip again, under the same names, so that their
+    /// new parts replace the old ones rather than adding zstd copies beside them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub gzip: BTreeSet<String>,
     /// Extract passes that brought events, oldest first.
     #[serde(default)]
     pub passes: Vec<Arrival>,
@@ -66,6 +73,7 @@ impl Default for Arrivals {
             layout: EXTRACT_LAYOUT,
             objects: BTreeMap::new(),
             refile: BTreeMap::new(),
+            gzip: BTreeSet::new(),
             passes: Vec::new(),
         }
     }
@@ -81,15 +89,31 @@ pub struct Arrival {
 }
 
 impl Arrivals {
-    /// Moves the objects of an older extract layout to [`Arrivals::refile`], so that the next
-    /// passes file them again in this one; true when there was anything to move.
+    /// Brings a document of an older extract layout to this one; true when it changed. Objects
+    /// filed by hour (layout 1) move to [`Arrivals::refile`], so that the next passes file them
+    /// again; objects filed by quarter hour in gzip (layout 2) stay where they are, readable
+    /// as they are, and are remembered in [`Arrivals::gzip`].
     pub fn upgrade(&mut self) -> bool {
         if self.layout == EXTRACT_LAYOUT {
             return false;
         }
+        if self.layout == 2 {
+            self.gzip.extend(self.objects.keys().cloned());
+        } else {
+            self.refile.append(&mut self.objects);
+        }
         self.layout = EXTRACT_LAYOUT;
-        self.refile.append(&mut self.objects);
-        !self.refile.is_empty()
+        true
+    }
+
+    /// How the extract parts of the lake object `key` are written: as they were when it was
+    /// first extracted.
+    pub fn format_of(&self, key: &str) -> ExtractFormat {
+        if self.gzip.contains(key) {
+            ExtractFormat::Gzip
+        } else {
+            ExtractFormat::Zstd
+        }
     }
 
     /// The sequence number of the latest pass (0: none yet).

@@ -33,6 +33,10 @@ const MALFORMED_EXAMPLES: usize = 5;
 /// Bytes read from a file per step; a line longer than this is still read whole.
 const CHUNK: usize = 1 << 20;
 
+/// The first bytes of a gzip member (RFC 1952) and of a zstd frame (RFC 8878).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
 /// Most file columns a table can have (the reader keeps one line's values on the stack).
 pub(crate) const MAX_FILE_COLUMNS: usize = 24;
 
@@ -201,10 +205,13 @@ impl BatchBuilder {
                 counters: self.counters.clone(),
             },
         );
-        // Gzip by its magic bytes, whatever the name; anything else is read as plain NDJSON.
-        let gzip = input.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
-        let mut reader: Box<dyn Read> = if gzip {
+        // Gzip (the lake) or zstd (the detection extract) by its magic bytes, whatever the
+        // name; anything else is read as plain NDJSON.
+        let start = input.fill_buf().map_err(io)?;
+        let mut reader: Box<dyn Read> = if start.starts_with(&GZIP_MAGIC) {
             Box::new(MultiGzDecoder::new(input))
+        } else if start.starts_with(&ZSTD_MAGIC) {
+            Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(io)?)
         } else {
             Box::new(input)
         };
@@ -599,6 +606,35 @@ mod tests {
         assert_eq!(counters.snapshot().files_opened, 1);
     }
 
+    #[test]
+    fn zstd_files_of_the_extract_are_read_whole_and_counted_compressed() {
+        // The detection extract is zstd; a file may hold several frames, like gzip members.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p0.json.zst");
+        let mut bytes =
+            zstd::bulk::compress(b"{\"source\":\"a\"}\n{\"source\":\"b\"}\n", 9).unwrap();
+        bytes.extend(zstd::bulk::compress(b"{\"source\":\"c\"}", 9).unwrap());
+        std::fs::write(&path, &bytes).unwrap();
+        let file = LakeFile {
+            size: bytes.len() as u64,
+            path,
+            partition_values: Arc::from(vec!["2024".to_string()]),
+        };
+        let counters = Arc::new(ScanCounters::default());
+        let batches = read_all(&mut builder(counters.clone(), 100), &file);
+        let sources: Vec<Option<String>> = batches.iter().flat_map(|b| strings(b, 0)).collect();
+        assert_eq!(
+            sources,
+            [Some("a".into()), Some("b".into()), Some("c".into())]
+        );
+        let stats = counters.snapshot();
+        assert_eq!(stats.malformed_lines, 0);
+        assert_eq!(
+            stats.bytes_read,
+            bytes.len() as u64,
+            "what is stored, as Athena bills"
+        );
+    }
     #[test]
     fn malformed_lines_become_null_rows_and_are_counted_with_their_location() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,6 @@
 //! partitions of their window (moto runs no SQL, so the query text is what can be checked).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +17,7 @@ use lakewatch_aws::s3_state::S3Store;
 use lakewatch_detect::arrivals::{ARRIVALS_DOCUMENT, Arrivals};
 use lakewatch_detect::extract::{ExtractError, ExtractReport, extract_new};
 use lakewatch_detect::{load_rules, run_scheduled};
-use lakewatch_lake::layout::{extract_object_key, gzip_lines};
+use lakewatch_lake::layout::{ExtractFormat, extract_object_key, gzip_lines};
 use lakewatch_lake::partitions::Slice;
 use lakewatch_lake::versioned::{Versioned, VersionedStore, WriteError};
 use lakewatch_testkit::moto::MotoServer;
@@ -84,10 +83,8 @@ async fn extract(s3: &aws_sdk_s3::Client) -> BTreeMap<String, Vec<String>> {
             .await
             .unwrap()
             .unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .unwrap();
+        assert!(key.ends_with(".json.zst"), "the extract is zstd: {key}");
+        let text = String::from_utf8(zstd::stream::decode_all(&bytes[..]).unwrap()).unwrap();
         objects.insert(key.to_string(), text.lines().map(String::from).collect());
     }
     objects
@@ -156,11 +153,21 @@ async fn a_record_spanning_hours_is_extracted_into_each_events_hour_once() {
     let lines = record();
     let expected = BTreeMap::from([
         (
-            extract_object_key(SOURCE, slice("2026-11-20T07:58:00Z"), 0),
+            extract_object_key(
+                SOURCE,
+                slice("2026-11-20T07:58:00Z"),
+                0,
+                ExtractFormat::Zstd,
+            ),
             lines[..1].to_vec(),
         ),
         (
-            extract_object_key(SOURCE, slice("2026-11-20T09:00:00Z"), 0),
+            extract_object_key(
+                SOURCE,
+                slice("2026-11-20T09:00:00Z"),
+                0,
+                ExtractFormat::Zstd,
+            ),
             lines[1..].to_vec(),
         ),
     ]);

@@ -295,8 +295,8 @@ async fn an_invocation_extracts_the_new_lake_objects_before_its_rules_run() {
     assert_eq!(
         keys,
         [
-            "extract/events/year=2026/month=11/day=23/hour=09/minute=45/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.gz",
-            "extract/events/year=2026/month=11/day=23/hour=10/minute=00/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.gz",
+            "extract/events/year=2026/month=11/day=23/hour=09/minute=45/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.zst",
+            "extract/events/year=2026/month=11/day=23/hour=10/minute=00/year=2026_month=11_day=23_hour=09_lakewatch-events-1-2026-11-23-10-06-00-c3.p0.json.zst",
         ]
     );
     let arrivals = s3

@@ -61,7 +61,9 @@ resource "aws_glue_catalog_database" "this" {
 # (lakewatch_lake::schema::EXTRACT, docs/detection.md), and its rules read it instead of events;
 # it is always projected: no partition to keep in the catalog for a table nothing else writes,
 # and Athena lists only the quarters a query's predicates name (a 15-minute window reads one or
-# two quarters, not the hour).
+# two quarters, not the hour). Its objects are zstd (`.json.zst`; those extracted before
+# lakewatch wrote zstd stay gzip, `.json.gz`): Athena picks each file's codec by its extension,
+# so both read, and `compressionType` only tells other Glue clients what new files hold.
 locals {
   glue_tables = merge(
     {
@@ -70,6 +72,7 @@ locals {
         prefix      = "${name}/"
         projected   = var.enable_partition_projection
         quarters    = false
+        compression = "gzip"
         description = "lakewatch ${name}: gzip NDJSON in hourly partitions"
       }
     },
@@ -79,7 +82,8 @@ locals {
         prefix      = "${local.extract_prefix}events/"
         projected   = true
         quarters    = true
-        description = "lakewatch detection extract: the events by the quarter hour of their own time, gzip NDJSON"
+        compression = "zstd"
+        description = "lakewatch detection extract: the events by the quarter hour of their own time, zstd NDJSON"
       }
     },
   )
@@ -97,7 +101,7 @@ resource "aws_glue_catalog_table" "this" {
     {
       EXTERNAL        = "TRUE"
       classification  = "json"
-      compressionType = "gzip"
+      compressionType = each.value.compression
     },
     each.value.projected && !each.value.quarters ? merge(local.projection_parameters, {
       "storage.location.template" = "s3://${module.lake_bucket.id}/${each.value.prefix}year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
