@@ -175,7 +175,10 @@ fn assert_same_alerts_as(
 }
 
 fn keeps_baseline(rule: &Rule) -> bool {
-    matches!(rule.query, Query::FirstSeen { .. } | Query::Previous { .. })
+    matches!(
+        rule.query,
+        Query::FirstSeen { .. } | Query::Previous { .. } | Query::Sequence { .. }
+    )
 }
 
 /// The most queries a replay of `windows` windows over `(from, to]` sends, far fewer than its
@@ -445,6 +448,51 @@ fn impossible_travel_history_sql() -> Rule {
     let mut rule = Rule::from_file(&path).unwrap();
     rule.suppress = TimeDelta::seconds(1);
     rule
+}
+
+#[test]
+fn kept_sequence_events_give_the_history_sqls_alerts() {
+    with_large_stack(sequence_case);
+}
+
+/// `brute-force-success` keeps its recent events: each window reads what is new since the last
+/// one, not its 30 minutes of history. Replayed and scheduled, its alerts are those of each
+/// window's compiled SQL over its span, on the rule's own test events (failures and successes
+/// of several users around 09:00, up to exactly `within` apart) and on the demo scenario; so
+/// are those of a variant whose `within` and history reach further back than its window.
+fn sequence_case() {
+    let tests = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests");
+    for name in ["positive", "negative", "boundaries"] {
+        let file = format!("brute-force-success-{name}.ndjson");
+        let text = std::fs::read_to_string(root.join(&file)).unwrap();
+        ingest_text(tests.path(), &file, &text);
+    }
+    let demo = demo_lake();
+    let rule = rule("brute-force-success");
+    let mut longer = rule.clone();
+    longer.id = "brute-force-success-2h".into();
+    longer.history = TimeDelta::hours(2);
+    longer.window = TimeDelta::minutes(10);
+    if let Query::Sequence { within, .. } = &mut longer.query {
+        *within = TimeDelta::minutes(90);
+    }
+    let mut alerts = 0;
+    for rule in [&rule, &longer] {
+        alerts += assert_same_alerts(
+            tests.path(),
+            rule,
+            t("2026-11-20T08:00:00Z"),
+            t("2026-11-20T12:00:00Z"),
+        );
+        alerts += assert_same_alerts(
+            demo.path(),
+            rule,
+            t("2026-11-19T00:00:00Z"),
+            t("2026-11-21T00:00:00Z"),
+        );
+    }
+    assert!(alerts >= 4, "the lakes must exercise the rule: {alerts}");
 }
 
 #[test]

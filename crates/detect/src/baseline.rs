@@ -286,15 +286,23 @@ impl<B: Kept> Tracked<B> {
         Ok(Some(tracked))
     }
 
-    /// Why the baseline must be built from history before `window`; `None` when it fits.
-    pub(crate) fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
-        let Some(through) = self.current.as_ref().map(B::through) else {
-            return Some(if self.changed {
+    /// Why there is no baseline to go on from: none stored yet, or one for another definition.
+    pub(crate) fn missing_reason(&self) -> Option<String> {
+        self.current.is_none().then(|| {
+            if self.changed {
                 "the rule's baseline definition changed".to_string()
             } else {
                 "the rule has no baseline yet".to_string()
-            });
-        };
+            }
+        })
+    }
+
+    /// Why the baseline must be built from history before `window`; `None` when it fits.
+    pub(crate) fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
+        if let Some(missing) = self.missing_reason() {
+            return Some(missing);
+        }
+        let through = self.current.as_ref().map(B::through)?;
         if through > window.start {
             Some(format!(
                 "the baseline reaches {}, past the window's start (a replay or a window \

@@ -716,6 +716,61 @@ fn sequence_sql(
     )
 }
 
+/// The columns of a sequence rule's events ([`sequence_events_sql`]), after its keys.
+pub const SEQUENCE_EVENT_COLUMNS: [&str; 4] = ["t", "eventid", "is_first", "is_then"];
+
+/// A sequence rule's `first` and `then` events of `range`, narrow: its keys (by name),
+/// `utctimestamp` as `t`, `eventid`, and whether each is a `first` and a `then` event (`1` or
+/// `0`). What a sequence rule that keeps its events reads ([`crate::sequence`]): the detector
+/// pairs them itself, with the events it kept from before the range.
+pub fn sequence_events_sql(rule: &Rule, range: Window) -> Result<String, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let Query::Sequence {
+        first, then, key, ..
+    } = &rule.query
+    else {
+        return Err(error(
+            "only sequence rules pair first and then events".into(),
+        ));
+    };
+    let template = format!(
+        "SELECT {selects}, utctimestamp AS t, eventid, \
+         CASE WHEN ({first}) THEN 1 ELSE 0 END AS is_first, \
+         CASE WHEN ({then}) THEN 1 ELSE 0 END AS is_then \
+         FROM events WHERE {{{{window}}}} AND (({first}) OR ({then})) AND {present}",
+        selects = key_selects(key),
+        present = keys_present(key),
+    );
+    let sql = expand_settings(&template, rule).map_err(error)?;
+    expand_ranges(&sql, &Ranges::for_window(rule, range)).map_err(error)
+}
+
+/// A sequence rule's `min_count` as a number (a `${setting}` resolved): the `first` events a
+/// `then` event needs before it.
+pub fn sequence_min_count(rule: &Rule) -> Result<u64, CompileError> {
+    let error = |message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let Query::Sequence { min_count, .. } = &rule.query else {
+        return Err(error(
+            "only sequence rules have a sequence's min_count".into(),
+        ));
+    };
+    let text = min_count.as_ref().map_or(Ok("1".to_string()), count_text);
+    let text = expand_settings(&text.map_err(error)?, rule).map_err(error)?;
+    text.parse::<u64>()
+        .ok()
+        .filter(|count| *count >= 1)
+        .ok_or_else(|| {
+            error(format!(
+                "min_count {text} must be a whole number of at least 1"
+            ))
+        })
+}
 /// Replaces `${name}` with the rule's setting as an SQL literal.
 fn expand_settings(sql: &str, rule: &Rule) -> Result<String, String> {
     let mut out = String::with_capacity(sql.len());

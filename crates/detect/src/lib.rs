@@ -16,6 +16,7 @@ pub mod previous;
 pub mod rule;
 pub mod runner;
 pub mod scheduled;
+pub mod sequence;
 pub mod silence;
 pub mod state;
 pub mod window;

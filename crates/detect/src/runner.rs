@@ -20,6 +20,7 @@ use crate::compile::{
 };
 use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
+use crate::sequence::SequenceTracker;
 use crate::silence::{self, NoSourceCounts, SourceCounts};
 use crate::state::{
     FailedWindow, RuleState, SET_ASIDE_AFTER, StateError, StateStore, UnpublishedAlert,
@@ -548,6 +549,8 @@ struct RuleRun<'r> {
     baseline: Option<Tracker>,
     /// Pairing rules keep the previous event per key instead ([`crate::previous`]).
     previous: Option<PreviousTracker>,
+    /// Sequence rules keep their recent events instead ([`crate::sequence`]).
+    sequence: Option<SequenceTracker>,
     /// Windows already evaluated that events arrived for since: evaluated again first, once.
     late_ends: Vec<DateTime<Utc>>,
     /// The latest arrival pass: seen once the late windows are done.
@@ -576,6 +579,7 @@ impl<'r> RuleRun<'r> {
             version: None,
             baseline: None,
             previous: None,
+            sequence: None,
             late_ends: Vec::new(),
             arrivals_latest: 0,
             ends: VecDeque::new(),
@@ -605,6 +609,7 @@ impl<'r> RuleRun<'r> {
         self.version = stored.version;
         self.baseline = Tracker::load(rule, store).await?;
         self.previous = PreviousTracker::load(rule, store).await?;
+        self.sequence = SequenceTracker::load(rule, store).await?;
         self.arrivals_latest = arrivals.latest();
         // A rule that never looked at arrivals starts from the latest (its first pass is the
         // whole lake, which its watermark already covered).
@@ -681,7 +686,10 @@ impl<'r> RuleRun<'r> {
                 .previous
                 .as_ref()
                 .is_none_or(|tracker| tracker.rebuilds(rule, window)),
-            Query::Sequence { .. } => true,
+            Query::Sequence { .. } => self
+                .sequence
+                .as_ref()
+                .is_none_or(|tracker| tracker.rebuild_reason(rule, window).is_some()),
             Query::Sql { sql } => sql.contains("{{history") || sql.contains("{{span"),
             Query::Threshold { .. } => false,
         };
@@ -722,6 +730,26 @@ impl<'r> RuleRun<'r> {
             && !tracker.reads_only(rule, *first)
         {
             windows.remove(0);
+        }
+        if let Some(tracker) = &self.sequence {
+            if windows.len() < least {
+                return Vec::new();
+            }
+            return match tracker.batch_events(rule, &windows) {
+                Ok(batch) => batch
+                    .map(|(windows, sql)| Part {
+                        windows,
+                        sql,
+                        columns: Some(SequenceTracker::columns(rule)),
+                        events: true,
+                    })
+                    .into_iter()
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                    Vec::new()
+                }
+            };
         }
         let Some(tracker) = &self.previous else {
             let columns = batch_columns(rule);
@@ -781,6 +809,16 @@ impl<'r> RuleRun<'r> {
     async fn take<E: QueryEngine>(&mut self, part: Part, rows: Vec<Row>, engine: &E) {
         if !part.events {
             self.keep_rows(&part.windows, rows);
+            return;
+        }
+        if let Some(tracker) = self.sequence.as_mut() {
+            match tracker.hold(self.rule, &part.windows, &rows) {
+                // The windows' rows are the held events: marked read, so not queried again.
+                Ok(()) => self.keep_rows(&part.windows, Vec::new()),
+                Err(error) => {
+                    tracing::warn!(rule = %self.rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
+                }
+            }
             return;
         }
         let Some(tracker) = self.previous.as_mut() else {
@@ -864,21 +902,27 @@ impl<'r> RuleRun<'r> {
         let window = Window::new(end - rule.window, end);
         let late = self.late_ends.contains(&end);
         let batched = self.batched.remove(&end);
-        let answer = match (self.baseline.as_mut(), self.previous.as_mut()) {
-            (Some(tracker), _) => {
+        let answer = match (
+            self.baseline.as_mut(),
+            self.previous.as_mut(),
+            self.sequence.as_mut(),
+        ) {
+            (Some(tracker), _, _) => {
                 tracker
                     .evaluate(rule, engine, window, batched, report)
                     .await
             }
-            (_, Some(tracker)) => {
+            (_, Some(tracker), _) => {
                 tracker
                     .evaluate(rule, engine, window, batched, report)
                     .await
             }
-            (None, None) if matches!(rule.query, Query::Silence { .. }) => {
+            // Its batch's events, if any, are held by the tracker.
+            (_, _, Some(tracker)) => tracker.evaluate(rule, engine, window, report).await,
+            _ if matches!(rule.query, Query::Silence { .. }) => {
                 silence::evaluate(rule, engine, window, report).await
             }
-            (None, None) => match batched {
+            _ => match batched {
                 Some(rows) => Ok(rows),
                 None => query_window(rule, engine, window, report).await,
             },
@@ -934,6 +978,9 @@ impl<'r> RuleRun<'r> {
                 tracker.save(rule, store).await?;
             }
             if let Some(tracker) = self.previous.as_mut() {
+                tracker.save(rule, store).await?;
+            }
+            if let Some(tracker) = self.sequence.as_mut() {
                 tracker.save(rule, store).await?;
             }
             if state.watermark.is_none_or(|w| w < window.end) {
