@@ -223,6 +223,16 @@ pub struct BaselineBuilt {
     pub bytes_read: Option<u64>,
 }
 
+/// The query of the events of a batch of windows of a rule that keeps events
+/// ([`crate::previous::PreviousTracker::batch_events`],
+/// [`crate::sequence::SequenceTracker::batch_events`]): the windows it serves, in time order,
+/// its SQL and its columns, in order.
+pub struct BatchEvents {
+    pub windows: Vec<Window>,
+    pub sql: String,
+    pub columns: Vec<String>,
+}
+
 /// What every kind of baseline is ([`Baseline`], [`crate::previous::Previous`]): built for one
 /// definition of its rule, with the events before `through` folded in.
 pub trait Kept: Serialize + DeserializeOwned {
@@ -253,16 +263,17 @@ pub(crate) struct Tracked<B> {
 }
 
 impl<B: Kept> Tracked<B> {
-    /// The rule's stored baseline for `definition`; `None` when the store keeps no baselines
-    /// (the rule then reads its history by SQL).
+    /// The rule's stored baseline for `definition` (the rule's definition of this kind of
+    /// baseline); `None` when there is none (the rule keeps no such baseline) or the store keeps
+    /// no baselines (the rule then reads its history by SQL).
     pub(crate) async fn load<S: StateStore>(
-        definition: String,
+        definition: Option<String>,
         rule: &Rule,
         store: &S,
     ) -> Result<Option<Self>, String> {
-        if !store.keeps_baselines() {
+        let Some(definition) = definition.filter(|_| store.keeps_baselines()) else {
             return Ok(None);
-        }
+        };
         let stored = store
             .load_baseline::<B>(&rule.id)
             .await
@@ -287,7 +298,7 @@ impl<B: Kept> Tracked<B> {
     }
 
     /// Why there is no baseline to go on from: none stored yet, or one for another definition.
-    pub(crate) fn missing_reason(&self) -> Option<String> {
+    fn missing_reason(&self) -> Option<String> {
         self.current.is_none().then(|| {
             if self.changed {
                 "the rule's baseline definition changed".to_string()
@@ -297,16 +308,33 @@ impl<B: Kept> Tracked<B> {
         })
     }
 
-    /// Why the baseline must be built from history before `window`; `None` when it fits.
+    /// Why the baseline must be built from history before `window`; `None` when it fits: it
+    /// has not folded in any event of the window, and it is not older than `history`.
     pub(crate) fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
+        self.rebuild_reason_when(
+            rule,
+            window,
+            |through| through > window.start,
+            "past the window's start",
+        )
+    }
+
+    /// Why the baseline must be built from history before `window`: none to go on from, one
+    /// that `reaches_too_far` (`beyond` says how), or one older than `history`.
+    pub(crate) fn rebuild_reason_when(
+        &self,
+        rule: &Rule,
+        window: Window,
+        reaches_too_far: impl Fn(DateTime<Utc>) -> bool,
+        beyond: &str,
+    ) -> Option<String> {
         if let Some(missing) = self.missing_reason() {
             return Some(missing);
         }
         let through = self.current.as_ref().map(B::through)?;
-        if through > window.start {
+        if reaches_too_far(through) {
             Some(format!(
-                "the baseline reaches {}, past the window's start (a replay or a window \
-                 evaluated again)",
+                "the baseline reaches {}, {beyond} (a replay or a window evaluated again)",
                 format_timestamp(through)
             ))
         } else if through < window.start - rule.history {
@@ -352,10 +380,9 @@ impl Tracker {
     /// The rule's tracker, with its stored baseline; `None` when the rule keeps none (not
     /// first-seen) or the store keeps no baselines (the rule then reads its history by SQL).
     pub async fn load<S: StateStore>(rule: &Rule, store: &S) -> Result<Option<Tracker>, String> {
-        let Some(definition) = definition(rule) else {
-            return Ok(None);
-        };
-        Ok(Tracked::load(definition, rule, store).await?.map(Tracker))
+        Ok(Tracked::load(definition(rule), rule, store)
+            .await?
+            .map(Tracker))
     }
 
     /// Whether the baseline reaches exactly to `window`'s start, so that the window's query reads

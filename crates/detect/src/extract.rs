@@ -550,6 +550,12 @@ mod tests {
         extract_object_key(source, slice, part, ExtractFormat::Zstd)
     }
 
+    /// Stores an arrivals document as an earlier version left it.
+    fn save_arrivals(state: &FileStore, document: &serde_json::Value) {
+        let bytes = serde_json::to_vec(document).unwrap();
+        lakewatch_testkit::block_on(state.write(ARRIVALS_DOCUMENT, bytes, None)).unwrap();
+    }
+
     fn run(lake: &Memory, state: &FileStore) -> Result<ExtractReport, ExtractError> {
         lakewatch_testkit::block_on(extract_new(
             lake,
@@ -607,12 +613,7 @@ mod tests {
         let state = FileStore::new(dir.path());
         // The document as the hour layout left it: no `layout`, the object known.
         let old = serde_json::json!({ "objects": { SOURCE: version }, "passes": [] });
-        lakewatch_testkit::block_on(state.write(
-            ARRIVALS_DOCUMENT,
-            serde_json::to_vec(&old).unwrap(),
-            None,
-        ))
-        .unwrap();
+        save_arrivals(&state, &old);
         let report = run(&lake, &state).unwrap();
         assert_eq!((report.objects, report.refiled, report.events), (1, 1, 1));
         let key = key_of(SOURCE, "2026-11-20T07:40:00Z", 0);
@@ -656,12 +657,7 @@ mod tests {
             "objects": { SOURCE: "before the repair", KEPT: kept_version },
             "passes": [],
         });
-        lakewatch_testkit::block_on(state.write(
-            ARRIVALS_DOCUMENT,
-            serde_json::to_vec(&old).unwrap(),
-            None,
-        ))
-        .unwrap();
+        save_arrivals(&state, &old);
 
         let report = run(&lake, &state).unwrap();
         assert_eq!((report.objects, report.refiled, report.events), (2, 0, 2));

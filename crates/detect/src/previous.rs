@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
-use crate::baseline::{Kept, Tracked};
+use crate::baseline::{BatchEvents, Kept, Tracked};
 use crate::compile::{pair_columns, previous_baseline_sql, previous_events_sql};
 use crate::rule::{Query, Rule};
 use crate::runner::{MAX_QUERY_BYTES, QueryEngine, RuleReport, run_query};
@@ -81,16 +81,6 @@ pub struct PreviousTracker {
     batched: BTreeMap<DateTime<Utc>, Vec<KeptEvent>>,
 }
 
-/// The query of the events of a pairing rule's batch of windows
-/// ([`PreviousTracker::batch_events`]).
-pub struct BatchEvents {
-    /// The windows it covers, in time order, each starting where the one before ends.
-    pub windows: Vec<Window>,
-    pub sql: String,
-    /// Its columns, in [`pair_columns`] order.
-    pub columns: Vec<String>,
-}
-
 /// A kept event: its columns in [`pair_columns`] order (text or NULL).
 type KeptEvent = Vec<Option<String>>;
 
@@ -119,10 +109,7 @@ impl PreviousTracker {
         rule: &Rule,
         store: &S,
     ) -> Result<Option<PreviousTracker>, String> {
-        let Some(definition) = definition(rule) else {
-            return Ok(None);
-        };
-        Ok(Tracked::load(definition, rule, store)
+        Ok(Tracked::load(definition(rule), rule, store)
             .await?
             .map(|tracked| PreviousTracker {
                 tracked,

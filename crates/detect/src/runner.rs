@@ -708,7 +708,8 @@ impl<'r> RuleRun<'r> {
     /// previous window's answer; a first-seen rule's batch starts where its baseline reaches (a
     /// window needing its baseline built is queried on its own); for a pairing rule, the query
     /// of the events of the windows that follow where its kept events reach
-    /// ([`PreviousTracker::batch_events`]). Every per-window step (alerts, suppression, state,
+    /// ([`PreviousTracker::batch_events`]); for a sequence rule, of its events since the kept
+    /// ones ([`SequenceTracker::batch_events`]). Every per-window step (alerts, suppression, state,
     /// watermark) stays in [`RuleRun::evaluate`], window by window.
     fn planned(&self, until: DateTime<Utc>, least: usize) -> Vec<Part> {
         let rule = self.rule;
@@ -731,27 +732,11 @@ impl<'r> RuleRun<'r> {
         {
             windows.remove(0);
         }
-        if let Some(tracker) = &self.sequence {
-            if windows.len() < least {
-                return Vec::new();
-            }
-            return match tracker.batch_events(rule, &windows) {
-                Ok(batch) => batch
-                    .map(|(windows, sql)| Part {
-                        windows,
-                        sql,
-                        columns: Some(SequenceTracker::columns(rule)),
-                        events: true,
-                    })
-                    .into_iter()
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(rule = %rule.id, error = %error, "a batch of windows failed; its windows are queried one by one");
-                    Vec::new()
-                }
-            };
-        }
-        let Some(tracker) = &self.previous else {
+        let events = if let Some(tracker) = &self.sequence {
+            tracker.batch_events(rule, &windows)
+        } else if let Some(tracker) = &self.previous {
+            tracker.batch_events(rule, &windows)
+        } else {
             let columns = batch_columns(rule);
             return batches(rule, &windows, least)
                 .into_iter()
@@ -766,7 +751,7 @@ impl<'r> RuleRun<'r> {
         if windows.len() < least {
             return Vec::new();
         }
-        match tracker.batch_events(rule, &windows) {
+        match events {
             Ok(events) => events
                 .map(|events| Part {
                     windows: events.windows,

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
-use crate::baseline::{Kept, Tracked};
+use crate::baseline::{BatchEvents, Kept, Tracked};
 use crate::compile::{SEQUENCE_EVENT_COLUMNS, sequence_events_sql, sequence_min_count};
 use crate::rule::{Query, Rule};
 use crate::runner::{QueryEngine, RuleReport, run_query};
@@ -101,10 +101,7 @@ impl SequenceTracker {
         rule: &Rule,
         store: &S,
     ) -> Result<Option<SequenceTracker>, String> {
-        let Some(definition) = definition(rule) else {
-            return Ok(None);
-        };
-        Ok(Tracked::load(definition, rule, store)
+        Ok(Tracked::load(definition(rule), rule, store)
             .await?
             .map(|tracked| SequenceTracker {
                 tracked,
@@ -115,24 +112,12 @@ impl SequenceTracker {
     /// Why `window` reads its whole span (`history` before it, and itself) instead of going on
     /// from the kept events; `None` when they fit.
     pub fn rebuild_reason(&self, rule: &Rule, window: Window) -> Option<String> {
-        if let Some(missing) = self.tracked.missing_reason() {
-            return Some(missing);
-        }
-        let through = self.tracked.current.as_ref()?.through;
-        if through >= window.end {
-            Some(format!(
-                "the kept events reach {}, the window's end or past it (a replay or a window \
-                 evaluated again)",
-                format_timestamp(through)
-            ))
-        } else if through < window.start - rule.history {
-            Some(format!(
-                "the kept events end at {}, more than the rule's history before the window",
-                format_timestamp(through)
-            ))
-        } else {
-            None
-        }
+        self.tracked.rebuild_reason_when(
+            rule,
+            window,
+            |through| through >= window.end,
+            "the window's end or past it",
+        )
     }
 
     /// Where `window`'s query starts reading: where the kept events end, or `history` before
@@ -153,7 +138,7 @@ impl SequenceTracker {
         &self,
         rule: &Rule,
         windows: &[Window],
-    ) -> Result<Option<(Vec<Window>, String)>, String> {
+    ) -> Result<Option<BatchEvents>, String> {
         let Some(first) = windows.first() else {
             return Ok(None);
         };
@@ -167,7 +152,11 @@ impl SequenceTracker {
         let windows = windows[..following].to_vec();
         let range = Window::new(self.reads_from(rule, *first), windows[following - 1].end);
         let sql = sequence_events_sql(rule, range).map_err(|e| e.to_string())?;
-        Ok(Some((windows, sql)))
+        Ok(Some(BatchEvents {
+            windows,
+            sql,
+            columns: Self::columns(rule),
+        }))
     }
 
     /// Keeps the rows of a batch's events query for the `windows` it serves (what
@@ -183,7 +172,7 @@ impl SequenceTracker {
 
     /// The columns of the events query, in order: the rule's keys, then
     /// [`SEQUENCE_EVENT_COLUMNS`].
-    pub fn columns(rule: &Rule) -> Vec<String> {
+    fn columns(rule: &Rule) -> Vec<String> {
         let Query::Sequence { key, .. } = &rule.query else {
             return Vec::new();
         };

@@ -140,8 +140,9 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
         .await
         .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    // One state per rule, and a baseline per rule that keeps one (the first-seen rules and
-    // impossible-travel's previous logins), built with its first window.
+    // One state per rule, and a baseline per rule that keeps one (the first-seen rules,
+    // impossible-travel's previous logins and brute-force-success's recent events), built with
+    // its first window.
     let baselines: Vec<&str> = keys
         .iter()
         .copied()
@@ -151,6 +152,7 @@ async fn a_scheduled_invocation_runs_every_embedded_rule_and_saves_its_watermark
         baselines,
         [
             "state/detector/baselines/atypical-country.json.gz",
+            "state/detector/baselines/brute-force-success.json.gz",
             "state/detector/baselines/impossible-travel.json.gz",
             "state/detector/baselines/new-country.json.gz",
             "state/detector/baselines/new-device.json.gz",
