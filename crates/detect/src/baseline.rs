@@ -454,7 +454,8 @@ struct Group {
     before: Option<(String, String)>,
 }
 
-fn text(row: &Row, column: &str) -> Option<String> {
+/// A row's `column` as text; `None` when missing or NULL.
+pub(crate) fn text(row: &Row, column: &str) -> Option<String> {
     row.get(column).cloned().flatten()
 }
 
@@ -481,7 +482,8 @@ fn group_of(mut row: Row, entity: &[Key], value: &[Key]) -> Result<Group, String
     })
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+/// A `utctimestamp` as a time, or an error naming it.
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("utctimestamp {text:?}: {e}"))

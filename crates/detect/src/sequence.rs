@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
-use crate::baseline::{BatchEvents, Kept, Tracked};
+use crate::baseline::{BatchEvents, Kept, Tracked, parse_time, text};
 use crate::compile::{SEQUENCE_EVENT_COLUMNS, sequence_events_sql, sequence_min_count};
 use crate::rule::{Query, Rule};
 use crate::runner::{QueryEngine, RuleReport, run_query};
@@ -193,7 +193,9 @@ impl SequenceTracker {
         report: &mut RuleReport,
     ) -> Result<Vec<Row>, String> {
         let reason = self.rebuild_reason(rule, window);
-        let from = self.reads_from(rule, window);
+        let kept = self.tracked.current.as_ref().filter(|_| reason.is_none());
+        let from = kept.map_or(window.start - rule.history, |kept| kept.through);
+        let mut events = kept.map(|kept| kept.events.clone()).unwrap_or_default();
         let held = self.held.as_ref().filter(|(range, _)| {
             reason.is_none() && range.start <= from && window.end <= range.end
         });
@@ -209,10 +211,6 @@ impl SequenceTracker {
                 }
                 events_of(rule, &rows)?
             }
-        };
-        let mut events = match (&self.tracked.current, &reason) {
-            (Some(kept), None) => kept.events.clone(),
-            _ => Vec::new(),
         };
         events.extend(read);
         let rows = pairs(rule, window, &events)?;
@@ -253,7 +251,6 @@ fn events_of(rule: &Rule, rows: &[Row]) -> Result<Vec<SequenceEvent>, String> {
     let Query::Sequence { key, .. } = &rule.query else {
         return Err(format!("rule {} is not a sequence rule", rule.id));
     };
-    let text = |row: &Row, column: &str| row.get(column).cloned().flatten();
     let flag = |row: &Row, column: &str| text(row, column).as_deref() == Some("1");
     rows.iter()
         .map(|row| {
@@ -270,12 +267,6 @@ fn events_of(rule: &Rule, rows: &[Row]) -> Result<Vec<SequenceEvent>, String> {
             }
         })
         .collect()
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("utctimestamp {text:?}: {e}"))
 }
 
 /// The window's alerting rows, as `compile::sequence_sql` returns them: for each `then` event
