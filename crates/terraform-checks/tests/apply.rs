@@ -48,7 +48,7 @@ const REGION: &str = "eu-west-1";
 /// Lets destroy remove buckets the test wrote to (the example keeps the safe default), and
 /// deploys no content: moto checks the lake bucket's policy on PutObject without the request's
 /// context, so its `DenyInsecureTransport` statement refuses every upload (403). The content
-/// upload's validation is applied in tests/content.rs; its objects are checked in tests/plan.rs.
+/// upload's validation is applied in the root package's tests/content_validation.rs; its objects are checked in tests/plan.rs.
 const TEST_DEPLOYMENT_OVERRIDE: &str = "\
 # Written by crates/terraform-checks: a test deployment, destroyed with its objects.
 module \"lakewatch\" {

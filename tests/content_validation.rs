@@ -1,9 +1,8 @@
 //! `terraform apply` validates the content before it uploads it: a rule whose SQL does not
 //! plan fails the apply with the file and line, before any upload; fixed, the apply goes on.
-//! Only the validation is applied (`-target`), against a moto server, with this checkout's
-//! `lakewatch validate-content` (through cargo).
-
-use std::path::PathBuf;
+//! Only the validation is applied (`-target`), against a moto server, with the `lakewatch` binary
+//! cargo built for these tests. (Not `cargo run`: from inside a test it resolves the root
+//! package's features alone and builds the whole dependency tree a second time.)
 
 use lakewatch_terraform_checks::cli::{Workspace, moto_provider_override, terraform_or_skip};
 use lakewatch_testkit::moto::MotoServer;
@@ -22,16 +21,7 @@ sql = "SELECT hostname FROM events WHERE {{window}} AND summary LIKE '%curl%'"
 "#;
 
 fn validator() -> String {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    serde_json::to_string(&[
-        "cargo",
-        "run",
-        "--quiet",
-        "--manifest-path",
-        &manifest.display().to_string(),
-        "--",
-    ])
-    .unwrap()
+    serde_json::to_string(&[env!("CARGO_BIN_EXE_lakewatch")]).unwrap()
 }
 
 #[test]
