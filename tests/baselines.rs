@@ -13,9 +13,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 mod common;
 
 use common::{bundled_geoip, bundled_rules_dir, run};
+use lakewatch::cli::detect::detect;
 use lakewatch::local::detect::{LocalAlerts, LocalQueries, extract_for_rules, state_dir};
 use lakewatch::local::ingest::Ingest;
-use lakewatch_detect::compile::compile;
+use lakewatch_detect::baseline::bootstrap_rows;
+use lakewatch_detect::compile::{compile, first_seen_baseline_sql, first_seen_bootstrap_sql};
 use lakewatch_detect::run_rules;
 use lakewatch_detect::runner::{MAX_QUERY_BYTES, SHARED_SCAN_HOURS};
 use lakewatch_detect::window::replay_window_ends;
@@ -348,12 +350,22 @@ fn generated_lake_case() {
     let start = t("2026-11-01T00:00:00Z");
     generated_lake(lake.path(), start);
     let (from, to) = (start + TimeDelta::hours(156), start + TimeDelta::days(8));
-    let mut rules = vec![
-        rule("new-country"),
-        rule("new-device"),
-        rule("atypical-country"),
-    ];
-    // Shorter history and dormancy, so that forgetting and dormant values happen in 8 days.
+    // With shorter history and dormancy too, so that forgetting and dormant values happen in
+    // 8 days.
+    let rules = first_seen_rules();
+    let mut alerts = 0;
+    for rule in &rules {
+        alerts += assert_same_alerts(lake.path(), rule, from, to);
+    }
+    assert!(
+        alerts >= 5,
+        "the lake must exercise the rules: {alerts} alerts"
+    );
+}
+
+/// The first-seen rules of the generated case (30, 90, 3 and 6 days of history), building their
+/// baselines for the same window.
+fn first_seen_rules() -> Vec<Rule> {
     let mut forgetting = rule("new-device");
     forgetting.id = "new-device-3d".into();
     forgetting.history = TimeDelta::days(3);
@@ -363,14 +375,93 @@ fn generated_lake_case() {
     if let Query::FirstSeen { not_seen_for, .. } = &mut dormant.query {
         *not_seen_for = Some(TimeDelta::days(2));
     }
-    rules.extend([forgetting, dormant]);
-    let mut alerts = 0;
-    for rule in &rules {
-        alerts += assert_same_alerts(lake.path(), rule, from, to);
+    vec![
+        rule("new-country"),
+        rule("new-device"),
+        rule("atypical-country"),
+        forgetting,
+        dormant,
+    ]
+}
+
+#[test]
+fn baselines_built_together_read_the_history_once_with_each_rules_own_rows() {
+    with_large_stack(built_together_case);
+}
+
+/// Every first-seen rule builds its baseline from its history on its first window; built in
+/// the same run they share one query, which reads the longest history once (the others' are
+/// inside it) and gives each rule exactly the rows of its own query; replayed together or
+/// alone, every rule raises the same alerts.
+fn built_together_case() {
+    let lake = tempfile::tempdir().unwrap();
+    let start = t("2026-11-01T00:00:00Z");
+    generated_lake(lake.path(), start);
+    let rules = first_seen_rules();
+    let (from, to) = (start + TimeDelta::hours(156), start + TimeDelta::days(8));
+
+    // Row for row: the shared query split per rule, and each rule's own bootstrap query.
+    let engine = rules_engine(lake.path());
+    let queries = LocalQueries::new(&engine);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let window = Window::new(from, from + TimeDelta::hours(1));
+    let parts: Vec<(&Rule, Window)> = rules.iter().map(|rule| (rule, window)).collect();
+    let shared = runtime
+        .block_on(queries.query(&first_seen_bootstrap_sql(&parts).unwrap()))
+        .unwrap();
+    let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let split = bootstrap_rows(&rule_refs, shared).unwrap();
+    let sorted = |mut rows: Vec<Row>| {
+        rows.sort_by_key(|row| format!("{row:?}"));
+        rows
+    };
+    for (rule, rows) in rules.iter().zip(split) {
+        let own_sql = first_seen_baseline_sql(rule, window, window.start - rule.history).unwrap();
+        let own = runtime.block_on(queries.query(&own_sql)).unwrap();
+        assert!(!own.is_empty(), "{}: the lake must give rows", rule.id);
+        assert_eq!(sorted(rows), sorted(own), "{}", rule.id);
     }
+
+    let replay = Mode::Replay {
+        from,
+        to,
+        advance_watermark: false,
+    };
+    let together = runtime
+        .block_on(detect(lake.path(), &rules, to, replay))
+        .unwrap()
+        .reports;
+    let mut alone_bootstraps = Vec::new();
+    for (rule, report) in rules.iter().zip(&together) {
+        assert_eq!(report.error, None, "{}", rule.id);
+        let alone = run(lake.path(), rule, to, replay);
+        assert_eq!(identities(report), identities(&alone), "{}", rule.id);
+        assert_eq!(alone.baselines_built.len(), 1);
+        alone_bootstraps.push(alone.baselines_built[0].bytes_read.unwrap());
+        assert_eq!(report.baselines_built.len(), 1, "{}", rule.id);
+        let reason = &report.baselines_built[0].reason;
+        let shared: BTreeSet<&str> = reason
+            .split_once("; history read once for ")
+            .map(|(_, rules)| rules.split(", ").collect())
+            .unwrap_or_default();
+        let all: BTreeSet<&str> = rules.iter().map(|rule| rule.id.as_str()).collect();
+        assert_eq!(shared, all, "{reason}");
+    }
+    let built: Vec<u64> = together
+        .iter()
+        .map(|report| report.baselines_built[0].bytes_read.unwrap())
+        .collect();
+    let longest = *alone_bootstraps.iter().max().unwrap();
+    let sum: u64 = built.iter().sum();
+    // Counted once, with the first rule; each alone reads its own history.
+    assert_eq!(
+        built.iter().filter(|read| **read > 0).count(),
+        1,
+        "{built:?}"
+    );
     assert!(
-        alerts >= 5,
-        "the lake must exercise the rules: {alerts} alerts"
+        sum <= longest,
+        "built together: {sum} bytes; alone: {alone_bootstraps:?}"
     );
 }
 

@@ -21,7 +21,9 @@
 //!   filter, the keys or `history`: [`definition`]), or whose baseline does not fit the window
 //!   (older than `history`, or already past the window's start: a replay, a set-aside window)
 //!   builds one from history with one query over `history` + window, reported in
-//!   [`RuleReport::baselines_built`], then goes incremental.
+//!   [`RuleReport::baselines_built`], then goes incremental. Rules building their baselines in
+//!   the same run share that read: one query reads the union of their histories once and hands
+//!   each rule its rows ([`first_seen_bootstrap_sql`], [`Tracker::hand_bootstrap`]).
 //! - **Safe updates**: the baseline is a versioned document
 //!   ([`lakewatch_lake::layout::baseline_document`]) saved with compare-and-swap after the
 //!   window's alerts are written and before the watermark moves: a run that read an older
@@ -41,7 +43,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Row;
-use crate::compile::first_seen_baseline_sql;
+use crate::compile::{GROUPED_PART_COLUMN, first_seen_baseline_sql, grouped_column};
 use crate::rule::{Key, Query, Rule};
 use crate::runner::QueryEngine;
 use crate::runner::{RuleReport, run_query};
@@ -374,7 +376,61 @@ impl<B: Kept> Tracked<B> {
 }
 
 /// A first-seen rule's baseline during one run.
-pub struct Tracker(Tracked<Baseline>);
+pub struct Tracker {
+    tracked: Tracked<Baseline>,
+    /// The rows that build the baseline for a window, read with other rules' histories.
+    bootstrap: Option<Bootstrap>,
+}
+
+/// A window's rows as [`first_seen_baseline_sql`] gives them from `history` before it, read for
+/// several rules at once ([`first_seen_bootstrap_sql`]).
+pub(crate) struct Bootstrap {
+    pub(crate) window: Window,
+    pub(crate) rows: Vec<Row>,
+    /// What the shared query read, in the report of the rule it is counted with (0 for the others).
+    pub(crate) bytes_read: Option<u64>,
+    /// The rules whose baselines the query built, this one included.
+    pub(crate) rules: Vec<String>,
+}
+
+/// A shared bootstrap's rows ([`first_seen_bootstrap_sql`]) back per part, with each part's
+/// own key names (`rules` in the parts' order).
+pub fn bootstrap_rows(rules: &[&Rule], rows: Vec<Row>) -> Result<Vec<Vec<Row>>, String> {
+    let keys: Vec<Vec<&str>> = rules
+        .iter()
+        .map(|rule| match rule.query.first_seen_keys() {
+            Some((_, entity, value)) => Ok(entity
+                .iter()
+                .chain(value)
+                .map(|key| key.name.as_str())
+                .collect()),
+            None => Err(format!("rule {} keeps no baseline", rule.id)),
+        })
+        .collect::<Result<_, _>>()?;
+    let width = keys.iter().map(Vec::len).max().unwrap_or(0);
+    let mut split = vec![Vec::new(); rules.len()];
+    for mut row in rows {
+        let tag = row.remove(GROUPED_PART_COLUMN).flatten();
+        let Some((index, names)) = tag
+            .as_deref()
+            .and_then(|tag| tag.parse::<usize>().ok())
+            .and_then(|index| keys.get(index).map(|names| (index, names)))
+        else {
+            return Err(format!(
+                "a row of no part of {} ({GROUPED_PART_COLUMN} = {tag:?})",
+                rules.len()
+            ));
+        };
+        for n in 0..width {
+            let value = row.remove(&grouped_column(n)).flatten();
+            if let Some(name) = names.get(n) {
+                row.insert(name.to_string(), value);
+            }
+        }
+        split[index].push(row);
+    }
+    Ok(split)
+}
 
 impl Tracker {
     /// The rule's tracker, with its stored baseline; `None` when the rule keeps none (not
@@ -382,14 +438,28 @@ impl Tracker {
     pub async fn load<S: StateStore>(rule: &Rule, store: &S) -> Result<Option<Tracker>, String> {
         Ok(Tracked::load(definition(rule), rule, store)
             .await?
-            .map(Tracker))
+            .map(|tracked| Tracker {
+                tracked,
+                bootstrap: None,
+            }))
+    }
+
+    /// Whether the baseline must be built from history before `window`.
+    pub(crate) fn builds(&self, rule: &Rule, window: Window) -> bool {
+        self.tracked.rebuild_reason(rule, window).is_some()
+    }
+
+    /// Rows that build the baseline for a window ([`Tracker::builds`]), read with other rules':
+    /// [`Tracker::evaluate`] uses them instead of its own query of the history.
+    pub(crate) fn hand_bootstrap(&mut self, bootstrap: Bootstrap) {
+        self.bootstrap = Some(bootstrap);
     }
 
     /// Whether the baseline reaches exactly to `window`'s start, so that the window's query reads
     /// the window alone: its rows can then come from a batch of windows
     /// ([`crate::compile::compile_batch`]).
     pub fn reads_only(&self, rule: &Rule, window: Window) -> bool {
-        let tracked = &self.0;
+        let tracked = &self.tracked;
         tracked.rebuild_reason(rule, window).is_none()
             && tracked
                 .current
@@ -413,14 +483,31 @@ impl Tracker {
             && self.reads_only(rule, window)
         {
             let baseline = self
-                .0
+                .tracked
                 .current
                 .as_mut()
                 .expect("reads_only needs a baseline");
             return evaluate_rows(rule, window, baseline, rows);
         }
-        let tracked = &mut self.0;
+        let tracked = &mut self.tracked;
         let reason = tracked.rebuild_reason(rule, window);
+        let shared = self.bootstrap.take().filter(|b| b.window == window);
+        if let (Some(reason), Some(shared)) = (&reason, shared) {
+            report.rows += shared.rows.len();
+            report.baselines_built.push(BaselineBuilt {
+                window,
+                reason: format!(
+                    "{reason}; history read once for {}",
+                    shared.rules.join(", ")
+                ),
+                bytes_read: shared.bytes_read,
+            });
+            let baseline = tracked.current.insert(Baseline::empty(
+                &tracked.definition,
+                window.start - rule.history,
+            ));
+            return evaluate_rows(rule, window, baseline, shared.rows);
+        }
         let from = match (&reason, &tracked.current) {
             (None, Some(baseline)) => baseline.through,
             _ => window.start - rule.history,
@@ -438,7 +525,7 @@ impl Tracker {
 
     /// Saves the baseline after a window's alerts were written ([`Tracked::save`]).
     pub async fn save<S: StateStore>(&mut self, rule: &Rule, store: &S) -> Result<(), String> {
-        self.0.save(rule, store).await
+        self.tracked.save(rule, store).await
     }
 }
 
@@ -647,6 +734,55 @@ mod tests {
             baseline.fold(&[user.to_string()], &[country.to_string()], first, last);
         }
         baseline
+    }
+
+    #[test]
+    fn rows_built_together_go_back_to_their_rule_with_its_key_names() {
+        let users = rule("");
+        let mut hosts = rule("");
+        if let Query::FirstSeen { entity, .. } = &mut hosts.query {
+            entity[0].name = "host".into();
+            entity.push(Key {
+                name: "port".into(),
+                expr: "p".into(),
+            });
+        }
+        let tagged = |part: &str, keys: &[&str]| -> Row {
+            let mut row: Row = [
+                (GROUPED_PART_COLUMN.to_string(), Some(part.to_string())),
+                ("event_count".to_string(), Some("2".to_string())),
+            ]
+            .into_iter()
+            .collect();
+            for n in 0..3 {
+                row.insert(grouped_column(n), keys.get(n).map(|key| key.to_string()));
+            }
+            row
+        };
+        let split = bootstrap_rows(
+            &[&users, &hosts],
+            vec![
+                tagged("1", &["h1", "22", "sshd"]),
+                tagged("0", &["ann", "FR"]),
+            ],
+        )
+        .unwrap();
+        let names = |rows: &[Row]| -> Vec<Vec<String>> {
+            rows.iter()
+                .map(|row| row.keys().cloned().collect())
+                .collect()
+        };
+        assert_eq!(names(&split[0]), [["country", "event_count", "user"]]);
+        assert_eq!(
+            names(&split[1]),
+            [["country", "event_count", "host", "port"]]
+        );
+        assert_eq!(split[1][0]["port"].as_deref(), Some("22"));
+        assert_eq!(split[0][0]["user"].as_deref(), Some("ann"));
+        for bad in ["2", "x"] {
+            let error = bootstrap_rows(&[&users, &hosts], vec![tagged(bad, &[])]).unwrap_err();
+            assert!(error.contains("a row of no part of 2"), "{error}");
+        }
     }
 
     #[test]

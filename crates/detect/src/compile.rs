@@ -122,6 +122,122 @@ pub fn first_seen_baseline_sql(
     expand_ranges(&sql, &ranges).map_err(error)
 }
 
+/// The baselines of several first-seen rules built with **one** read of their history: each
+/// part (a rule and the window its baseline is built for) gets, tagged with its index
+/// ([`GROUPED_PART_COLUMN`]), the rows [`first_seen_baseline_sql`] gives for it from `history`
+/// before the window, its keys in [`grouped_column`]s (as text) and the other columns by name.
+/// Every matching event of the parts' union span is read once and fanned out to the parts it
+/// belongs to (`CROSS JOIN` a `VALUES` list of the parts; a `UNION ALL` of the rules' own
+/// queries would scan the history once per rule on Athena). A part whose rule's filter or keys
+/// use a placeholder (`{{window}}`…) cannot share the union's ranges: an error, and the rule
+/// builds its baseline with its own query.
+pub fn first_seen_bootstrap_sql(parts: &[(&Rule, Window)]) -> Result<String, CompileError> {
+    let error = |rule: &Rule, message: String| CompileError {
+        rule: rule.id.clone(),
+        message,
+    };
+    let mut spans = Vec::with_capacity(parts.len());
+    let mut matched = Vec::with_capacity(parts.len());
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    for (index, (rule, window)) in parts.iter().enumerate() {
+        let (filter, entity, value) = rule
+            .query
+            .first_seen_keys()
+            .ok_or_else(|| error(rule, "only first-seen rules keep a baseline".into()))?;
+        let both: Vec<Key> = entity.iter().chain(value).cloned().collect();
+        let own = |text: String| -> Result<String, CompileError> {
+            if text.contains("{{") {
+                return Err(error(
+                    rule,
+                    "a placeholder in its filter or keys: its history is read by its own query"
+                        .into(),
+                ));
+            }
+            expand_settings(&text, rule).map_err(|message| error(rule, message))
+        };
+        let from = window.start - rule.history;
+        spans.push(Window::new(from, window.end));
+        matched.push(format!(
+            "(fanned.bootstrap_part = {index} AND ({}) AND {})",
+            own(filter.to_string())?,
+            own(keys_present(&both))?
+        ));
+        for (n, key) in both.iter().enumerate() {
+            if keys.len() <= n {
+                keys.push(Vec::new());
+            }
+            keys[n].push(format!(
+                "WHEN {index} THEN CAST(({}) AS VARCHAR)",
+                own(key.expr.clone())?
+            ));
+        }
+    }
+    let Some(union) = spans
+        .iter()
+        .copied()
+        .reduce(|a, b| Window::new(a.start.min(b.start), a.end.max(b.end)))
+    else {
+        return Err(CompileError {
+            rule: String::new(),
+            message: "a shared bootstrap needs at least one rule".into(),
+        });
+    };
+    let values: Vec<String> = parts
+        .iter()
+        .zip(&spans)
+        .enumerate()
+        .map(|(index, ((_, window), span))| {
+            format!(
+                "({index}, '{}', '{}', '{}')",
+                format_timestamp(span.start),
+                format_timestamp(window.start),
+                format_timestamp(window.end)
+            )
+        })
+        .collect();
+    let key_cases: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, cases)| {
+            format!(
+                "CASE fanned.bootstrap_part {} END AS {}",
+                cases.join(" "),
+                grouped_column(n)
+            )
+        })
+        .collect();
+    let key_names: Vec<String> = (0..keys.len()).map(grouped_column).collect();
+    let in_window = "FILTER (WHERE utctimestamp >= window_start)";
+    let before = "FILTER (WHERE utctimestamp < window_start)";
+    let template = format!(
+        "WITH matched AS (SELECT fanned.bootstrap_part AS bootstrap_part, \
+         fanned.window_start AS window_start, {key_cases}, \
+         utctimestamp, eventid FROM events CROSS JOIN (VALUES {values}) \
+         AS fanned(bootstrap_part, span_start, window_start, window_end) \
+         WHERE {{{{span}}}} AND utctimestamp >= fanned.span_start \
+         AND utctimestamp < fanned.window_end AND ({matched})) \
+         SELECT bootstrap_part AS {GROUPED_PART_COLUMN}, {key_names}, \
+         count(DISTINCT eventid) {in_window} AS event_count, \
+         min(utctimestamp) {in_window} AS first_seen, max(utctimestamp) {in_window} AS last_seen, \
+         array_join(array_agg(DISTINCT eventid) {in_window}, ',') AS eventids, \
+         min(utctimestamp) {before} AS before_first, max(utctimestamp) {before} AS before_last \
+         FROM matched GROUP BY bootstrap_part, window_start, {key_names}",
+        key_cases = key_cases.join(", "),
+        values = values.join(", "),
+        matched = matched.join(" OR "),
+        key_names = key_names.join(", "),
+    );
+    let ranges = Ranges {
+        window: union,
+        history: union,
+        span: union,
+    };
+    expand_ranges(&template, &ranges).map_err(|message| CompileError {
+        rule: parts[0].0.id.clone(),
+        message,
+    })
+}
+
 /// The column a batched query ([`compile_batch`]) adds to every row: the end of the window the
 /// row belongs to (as `utctimestamp` writes times), so the runner splits the rows back per window.
 pub const WINDOW_END_COLUMN: &str = "evaluated_window_end";
@@ -942,6 +1058,64 @@ mod tests {
              SELECT 1 AS evaluated_part, CAST(grouped.ip AS VARCHAR) AS grouped_0, \
              CAST(NULL AS VARCHAR) AS grouped_1 FROM (SELECT b) grouped"
         );
+    }
+
+    #[test]
+    fn baselines_built_together_read_the_union_of_their_histories_once_with_their_own_settings() {
+        let mut users = rule(
+            "kind = \"first-seen\"\nwhere = \"source = ${src}\"\n\
+             entity = [{ name = \"user\", expr = \"u\" }]\n\
+             value = [{ name = \"country\", expr = \"c\" }]",
+            "[settings]\nsrc = \"it's\"",
+        );
+        users.history = TimeDelta::days(30);
+        let mut hosts = rule(
+            "kind = \"first-seen\"\nwhere = \"true\"\n\
+             entity = [{ name = \"host\", expr = \"h\" }, { name = \"port\", expr = \"p\" }]\n\
+             value = [{ name = \"process\", expr = \"x\" }]",
+            "",
+        );
+        hosts.history = TimeDelta::days(2);
+        let later = Window::new(
+            window().start + TimeDelta::hours(1),
+            window().end + TimeDelta::hours(1),
+        );
+        let sql = first_seen_bootstrap_sql(&[(&users, window()), (&hosts, later)]).unwrap();
+        assert_eq!(sql.matches("FROM events").count(), 1, "{sql}");
+        // The union's partitions and times: 30 days before the first window to the second's end.
+        assert!(
+            sql.contains("utctimestamp >= '2026-10-24T10:00:00.000000Z'"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("utctimestamp < '2026-11-23T11:15:00.000000Z'"),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "(0, '2026-10-24T10:00:00.000000Z', '2026-11-23T10:00:00.000000Z', '2026-11-23T10:15:00.000000Z'), \
+             (1, '2026-11-21T11:00:00.000000Z', '2026-11-23T11:00:00.000000Z', '2026-11-23T11:15:00.000000Z')"
+        ), "{sql}");
+        assert!(
+            sql.contains("fanned.bootstrap_part = 0 AND (source = 'it''s')"),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "CASE fanned.bootstrap_part WHEN 0 THEN CAST((c) AS VARCHAR) WHEN 1 THEN CAST((p) AS VARCHAR) END AS grouped_1"
+        ), "{sql}");
+        assert!(
+            sql.contains(
+                "CASE fanned.bootstrap_part WHEN 1 THEN CAST((x) AS VARCHAR) END AS grouped_2"
+            ),
+            "{sql}"
+        );
+
+        let mut placeholder = hosts.clone();
+        if let Query::FirstSeen { filter, .. } = &mut placeholder.query {
+            *filter = "{{window}}".into();
+        }
+        let error =
+            first_seen_bootstrap_sql(&[(&users, window()), (&placeholder, window())]).unwrap_err();
+        assert!(error.message.contains("its own query"), "{error}");
     }
 
     #[test]

@@ -13,10 +13,10 @@ use lakewatch_plugins::shell::format_timestamp;
 
 use crate::alert::{Alert, Row};
 use crate::arrivals::{Arrivals, late_window_ends};
-use crate::baseline::{BaselineBuilt, Tracker};
+use crate::baseline::{BaselineBuilt, Bootstrap, Tracker, bootstrap_rows};
 use crate::compile::{
-    GROUPED_PART_COLUMN, WINDOW_END_COLUMN, batch_columns, compile, compile_batch, grouped_column,
-    grouped_union, tagged_union,
+    GROUPED_PART_COLUMN, WINDOW_END_COLUMN, batch_columns, compile, compile_batch,
+    first_seen_bootstrap_sql, grouped_column, grouped_union, tagged_union,
 };
 use crate::previous::PreviousTracker;
 use crate::rule::{Query, Rule};
@@ -255,6 +255,7 @@ pub async fn run_rules<E: QueryEngine, S: StateStore, A: AlertSink>(
             // Not fatal: the queries then read the lake themselves.
             tracing::warn!(error = %error, "the shared scan failed; each query reads the lake");
         }
+        build_baselines_together(&mut runs, chunk.until, engine).await;
         read_grouped(&mut runs, chunk.until, engine).await;
         for run in &mut runs {
             let started = Instant::now();
@@ -427,6 +428,80 @@ async fn read_grouped<E: QueryEngine>(runs: &mut [RuleRun<'_>], until: DateTime<
     }
     for group in groups {
         read_group(runs, group, engine).await;
+    }
+}
+
+/// Baselines built together: the first-seen rules whose next window of the chunk ending at
+/// `until` builds its baseline from history, and whose history spans overlap, read their
+/// histories with one query ([`first_seen_bootstrap_sql`]) instead of one each, so a first run
+/// or a replay reads the longest history once, however many rules build from it. The query is
+/// counted, with its bytes, in the first rule's report. Not an error when it fails: each rule
+/// then builds its baseline with its own query, and a failure is its own, as before.
+async fn build_baselines_together<E: QueryEngine>(
+    runs: &mut [RuleRun<'_>],
+    until: DateTime<Utc>,
+    engine: &E,
+) {
+    let mut due: Vec<(usize, Window)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, run)| run.builds_baseline(until).map(|window| (index, window)))
+        .collect();
+    due.sort_by_key(|(index, window)| (window.start - runs[*index].rule.history, *index));
+    // Overlapping (or touching) spans: a group's union never reads a gap between them.
+    let mut groups: Vec<(Vec<(usize, Window)>, DateTime<Utc>)> = Vec::new();
+    for (index, window) in due {
+        let start = window.start - runs[index].rule.history;
+        match groups.last_mut() {
+            Some((group, end)) if start <= *end => {
+                group.push((index, window));
+                *end = (*end).max(window.end);
+            }
+            _ => groups.push((vec![(index, window)], window.end)),
+        }
+    }
+    for (group, _) in groups.into_iter().filter(|(group, _)| group.len() > 1) {
+        let rules: Vec<&Rule> = group.iter().map(|(index, _)| runs[*index].rule).collect();
+        let parts: Vec<(&Rule, Window)> = rules
+            .iter()
+            .zip(&group)
+            .map(|(rule, (_, window))| (*rule, *window))
+            .collect();
+        let sql = match first_seen_bootstrap_sql(&parts) {
+            Ok(sql) if sql.len() <= MAX_QUERY_BYTES => sql,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::warn!(error = %error, "baselines are built each with its own query");
+                continue;
+            }
+        };
+        let first = &mut runs[group[0].0].report;
+        engine.take_bytes_read();
+        first.queries += 1;
+        let answer = engine.query(&sql).await;
+        let bytes_read = engine.take_bytes_read();
+        if let Some(read) = bytes_read {
+            *first.bytes_read.get_or_insert(0) += read;
+        }
+        let split = answer.and_then(|rows| bootstrap_rows(&rules, rows));
+        let ids: Vec<String> = rules.iter().map(|rule| rule.id.clone()).collect();
+        let rows = match split {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(rules = ?ids, error = %error, "building baselines together failed; each rule builds its own");
+                continue;
+            }
+        };
+        for (n, ((index, window), rows)) in group.into_iter().zip(rows).enumerate() {
+            if let Some(tracker) = runs[index].baseline.as_mut() {
+                tracker.hand_bootstrap(Bootstrap {
+                    window,
+                    rows,
+                    bytes_read: bytes_read.map(|read| if n == 0 { read } else { 0 }),
+                    rules: ids.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -700,6 +775,15 @@ impl<'r> RuleRun<'r> {
         };
         let start = start.max(end - chrono::TimeDelta::hours(SHARED_SCAN_HOURS));
         Some(Window::new(start.min(window.start), end))
+    }
+
+    /// The window of the chunk ending at `until` for which a first-seen rule builds its baseline
+    /// from history: its next window, when it needs one ([`Tracker::builds`]).
+    fn builds_baseline(&self, until: DateTime<Utc>) -> Option<Window> {
+        let tracker = self.baseline.as_ref()?;
+        let end = *self.ends.front().filter(|end| **end <= until)?;
+        let window = Window::new(end - self.rule.window, end);
+        (self.error.is_none() && tracker.builds(self.rule, window)).then_some(window)
     }
 
     /// Batched windows: the queries reading the rows of the rule's windows ending at or before

@@ -103,9 +103,9 @@ fn queries_advance_every(server: &MotoServer, polls: u64) {
     );
 }
 
-/// The Athena requests a client sent, in order.
+/// The Athena requests a client sent, in order, and the text of the queries it started.
 #[derive(Debug, Clone, Default)]
-struct Calls(Arc<Mutex<Vec<String>>>);
+struct Calls(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>);
 
 impl Intercept for Calls {
     fn name(&self) -> &'static str {
@@ -119,6 +119,8 @@ impl Intercept for Calls {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let input = context.input();
         let call = if let Some(start) = input.downcast_ref::<StartQueryExecutionInput>() {
+            let text = start.query_string().unwrap_or_default().to_string();
+            self.1.lock().unwrap().push(text);
             format!(
                 "start in {:?} on {:?}",
                 start.work_group().unwrap_or_default(),
@@ -191,6 +193,11 @@ impl Lake {
 
     fn calls(&self) -> Vec<String> {
         std::mem::take(&mut self.calls.0.lock().unwrap())
+    }
+
+    /// The text of the queries started since the last call.
+    fn query_texts(&self) -> Vec<String> {
+        std::mem::take(&mut self.calls.1.lock().unwrap())
     }
 
     fn state(&self) -> S3StateStore {
@@ -620,6 +627,113 @@ impl StateStore for OverlappingRun {
     ) -> Result<String, StateError> {
         self.store.save(rule, state, expected).await
     }
+}
+
+/// The columns of the query building several first-seen rules' baselines at once
+/// (`compile::first_seen_bootstrap_sql`): the part (rule), its keys, the window's evidence and
+/// the sightings before the window.
+const BOOTSTRAP_COLUMNS: [&str; 9] = [
+    "evaluated_part",
+    "grouped_0",
+    "grouped_1",
+    "event_count",
+    "first_seen",
+    "last_seen",
+    "eventids",
+    "before_first",
+    "before_last",
+];
+
+/// A first run of two first-seen rules builds both baselines with one Athena query, which reads
+/// their history once; each rule decides with its own rows and saves its baseline in S3.
+#[tokio::test]
+async fn first_seen_rules_build_their_baselines_with_one_athena_query() {
+    let lake = Lake::start().await;
+    let rules = rules(&["new-country", "new-device"]);
+    let (before_first, before_last) = (
+        Some("2026-11-01T08:00:00.000000Z"),
+        Some("2026-11-20T08:00:00.000000Z"),
+    );
+    let in_window = |ids| {
+        [
+            Some("1"),
+            Some("2026-11-23T09:10:00.000000Z"),
+            Some("2026-11-23T09:10:00.000000Z"),
+            Some(ids),
+        ]
+    };
+    let row =
+        |part, key, value, window: [Option<&'static str>; 4], before: [Option<&'static str>; 2]| {
+            [Some(part), Some(key), Some(value)]
+                .into_iter()
+                .chain(window)
+                .chain(before)
+                .collect::<Vec<_>>()
+        };
+    seed(
+        &lake.server,
+        &[(
+            &BOOTSTRAP_COLUMNS,
+            vec![
+                // new-country: ann is known from DE since November 1; FR is new.
+                row("0", "ann", "FR", in_window("e2"), [None, None]),
+                row(
+                    "0",
+                    "ann",
+                    "DE",
+                    [Some("0"), None, None, None],
+                    [before_first, before_last],
+                ),
+                // new-device: ann's device is known.
+                row(
+                    "1",
+                    "ann",
+                    "fp-1",
+                    in_window("e2"),
+                    [before_first, before_last],
+                ),
+            ],
+        )],
+    );
+    let engine = lake.engine(|_| {});
+    let state = lake.state();
+    let sink = S3AlertSink::new(lake.s3.clone(), lake.sns.clone(), BUCKET, None);
+    let now = at("2026-11-23T10:20:00Z");
+    let outcomes = run_scheduled(&rules, &engine, &state, &sink, now, 12).await;
+
+    let window = Window::new(at("2026-11-23T09:00:00Z"), at("2026-11-23T10:00:00Z"));
+    let summary: Vec<(&str, usize, usize, usize)> = outcomes
+        .iter()
+        .map(|o| {
+            assert_eq!(o.report.error, None);
+            assert_eq!(o.report.windows, [window]);
+            (
+                o.report.rule.as_str(),
+                o.report.queries,
+                o.report.baselines_built.len(),
+                o.report.alerts.len(),
+            )
+        })
+        .collect();
+    assert_eq!(summary, [("new-country", 1, 1, 1), ("new-device", 0, 1, 0)]);
+    assert_eq!(outcomes[0].report.alerts[0].details["country"], "FR");
+    let texts = lake.query_texts();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("CROSS JOIN (VALUES (0, '2026-10-24T09:00:00.000000Z', '2026-11-23T09:00:00.000000Z', '2026-11-23T10:00:00.000000Z'), (1, "), "{}", texts[0]);
+    assert_eq!(texts[0].matches("AS fanned(").count(), 1, "{}", texts[0]);
+    let baselines: Vec<String> = lake
+        .keys(PREFIX)
+        .await
+        .into_iter()
+        .filter(|key| key.starts_with("state/detector/baselines/"))
+        .collect();
+    assert_eq!(
+        baselines,
+        [
+            "state/detector/baselines/new-country.json.gz",
+            "state/detector/baselines/new-device.json.gz"
+        ]
+    );
 }
 
 #[tokio::test]
