@@ -405,11 +405,10 @@ fn built_together_case() {
     let queries = LocalQueries::new(&engine);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let window = Window::new(from, from + TimeDelta::hours(1));
-    let parts: Vec<(&Rule, Window)> = rules.iter().map(|rule| (rule, window)).collect();
-    let shared = runtime
-        .block_on(queries.query(&first_seen_bootstrap_sql(&parts).unwrap()))
-        .unwrap();
     let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let shared = runtime
+        .block_on(queries.query(&first_seen_bootstrap_sql(&rule_refs, window).unwrap()))
+        .unwrap();
     let split = bootstrap_rows(&rule_refs, shared).unwrap();
     let sorted = |mut rows: Vec<Row>| {
         rows.sort_by_key(|row| format!("{row:?}"));

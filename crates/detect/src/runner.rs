@@ -432,42 +432,27 @@ async fn read_grouped<E: QueryEngine>(runs: &mut [RuleRun<'_>], until: DateTime<
 }
 
 /// Baselines built together: the first-seen rules whose next window of the chunk ending at
-/// `until` builds its baseline from history, and whose history spans overlap, read their
-/// histories with one query ([`first_seen_bootstrap_sql`]) instead of one each, so a first run
-/// or a replay reads the longest history once, however many rules build from it. The query is
-/// counted, with its bytes, in the first rule's report. Not an error when it fails: each rule
-/// then builds its baseline with its own query, and a failure is its own, as before.
+/// `until` builds its baseline from history read their histories with one query per window
+/// ([`first_seen_bootstrap_sql`]) instead of one each, so a first run or a replay reads the
+/// longest history once, however many rules build from it. The query is counted, with its
+/// bytes, in the first rule's report. Not an error when it fails: each rule then builds its
+/// baseline with its own query, and a failure is its own, as before.
 async fn build_baselines_together<E: QueryEngine>(
     runs: &mut [RuleRun<'_>],
     until: DateTime<Utc>,
     engine: &E,
 ) {
-    let mut due: Vec<(usize, Window)> = runs
-        .iter()
-        .enumerate()
-        .filter_map(|(index, run)| run.builds_baseline(until).map(|window| (index, window)))
-        .collect();
-    due.sort_by_key(|(index, window)| (window.start - runs[*index].rule.history, *index));
-    // Overlapping (or touching) spans: a group's union never reads a gap between them.
-    let mut groups: Vec<(Vec<(usize, Window)>, DateTime<Utc>)> = Vec::new();
-    for (index, window) in due {
-        let start = window.start - runs[index].rule.history;
-        match groups.last_mut() {
-            Some((group, end)) if start <= *end => {
-                group.push((index, window));
-                *end = (*end).max(window.end);
-            }
-            _ => groups.push((vec![(index, window)], window.end)),
+    let mut groups: BTreeMap<Window, Vec<usize>> = BTreeMap::new();
+    for (index, run) in runs.iter().enumerate() {
+        if let Some(window) = run.builds_baseline(until) {
+            groups.entry(window).or_default().push(index);
         }
     }
-    for (group, _) in groups.into_iter().filter(|(group, _)| group.len() > 1) {
-        let rules: Vec<&Rule> = group.iter().map(|(index, _)| runs[*index].rule).collect();
-        let parts: Vec<(&Rule, Window)> = rules
-            .iter()
-            .zip(&group)
-            .map(|(rule, (_, window))| (*rule, *window))
-            .collect();
-        let sql = match first_seen_bootstrap_sql(&parts) {
+    for (window, mut group) in groups.into_iter().filter(|(_, group)| group.len() > 1) {
+        // The longest history first: the rule the shared read is counted with.
+        group.sort_by_key(|index| std::cmp::Reverse(runs[*index].rule.history));
+        let rules: Vec<&Rule> = group.iter().map(|index| runs[*index].rule).collect();
+        let sql = match first_seen_bootstrap_sql(&rules, window) {
             Ok(sql) if sql.len() <= MAX_QUERY_BYTES => sql,
             Ok(_) => continue,
             Err(error) => {
@@ -475,7 +460,7 @@ async fn build_baselines_together<E: QueryEngine>(
                 continue;
             }
         };
-        let first = &mut runs[group[0].0].report;
+        let first = &mut runs[group[0]].report;
         engine.take_bytes_read();
         first.queries += 1;
         let answer = engine.query(&sql).await;
@@ -492,7 +477,7 @@ async fn build_baselines_together<E: QueryEngine>(
                 continue;
             }
         };
-        for (n, ((index, window), rows)) in group.into_iter().zip(rows).enumerate() {
+        for (n, (index, rows)) in group.into_iter().zip(rows).enumerate() {
             if let Some(tracker) = runs[index].baseline.as_mut() {
                 tracker.hand_bootstrap(Bootstrap {
                     window,

@@ -719,8 +719,11 @@ async fn first_seen_rules_build_their_baselines_with_one_athena_query() {
     assert_eq!(outcomes[0].report.alerts[0].details["country"], "FR");
     let texts = lake.query_texts();
     assert_eq!(texts.len(), 1, "{texts:?}");
-    assert!(texts[0].contains("CROSS JOIN (VALUES (0, '2026-10-24T09:00:00.000000Z', '2026-11-23T09:00:00.000000Z', '2026-11-23T10:00:00.000000Z'), (1, "), "{}", texts[0]);
-    assert_eq!(texts[0].matches("AS fanned(").count(), 1, "{}", texts[0]);
+    assert!(
+        texts[0].contains("GROUP BY GROUPING SETS ((part0_0, part0_1), (part1_0, part1_1))"),
+        "{}",
+        texts[0]
+    );
     let baselines: Vec<String> = lake
         .keys(PREFIX)
         .await
