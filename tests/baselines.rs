@@ -426,10 +426,26 @@ fn built_together_case() {
         to,
         advance_watermark: false,
     };
-    let together = runtime
-        .block_on(detect(lake.path(), &rules, to, replay))
+    // A rule whose filter names the window cannot share the union's ranges: it builds alone.
+    let mut own_ranges = rule("new-country");
+    own_ranges.id = "new-country-in-window".into();
+    if let Query::FirstSeen { filter, .. } = &mut own_ranges.query {
+        filter.push_str(" AND {{window}}");
+    }
+    let alone = run(lake.path(), &own_ranges, to, replay);
+    let with_it: Vec<Rule> = rules.iter().cloned().chain([own_ranges]).collect();
+    let mut together = runtime
+        .block_on(detect(lake.path(), &with_it, to, replay))
         .unwrap()
         .reports;
+    let apart = together.pop().unwrap();
+    assert_eq!(apart.error, None);
+    assert_eq!(identities(&apart), identities(&alone));
+    assert!(
+        !apart.baselines_built[0].reason.contains("read once"),
+        "{:?}",
+        apart.baselines_built
+    );
     let mut alone_bootstraps = Vec::new();
     for (rule, report) in rules.iter().zip(&together) {
         assert_eq!(report.error, None, "{}", rule.id);

@@ -448,7 +448,12 @@ async fn build_baselines_together<E: QueryEngine>(
             groups.entry(window).or_default().push(index);
         }
     }
-    for (window, mut group) in groups.into_iter().filter(|(_, group)| group.len() > 1) {
+    for (window, mut group) in groups {
+        // A rule that cannot share the read (a placeholder in its filter) builds on its own.
+        group.retain(|index| first_seen_bootstrap_sql(&[runs[*index].rule], window).is_ok());
+        if group.len() < 2 {
+            continue;
+        }
         // The longest history first: the rule the shared read is counted with.
         group.sort_by_key(|index| std::cmp::Reverse(runs[*index].rule.history));
         let rules: Vec<&Rule> = group.iter().map(|index| runs[*index].rule).collect();
