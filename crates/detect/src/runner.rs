@@ -465,14 +465,7 @@ async fn build_baselines_together<E: QueryEngine>(
                 continue;
             }
         };
-        let first = &mut runs[group[0]].report;
-        engine.take_bytes_read();
-        first.queries += 1;
-        let answer = engine.query(&sql).await;
-        let bytes_read = engine.take_bytes_read();
-        if let Some(read) = bytes_read {
-            *first.bytes_read.get_or_insert(0) += read;
-        }
+        let (answer, bytes_read) = counted_query(engine, &sql, &mut runs[group[0]].report).await;
         let split = answer.and_then(|rows| bootstrap_rows(&rules, rows));
         let ids: Vec<String> = rules.iter().map(|rule| rule.id.clone()).collect();
         let rows = match split {
@@ -523,13 +516,7 @@ async fn read_group<E: QueryEngine>(
         return;
     }
     let sql = grouped_sql(&group.iter().map(|(_, part)| part).collect::<Vec<_>>());
-    let first = &mut runs[group[0].0].report;
-    engine.take_bytes_read();
-    first.queries += 1;
-    let answer = engine.query(&sql).await;
-    if let Some(read) = engine.take_bytes_read() {
-        *first.bytes_read.get_or_insert(0) += read;
-    }
+    let (answer, _) = counted_query(engine, &sql, &mut runs[group[0].0].report).await;
     let split = answer.and_then(|rows| split_grouped(&group, rows));
     let rows = match split {
         Ok(rows) => rows,
@@ -773,7 +760,7 @@ impl<'r> RuleRun<'r> {
         let tracker = self.baseline.as_ref()?;
         let end = *self.ends.front().filter(|end| **end <= until)?;
         let window = Window::new(end - self.rule.window, end);
-        (self.error.is_none() && tracker.builds(self.rule, window)).then_some(window)
+        tracker.builds(self.rule, window).then_some(window)
     }
 
     /// Batched windows: the queries reading the rows of the rule's windows ending at or before
@@ -1122,16 +1109,28 @@ pub(crate) async fn run_query<E: QueryEngine>(
     window: Window,
     report: &mut RuleReport,
 ) -> Result<Vec<Row>, String> {
-    // Bytes read before this query (by another rule's or outside the runner) are not its own.
-    engine.take_bytes_read();
-    report.queries += 1;
-    let answer = engine.query(sql).await;
-    if let Some(read) = engine.take_bytes_read() {
-        *report.bytes_read.get_or_insert(0) += read;
-    }
+    let (answer, _) = counted_query(engine, sql, report).await;
     let rows = answer.map_err(|e| format!("window {window}: query failed: {e}"))?;
     report.rows += rows.len();
     Ok(rows)
+}
+
+/// Sends one query, counted in `report` with the lake bytes it read, and returns its answer
+/// and those bytes. Bytes read before it (by another rule's query, or outside the runner) are
+/// not its own.
+async fn counted_query<E: QueryEngine>(
+    engine: &E,
+    sql: &str,
+    report: &mut RuleReport,
+) -> (Result<Vec<Row>, String>, Option<u64>) {
+    engine.take_bytes_read();
+    report.queries += 1;
+    let answer = engine.query(sql).await;
+    let read = engine.take_bytes_read();
+    if let Some(read) = read {
+        *report.bytes_read.get_or_insert(0) += read;
+    }
+    (answer, read)
 }
 
 /// The alerts of a window's rows: one per de-duplication key, none for a suppressed key.
