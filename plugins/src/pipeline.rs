@@ -287,7 +287,12 @@ impl Tally {
             Outcome::Dropped { .. } => self.dropped += 1,
             Outcome::Failed { .. } => self.failed += 1,
         }
-        *field(self.by_source.entry(source.to_string()).or_default()) += 1;
+        // Looked up before inserting: a copy of the source's name per record was an allocation
+        // per event.
+        match self.by_source.get_mut(source) {
+            Some(tally) => *field(tally) += 1,
+            None => *field(self.by_source.entry(source.to_string()).or_default()) += 1,
+        }
         match outcome {
             Outcome::Dropped { plugin, .. } => {
                 self.by_plugin
