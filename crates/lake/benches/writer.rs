@@ -23,6 +23,10 @@ use common::{corpus, for_each_event, lake_files, measure, pipeline_only};
 use lakewatch_lake::LocalLake;
 use lakewatch_lake::schema::EVENTS;
 
+/// The allocator of the `lakewatch` binary (src/main.rs), which runs this writer.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lake-writer-bench");
     let corpus = corpus(&work);

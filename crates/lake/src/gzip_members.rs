@@ -37,15 +37,21 @@ impl GzipMembers {
         }
     }
 
-    /// Appends the concatenation of `parts` to `out` as one complete gzip member.
-    pub fn append_member<P: AsRef<[u8]>>(&mut self, parts: &[P], out: &mut Vec<u8>) {
+    /// Appends the concatenation of `parts` to `out` as one complete gzip member; `crc` is the
+    /// CRC-32 of that concatenation, which the caller takes as it builds the parts: checksumming
+    /// bytes as they are written, while in the cache, spares reading them all back from memory
+    /// once more here.
+    pub fn append_member<P: AsRef<[u8]>>(
+        &mut self,
+        parts: &[P],
+        crc: crc32fast::Hasher,
+        out: &mut Vec<u8>,
+    ) {
         self.deflate.reset();
         out.extend_from_slice(&self.header);
-        let mut crc = crc32fast::Hasher::new();
         let mut length = 0u32;
         for part in parts {
             let part = part.as_ref();
-            crc.update(part);
             // ISIZE is the length modulo 2^32 (RFC 1952, 2.3.1).
             length = length.wrapping_add(part.len() as u32);
             self.deflate(part, FlushCompress::None, out);
@@ -90,6 +96,14 @@ mod tests {
 
     use super::*;
 
+    fn crc_of<P: AsRef<[u8]>>(parts: &[P]) -> crc32fast::Hasher {
+        let mut crc = crc32fast::Hasher::new();
+        for part in parts {
+            crc.update(part.as_ref());
+        }
+        crc
+    }
+
     fn decompressed(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
@@ -109,7 +123,7 @@ mod tests {
         let parts = [lines(3000, 1), Vec::new(), lines(1, 5), lines(20_000, 3)];
         let mut out = Vec::new();
         for part in &parts {
-            members.append_member(&[part], &mut out);
+            members.append_member(&[part], crc_of(&[part]), &mut out);
         }
         assert_eq!(decompressed(&out), parts.concat());
     }
@@ -124,10 +138,11 @@ mod tests {
             let mut members = GzipMembers::new(level);
             let mut out = Vec::new();
             // The second member shows the reset leaves nothing of the first behind.
-            members.append_member(&[lines(500, 2)], &mut out);
+            let first = lines(500, 2);
+            members.append_member(&[&first], crc_of(&[&first]), &mut out);
             out.clear();
             let data = lines(800, 9);
-            members.append_member(&[&data], &mut out);
+            members.append_member(&[&data], crc_of(&[&data]), &mut out);
             let mut encoder = GzEncoder::new(Vec::new(), level);
             encoder.write_all(&data).unwrap();
             assert_eq!(out, encoder.finish().unwrap(), "level {}", level.level());
@@ -138,10 +153,10 @@ mod tests {
     fn a_member_of_many_parts_is_the_member_of_their_concatenation() {
         let data = lines(5000, 7);
         let mut whole = Vec::new();
-        GzipMembers::new(Compression::fast()).append_member(&[&data], &mut whole);
+        GzipMembers::new(Compression::fast()).append_member(&[&data], crc_of(&[&data]), &mut whole);
         let parts: Vec<&[u8]> = vec![&data[..1], &data[1..70_000], &[], &data[70_000..]];
         let mut split = Vec::new();
-        GzipMembers::new(Compression::fast()).append_member(&parts, &mut split);
+        GzipMembers::new(Compression::fast()).append_member(&parts, crc_of(&parts), &mut split);
         assert_eq!(split, whole);
         assert_eq!(decompressed(&split), data);
     }
@@ -161,7 +176,7 @@ mod tests {
             .collect();
         let mut members = GzipMembers::new(Compression::fast());
         let mut out = Vec::new();
-        members.append_member(&[&data], &mut out);
+        members.append_member(&[&data], crc_of(&[&data]), &mut out);
         assert!(out.len() > data.len() / 2);
         assert_eq!(decompressed(&out), data);
     }
