@@ -542,7 +542,7 @@ impl Chunks {
 pub struct LakeWriter<'a> {
     lake: &'a LocalLake,
     now: DateTime<Utc>,
-    partitions: HashMap<(&'static str, Hour), Partition>,
+    partitions: HashMap<PartitionKey, Partition>,
     /// Memory of all partitions' buffers (their chunks' capacity), and its bound
     /// ([`BUFFER_BUDGET_BYTES`]).
     buffered: usize,
@@ -550,7 +550,7 @@ pub struct LakeWriter<'a> {
     /// Event bytes since the last checkpoint.
     since_checkpoint: u64,
     /// Files completed for size, published at the next checkpoint.
-    completed: Vec<((&'static str, Hour), RunFile)>,
+    completed: Vec<(PartitionKey, RunFile)>,
     written: Vec<WrittenFile>,
     errors: Option<(PathBuf, BufWriter<File>, u64)>,
     scratch: Vec<u8>,
@@ -631,7 +631,7 @@ impl LakeWriter<'_> {
 
     /// Appends `key`'s buffered lines to its file as one gzip member, starting a new file when
     /// the current one is full.
-    fn compress(&mut self, key: (&'static str, Hour)) -> Result<(), LakeError> {
+    fn compress(&mut self, key: PartitionKey) -> Result<(), LakeError> {
         let Some(pending) = self.partitions.get_mut(&key) else {
             return Ok(());
         };
@@ -687,7 +687,7 @@ impl LakeWriter<'_> {
 
     fn publish(
         &mut self,
-        (table, partition): (&'static str, Hour),
+        (table, partition): PartitionKey,
         file: RunFile,
     ) -> Result<(), LakeError> {
         let (path, lines) = file.publish()?;
@@ -779,8 +779,12 @@ impl LakeWriter<'_> {
         }
         self.since_checkpoint = 0;
         // After the files they count: a crash in between leaves events uncounted, never counts
-        // without events. Kept for the next checkpoint when the update fails.
-        if !self.counts.is_empty() {
+        // without events. Kept for the next checkpoint when the update fails. When a file of
+        // this checkpoint was not published, none of its counts are added: counters may miss
+        // events (a dip), never count events the lake does not hold.
+        if first_error.is_some() {
+            self.counts = HourlyCounts::default();
+        } else if !self.counts.is_empty() {
             match crate::counts::add_to_lake(&self.lake.root, &self.counts) {
                 Ok(()) => self.counts = HourlyCounts::default(),
                 Err(error) => {
@@ -912,6 +916,29 @@ mod tests {
         let hosts = counts.hourly("syslog", true, day.0, day.1).unwrap();
         assert_eq!(hosts["web-1"][&time("2026-01-31T09:00:00Z")], 2);
         assert_eq!(hosts["web-2"][&time("2026-01-31T10:00:00Z")], 1);
+    }
+
+    #[test]
+    fn events_whose_file_was_not_published_are_not_counted() {
+        let (_dir, lake) = temp_lake();
+        // A budget of 0 compresses each line as it comes: the file exists before the checkpoint.
+        let mut writer = lake
+            .writer(time("2026-02-01T00:00:00Z"))
+            .with_buffer_budget(0);
+        let mut e = event("a", "2026-01-31T09:10:00Z");
+        e.source = "syslog".into();
+        e.hostname = "web-1".into();
+        writer.write_event(&e).unwrap();
+        // The table's directory goes away before the checkpoint (a cleanup run on the lake).
+        fs::remove_dir_all(lake.table_dir(&EVENTS)).unwrap();
+        assert!(writer.finish().is_err(), "the file could not be published");
+        let counts = crate::counts::LocalSourceCounts::new(lake.root());
+        let day = (time("2026-01-31T00:00:00Z"), time("2026-02-01T00:00:00Z"));
+        assert_eq!(
+            counts.hourly("syslog", true, day.0, day.1).unwrap(),
+            crate::counts::HostHours::new(),
+            "an event the lake does not hold is not counted"
+        );
     }
 
     #[test]
