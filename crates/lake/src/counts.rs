@@ -67,9 +67,8 @@ impl Equivalent<(String, String, Hour)> for BorrowedKey<'_> {
 }
 
 impl HourlyCounts {
-    /// Counts one event of `source` from `host` at `time`.
-    pub fn add(&mut self, source: &str, host: &str, time: DateTime<Utc>) {
-        let hour = Hour::containing(time);
+    /// Counts one event of `source` from `host` in `hour`.
+    pub fn add(&mut self, source: &str, host: &str, hour: Hour) {
         match self.counts.get_mut(&BorrowedKey(source, host, hour)) {
             Some(count) => *count += 1,
             None => {
@@ -230,13 +229,33 @@ mod tests {
     fn runs_add_up_per_source_host_and_hour_across_days() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = HourlyCounts::default();
-        first.add("syslog", "web-1", at("2026-11-20T23:10:00Z"));
-        first.add("syslog", "web-1", at("2026-11-20T23:50:00Z"));
-        first.add("syslog", "web-2", at("2026-11-21T00:05:00Z"));
-        first.add("cloudtrail", "", at("2026-11-21T00:05:00Z"));
+        first.add(
+            "syslog",
+            "web-1",
+            Hour::containing(at("2026-11-20T23:10:00Z")),
+        );
+        first.add(
+            "syslog",
+            "web-1",
+            Hour::containing(at("2026-11-20T23:50:00Z")),
+        );
+        first.add(
+            "syslog",
+            "web-2",
+            Hour::containing(at("2026-11-21T00:05:00Z")),
+        );
+        first.add(
+            "cloudtrail",
+            "",
+            Hour::containing(at("2026-11-21T00:05:00Z")),
+        );
         add_to_lake(dir.path(), &first).unwrap();
         let mut second = HourlyCounts::default();
-        second.add("syslog", "web-1", at("2026-11-20T23:00:00Z"));
+        second.add(
+            "syslog",
+            "web-1",
+            Hour::containing(at("2026-11-20T23:00:00Z")),
+        );
         add_to_lake(dir.path(), &second).unwrap();
         assert!(
             dir.path()
@@ -279,7 +298,7 @@ mod tests {
                 scope.spawn(|| {
                     let mut counts = HourlyCounts::default();
                     for _ in 0..10 {
-                        counts.add("s", "h", at("2026-11-20T10:00:00Z"));
+                        counts.add("s", "h", Hour::containing(at("2026-11-20T10:00:00Z")));
                     }
                     add_to_lake(dir.path(), &counts).unwrap();
                 });

@@ -463,10 +463,13 @@ struct Partition {
     file: Option<RunFile>,
 }
 
-/// Lines buffered in chunks of [`Chunks::SIZE`] bytes taken from a shared pool, rather than in
-/// one growing vector: growing a partition's buffer by reallocation copied every buffered byte
-/// about once more (3.6% of `lakewatch ingest`'s CPU on a back-fill), and freed chunks serve
-/// the next partition without going back to the allocator.
+/// Lines buffered in chunks, rather than in one growing vector: growing a partition's buffer by
+/// reallocation copied every buffered byte about once more (3.6% of `lakewatch ingest`'s CPU on
+/// a back-fill). A buffer's chunks double in size from [`Chunks::FIRST_SIZE`] to
+/// [`Chunks::SIZE`], so a partition of a few lines takes a few kilobytes: with full-size
+/// chunks only, a back-fill over more hours than the budget holds full chunks for (1,024 at
+/// 64 MiB) compressed a member on every line. Full-size chunks, freed, go to a pool and serve
+/// the next buffer without going back to the allocator.
 #[derive(Default)]
 struct Chunks {
     chunks: Vec<Vec<u8>>,
@@ -479,13 +482,14 @@ struct Chunks {
 }
 
 impl Chunks {
-    /// Large enough that a chunk holds many lines, small enough that a run over thousands of
-    /// partitions does not hold mostly empty chunks.
+    /// A buffer's largest chunks: large enough to hold many lines.
     const SIZE: usize = 64 * 1024;
+    /// A buffer's first chunk: a few lines.
+    const FIRST_SIZE: usize = 4 * 1024;
 
     /// Appends `line`; returns the memory it took from outside the buffer: a new chunk's
-    /// capacity, or 0 when the line fitted in the last chunk. A line longer than a chunk gets
-    /// a chunk of its own size.
+    /// capacity, or 0 when the line fitted in the last chunk. A new chunk is twice the last
+    /// one, up to [`Self::SIZE`], and at least the line's size.
     fn push(&mut self, line: &[u8], pool: &mut Vec<Vec<u8>>) -> usize {
         self.len += line.len();
         self.crc.update(line);
@@ -495,10 +499,13 @@ impl Chunks {
             last.extend_from_slice(line);
             return 0;
         }
-        let mut chunk = if line.len() > Self::SIZE {
-            Vec::with_capacity(line.len())
-        } else {
+        let size = self.chunks.last().map_or(Self::FIRST_SIZE, |last| {
+            (2 * last.capacity()).min(Self::SIZE)
+        });
+        let mut chunk = if size == Self::SIZE && line.len() <= Self::SIZE {
             pool.pop().unwrap_or_else(|| Vec::with_capacity(Self::SIZE))
+        } else {
+            Vec::with_capacity(size.max(line.len()))
         };
         chunk.extend_from_slice(line);
         let taken = chunk.capacity();
@@ -576,13 +583,13 @@ impl LakeWriter<'_> {
     /// Appends an event to its hour partition (by event time), and counts it for its source,
     /// host and hour.
     pub fn write_event(&mut self, event: &Event) -> Result<(), LakeError> {
+        let hour = Hour::containing(event.event_time());
         // Before the line: a checkpoint it triggers publishes the line and adds its count.
-        self.counts
-            .add(&event.source, &event.hostname, event.event_time());
+        self.counts.add(&event.source, &event.hostname, hour);
         let mut line = std::mem::take(&mut self.scratch);
         line.clear();
         event.write_json_line(&mut line);
-        let result = self.write_line(&EVENTS, Hour::containing(event.event_time()), &line);
+        let result = self.write_line(&EVENTS, hour, &line);
         self.scratch = line;
         result
     }
@@ -1015,18 +1022,78 @@ mod tests {
         let taken: usize = lines.iter().map(|l| chunks.push(l, &mut pool)).sum();
         assert_eq!(chunks.chunks.concat(), lines.concat());
         assert_eq!(chunks.len, lines.concat().len());
-        // "a", the long line alone, "y", then "z" and "b": three chunks and the long one.
-        assert_eq!(taken, 3 * Chunks::SIZE + Chunks::SIZE + 10);
+        // "a" in a first, small chunk, the long line alone, "y", then "z" and "b" in chunks of
+        // full size.
+        let capacities: Vec<usize> = chunks.chunks.iter().map(Vec::capacity).collect();
+        assert_eq!(
+            capacities,
+            [
+                Chunks::FIRST_SIZE,
+                Chunks::SIZE + 10,
+                Chunks::SIZE,
+                Chunks::SIZE
+            ]
+        );
+        assert_eq!(taken, capacities.iter().sum::<usize>());
         assert_eq!(chunks.release(&mut pool), taken);
         assert!(chunks.is_empty());
-        // The long line's chunk is freed; the others wait, empty, for the next buffer.
-        assert_eq!(pool.len(), 3);
+        // The small and the long chunks are freed; the others wait, empty, for the next buffer.
+        assert_eq!(pool.len(), 2);
         assert!(
             pool.iter()
                 .all(|c| c.capacity() == Chunks::SIZE && c.is_empty())
         );
-        chunks.push(b"c\n", &mut pool);
-        assert_eq!(pool.len(), 2);
+        // Chunks double from the first size; only full-size ones come from the pool.
+        let line = vec![b'l'; 1000];
+        let mut taken = Vec::new();
+        while pool.len() == 2 {
+            taken.push(chunks.push(&line, &mut pool));
+        }
+        let new_chunks: Vec<usize> = taken.into_iter().filter(|&t| t > 0).collect();
+        assert_eq!(new_chunks, [4, 8, 16, 32, 64].map(|k| k * 1024));
+    }
+
+    /// The gzip members of a file.
+    fn gzip_members(path: &Path) -> usize {
+        let bytes = fs::read(path).unwrap();
+        let mut rest = &bytes[..];
+        let mut members = 0;
+        while !rest.is_empty() {
+            let mut member = flate2::bufread::GzDecoder::new(rest);
+            io::copy(&mut member, &mut io::sink()).unwrap();
+            rest = member.into_inner();
+            members += 1;
+        }
+        members
+    }
+
+    #[test]
+    fn partitions_with_few_lines_take_little_memory_and_get_one_member_each() {
+        // More hours than the budget holds chunks of full size for, a few lines each, as in a
+        // back-fill of months: buffers that start small and grow with their lines hold them
+        // all, and each partition's lines go out once, as one member. With a full-size chunk
+        // per partition the writer compressed on every line past the 16th partition.
+        let (_dir, lake) = temp_lake();
+        let mut writer = lake
+            .writer(time("2026-02-01T00:00:00Z"))
+            .with_buffer_budget(1024 * 1024);
+        let start = time("2026-01-01T00:00:00Z");
+        let hours = 100;
+        assert!(hours * Chunks::SIZE > writer.budget);
+        for round in 0..8 {
+            for hour in 0..hours {
+                let mut e = event(&format!("{round}-{hour}"), "2026-01-01T00:00:00Z");
+                e.utctimestamp = Some(start + chrono::TimeDelta::hours(hour as i64));
+                writer.write_event(&e).unwrap();
+            }
+        }
+        assert!(writer.buffered <= writer.budget);
+        let summary = writer.finish().unwrap();
+        assert_eq!(summary.files.len(), hours);
+        for file in &summary.files {
+            assert_eq!(file.lines, 8);
+            assert_eq!(gzip_members(&file.path), 1, "{}", file.path.display());
+        }
     }
 
     #[test]
