@@ -225,37 +225,21 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    fn hour(text: &str) -> Hour {
+        Hour::containing(at(text))
+    }
+
     #[test]
     fn runs_add_up_per_source_host_and_hour_across_days() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = HourlyCounts::default();
-        first.add(
-            "syslog",
-            "web-1",
-            Hour::containing(at("2026-11-20T23:10:00Z")),
-        );
-        first.add(
-            "syslog",
-            "web-1",
-            Hour::containing(at("2026-11-20T23:50:00Z")),
-        );
-        first.add(
-            "syslog",
-            "web-2",
-            Hour::containing(at("2026-11-21T00:05:00Z")),
-        );
-        first.add(
-            "cloudtrail",
-            "",
-            Hour::containing(at("2026-11-21T00:05:00Z")),
-        );
+        first.add("syslog", "web-1", hour("2026-11-20T23:10:00Z"));
+        first.add("syslog", "web-1", hour("2026-11-20T23:50:00Z"));
+        first.add("syslog", "web-2", hour("2026-11-21T00:05:00Z"));
+        first.add("cloudtrail", "", hour("2026-11-21T00:05:00Z"));
         add_to_lake(dir.path(), &first).unwrap();
         let mut second = HourlyCounts::default();
-        second.add(
-            "syslog",
-            "web-1",
-            Hour::containing(at("2026-11-20T23:00:00Z")),
-        );
+        second.add("syslog", "web-1", hour("2026-11-20T23:00:00Z"));
         add_to_lake(dir.path(), &second).unwrap();
         assert!(
             dir.path()
@@ -298,7 +282,7 @@ mod tests {
                 scope.spawn(|| {
                     let mut counts = HourlyCounts::default();
                     for _ in 0..10 {
-                        counts.add("s", "h", Hour::containing(at("2026-11-20T10:00:00Z")));
+                        counts.add("s", "h", hour("2026-11-20T10:00:00Z"));
                     }
                     add_to_lake(dir.path(), &counts).unwrap();
                 });
