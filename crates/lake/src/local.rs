@@ -37,9 +37,10 @@ use crate::schema::{EVENTS, TABLES, Table};
 /// Directory (below the lake) of records that failed, with their reasons.
 pub const ERRORS_DIR: &str = "errors";
 /// Memory a writer buffers uncompressed events in, over all partitions (counted in the
-/// 64 KB chunks the buffers hold), before it compresses the largest buffers into their files
-/// (until half of it is free): the writer's memory bound, the chunks it keeps for reuse
-/// included.
+/// chunks the buffers hold, 4 to 64 KiB each), before it compresses the largest buffers into
+/// their files (until half of it is free): the writer's memory bound, the chunks it keeps for
+/// reuse included. It holds the first chunks of 16,384 partitions: a run over more hours than
+/// that (two years, in random order) compresses small members again.
 pub const BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Compressed bytes after which a partition's file is complete and the next lines start a new
 /// one (Athena reads many mid-sized files faster than one huge or thousands of tiny ones).
